@@ -295,27 +295,53 @@ def shown_name(name: str) -> str:
     """``name`` as it is shown, with each character that hides text (``HIDING_CHARS``),
     shows as a blank (``BLANK_CHARS``) or as nothing (``IGNORABLE_CHARS`` but
     ``SPELLING_CHARS``) as its escape: of two members whose names read as one, people
-    see which name holds such a character. Escaping twice changes nothing more.
+    see which name holds such a character. A backslash the name holds is doubled where
+    it would read as one of those escapes, or as a control character's (``\\x1b``, as
+    the CLI shows one): before ``u``, ``U`` or ``x``, before a character shown escaped
+    or a control character, with the backslashes right before it. So a name typed with
+    the six characters ``\\u3164`` shows apart from one that holds U+3164; any other
+    backslash shows as it is ("C:\\temp").
 
     >>> print(shown_name("phone\u3164"), shown_name("\u2800x\U0001d173"))
     phone\u3164 \u2800x\U0001d173
+    >>> print(shown_name("phone\\\\u3164"), shown_name("a\\\\\u3164"), shown_name("C:\\\\temp\\\\"))
+    phone\\\\u3164 a\\\\\\u3164 C:\\temp\\
     >>> shown_name("\U0001f469\u200d\U0001f4bb") == "\U0001f469\u200d\U0001f4bb"
     True
     """
-    return "".join(
-        (f"\\u{ord(char):04x}" if ord(char) <= 0xFFFF else f"\\U{ord(char):08x}")
-        if _within(char, HIDING_CHARS) or ord(char) in BLANK_CHARS
-        or (_within(char, IGNORABLE_CHARS) and not _within(char, SPELLING_CHARS))
-        else char for char in name)
+    shown: list[str] = []
+    backslashes = 0  # the run of them before ``char``
+    for char in name:
+        if char == "\\":
+            backslashes += 1
+            continue
+        escaped = _escaped(char)
+        if backslashes:
+            reads_as_escape = char in "uUx" or escaped != char \
+                or unicodedata.category(char) == "Cc"
+            shown.append("\\" * (2 * backslashes if reads_as_escape else backslashes))
+            backslashes = 0
+        shown.append(escaped)
+    shown.append("\\" * backslashes)
+    return "".join(shown)
+
+
+def _escaped(char: str) -> str:
+    """``char``, or its escape where ``shown_name`` shows it escaped."""
+    if _within(char, HIDING_CHARS) or ord(char) in BLANK_CHARS \
+            or (_within(char, IGNORABLE_CHARS) and not _within(char, SPELLING_CHARS)):
+        return f"\\u{ord(char):04x}" if ord(char) <= 0xFFFF else f"\\U{ord(char):08x}"
+    return char
 
 
 def quoted_name(name: str) -> str:
     """``name`` quoted as Python writes a string, for a sentence that quotes it: in the
     quotes ``repr`` picks, a quote or a backslash in it is escaped, so where the name ends
-    and which of its backslashes it holds are plain, and the rest is ``shown_name``'s: a
-    name reads as the tables show it (``repr`` would also escape the joiner of an emoji,
-    the non-joiner of Persian, a variation selector or a no-break space, which the tables
-    show as they are), and the quoted text, read as a Python string, is the name.
+    and which of its backslashes it holds are plain, and each character ``shown_name``
+    escapes is escaped alike: a name with no quote or backslash reads as the tables show
+    it (``repr`` would also escape the joiner of an emoji, the non-joiner of Persian, a
+    variation selector or a no-break space, which the tables show as they are), and the
+    quoted text, read as a Python string, is the name.
 
     >>> print(quoted_name("bob's"), quoted_name("phone\u3164"), quoted_name("phone\\\\u3164"))
     "bob's" 'phone\\u3164' 'phone\\\\u3164'
@@ -324,7 +350,8 @@ def quoted_name(name: str) -> str:
     """
     quote = '"' if "'" in name and '"' not in name else "'"
     escaped = name.replace("\\", "\\\\").replace(quote, "\\" + quote)
-    return quote + shown_name(escaped) + quote
+    # Its backslashes doubled already: each character alone, not ``shown_name``'s runs.
+    return quote + "".join(_escaped(char) for char in escaped) + quote
 
 
 def name_key(name: str) -> str:

@@ -12,6 +12,7 @@ import base64
 import hashlib
 import itertools
 import re
+import unicodedata
 
 import pytest
 from cryptography.hazmat.primitives import serialization
@@ -340,6 +341,53 @@ def test_a_quoted_name_reads_back_and_reads_as_shown(name: str) -> None:
     assert ast.literal_eval(quoted) == name
     if not set("'\"\\") & set(name):
         assert quoted[1:-1] == device.shown_name(name)
+
+
+def unshown(shown: str) -> str:
+    """The name a text of ``shown_name`` shows, read as people read it: a run of
+    backslashes before ``u``, ``U``, ``x`` or a control character is half of them, and
+    an odd one left begins an escape; any other backslash is itself."""
+    name: list[str] = []
+    at = 0
+    while at < len(shown):
+        if shown[at] != "\\":
+            name.append(shown[at])
+            at += 1
+            continue
+        run = len(shown[at:]) - len(shown[at:].lstrip("\\"))
+        at += run
+        after = shown[at:at + 1]
+        if not after or not (after in "uUx" or unicodedata.category(after) == "Cc"):
+            name.append("\\" * run)
+            continue
+        name.append("\\" * (run // 2))
+        if run % 2:
+            digits = {"u": 4, "U": 8}[after]  # shown_name writes no other escape
+            name.append(chr(int(shown[at + 1:at + 1 + digits], 16)))
+            at += 1 + digits
+    return "".join(name)
+
+
+def test_a_typed_escape_shows_apart_from_the_character_it_names() -> None:
+    """A name typed with the six characters ``\\u3164`` and one that holds U+3164 read as
+    one name to a person only if the tables show them alike: they do not."""
+    real, typed = "phone\u3164", "phone\\u3164"
+    assert device.check_device_name(typed) == typed
+    assert device.shown_name(real) == "phone\\u3164"
+    assert device.shown_name(typed) == "phone\\\\u3164"
+    assert device.shown_name("C:\\temp\\") == "C:\\temp\\"  # reads as no escape
+
+
+NAME_PARTS = ["\\", "u", "U", "x", "3164", "1b", "a", "\u3164", "\u200b", "\U0001d173",
+              "\x1b", "\u200d"]
+
+
+@settings(max_examples=500)
+@given(st.lists(st.sampled_from(NAME_PARTS), max_size=12).map("".join))
+def test_a_shown_name_reads_back_as_the_name(name: str) -> None:
+    """Backslashes, typed escapes and characters shown escaped, in any order: the text
+    shown reads back as the name, so two names never show alike."""
+    assert unshown(device.shown_name(name)) == name
 
 
 @pytest.mark.parametrize("name", ["\U0001f469\u200d\U0001f4bb", "\u0644\u067e\u200c\u062a",

@@ -4,7 +4,7 @@
 
 import {
   bytes, copyNote, counted, deviceId, h, localTime, named, patchChildren, printable, secondsAgo,
-  shortId, throttled,
+  shortId, throttled, words,
 } from "./dom.js";
 
 const REFRESH_MS = 2000;
@@ -130,7 +130,7 @@ function thisNode(node, device, note) {
   return h("div", { class: "card" },
     device.removed_text
       ? h("p", { class: "error", dataset: { testid: "node-removed" } },
-        "Removed: this device was ", named(device.removed_text),
+        "Removed: this device was ", words(device.removed_text),
         "; no member links with it any more.")
       : null,
     ...deviceNotes(device),
@@ -152,10 +152,10 @@ function thisNode(node, device, note) {
 function deviceNotes(device) {
   return [
     ...(device.waiting || []).map((line) =>
-      h("p", { dataset: { testid: "node-waiting" } }, named(line))),
+      h("p", { dataset: { testid: "node-waiting" } }, words(line))),
     ...(device.own_peers || []).map((url) =>
       h("p", { dataset: { testid: "node-own-peer" } },
-        "--peer ", named(url), " is this node's own address: it is not dialed")),
+        "--peer ", words(url), " is this node's own address: it is not dialed")),
     sharedNames(device.shared_names || []),
   ];
 }
@@ -267,7 +267,7 @@ function whyNotUp(peer, waiting) {
   if (peer.state === "up") return null;
   const refused = waiting.includes(peer.refused) ? null : peer.refused;
   const why = refused || peer.failure;
-  return why ? h("div", { class: "muted", dataset: { testid: "peer-why" } }, named(why)) : null;
+  return why ? h("div", { class: "muted", dataset: { testid: "peer-why" } }, words(why)) : null;
 }
 
 function peerRow(peer, links, device, waiting, note) {
@@ -281,9 +281,9 @@ function peerRow(peer, links, device, waiting, note) {
       h("div", { class: "mono", title: "node id" },
         peer.node_id ? printable(peer.node_id) : "(not yet known)"),
       h("div", { class: "muted" }, links.length > 1
-        ? links.flatMap((link, index) => [index ? ", " : null, named(where(link)),
+        ? links.flatMap((link, index) => [index ? ", " : null, words(where(link)),
           ` (${printable(link.state)})`])
-        : named(where(peer)))),
+        : words(where(peer)))),
     h("td", {},
       h("div", { class: `state-${peer.state}`, dataset: { testid: "peer-state" } },
         stateText(peer)),
@@ -338,7 +338,7 @@ function deviceRows(view, note) {
     ...removed.map((device) => row(device, "removed",
       h("td", { class: "state-down" }, "removed"), h("td", {}, "–"),
       h("td", {}, "removed by ", who(device.removed_by), `, ${localTime(device.removed_at)}`,
-        device.reason ? [": ", named(device.reason)] : null))),
+        device.reason ? [": ", words(device.reason)] : null))),
     ...linked.map((device) => row(device, "linked",
       h("td", { class: "state-connecting" }, "linked, not a member"),
       h("td", {}, device.address ? printable(device.address) : "–"),

@@ -147,19 +147,32 @@ export function deviceId(id, note) {
 
 // A name a device or a person chose, isolated from the text around it (right-to-left
 // letters in it cannot reorder the id, the button or the words beside it), and
-// `printable`: a bidi control in it is shown, not obeyed.
+// `printable`: a bidi control in it is shown, not obeyed. shownName first: it tells the
+// name's own backslashes from the escapes printable writes.
 export function named(name, attrs = {}) {
-  return h("bdi", attrs, shownName(printable(name)));
+  return h("bdi", attrs, printable(shownName(name)));
+}
+
+// Words a node or a member wrote (a sentence, an address), shown as `named` shows a name
+// but for its backslashes: they may begin escapes the node wrote (printable's `\x1b`).
+export function words(text, attrs = {}) {
+  return h("bdi", attrs, printable(text).replace(HIDDEN, escape));
 }
 
 // `name` with each character of HIDDEN as its escape, as crdt.device.shown_name writes
-// it: `\u3164`, or `\U0001d173` beyond the first plane.
+// it: `\u3164`, or `\U0001d173` beyond the first plane; and a run of backslashes the
+// name holds doubled where it would read as an escape (before u, U or x, a character of
+// HIDDEN or a control character), so a name typed `\u3164` shows apart from U+3164.
 export function shownName(name) {
-  return String(name).replace(HIDDEN, (found) => {
-    const code = found.codePointAt(0);
-    return code <= 0xffff ? `\\u${code.toString(16).padStart(4, "0")}`
-      : `\\U${code.toString(16).padStart(8, "0")}`;
-  });
+  return String(name).replace(SHOWN, (found) => (found.startsWith("\\") ? found + found
+    : escape(found)));
+}
+
+// A character of HIDDEN as its escape.
+function escape(char) {
+  const code = char.codePointAt(0);
+  return code <= 0xffff ? `\\u${code.toString(16).padStart(4, "0")}`
+    : `\\U${code.toString(16).padStart(8, "0")}`;
 }
 
 // The characters crdt.device.shown_name escapes in a name, as `clawsync devices` shows
@@ -167,6 +180,9 @@ export function shownName(name) {
 // (the joiners, variation selectors, a flag's tags). Two names that read as one show
 // which holds such a character.
 const HIDDEN = /[\u00ad\u034f\u061c\u115f-\u1160\u17b4-\u17b5\u180e\u200b\u200e-\u200f\u2028-\u202e\u2060-\u206f\u2800\u3164\ufeff\uffa0\ufff0-\ufffb\u{1bca0}-\u{1bca3}\u{1d173}-\u{1d17a}\u{e0000}-\u{e001f}\u{e0080}-\u{e00ff}\u{e01f0}-\u{e0fff}]/gu;
+// A run of backslashes that would read as an escape, or a character of HIDDEN.
+const SHOWN = new RegExp(
+  String.raw`\\+(?=[uUx\x00-\x1f\x7f-\x9f]|${HIDDEN.source})|${HIDDEN.source}`, "gu");
 
 // The characters node.text.printable escapes (node.text.BIDI_CONTROLS after the C0 and
 // C1 controls and DEL): a <bdi> keeps a name's override from reordering what is beside

@@ -18,18 +18,23 @@ from crdt.device import shown_name
 STATIC = Path(__file__).resolve().parents[3] / "node" / "console" / "static"
 #: Surrogates are no characters: a Python ``str`` may hold one, a name sent as UTF-8 never.
 SURROGATES = range(0xD800, 0xE000)
-# Every code point but the surrogates through the console's shownName; prints those it
-# changes, with what it shows instead.
+#: Names of backslashes, typed escapes and characters shown escaped, as they come.
+BACKSLASHED = ["\\", "\\\\", "a\\", "C:\\temp", "\\u3164", "\\\\u3164", "\\\u3164",
+               "\\\\\u3164", "\\x1b", "\\\x1b", "\\U0001d173", "\\\U0001d173",
+               "a\\\\\\b\\\\\\u\\\\\u200b\\"]
+# Every code point but the surrogates through the console's shownName, alone and after a
+# backslash; prints those it changes, with what it shows instead; then the names above.
 SHOWN = f"""
 import {{ shownName }} from {json.dumps((STATIC / "dom.js").as_uri())};
 const changed = {{}};
 for (let code = 0; code <= 0x10ffff; code++) {{
   if (code >= 0xd800 && code < 0xe000) continue;
-  const char = String.fromCodePoint(code);
-  const shown = shownName(char);
-  if (shown !== char) changed[code] = shown;
+  for (const name of [String.fromCodePoint(code), "\\\\" + String.fromCodePoint(code)]) {{
+    const shown = shownName(name);
+    if (shown !== name) changed[name] = shown;
+  }}
 }}
-console.log(JSON.stringify(changed));
+console.log(JSON.stringify([changed, {json.dumps(BACKSLASHED)}.map(shownName)]));
 """
 
 
@@ -38,13 +43,17 @@ def test_the_console_escapes_what_shown_name_escapes() -> None:
         pytest.skip("Node.js is not installed: the console's own code needs it")
     done = subprocess.run(["node", "--input-type=module", "-e", SHOWN],
                           capture_output=True, text=True, check=True, timeout=120)
-    console = {int(code): shown for code, shown in json.loads(done.stdout).items()}
-    python: dict[int, str] = {}
+    console, backslashed = json.loads(done.stdout)
+    python: dict[str, str] = {}
     for code in range(sys.maxunicode + 1):
-        if code not in SURROGATES and (shown := shown_name(chr(code))) != chr(code):
-            python[code] = shown
+        if code in SURROGATES:
+            continue
+        for name in (chr(code), "\\" + chr(code)):
+            if (shown := shown_name(name)) != name:
+                python[name] = shown
     assert python  # the sets are not empty, so the comparison means something
-    differing = sorted(code for code in console.keys() | python.keys()
-                       if console.get(code) != python.get(code))
-    assert not differing, [(f"U+{code:04X}", console.get(code), python.get(code))
-                           for code in differing]
+    differing = sorted(name for name in console.keys() | python.keys()
+                       if console.get(name) != python.get(name))
+    assert not differing, [(name, console.get(name), python.get(name))
+                           for name in differing[:20]]
+    assert backslashed == [shown_name(name) for name in BACKSLASHED]

@@ -5,7 +5,8 @@
                                   now that are no members (the cluster secret, a CA
                                   certificate), which no record lists
     POST   /v1/devices            {"device_id", "name", "address"?}: add a device (or
-                                  rename it); 201 with the record written, 200 if unchanged
+                                  rename it); 201 with the member as GET lists it (with
+                                  ``name_shared_with``), 200 if unchanged
     DELETE /v1/devices/{id}       remove a device for good (?reason=); 200
 
 All take the client token (as every /v1 route: ``node.server.app``). A device id is taken

@@ -184,19 +184,29 @@ def add(ctx: click.Context, device_id: str, name: str, address: str | None,
     if address is not None:
         _warn_listening(address)
 
-    async def run(client: Client) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+    async def run(client: Client
+                  ) -> tuple[list[dict[str, Any]], dict[str, Any], list[dict[str, Any]]]:
         # The members before, so that a rename or a new address is called so, not "added".
         members = rows(await client.devices(), "members")
         try:
-            return members, await client.add_device(device_id, name, address,
-                                                    clear_address=no_address)
+            answer = await client.add_device(device_id, name, address,
+                                             clear_address=no_address)
         except ClientError as error:
             raise _with_rename(error, named_node(ctx)) from None
+        # Those it shares its name with, listed again: one added since the list above
+        # (by another node) is among them.
+        device = answer.get("device")
+        if not isinstance(device, dict) or not device.get("name_shared_with"):
+            return members, answer, members
+        try:
+            return members, answer, rows(await client.devices(), "members")
+        except ClientError:  # added all the same: the commands from the list above
+            return members, answer, members
 
-    members, answer = with_client(ctx, run)
+    members, answer, now = with_client(ctx, run)
     with written(f"the node accepted the device {device_id}"):
         said = _added(members, answer)
-        shared = shared_name_lines(_sharing(members, answer), named_node(ctx))
+        shared = shared_name_lines(_sharing(now, answer), named_node(ctx))
     click.echo(printable(said))
     for line in shared:
         note(line)
@@ -249,17 +259,20 @@ def _with_rename(error: ClientError, node: str | None) -> ClientError:
 def _sharing(members: list[dict[str, Any]], answer: dict[str, Any]) -> dict[str, Any]:
     """The device ``devices add`` answered (a name kept on a new address stays shared:
     ``name_shared_with``, absent from older nodes) and the members it shares its name
-    with, as they were listed before, for ``shared_name_lines``.
+    with, as listed after the add, for ``shared_name_lines``: in the order of their ids,
+    so that the group goes by its first member's name, as ``clawsync devices`` and
+    ``clawsync status`` name it.
 
-    >>> before = [{"device_id": "B", "name": "Phone"}, {"device_id": "C", "name": "pi"}]
-    >>> answer = {"device": {"device_id": "A", "name": "phone", "name_shared_with": ["B"]}}
-    >>> [row["device_id"] for row in _sharing(before, answer)["members"]]
-    ['A', 'B']
+    >>> after = [{"device_id": "A", "name": "phone"}, {"device_id": "C", "name": "pi"}]
+    >>> answer = {"device": {"device_id": "B", "name": "Phone", "name_shared_with": ["A"]}}
+    >>> [row["name"] for row in _sharing(after, answer)["members"]]
+    ['phone', 'Phone']
     """
     device = field(answer, "device", dict)
     others = maybe(device, "name_shared_with", list) or []
-    return {"members": [device, *(row for row in members
-                                  if maybe(row, "device_id", str) in others)]}
+    return {"members": sorted(
+        [device, *(row for row in members if maybe(row, "device_id", str) in others)],
+        key=lambda row: str(maybe(row, "device_id", str)))}
 
 
 def _added(members: list[dict[str, Any]], answer: dict[str, Any]) -> str:

@@ -139,3 +139,58 @@ def test_a_shared_name_reads_in_the_lines_as_in_the_table(name: str) -> None:
     assert said.startswith(f"2 members share the name '{shown}' (people"), (said, shown)
     line = shared_names_line({"shared_names": [{"name": name, "members": [DEVICE, other]}]})
     assert line is not None and line.startswith(f"members share names: '{shown}' (2"), line
+
+
+PHONE = "KZDVVJ2-UMNDUYL-AUF35O3-6K6KW4U-62MUJVR-A46TN3R-UQGZOVM-IHOCGAL"
+TABLET = "NI4AHVP-QLGICU5-HDNV66J-XJDSSIA-JPPSVMB-BRUZQ5A-OO2ZHKK-PQHATQR"
+
+
+class _SharingNode(Quiet):
+    """Lists a phone and a tablet; renaming the tablet "Phone" shares the phone's name.
+    ``joins_late``: the phone's record arrives (from another node) between the list the
+    CLI reads before the add and the add."""
+
+    joins_late = False
+    lists = 0
+
+    def do_GET(self) -> None:
+        type(self).lists += 1
+        renamed = self.lists > 1  # the list read after the add
+        phone = {"device_id": PHONE, "name": "phone",
+                 "name_shared_with": [TABLET] if renamed else []}
+        tablet = {"device_id": TABLET, "name": "Phone" if renamed else "tablet",
+                  "name_shared_with": [PHONE] if renamed else []}
+        members = [tablet] if self.joins_late and not renamed else [phone, tablet]
+        self.answer(200, {"device_id": "own", "removed": [], "linked": [], "members": members})
+
+    def do_POST(self) -> None:
+        self.rfile.read(int(self.headers["Content-Length"]))
+        self.answer(201, {"created": True, "device": {
+            "device_id": TABLET, "name": "Phone", "name_shared_with": [PHONE]}})
+
+
+def _shared_hint(handler: type[_SharingNode]) -> str:
+    with serving(handler) as url:
+        added = run_cli(url, "devices", "add", TABLET, "--name", "Phone")
+    assert added.returncode == 0, added.stderr
+    assert added.stdout == f"renamed {TABLET} (tablet -> Phone)\n"
+    return added.stderr
+
+
+def test_devices_add_names_a_shared_name_as_the_devices_list_does() -> None:
+    """The group goes by its first member by id (the phone's 'phone'), as ``clawsync
+    devices`` and ``status`` name it, not by the name just given ('Phone')."""
+    said = _shared_hint(type("Node", (_SharingNode,), {}))
+    assert "2 members share the name 'phone' (people cannot" in said, said
+    for member in (PHONE, TABLET):
+        assert f"clawsync devices add {member} --name NEW" in said
+
+
+def test_devices_add_finds_a_member_that_came_during_the_add() -> None:
+    """A member listed only after the add (its record came from another node meanwhile)
+    is named in the commands: the list is read again once the add says its name is
+    shared."""
+    said = _shared_hint(type("Node", (_SharingNode,), {"joins_late": True}))
+    assert "2 members share the name 'phone' (people cannot" in said, said
+    for member in (PHONE, TABLET):
+        assert f"clawsync devices add {member} --name NEW" in said

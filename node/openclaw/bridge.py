@@ -59,7 +59,7 @@ from node.openclaw.cursor_room import COPY_PREFIX, CursorFull, cursor_full
 from node.openclaw.jsonl import AgentSessions
 from node.openclaw.mapping import Mapped, SessionRef, events_for
 from node.openclaw.refusals import refused_time, retry_s, said_waiting
-from node.openclaw.session_keys import SessionKeys, keyed, keys_name
+from node.openclaw.session_keys import SessionKeys, keyed, keys_name, refused_keys_hint
 from node.openclaw.source import Item, Problem, Record
 from node.openclaw.sqlite import AgentDatabase
 from node.openclaw.state import Source, StateFolder, cursor_name
@@ -207,11 +207,17 @@ class Bridge:
         keys = self._keys[name]
         read = list(source.read(cursor, waits))
         if isinstance(source, AgentSessions):
-            items = keyed(read, keys, source.named, source.read_to(cursor))
+            items = keyed(read, keys, source.named, source.read_to(cursor),
+                          source.restarted, source.held)
         else:
             items = keyed(read, keys)
         if keys.unsaved:  # till a save goes through: one that fails is tried again
-            await self.sink.save_cursor(keys_name(name), keys.saved())
+            try:
+                await self.sink.save_cursor(keys_name(name), keys.saved())
+            except ClientError as error:
+                if error.status not in (400, 413):  # refused what was sent, or not
+                    raise
+                raise error.with_hint(refused_keys_hint(keys_name(name))) from None
             keys.unsaved = False
         for entry in sorted(waits & source.reread):
             # Got shorter than its waiting row (rewritten, or its end deleted): that row

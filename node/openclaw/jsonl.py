@@ -49,17 +49,22 @@ class AgentSessions:
         #: Never any: a file cut shorter than its offset is read again from its start
         #: through its own record's place (``AgentDatabase.reread`` is the rows' case).
         self.reread: frozenset[str] = frozenset()
+        #: Of the last read, the session ids whose file was read again from its start
+        #: because it got shorter than its offset (another file now: ``session_keys``).
+        self.restarted: set[str] = set()
         #: The files the index named at the last read that are not among the folder's
         #: own entries (``sub/one.jsonl``): stamped by ``changed`` too.
         self._named_elsewhere: list[Path] = []
         #: Of the last read, the entries of every session file it found; None if it
         #: could not tell (the index or the folder did not read): none is known gone.
         self.present: set[str] | None = None
+        #: Of the last read, the session ids of those files; None if it could not tell.
+        self.held: set[str] | None = None
         #: Of the last read, session id -> key of every file the index names (none if
         #: it did not read): what the bridge remembers (``session_keys``).
         self.named: dict[str, str] = {}
-        # Of the last read, session id -> the cursor entry of every file the index names.
-        self._named_entries: dict[str, str] = {}
+        # Of the last read, session id -> the cursor entry of every file it read.
+        self._read_entries: dict[str, str] = {}
         # Waiting entry -> (its session's key and id as the index gave them, its offset
         # and file's inode, size and times at its last read; what that read found of it).
         self._kept: dict[str, tuple[tuple[object, ...], list[Item]]] = {}
@@ -93,7 +98,9 @@ class AgentSessions:
         entry is in ``waiting``, its file unchanged since its last read, what that read
         found (its first ``RECORDS_OF_WAITING`` records), without reading it again."""
         self._kept = {entry: kept for entry, kept in self._kept.items() if entry in waiting}
-        self.emptied, self.present, self.named, self._named_entries = {}, None, {}, {}
+        self.emptied, self.present, self.named, self._read_entries = {}, None, {}, {}
+        self.held = None
+        self.restarted = set()
         index, problem = self._index()
         if problem is not None:
             # Keys taken from the files' names meanwhile would be other sessions, for
@@ -103,13 +110,12 @@ class AgentSessions:
         files, known = self._files(index)
         self.named = {session_id: key for session_id, (_file, key) in files.items()
                       if key is not None}
-        self._named_entries = {session_id: cursor_entry(self.folder, session_id, file)
-                               for session_id, (file, key) in files.items()
-                               if key is not None}
+        self._read_entries = {session_id: cursor_entry(self.folder, session_id, file)
+                              for session_id, (file, _key) in files.items()}
         self._named_elsewhere = sorted({path for path, _key in files.values()
                                         if path.parent != self.folder})
         if known:
-            self.present = _entries(self.folder, files)
+            self.present, self.held = _entries(self.folder, files), set(files)
         for session_id, (file, session_key) in files.items():
             entry = cursor_entry(self.folder, session_id, file)
             start = cursor.get(entry, 0)
@@ -123,10 +129,10 @@ class AgentSessions:
 
     def read_to(self, cursor: dict[str, int]) -> dict[str, int]:
         """Of the last read, session id -> the byte ``cursor`` says its file was read up
-        to, of every file the index names: where a key learnt then applies from, if the
-        file was read under its id so far (``session_keys``)."""
+        to, of every file it read: where a key learnt then applies from, if the file was
+        read under its id so far, and how far a file read under its id was (``session_keys``)."""
         return {session_id: cursor.get(entry, 0)
-                for session_id, entry in self._named_entries.items()}
+                for session_id, entry in self._read_entries.items()}
 
     def sessions(self) -> set[str] | None:
         """The entries of every session file the folder holds now (the index and the
@@ -241,6 +247,7 @@ class AgentSessions:
                 size = file.seek(0, 2)
                 if size < start:
                     start = 0  # replaced by a shorter file: read it all again
+                    self.restarted.add(session_id)
                 file.seek(start)
                 data = file.read(BYTES_PER_READ)
                 if len(data) == BYTES_PER_READ and b"\n" not in data:

@@ -16,28 +16,42 @@ those it reads records of): the files read before the keys were kept get theirs 
 
 A file read before its index named it (OpenClaw wrote it first) has its first records
 stored under its session id, the rest under the key. So a session whose file is read
-under its id is remembered as such (``mark``), and the key learnt for it later applies
-from where its file had been read up to then (``since``): read again from its start,
-its first records go under the id again and the rest under the key, the same events
-both. A session read under its id by a release that kept no such mark has its key apply
-from its file's start: read again, its first records are stored a second time, under
-the key (they stay under the id too), rather than the whole conversation a second time
-under the id.
+under its id is remembered as such, with the byte its file was stored up to (``mark``,
+moved on as its cursor moves), and the key learnt for it later applies from there
+(``since``; or from where its cursor says the file was read up to, if further): read
+again from its start, even with its cursor entry dropped before the key was learnt, its
+first records go under the id again and the rest under the key, the same events both. A
+file read again from its start because it got shorter than its offset is another file
+(``restarted``): what was read of it under its id no longer applies, and its key applies
+from its start. A session read under its id by a release that kept no such mark has its
+key apply from its file's start: read again, its first records are stored a second time,
+under the key (they stay under the id too), rather than the whole conversation a second
+time under the id.
 
 Kept as a cursor of its own (``keys_name``), not in the agent's cursor: an entry there
 goes with its session's (dropped when its file looks gone, or when the cursor is reset),
 which is just when the key is needed. A cursor holds names to integers, so each entry
-names both, ``<length of the id>:<session id>:<session key>``, and its value is the order
-it was learnt in; ``<since>+<length of the id>:<session id>:<session key>`` when the key
-applies from byte ``since`` of its file on; ``<length of the id>:<session id>`` for a
-session read under its id (a release that knew neither form leaves them out, and reads
-as before it did). It stays within ``SESSION_KEYS_MAX`` entries and the node's cursor size
-(``crdt.log.cursors.CURSOR_BYTES_MAX``): past either, the sessions learnt first are
-forgotten first (OpenClaw's own maintenance archives or deletes the oldest first). A pair
-that cannot be an entry (over ``NAME_BYTES_MAX`` bytes, or with control characters) is
-not remembered, and such a session is read as before. SQLite's store is not learnt from:
-it keeps each session id's key itself (``session_windows``); but a session whose rows
-name no key takes the key its file was read under (``openclaw doctor`` moved it there).
+names what it says, and its value is the order it was learnt in: a key,
+``<length of the id>:<session id>:<session key>``, as the releases before marks wrote
+it; the byte a file was read up to under its id, ``<byte>+<length of the id>:<session
+id>`` (with a key: where the key applies from; without: a mark), in the key's order. A
+release that knew only keys reads no other form and drops the others at its next save,
+keeping the keys: after going back to it, a key learnt after a mark applies from its
+file's start, as it did there. Marks are kept within ``MARKS_MAX``, forgotten before
+any key, and once their file is gone from the folder (one that comes back and is named
+then has its key apply from its start); the whole within ``SESSION_KEYS_MAX`` keys, the
+node's cursor size (``crdt.log.cursors.CURSOR_BYTES_MAX``) and entries
+(``CURSOR_ENTRIES_MAX``): past these, the sessions learnt first are forgotten first
+(OpenClaw's own maintenance archives or deletes the oldest first). A key that cannot be
+an entry (over ``NAME_BYTES_MAX`` bytes, or with control characters) is not remembered,
+and such a session is read as before; a byte past a cursor's values (``BYTE_MAX``) names nothing.
+
+SQLite's store is not learnt from: it keeps each session id's key itself
+(``session_windows``); but a session whose rows name no key takes the key its file was
+read under (``openclaw doctor`` moved it there), for all its rows: ``since`` is not
+applied to rows (their offsets are not a file's bytes), so a session whose file was read
+under its id before its key was learnt, then moved by ``openclaw doctor``, has its first
+records stored a second time, under the key.
 
 >>> keys = SessionKeys({})
 >>> keys.learn("s1", "agent:main:main"), keys.learn("s1", "agent:main:main")
@@ -46,27 +60,37 @@ name no key takes the key its file was read under (``openclaw doctor`` moved it 
 ('agent:main:main', None)
 >>> SessionKeys(keys.saved()).key_of("s1")
 'agent:main:main'
->>> keys.mark("s2"), keys.learn("s2", "agent:main:s2", read_to=120), keys.since("s2")
-(True, True, 120)
->>> sorted(keys.saved())
-['120+2:s2:agent:main:s2', '2:s1:agent:main:main']
+>>> keys.mark("s2", 80), keys.mark("s2", 120), keys.learn("s2", "agent:main:s2", read_to=0)
+(True, True, True)
+>>> keys.since("s2"), sorted(keys.saved())
+(120, ['120+2:s2', '2:s1:agent:main:main', '2:s2:agent:main:s2'])
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Collection, Iterable, Mapping
 from dataclasses import replace
 
 from crdt import codec
 from crdt.errors import InvalidInput
 from crdt.keys import check_name
-from crdt.log.cursors import CURSOR_BYTES_MAX
+from crdt.log.cursors import CURSOR_BYTES_MAX, CURSOR_ENTRIES_MAX, VALUE_MAX
 from node.openclaw.source import Item, Record
 
 #: Sessions whose key is remembered, per agent, at most (and no more than fit in
 #: ``CURSOR_BYTES_MAX`` encoded: about 60 bytes each for OpenClaw's usual ids and keys,
 #: ``NAME_BYTES_MAX`` at most). Each ``/new`` or reset adds one: years of daily use.
 SESSION_KEYS_MAX = 10_000
+#: Sessions remembered as read under their id with no key known (``SessionKeys.mark``),
+#: per agent, at most: forgotten before any key, the first marked first. A mark is of use
+#: only till its key is learnt (the file written before its index named it: moments), so
+#: an agent without an index, whose every file is marked, keeps these few.
+MARKS_MAX = 1_000
+#: The largest byte an entry names (a cursor's largest value): one past it names none.
+BYTE_MAX = VALUE_MAX
+#: The largest order a session is learnt in (a cursor's largest value): past it, the
+#: orders are numbered anew from 0, so that the node never refuses the keys.
+ORDER_MAX = VALUE_MAX
 #: What the name of an agent's cursor gets to name its remembered keys.
 KEYS_SUFFIX = ":keys"
 
@@ -80,21 +104,32 @@ def keys_name(cursor_name: str) -> str:
     return cursor_name + KEYS_SUFFIX
 
 
-def entry_of(session_id: str, session_key: str | None, since: int = 0) -> str | None:
-    """The entry naming ``session_id`` and its key (from byte ``since`` of its file on;
-    None: read under its id), or None if it cannot be one.
+def refused_keys_hint(name: str) -> str:
+    """What to say of the node refusing the keys cursor ``name``: which cursor it is, and
+    how to go on (its keys learnt again from each index; files no longer named read under
+    their session id, as before the keys were kept).
 
-    >>> entry_of("s:1", "agent:main:main"), entry_of("s:1", "agent:main:main", 120)
-    ('3:s:1:agent:main:main', '120+3:s:1:agent:main:main')
-    >>> entry_of("s:1", None)
-    '3:s:1'
+    >>> refused_keys_hint("openclaw:ab12:cd34:keys")[:58]
+    'that is the cursor of the keys remembered for the sessions'
+    """
+    return (f"that is the cursor of the keys remembered for the sessions of an agent's "
+            f"files ({name}); saving it empty (PUT /v1/cursors/{name} with "
+            '{"cursor": {}}) lets the import go on, learning the keys anew from '
+            "sessions.json")
+
+
+def entry_of(session_id: str, session_key: str | None, byte: int = 0) -> str | None:
+    """The entry naming ``session_id``'s key, or with ``session_key`` None the one saying
+    its file was read under its id up to ``byte``; None if it cannot be one.
+
+    >>> entry_of("s:1", "agent:main:main"), entry_of("s:1", None, 120), entry_of("s:1", None)
+    ('3:s:1:agent:main:main', '120+3:s:1', '3:s:1')
     >>> entry_of("s1", "k" * 300) is None  # over crdt.keys.NAME_BYTES_MAX
     True
     """
     if session_key is None:
-        entry = f"{len(session_id)}:{session_id}"
-    elif since:
-        entry = f"{since}+{len(session_id)}:{session_id}:{session_key}"
+        entry = f"{byte}+{len(session_id)}:{session_id}" if byte else \
+            f"{len(session_id)}:{session_id}"
     else:
         entry = f"{len(session_id)}:{session_id}:{session_key}"
     try:
@@ -104,8 +139,7 @@ def entry_of(session_id: str, session_key: str | None, since: int = 0) -> str | 
 
 
 def pair_of(entry: str) -> tuple[str, str] | None:
-    """The session id and key an entry names from its file's start (``entry_of``), or
-    None if it names none so.
+    """The session id and key an entry names (``entry_of``), or None if it names none.
 
     >>> pair_of("3:s:1:agent:main:main"), pair_of("9:s1:k"), pair_of("x"), pair_of("²:s:k")
     (('s:1', 'agent:main:main'), None, None, None)
@@ -117,24 +151,31 @@ def pair_of(entry: str) -> tuple[str, str] | None:
 
 
 def parts_of(entry: str) -> tuple[str, str | None, int] | None:
-    """The session id, key (None: read under its id) and ``since`` an entry names
-    (``entry_of``), or None if it names none.
+    """The session id, key (None: the entry says its file was read under its id) and
+    byte an entry names (``entry_of``), or None if it names none. Entries of the first
+    release that kept marks read too: ``<byte>+<len>:<id>:<key>`` (the key, from that
+    byte on) and ``<len>:<id>`` (read under its id, from byte 0).
 
-    >>> parts_of("120+3:s:1:agent:main:main"), parts_of("3:s:1"), parts_of("0+2:s1:k")
-    (('s:1', 'agent:main:main', 120), ('s:1', None, 0), None)
+    >>> parts_of("120+3:s:1"), parts_of("3:s:1:k"), parts_of("0+2:s1"), parts_of("3:s:1")
+    (('s:1', None, 120), ('s:1', 'k', 0), None, ('s:1', None, 0))
+    >>> parts_of("120+3:s:1:agent:main:main"), parts_of(f"{2**63}+2:s1")
+    (('s:1', 'agent:main:main', 120), None)
     """
     head, _colon, rest = entry.partition(":")
-    since_text, plus, length = head.rpartition("+")
-    # ASCII digits alone: "²".isdigit() is True, and int("²") raises. A ``since`` of 0
-    # is written without it: one entry per meaning.
-    if not _number(length) or (plus and not (_number(since_text) and since_text[0] != "0")):
+    byte_text, plus, length = head.rpartition("+")
+    # ASCII digits alone: "²".isdigit() is True, and int("²") raises. A byte of 0 is
+    # written without it, and one past a cursor's values is none: one entry per meaning.
+    if not _number(length) or (plus and not (_number(byte_text) and byte_text[0] != "0"
+                                             and int(byte_text) <= BYTE_MAX)):
         return None
-    size = int(length)
+    size, byte = int(length), int(byte_text) if plus else 0
+    if not size:  # no session has an empty id
+        return None
     if len(rest) == size:
-        return None if plus else (rest, None, 0)
+        return rest, None, byte
     if len(rest) < size or rest[size] != ":":
         return None
-    return rest[:size], rest[size + 1:], int(since_text) if plus else 0
+    return rest[:size], rest[size + 1:], byte
 
 
 def _number(text: str) -> bool:
@@ -145,15 +186,24 @@ class SessionKeys:
     """An agent's remembered keys, as saved (``saved``) or read back from the node."""
 
     def __init__(self, saved: dict[str, int] | None) -> None:
-        # Session id -> (its key, None if read under its id; since; its entry; the order
-        # it was learnt in). A saved entry that names none (written otherwise) is left
-        # out, and so dropped at the next save.
-        self._keys: dict[str, tuple[str | None, int, str, int]] = {}
+        # Session id -> (its key, None if read under its id; the byte its file was read
+        # up to under its id; the order it was learnt in). A saved entry that names none
+        # (written otherwise) is left out, and so dropped at the next save.
+        self._keys: dict[str, tuple[str | None, int, int]] = {}
         for entry, order in sorted((saved or {}).items(), key=lambda item: item[1]):
             parts = parts_of(entry)
-            if parts is not None:
-                self._keys[parts[0]] = (parts[1], parts[2], entry, order)
-        self._next = max((order for order in (saved or {}).values()), default=-1) + 1
+            if parts is None:
+                continue
+            session_id, key, byte = parts
+            was_key, was_byte, _order = self._keys.get(session_id, (None, 0, 0))
+            # A key entry and the entry of its byte go together, in either order.
+            self._keys[session_id] = (key or was_key, max(byte, was_byte), order)
+        self._next = max(order for _key, _byte, order in self._keys.values()) + 1 \
+            if self._keys else 0
+        if self._next > ORDER_MAX:  # no order left to learn in: number them anew
+            self._keys = {session_id: (key, byte, n) for n, (session_id, (key, byte, _order))
+                          in enumerate(sorted(self._keys.items(), key=lambda kv: kv[1][2]))}
+            self._next = len(self._keys)
         #: Whether something was learnt since the last save that went through: set by
         #: ``learn`` and ``mark``, cleared by the caller once the node took ``saved()``. A
         #: save that fails leaves it set, so the next read saves them again.
@@ -169,79 +219,144 @@ class SessionKeys:
         return None if kept is None else kept[0]
 
     def since(self, session_id: str) -> int:
-        """The byte of its file from which ``session_id``'s key applies: its records
-        ending there or before were read under its id."""
+        """The byte of its file up to which ``session_id`` was read under its id: its
+        records ending there or before go under its id, its key applies after it."""
         kept = self._keys.get(session_id)
         return 0 if kept is None else kept[1]
 
     def learn(self, session_id: str, session_key: str, read_to: int = 0) -> bool:
         """Remember ``session_key`` as ``session_id``'s (the last named wins), its file
         read up to byte ``read_to`` so far: under its id if it was marked so (``mark``),
-        and then the key applies from there on. Whether that changed anything (to save)."""
+        and then the key applies from there on (or from where the mark says, if further:
+        its cursor entry dropped since). Whether that changed anything (to save)."""
         if session_key in (self.key_of(session_id), self._forgotten.get(session_id)):
+            return False
+        if entry_of(session_id, session_key) is None:
             return False
         kept = self._keys.get(session_id)
         # Marked: read under its id up to now. Keyed before: from where that key did.
-        since = 0 if kept is None else read_to if kept[0] is None else kept[1]
-        entry = entry_of(session_id, session_key, since)
-        if entry is None and since:
-            # No room for ``since`` in the name: from the file's start, as before it was
-            # kept, rather than not at all (the whole conversation under the id).
-            since, entry = 0, entry_of(session_id, session_key)
-        if entry is None:
-            return False
-        self._keep(session_id, (session_key, since, entry))
+        since = 0 if kept is None else max(read_to, kept[1]) if kept[0] is None else kept[1]
+        self._keep(session_id, session_key, since)
         return True
 
-    def mark(self, session_id: str) -> bool:
-        """Remember that ``session_id``'s file is read under its id (no key known for
-        it); whether that changed anything (to save)."""
-        if session_id in self._keys or session_id in self._forgotten:
+    def marked(self, session_id: str) -> bool:
+        kept = self._keys.get(session_id)
+        return kept is not None and kept[0] is None
+
+    def mark(self, session_id: str, read_to: int) -> bool:
+        """Remember that ``session_id``'s file, no key known for it, is read under its id,
+        its records stored up to byte ``read_to`` (its cursor); whether that changed
+        anything (to save)."""
+        kept = self._keys.get(session_id)
+        if session_id in self._forgotten or (kept is not None and (
+                kept[0] is not None or kept[1] >= read_to)):
             return False
-        entry = entry_of(session_id, None)
-        if entry is None:
+        if entry_of(session_id, None, read_to) is None or read_to > BYTE_MAX:
             return False
-        self._keep(session_id, (None, 0, entry))
+        self._keep(session_id, None, read_to)
         return True
 
-    def _keep(self, session_id: str, kept: tuple[str | None, int, str]) -> None:
-        self._keys.pop(session_id, None)  # re-learnt: last in order, forgotten last
-        self._keys[session_id] = (*kept, self._next)
-        self._next += 1
+    def restart(self, session_id: str) -> bool:
+        """``session_id``'s file is read again from its start (it got shorter than its
+        offset: another file now): what was read of it under its id no longer tells
+        anything. Whether that changed anything (to save)."""
+        kept = self._keys.get(session_id)
+        if kept is None or not kept[1]:
+            return False
+        if kept[0] is None:
+            del self._keys[session_id]
+        else:
+            self._keys[session_id] = (kept[0], 0, kept[2])
+        self.unsaved = True
+        return True
+
+    def forget_marks(self, held: Collection[str]) -> None:
+        """Forget the marks of the sessions whose file is not among ``held`` (session ids
+        of the files an agent's folder holds): a mark is of use till its key is learnt,
+        which a file gone will not have."""
+        gone = [session_id for session_id, (key, _byte, _order) in self._keys.items()
+                if key is None and session_id not in held]
+        for session_id in gone:
+            del self._keys[session_id]
+        self.unsaved = self.unsaved or bool(gone)
+
+    def _keep(self, session_id: str, key: str | None, byte: int) -> None:
+        kept = self._keys.pop(session_id, None)
+        if kept is not None and kept[0] == key:
+            order = kept[2]  # a mark read further: learnt no later
+        else:
+            order, self._next = self._next, self._next + 1  # forgotten last
+        self._keys[session_id] = (key, byte, order)
         self.unsaved = True
 
     def saved(self) -> dict[str, int]:
-        """What to save: the entries learnt last, within ``SESSION_KEYS_MAX`` and
-        ``CURSOR_BYTES_MAX``; the ones left out are forgotten here too."""
-        kept = sorted(self._keys.items(), key=lambda item: item[1][3])[-SESSION_KEYS_MAX:]
-        cursor = {entry: order for _id, (_key, _since, entry, order) in kept}
+        """What to save: the marks, then the keys, learnt last, within ``MARKS_MAX``,
+        ``SESSION_KEYS_MAX``, ``CURSOR_ENTRIES_MAX`` and ``CURSOR_BYTES_MAX``; marks are
+        forgotten before keys, and the ones left out are forgotten here too."""
+        by_order = sorted(self._keys.items(), key=lambda item: item[1][2])
+        marks = [item for item in by_order if item[1][0] is None]
+        keyed_ = [item for item in by_order if item[1][0] is not None]
+        kept = marks[max(0, len(marks) - MARKS_MAX):] + keyed_[-SESSION_KEYS_MAX:]
+        entries = [(session_id, self._entries(session_id, key, byte), order)
+                   for session_id, (key, byte, order) in kept]
+        cursor = {entry: order for _id, pair, order in entries for entry in pair}
         size = len(codec.encode_fast(cursor))
-        for _id, (_key, _since, entry, order) in kept:
-            if size <= CURSOR_BYTES_MAX:
+        gone: set[str] = set()
+        for session_id, pair, order in entries:  # marks first, then the keys learnt first
+            if size <= CURSOR_BYTES_MAX and len(cursor) <= CURSOR_ENTRIES_MAX:
                 break
-            del cursor[entry]
-            size -= len(codec.encode_fast(entry)) + len(codec.encode_fast(order))
+            for entry in pair:
+                del cursor[entry]
+                size -= len(codec.encode_fast(entry)) + len(codec.encode_fast(order))
+            gone.add(session_id)
         # The map's head may have shrunk by a byte or two as entries left: never grown.
         kept_now = {session_id: kept_key for session_id, kept_key in kept
-                    if kept_key[2] in cursor}
+                    if session_id not in gone}
         self._forgotten.update((session_id, kept_key[0]) for session_id, kept_key
                                in self._keys.items() if session_id not in kept_now)
         self._keys = kept_now
         return cursor
 
+    @staticmethod
+    def _entries(session_id: str, key: str | None, byte: int) -> list[str]:
+        """A session's entries: its key's as the release before marks wrote it (which
+        reads no other form, and drops the others at its next save, keeping the key),
+        and the byte read under its id if any."""
+        entries = [entry_of(session_id, key)] if key is not None else []
+        if byte or key is None:
+            entries.append(entry_of(session_id, None, byte))
+        return [entry for entry in entries if entry is not None]
+
 
 def keyed(items: list[Item], keys: SessionKeys, named: Mapping[str, str] | None = None,
-          read_to: Mapping[str, int] | None = None) -> list[Item]:
+          read_to: Mapping[str, int] | None = None,
+          restarted: Iterable[str] = (), held: Collection[str] | None = None
+          ) -> list[Item]:
     """``items`` with each record whose store names no key given the one remembered for
     its session (if any), after learning the keys ``named`` (session id -> key: what a
     read of files found its index naming; None for a store of rows), each file read up
-    to ``read_to`` (session id -> byte: its cursor before this read). A file's records
-    up to where its key applies from (``SessionKeys.since``) go under its id, as they
-    were first read; a file whose records go under its id is marked so. Whatever was
-    learnt (``keys.unsaved``) is to be saved before the records' events are stored, so
-    that a cursor never passes a record whose key is not remembered."""
+    to ``read_to`` (session id -> byte: its cursor before this read, what of it is
+    stored). A file's records up to where its key applies from (``SessionKeys.since``)
+    go under its id, as they were first read; a file whose records go under its id is
+    marked so, up to what of it is stored; a file read again from its start because it
+    got shorter than its offset (``restarted``: session ids) is another file, read as
+    new; a session whose file the folder no longer holds (not among ``held``, if known)
+    is no longer marked. Whatever was learnt (``keys.unsaved``) is to be saved before
+    the records' events are stored, so that a cursor never passes a record whose key is
+    not remembered."""
+    restarted = set(restarted)
+    for session_id in restarted:
+        keys.restart(session_id)
+    if held is not None:
+        keys.forget_marks(held)
+    # A file read again from its start: its records stored up to 0 of this file.
+    stored_to = {session_id: 0 if session_id in restarted else byte
+                 for session_id, byte in (read_to or {}).items()}
     for session_id, session_key in (named or {}).items():
-        keys.learn(session_id, session_key, (read_to or {}).get(session_id, 0))
+        keys.learn(session_id, session_key, stored_to.get(session_id, 0))
+    for session_id, byte in stored_to.items():
+        if keys.marked(session_id):  # its cursor moved on since: what it stored so
+            keys.mark(session_id, byte)
     out: list[Item] = []
     for item in items:
         if isinstance(item, Record):
@@ -252,6 +367,6 @@ def keyed(items: list[Item], keys: SessionKeys, named: Mapping[str, str] | None 
                 if key is not None:
                     item = replace(item, session_key=key)
                 elif named is not None:
-                    keys.mark(item.session_id)
+                    keys.mark(item.session_id, stored_to.get(item.session_id, 0))
         out.append(item)
     return out

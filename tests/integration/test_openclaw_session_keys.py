@@ -53,6 +53,13 @@ def sessions(node: NodeProcess) -> dict[str, int]:
         for row in rows}
 
 
+def record_ids(node: NodeProcess, key: str) -> set[str]:
+    """The ids of the records whose events the node holds under OpenClaw's ``key``."""
+    events = node.get(f"/v1/sessions/{quote(session_key_for('main', key), safe='')}"
+                      "/events?limit=1000")["events"]
+    return {event["kind"]["openclaw"]["record"]["id"] for event in events}
+
+
 @pytest.mark.parametrize("dropped", ["cursor reset", "entry dropped"])
 def test_a_file_no_longer_named_read_again_lands_in_its_session(
         node: NodeProcess, tmp_path: Path, dropped: str) -> None:
@@ -84,11 +91,13 @@ def test_the_keys_are_kept_beside_the_cursor(node: NodeProcess, tmp_path: Path) 
         f"{len(OLD)}:{OLD}:{KEY}": 0}
 
 
+@pytest.mark.parametrize("reset_unnamed", [False, True])
 def test_a_file_read_before_its_index_named_it_read_again_stores_nothing(
-        node: NodeProcess, tmp_path: Path) -> None:
+        node: NodeProcess, tmp_path: Path, reset_unnamed: bool) -> None:
     """OpenClaw wrote the file before naming it in ``sessions.json``: its first records
-    went under its session id, the rest under the key. Read again from its start (the
-    cursor reset), each goes where it went: nothing is stored twice."""
+    went under its session id, the rest under the key, also when the cursor was reset
+    before it was named. Read again from its start (the cursor reset), each goes where it
+    went: nothing is stored twice."""
     state = tmp_path / "openclaw"
     folder = state / "agents" / "main" / "sessions"
     folder.mkdir(parents=True)
@@ -97,12 +106,38 @@ def test_a_file_read_before_its_index_named_it_read_again_stores_nothing(
     (folder / f"{OLD}.jsonl").write_bytes(
         b"".join(json.dumps(record).encode() + b"\n" for record in written[:2]))
     imported(node, state)
+    path = f"/v1/cursors/{quote(cursor_name(state.resolve(), 'main'), safe='')}"
+    if reset_unnamed:
+        put_cursor(node, path, {})
     write_jsonl(state, KEY, OLD, written)  # named now, and two records more
     imported(node, state)
     stored = sessions(node)
     assert sorted(stored) == sorted([session_key_for("main", OLD), session_key_for("main", KEY)])
-    path = f"/v1/cursors/{quote(cursor_name(state.resolve(), 'main'), safe='')}"
+    assert not record_ids(node, KEY) & record_ids(node, OLD)  # none stored twice
     put_cursor(node, path, {})
     said = imported(node, state)
     assert f"{len(written)} records read: 0 new events" in said
     assert sessions(node) == stored
+
+
+def test_a_file_replaced_by_a_shorter_one_goes_under_the_key_its_index_names(
+        node: NodeProcess, tmp_path: Path) -> None:
+    """Its key applied from a byte of the file before it, read under its id up to there:
+    the shorter file is read from its start, and every record of it goes under the key
+    the index names, none under the session id."""
+    state = tmp_path / "openclaw"
+    folder = state / "agents" / "main" / "sessions"
+    folder.mkdir(parents=True)
+    now_ms = int(time.time() * 1000)
+    written = turn_records(OLD, [now_ms - 9000, now_ms - 8000, now_ms - 7000])
+    (folder / f"{OLD}.jsonl").write_bytes(
+        b"".join(json.dumps(record).encode() + b"\n" for record in written[:3]))
+    imported(node, state)
+    write_jsonl(state, KEY, OLD, written)  # named now, a record more
+    imported(node, state)
+    under_id = record_ids(node, OLD)
+    replaced = [{**record, "id": f"new{n}"} for n, record in enumerate(written[1:3])]
+    write_jsonl(state, KEY, OLD, replaced)
+    assert "2 records read: 2 new events" in imported(node, state)
+    assert record_ids(node, OLD) == under_id
+    assert {"new0", "new1"} <= record_ids(node, KEY)

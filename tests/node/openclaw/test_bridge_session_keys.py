@@ -40,6 +40,18 @@ class FailingKeysSink(EmbeddedSink):
         await super().save_cursor(name, cursor)
 
 
+class RefusingKeysSink(EmbeddedSink):
+    """An embedded store that refuses the keys cursor, as a node refuses one it cannot
+    take (an entry another client saved there)."""
+
+    async def save_cursor(self, name: str, cursor: dict[str, int]) -> None:
+        if name.endswith(KEYS_SUFFIX):
+            raise ClientError("the node refused the cursor: cursor: '2:s1' must be an "
+                              "integer from 0 to 9223372036854775807", status=400,
+                              code="invalid_field", field="cursor")
+        await super().save_cursor(name, cursor)
+
+
 class KeylessSink(EmbeddedSink):
     """An embedded store as a release that kept no keys used it: none read, none saved."""
 
@@ -53,6 +65,10 @@ class KeylessSink(EmbeddedSink):
 
 def records(session_id: str, count: int = 2) -> list[dict[str, object]]:
     return turn_records(session_id, [1_700_000_000_000 + n * 1000 for n in range(count)])
+
+
+def lines(written: list[dict[str, object]]) -> bytes:
+    return b"".join(json.dumps(record).encode() + b"\n" for record in written)
 
 
 def sessions(store: EventStore) -> list[str]:
@@ -86,6 +102,19 @@ def test_a_failed_save_of_the_keys_is_tried_again(tmp_path: Path) -> None:
         assert sessions(store) == [SESSION_A]
 
 
+def test_a_refused_keys_cursor_is_named_with_how_to_go_on(tmp_path: Path) -> None:
+    write_jsonl(tmp_path, KEY_A, A, records(A))
+    name = keys_name(cursor_name(tmp_path.resolve(), "main"))
+    with EventStore.open("memory:") as store:
+        with pytest.raises(ClientError) as refused:
+            one_pass(Bridge(StateFolder(tmp_path), RefusingKeysSink(store)), only_changed=False)
+        said = str(refused.value)
+        assert said.startswith("the node refused the cursor: cursor: '2:s1' must be")
+        assert f"the keys remembered for the sessions of an agent's files ({name})" in said
+        assert f'PUT /v1/cursors/{name} with {{"cursor": {{}}}}' in said
+        assert refused.value.status == 400 and sessions(store) == []
+
+
 def test_files_read_before_the_keys_were_kept_get_their_key_from_the_index(
         tmp_path: Path) -> None:
     """A file read by a release that kept no keys, with nothing new to read since: the
@@ -113,13 +142,12 @@ def written_before_named(tmp_path: Path, store: EventStore,
     folder = tmp_path / "agents" / "main" / "sessions"
     folder.mkdir(parents=True)
     written = records(A, 3)
-    (folder / f"{A}.jsonl").write_bytes(
-        b"".join(json.dumps(record).encode() + b"\n" for record in written[:2]))
+    (folder / f"{A}.jsonl").write_bytes(lines(written[:2]))
     bridge = Bridge(StateFolder(tmp_path), EmbeddedSink(store))
     early = one_pass(bridge, only_changed=False).created
     assert sessions(store) == [session_key_for("main", A)]
     name = keys_name(cursor_name(tmp_path.resolve(), "main"))
-    assert read_cursor(store, name) == {entry_of(A, None): 0}
+    assert read_cursor(store, name) == {entry_of(A, None, len(lines(written[:2]))): 0}
     if unmarked:
         save_cursor(store, name, {})
         bridge = Bridge(StateFolder(tmp_path), EmbeddedSink(store))
@@ -137,9 +165,9 @@ def test_a_file_read_before_its_index_named_it_keeps_its_first_records_under_its
         early, again = written_before_named(tmp_path, store)
         assert early > 0 and again == 0
         assert sessions(store) == sorted([session_key_for("main", A), SESSION_A])
-        size = len(b"".join(json.dumps(record).encode() + b"\n" for record in records(A, 3)[:2]))
+        size = len(lines(records(A, 3)[:2]))
         assert read_cursor(store, keys_name(cursor_name(tmp_path.resolve(), "main"))) == {
-            entry_of(A, KEY_A, size): 1, entry_of(B, KEY_A): 2}
+            entry_of(A, KEY_A): 1, entry_of(A, None, size): 1, entry_of(B, KEY_A): 2}
 
 
 def test_a_file_read_under_its_id_unmarked_goes_whole_under_its_key(tmp_path: Path) -> None:
@@ -151,3 +179,70 @@ def test_a_file_read_under_its_id_unmarked_goes_whole_under_its_key(tmp_path: Pa
         early, again = written_before_named(tmp_path, store, unmarked=True)
         assert again == early
         assert sessions(store) == sorted([session_key_for("main", A), SESSION_A])
+
+
+def events_by_session(store: EventStore) -> dict[str, int]:
+    counts: dict[str, int] = {}
+    for stored in store.events_after(0, 10_000):
+        counts[stored.event.session_key] = counts.get(stored.event.session_key, 0) + 1
+    return counts
+
+
+def test_a_cursor_reset_before_the_index_named_a_file_stores_nothing_twice(
+        tmp_path: Path) -> None:
+    """Read under its id, then its cursor entry dropped (the cursor reset) before the
+    index names it: its key applies from where it was read under its id all the same,
+    and the records read then are not stored a second time, under the key: the key's
+    session holds what it holds with no reset."""
+    counts = []
+    for reset in (False, True):
+        state = tmp_path / str(reset)
+        with EventStore.open("memory:") as store:
+            folder = state / "agents" / "main" / "sessions"
+            folder.mkdir(parents=True)
+            written = records(A, 3)
+            (folder / f"{A}.jsonl").write_bytes(lines(written[:2]))
+            one_pass(Bridge(StateFolder(state), EmbeddedSink(store)), only_changed=False)
+            if reset:
+                save_cursor(store, cursor_name(state.resolve(), "main"), {})
+            write_jsonl(state, KEY_A, A, written)  # named now, a record more
+            one_pass(Bridge(StateFolder(state), EmbeddedSink(store)), only_changed=False)
+            counts.append(events_by_session(store))
+            assert read_again_after_new(state, store) == 0
+    assert counts[1] == counts[0]
+
+
+def test_a_file_replaced_by_a_shorter_one_goes_under_its_key_from_its_start(
+        tmp_path: Path) -> None:
+    """Its key applied from a byte of the file it replaced: read again from its start
+    (shorter than its offset), every record of the new file goes under the key the index
+    names, none under the session id."""
+    with EventStore.open("memory:") as store:
+        written_before_named(tmp_path, store)
+        before = events_by_session(store)
+        replaced = turn_records(A, [1_700_000_100_000])
+        write_jsonl(tmp_path, KEY_A, A, replaced)
+        assert len(lines(replaced)) < len(lines(records(A, 3)))
+        assert one_pass(Bridge(StateFolder(tmp_path), EmbeddedSink(store)),
+                        only_changed=False).created > 0
+        after = events_by_session(store)
+        assert after[session_key_for("main", A)] == before[session_key_for("main", A)]
+        assert after[SESSION_A] > before[SESSION_A]
+
+
+def test_a_mark_goes_with_its_file(tmp_path: Path) -> None:
+    """A folder without an index: each file is marked as read under its id, till the
+    folder no longer holds it."""
+    folder = tmp_path / "agents" / "main" / "sessions"
+    folder.mkdir(parents=True)
+    for session_id in (A, B):
+        (folder / f"{session_id}.jsonl").write_bytes(lines(records(session_id)))
+    name = keys_name(cursor_name(tmp_path.resolve(), "main"))
+    with EventStore.open("memory:") as store:
+        bridge = Bridge(StateFolder(tmp_path), EmbeddedSink(store))
+        one_pass(bridge, only_changed=False)
+        size = len(lines(records(A)))
+        assert read_cursor(store, name) == {entry_of(A, None, size): 0, entry_of(B, None, size): 1}
+        (folder / f"{A}.jsonl").unlink()
+        one_pass(bridge)
+        assert read_cursor(store, name) == {entry_of(B, None, size): 1}

@@ -8,9 +8,12 @@ import json
 
 from crdt import codec
 from crdt.keys import NAME_BYTES_MAX
-from crdt.log.cursors import CURSOR_BYTES_MAX, check_cursor
+from crdt.log.cursors import CURSOR_BYTES_MAX, CURSOR_ENTRIES_MAX, check_cursor
 from node.client.api import Client
 from node.openclaw.session_keys import (
+    BYTE_MAX,
+    MARKS_MAX,
+    ORDER_MAX,
     SESSION_KEYS_MAX,
     SessionKeys,
     entry_of,
@@ -63,7 +66,7 @@ def test_what_cannot_be_an_entry_is_not_remembered_and_foreign_entries_are_dropp
     assert not keys.learn("s2", "agent:main:\n")  # a control character: no entry name
     assert not keys.learn("s3", "k" * NAME_BYTES_MAX)
     assert keys.learn("s4", "agent:main:x")
-    assert keys.saved() == {"2:s1:agent:main:main": 1, "2:s4:agent:main:x": 4}
+    assert keys.saved() == {"2:s1:agent:main:main": 1, "2:s4:agent:main:x": 2}
 
 
 async def test_keys_past_ascii_near_the_size_limit_are_saved_on_a_node(node: RunningNode) -> None:
@@ -90,35 +93,137 @@ def test_an_entry_whose_length_is_no_ascii_number_names_no_pair() -> None:
 
 
 def test_a_key_learnt_after_a_mark_applies_from_where_the_file_was_read() -> None:
-    """Marked as read under its id, a session's key applies from where its file was
-    read up to when the key was learnt, and goes on doing so under another key; an
-    unmarked session's (an entry of a release that kept no marks) from its start."""
+    """Marked as read under its id up to a byte (moved on as more is read so), a
+    session's key applies from there, even if its cursor entry was dropped meanwhile
+    (read up to 0), or from where the cursor says if further; and goes on doing so under
+    another key. An unmarked session's (an entry of a release that kept no marks) from
+    its start."""
     keys = SessionKeys({"2:s1:agent:main:old": 0})
-    assert keys.mark("s2") and not keys.mark("s2") and not keys.mark("s1")
-    assert keys.key_of("s2") is None and keys.since("s2") == 0
-    assert keys.learn("s2", "agent:main:a", read_to=120)
+    assert keys.mark("s2", 80) and keys.mark("s2", 120) and not keys.mark("s2", 100)
+    assert not keys.mark("s1", 50)  # keyed: its records go under the key
+    assert keys.key_of("s2") is None and keys.since("s2") == 120
+    assert keys.learn("s2", "agent:main:a", read_to=0)  # its cursor entry dropped
+    assert keys.since("s2") == 120
     assert keys.learn("s2", "agent:main:b", read_to=400)  # read under a since 120
     assert keys.learn("s1", "agent:main:new", read_to=300)
-    assert not keys.mark("s2")
+    assert not keys.mark("s2", 500)
+    keys.mark("s3", 60)
+    assert keys.learn("s3", "agent:main:c", read_to=90)  # the cursor further than the mark
     saved = keys.saved()
-    assert saved == {"2:s1:agent:main:new": 4, "120+2:s2:agent:main:b": 3}
+    assert saved == {"2:s1:agent:main:new": 4, "2:s2:agent:main:b": 3, "120+2:s2": 3,
+                     "2:s3:agent:main:c": 6, "90+2:s3": 6}
     back = SessionKeys(saved)
     assert (back.key_of("s2"), back.since("s2")) == ("agent:main:b", 120)
     assert (back.key_of("s1"), back.since("s1")) == ("agent:main:new", 0)
+    assert (back.key_of("s3"), back.since("s3")) == ("agent:main:c", 90)
 
 
-def test_a_since_without_room_in_the_entry_applies_the_key_from_the_start() -> None:
-    """A pair that fits only without its ``since``: its key from its file's start, as
-    before marks were kept, rather than forgotten (the whole conversation under its id
-    once no longer named). Marks forgotten for room are not marked again."""
-    session_id, key = "s" * 100, "k" * (NAME_BYTES_MAX - 105)
+def test_entries_of_the_first_release_with_marks_read_as_they_meant() -> None:
+    keys = SessionKeys({"120+2:s1:agent:main:a": 0, "2:s2": 1})
+    assert (keys.key_of("s1"), keys.since("s1")) == ("agent:main:a", 120)
+    assert (keys.key_of("s2"), keys.since("s2")) == (None, 0)
+    assert keys.learn("s2", "agent:main:b", read_to=70)
+    assert keys.saved() == {"2:s1:agent:main:a": 0, "120+2:s1": 0, "2:s2:agent:main:b": 2,
+                            "70+2:s2": 2}
+
+
+def release_before_marks_pair_of(entry: str) -> tuple[str, str] | None:
+    """How the release before marks read an entry (``SessionKeys`` left out what this
+    gives None for, and dropped it at its next save)."""
+    length, _colon, rest = entry.partition(":")
+    if not (length.isascii() and length.isdigit()):
+        return None
+    size = int(length)
+    if len(rest) <= size or rest[size] != ":":
+        return None
+    return rest[:size], rest[size + 1:]
+
+
+def test_the_release_before_marks_reads_every_key_as_it_wrote_it() -> None:
+    """Going back to the release that knew keys alone: it reads each key as it wrote it
+    (a key learnt after a mark then applies from its file's start, as it did there), and
+    reads no other entry as a key."""
     keys = SessionKeys(None)
-    assert keys.mark(session_id)
-    assert keys.learn(session_id, key, read_to=10_000)
-    assert (keys.key_of(session_id), keys.since(session_id)) == (key, 0)
-    assert keys.saved() == {entry_of(session_id, key): 1}
-    many = SessionKeys(None)
-    for n in range(SESSION_KEYS_MAX + 1):
-        many.mark(f"s{n}")
-    assert "2:s0" not in many.saved() and not many.mark("s0")
+    keys.mark("s1", 120)
+    keys.learn("s1", "agent:main:a", read_to=0)
+    keys.learn("s2", "agent:main:b")
+    keys.mark("s3", 40)
+    keys.mark("s4", 0)  # nothing of it stored yet
+    saved = keys.saved()
+    pairs = {entry: release_before_marks_pair_of(entry) for entry in saved}
+    assert sorted(pair for pair in pairs.values() if pair is not None) == [
+        ("s1", "agent:main:a"), ("s2", "agent:main:b")]
+    assert sorted(entry for entry, pair in pairs.items() if pair is None) == [
+        "120+2:s1", "2:s4", "40+2:s3"]
+
+
+def test_a_file_read_again_from_its_start_is_read_as_new() -> None:
+    """Got shorter than its offset (another file now): what was read of it under its id
+    no longer applies."""
+    keys = SessionKeys(None)
+    keys.mark("s1", 471)
+    keys.learn("s1", "agent:main:a")
+    keys.mark("s2", 300)
+    keys.unsaved = False
+    assert keys.restart("s1") and keys.restart("s2") and not keys.restart("s3")
+    assert keys.unsaved and not keys.restart("s1")
+    assert (keys.key_of("s1"), keys.since("s1"), keys.since("s2")) == ("agent:main:a", 0, 0)
+    assert keys.saved() == {"2:s1:agent:main:a": 1}
+
+
+def test_marks_are_forgotten_before_keys_and_past_their_own_count() -> None:
+    """A session read under its id takes a place only till its key is learnt; an agent
+    without an index (every file marked) keeps ``MARKS_MAX`` marks, the last ones, and
+    pushes out no key. Marks forgotten for room are not marked again."""
+    keys = SessionKeys(None)
+    for n in range(SESSION_KEYS_MAX):
+        keys.learn(f"k{n}", f"agent:main:k{n}")
+    for n in range(MARKS_MAX + 5):
+        assert keys.mark(f"m{n}", 10)
+    saved = check_cursor(keys.saved())
+    assert len(saved) == SESSION_KEYS_MAX + MARKS_MAX <= CURSOR_ENTRIES_MAX
+    assert keys.key_of("k0") == "agent:main:k0"
+    assert "10+2:m4" not in saved and "10+2:m5" in saved
+    assert f"10+{len(f'm{MARKS_MAX + 4}')}:m{MARKS_MAX + 4}" in saved
+    assert not keys.mark("m0", 20) and keys.since("m0") == 0
+    # Past the node's entries, marks go before any key.
+    keys = SessionKeys(None)
+    for n in range(SESSION_KEYS_MAX):
+        keys.mark(f"m{n}", 10)
+        keys.learn(f"m{n}", f"agent:main:m{n}")
+    for n in range(5):
+        keys.mark(f"x{n}", 10)
+    saved = check_cursor(keys.saved())
+    assert len(saved) == CURSOR_ENTRIES_MAX and keys.key_of("m0") == "agent:main:m0"
+    assert keys.since("x4") == 0
+
+
+def test_marks_of_files_gone_are_forgotten() -> None:
+    keys = SessionKeys(None)
+    keys.mark("s1", 10)
+    keys.mark("s2", 10)
+    keys.learn("s2", "agent:main:b")
+    keys.mark("s3", 10)
+    keys.unsaved = False
+    keys.forget_marks({"s3"})
+    assert keys.unsaved and keys.saved() == {"2:s2:agent:main:b": 2, "10+2:s2": 2, "10+2:s3": 3}
+    keys.unsaved = False
+    keys.forget_marks({"s3"})
+    assert not keys.unsaved
+
+
+def test_a_byte_past_a_cursor_value_names_nothing_and_orders_start_again() -> None:
+    """An entry saved by anyone holding the node's token: a byte of 200 digits is none
+    (not the whole file under its id); an order at a cursor's largest value leaves no
+    room to learn in, and the orders are numbered anew, so that the node takes them."""
+    assert parts_of("9" * 200 + "+2:s1") is None
+    assert parts_of(f"{BYTE_MAX}+2:s1") == ("s1", None, BYTE_MAX)
+    keys = SessionKeys({"2:s1:agent:main:a": 5, "9" * 200 + "+2:s1": 5,
+                        "2:s2:agent:main:b": ORDER_MAX})
+    assert keys.since("s1") == 0
+    assert keys.learn("s3", "agent:main:c")
+    assert check_cursor(keys.saved()) == {"2:s1:agent:main:a": 0, "2:s2:agent:main:b": 1,
+                                          "2:s3:agent:main:c": 2}
+    for hostile in ("+2:s1", "1+2+3:s1", "00+2:s1", "\uff13+2:s1", "0:", "0+2:s1"):
+        assert parts_of(hostile) is None, hostile
     assert parts_of("007+2:s1:k") is None and parts_of("+2:s1:k") is None

@@ -156,7 +156,7 @@ export function named(name, attrs = {}) {
 // Words a node or a member wrote (a sentence, an address), shown as `named` shows a name
 // but for its backslashes: they may begin escapes the node wrote (printable's `\x1b`).
 export function words(text, attrs = {}) {
-  return h("bdi", attrs, printable(text).replace(HIDDEN, escape));
+  return h("bdi", attrs, printable(text).replace(HIDDEN, hiddenEscape));
 }
 
 // `name` with each character of HIDDEN as its escape, as crdt.device.shown_name writes
@@ -165,11 +165,11 @@ export function words(text, attrs = {}) {
 // HIDDEN or a control character), so a name typed `\u3164` shows apart from U+3164.
 export function shownName(name) {
   return String(name).replace(SHOWN, (found) => (found.startsWith("\\") ? found + found
-    : escape(found)));
+    : hiddenEscape(found)));
 }
 
 // A character of HIDDEN as its escape.
-function escape(char) {
+function hiddenEscape(char) {
   const code = char.codePointAt(0);
   return code <= 0xffff ? `\\u${code.toString(16).padStart(4, "0")}`
     : `\\U${code.toString(16).padStart(8, "0")}`;

@@ -1,7 +1,7 @@
 """The console escapes in a device name exactly the characters ``clawsync devices``
 escapes (``crdt.device.shown_name``), written alike: its character class is a copy of
-``crdt.device``'s sets, and this runs it under Node.js over every code point, so an
-edit to one side alone fails here."""
+``crdt.device``'s sets, and this runs it under Node.js over every code point (alone and
+after a backslash) and over runs of backslashes, so an edit to one side alone fails here."""
 
 from __future__ import annotations
 

@@ -318,3 +318,27 @@ async def test_a_wait_a_peer_asked_for_is_not_cut_short_when_another_peer_is_rea
     [row] = [row for row in node.gossip.peers() if row["url"] == url]
     assert row["retry_in_s"] > 300  # about 600: the wait asked, not the back-off's second
     assert row["failure"] == f"cannot link with {url}: it answered HTTP 429"
+
+
+async def test_a_wait_a_peer_asked_for_is_kept_while_a_member_refuses_this_device(
+        make_node: NodeFactory) -> None:
+    """A member refused this device as waiting to be added, which dials it again within a
+    pull interval; when a peer then answers 429 asking for ten minutes, the dial waits
+    those, not the pull interval (the refusal stays said until a link comes up)."""
+    node = await make_node(sync=dataclasses.replace(FAST, backoff_base_s=1.0,
+                                                    backoff_max_s=600.0, pull_interval_s=0.5))
+    refused = asyncio.Event()
+
+    async def busy(_request: web.Request) -> web.Response:
+        await refused.wait()  # answered once the refusal is said
+        return web.Response(status=429, headers={"Retry-After": "600"})
+
+    async with serving(busy) as url:
+        assert await node.gossip.add_peer(url, learned=False)
+        runner = node.gossip.runners[f"url:{url}"]
+        runner.refused = "refused by a member: waiting to be added"
+        refused.set()
+        await until(lambda: runner.state == "backoff")
+    assert runner.refused is not None and runner.machine.failures == 1
+    [row] = [row for row in node.gossip.peers() if row["url"] == url]
+    assert row["retry_in_s"] > 300  # about 600: the wait asked, not the pull interval

@@ -339,7 +339,7 @@ class Gossip:
         retry_at = await self.driver.on_writer(runner.machine.connection_failed, now, asked_s)
         if asked_s is not None:
             log.info("peer asked to wait before the next dial", peer=runner.url, asked_s=asked_s,
-                     wait_s=runner.machine.asked_until - now, reason=runner.failure)
+                     wait_s=min(asked_s, self.config.sync.backoff_max_s), reason=runner.failure)
         if runner.refused is not None and not self.removed.known:
             soon = self._loop.time() + self.config.sync.pull_interval_s
             retry_at = min(retry_at, max(soon, runner.machine.asked_until))

@@ -309,7 +309,8 @@ class Gossip:
                 self._forget(runner)
                 self.learning.undialed(runner.url)
                 return
-            retry_at = await self._next_dial_at(runner, asked_s)
+            retry_at = await self.driver.on_writer(runner.machine.connection_failed,
+                                                   self._now(), asked_s)
             # Counted since a message from the peer was last handled, not since the last
             # dial that connected: an address that reaches this node itself connects
             # every time.
@@ -326,17 +327,16 @@ class Gossip:
                 return
             runner.state = "backoff"
             runner.redial.clear()
-            runner.redial_at = retry_at
-            await set_or_timeout(runner.redial, max(0.0, retry_at - self._loop.time()))
+            runner.redial_at = self._next_dial_at(runner, asked_s, retry_at)
+            await set_or_timeout(runner.redial, max(0.0, runner.redial_at - self._loop.time()))
 
-    async def _next_dial_at(self, runner: Runner, asked_s: float | None) -> float:
-        """When to dial ``runner`` again after a failed dial or a link that ended: at its
-        back-off's time, not before a wait its peer asked for (``asked_s``, bounded by
+    def _next_dial_at(self, runner: Runner, asked_s: float | None, retry_at: float) -> float:
+        """When to dial ``runner`` again after a failed dial or a link that ended, once it
+        is known to be dialed again (not forgotten): at ``retry_at``, its back-off's time
+        and not before a wait its peer asked for (``asked_s``, bounded by
         ``backoff_max_s``: ``PeerSync.connection_failed``; no redial cuts it short,
         ``_redial``), and within a pull interval while a member refuses this device
         as waiting to be added: asked again soon, not after the back-off's minute."""
-        now = self._now()
-        retry_at = await self.driver.on_writer(runner.machine.connection_failed, now, asked_s)
         if asked_s is not None:
             log.info("peer asked to wait before the next dial", peer=runner.url, asked_s=asked_s,
                      wait_s=min(asked_s, self.config.sync.backoff_max_s), reason=runner.failure)

@@ -342,3 +342,21 @@ async def test_a_wait_a_peer_asked_for_is_kept_while_a_member_refuses_this_devic
     assert runner.refused is not None and runner.machine.failures == 1
     [row] = [row for row in node.gossip.peers() if row["url"] == url]
     assert row["retry_in_s"] > 300  # about 600: the wait asked, not the pull interval
+
+
+async def test_a_learned_address_forgotten_on_a_429_says_only_that_it_is_forgotten(
+        make_node: NodeFactory) -> None:
+    """Its last failure a 429: the address is not dialed again, so no wait before a next
+    dial is said."""
+    node = await make_node(sync=dataclasses.replace(FAST, learned_failures_max=1))
+
+    async def busy(_request: web.Request) -> web.Response:
+        return web.Response(status=429, headers={"Retry-After": "600"})
+
+    with structlog.testing.capture_logs() as said:
+        async with serving(busy) as url:
+            assert await node.gossip.add_peer(url, learned=True)
+            assert await forgotten(node, url)
+    events = [entry["event"] for entry in said if entry.get("peer") == url]
+    assert "forgetting learned peer" in events
+    assert "peer asked to wait before the next dial" not in events

@@ -309,8 +309,7 @@ class Gossip:
                 self._forget(runner)
                 self.learning.undialed(runner.url)
                 return
-            retry_at = await self.driver.on_writer(runner.machine.connection_failed,
-                                                   self._now(), asked_s)
+            retry_at = await self.driver.on_writer(self._dial_failed, runner, asked_s)
             # Counted since a message from the peer was last handled, not since the last
             # dial that connected: an address that reaches this node itself connects
             # every time.
@@ -329,6 +328,13 @@ class Gossip:
             runner.redial.clear()
             runner.redial_at = self._next_dial_at(runner, asked_s, retry_at)
             await set_or_timeout(runner.redial, max(0.0, runner.redial_at - self._loop.time()))
+
+    def _dial_failed(self, runner: Runner, asked_s: float | None) -> float:
+        """``PeerSync.connection_failed`` on the writer thread, as of when it runs there:
+        as of before the wait for the writer (a group commit, other links' calls), its
+        back-off and the wait its peer asked for would be cut short by that wait.
+        (``loop.time`` reads the monotonic clock, from any thread.)"""
+        return runner.machine.connection_failed(self._now(), asked_s)
 
     def _next_dial_at(self, runner: Runner, asked_s: float | None, retry_at: float) -> float:
         """When to dial ``runner`` again after a failed dial or a link that ended, once it

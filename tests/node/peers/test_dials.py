@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import threading
 import time
 from pathlib import Path
 
@@ -360,3 +361,46 @@ async def test_a_learned_address_forgotten_on_a_429_says_only_that_it_is_forgott
     events = [entry["event"] for entry in said if entry.get("peer") == url]
     assert "forgetting learned peer" in events
     assert "peer asked to wait before the next dial" not in events
+
+
+async def test_a_wait_a_peer_asked_for_counts_from_when_the_writer_takes_the_failure(
+        make_node: NodeFactory) -> None:
+    """A failed dial is told to its PeerSync on the store's writer, which may be busy (a
+    group commit, other links' calls): the wait the peer asked for counts from then, not
+    from before the wait for the writer, which would cut it short by that much."""
+    node = await make_node(sync=dataclasses.replace(FAST, backoff_base_s=1.0,
+                                                    backoff_max_s=600.0))
+    loop = asyncio.get_running_loop()
+    held, release = threading.Event(), threading.Event()
+    released_at: list[float] = []
+    save = node.gossip.driver.save_checkpoint
+    busy_tasks: list[asyncio.Future[None]] = []
+
+    def busy_writer(_store: object) -> None:
+        held.set()
+        release.wait(DEADLINE_S)
+        released_at.append(loop.time())
+
+    async def save_then_busy(runner: Runner, force: bool = False) -> None:
+        await save(runner, force)
+        if runner.failure is not None and not held.is_set():  # the writer busy from here
+            busy_tasks.append(asyncio.ensure_future(node.astore.write(busy_writer)))
+            while not held.is_set():
+                await asyncio.sleep(0.001)
+
+    node.gossip.driver.save_checkpoint = save_then_busy  # type: ignore[method-assign]
+
+    async def busy(_request: web.Request) -> web.Response:
+        return web.Response(status=429, headers={"Retry-After": "600"})
+
+    async with serving(busy) as url:
+        assert await node.gossip.add_peer(url, learned=False)
+        runner = node.gossip.runners[f"url:{url}"]
+        async with asyncio.timeout(DEADLINE_S):
+            while not held.is_set():
+                await asyncio.sleep(0.01)
+        await asyncio.sleep(0.05)  # the dial goes on to wait for the writer
+        release.set()
+        await until(lambda: runner.state == "backoff")
+    await asyncio.gather(*busy_tasks)
+    assert runner.machine.asked_until >= released_at[0] + 600.0

@@ -233,7 +233,10 @@ class Meta:
         """The decoded record, its format checked (``from_fields`` builds the ``Meta``;
         the keys present tell which older format wrote it)."""
         raw = codec.decode(data)
-        if not isinstance(raw, dict) or raw.get("format") != LOG_FORMAT:
+        # ``type(...) is int``: True and 1.0 equal 1 but no version writes them (a
+        # damaged record is refused, not read and then rewritten as format 1).
+        if not isinstance(raw, dict) or type(raw.get("format")) is not int \
+                or raw["format"] != LOG_FORMAT:
             found = raw.get("format") if isinstance(raw, dict) else None
             raise LogFormatError(found, LOG_FORMAT)
         return raw

@@ -9,7 +9,7 @@ import pytest
 
 from crdt import codec
 from crdt.automerge.documents import Documents
-from crdt.errors import StoreError
+from crdt.errors import LogFormatError, StoreError
 from crdt.log import records
 from crdt.log.batch import CHUNK_BYTES_MAX, CHUNK_CARRY_ENTRIES_MAX, CHUNK_ENTRIES_MAX
 from crdt.log.projection import rebuild
@@ -118,4 +118,21 @@ def test_a_log_of_another_format_is_refused(store_path: Path, ev: MakeEvent) -> 
         tx.put(META, codec.encode({**meta, "format": LOG_FORMAT + 1}))
     with pytest.raises(StoreError, match="log format 2"):
         EventStore(storage)
+    storage.close()
+
+
+@pytest.mark.parametrize("found", [True, 1.0])
+def test_a_format_equal_to_one_but_not_an_int_is_refused(store_path: Path, ev: MakeEvent,
+                                                         found: object) -> None:
+    """No version writes True or 1.0: the record is damaged, though both equal 1."""
+    with EventStore.open(store_path) as store:
+        store.append(ev())
+    storage = DiskStorage.open(store_path)
+    meta = codec.decode(storage.get(META) or b"")
+    with storage.transaction() as tx:
+        tx.put(META, codec.encode({**meta, "format": found}))
+    with pytest.raises(LogFormatError) as refused:
+        EventStore(storage)
+    assert type(refused.value.found) is type(found) and not refused.value.newer
+    assert storage.get(META) == codec.encode({**meta, "format": found})
     storage.close()

@@ -116,19 +116,27 @@ class StoreError(CrdtError):
 class LogFormatError(StoreError):
     """The log's meta record is of another format than ``known`` (the one this code
     reads): ``found``, an int if a newer version wrote it, else what the record holds
-    (a damaged one). Nothing was written to the log. The node words it for people
-    (``node.data_format.log_refusal``): crdt knows no software version."""
+    (a damaged one). ``damage``, if set, says in words what else is wrong with a record
+    that cannot be read (not CBOR, a field missing); ``found`` is then None. Nothing
+    was written to the log. The node words it for people
+    (``node.data_format.log_refusal``): crdt knows no software version.
 
-    def __init__(self, found: object, known: int) -> None:
+    >>> str(LogFormatError(None, 1, damage="it is not CBOR"))
+    'the log meta record is damaged: it is not CBOR'
+    """
+
+    def __init__(self, found: object, known: int, *, damage: str | None = None) -> None:
         self.found = found
         self.known = known
-        super().__init__(f"log format {found} is not {known}")
+        self.damage = damage
+        super().__init__(f"log format {found} is not {known}" if damage is None
+                         else f"the log meta record is damaged: {damage}")
 
     @property
     def newer(self) -> bool:
         """Whether a newer version wrote the log (not a damaged record)."""
-        return isinstance(self.found, int) and not isinstance(self.found, bool) \
-            and self.found > self.known
+        return self.damage is None and isinstance(self.found, int) \
+            and not isinstance(self.found, bool) and self.found > self.known
 
 
 class StorageUnavailable(StoreError):

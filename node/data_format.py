@@ -137,6 +137,9 @@ def log_refusal(error: LogFormatError, location: object, running: str) -> Folder
     the event log in d is damaged (its format reads None, not 1): restore the folder from a backup
     """
     what = f"the event log in {location}"
+    if error.damage is not None:
+        return FolderFormatError(f"{what} is damaged ({error.damage}): restore the "
+                                 f"folder from a backup")
     if error.newer:
         # The log keeps no writer's version (the data folder's marker does).
         return FolderFormatError(newer_format(

@@ -33,7 +33,7 @@ from typing import Any, NamedTuple
 
 from crdt import codec
 from crdt.clock import HLC_ZERO, Hlc
-from crdt.errors import LogFormatError
+from crdt.errors import InvalidInput, LogFormatError
 from crdt.events import Event
 from crdt.log.projection import Header, Message
 from crdt.membership import shown
@@ -232,7 +232,10 @@ class Meta:
     def fields(data: bytes) -> dict[str, Any]:
         """The decoded record, its format checked (``from_fields`` builds the ``Meta``;
         the keys present tell which older format wrote it)."""
-        raw = codec.decode(data)
+        try:
+            raw = codec.decode(data)
+        except InvalidInput:  # no version writes such bytes: a damaged record
+            raise LogFormatError(None, LOG_FORMAT, damage="it is not CBOR") from None
         # ``type(...) is int``: True and 1.0 equal 1 but no version writes them (a
         # damaged record is refused, not read and then rewritten as format 1).
         if not isinstance(raw, dict) or type(raw.get("format")) is not int \
@@ -245,10 +248,17 @@ class Meta:
     def from_fields(cls, raw: dict[str, Any]) -> Meta:
         # A log written before origins could retire has neither map: none retired. One
         # without the forgotten count is counted when it opens (``EventLog.open``).
-        return cls(raw["node_id"], raw["next"], raw["seq"], Hlc(*raw["clock"]),
-                   raw["sessions"], dict(raw["version"]), dict(raw.get("retired", {})),
-                   dict(raw.get("retiring", {})), raw.get("origin_n"),
-                   raw.get("forgotten"))
+        try:
+            return cls(raw["node_id"], raw["next"], raw["seq"], Hlc(*raw["clock"]),
+                       raw["sessions"], dict(raw["version"]), dict(raw.get("retired", {})),
+                       dict(raw.get("retiring", {})), raw.get("origin_n"),
+                       raw.get("forgotten"))
+        except KeyError as missing:  # every version writes these: a damaged record
+            raise LogFormatError(None, LOG_FORMAT,
+                                 damage=f"it has no {missing.args[0]} field") from None
+        except (TypeError, ValueError):
+            raise LogFormatError(None, LOG_FORMAT,
+                                 damage="a field holds a value of the wrong kind") from None
 
 
 @dataclass

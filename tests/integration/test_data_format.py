@@ -14,8 +14,11 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from crdt import codec
 from crdt.log.records import LOG_FORMAT, META
+from crdt.log.store import EventStore
 from crdt.storage.disk import DiskStorage
 from crdt.storage.lock import LOCK_NAME
 from node.config import software_version
@@ -137,6 +140,47 @@ def test_a_log_of_a_newer_format_is_refused_in_words(tmp_path: Path) -> None:
             f"(log format {LOG_FORMAT + 1}); clawsync {software_version()} reads format " \
             f"{LOG_FORMAT} at most. Run a newer clawsync on it" in line, line
     assert _held(node.data_dir) == before
+
+
+def _damage_log(folder: Path, how: str) -> None:
+    """A new log in ``folder`` whose meta record is damaged ``how``."""
+    EventStore.open(folder).close()
+    storage = DiskStorage.open(folder)
+    try:
+        with storage.transaction() as tx:
+            meta = codec.decode_trusted(tx.get(META))
+            record = {"bytes": b"\xff\xff not CBOR",
+                      "no_node_id": codec.encode_fast({"format": LOG_FORMAT}),
+                      "true": codec.encode_fast({**meta, "format": True})}[how]
+            tx.put(META, record)
+    finally:
+        storage.close()
+
+
+@pytest.mark.parametrize(("how", "said"), [
+    ("bytes", "is damaged (it is not CBOR)"),
+    ("no_node_id", "is damaged (it has no node_id field)"),
+    ("true", "is damaged (its format reads True, not 1)")])
+def test_a_damaged_log_is_refused_in_one_line_and_left_as_it_is(
+        tmp_path: Path, how: str, said: str) -> None:
+    """No traceback, and exit 1 from both ``serve`` and ``openclaw``, as for a newer
+    format: a damaged log is not the user's input (exit 2) and is never rewritten."""
+    log = tmp_path / "log"
+    _damage_log(log, how)
+    before = _held(log)
+    started = subprocess.run(
+        [sys.executable, "-m", "node.main", "serve", "--data-dir", str(tmp_path / "data"),
+         "--storage", str(log), "--host", "127.0.0.1", "--port", str(free_port())],
+        capture_output=True, text=True, env=child_env(), timeout=CLI_TIMEOUT_S)
+    state = tmp_path / "openclaw"
+    (state / "agents").mkdir(parents=True)
+    imported = subprocess.run(
+        [sys.executable, "-m", "node.main", "openclaw", "import", "--data-dir", str(log),
+         "--state-dir", str(state)],
+        capture_output=True, text=True, env=child_env(), timeout=CLI_TIMEOUT_S)
+    for line in (one_error_line(started), one_error_line(imported)):
+        assert f"the event log in {log} {said}: restore the folder from a backup" in line
+    assert _held(log) == before
 
 
 def _held(folder: Path) -> tuple[dict[str, bytes], list[str]]:

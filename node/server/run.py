@@ -167,8 +167,9 @@ async def start(config: Config) -> RunningNode:
     is checked before anything is made: a first start that fails there leaves no data
     folder and no device key behind, for a node identity nobody used. A failure of the
     storage itself comes after the key (the log signs with it), and says that the new
-    folder may be used again. The ``--storage`` folders it made (``_make_storage_folder``)
-    are removed again while empty.
+    folder may be used again; a log refused as another version's or damaged takes the
+    key this start made with it (``_unmake_key``). The ``--storage`` folders it made
+    (``_make_storage_folder``) are removed again while empty.
 
     Two starts at once on one port both pass the address check (a socket takes a port
     for good only once it listens): the one that then cannot listen has made its folder
@@ -311,8 +312,8 @@ async def _start(config: Config, tls: TlsFiles, socks: list[socket.socket]) -> R
     except FolderInUse as error:
         raise FolderTaken(str(error)) from None
     except LogFormatError as error:
-        raise StartError(str(log_refusal(error, config.log_location,
-                                         software_version()))) from None
+        said = str(log_refusal(error, config.log_location, software_version()))
+        raise StartError(said + _unmake_key(device)) from None
     except StoreError as error:
         raise StartError(str(error)) from None
     try:
@@ -353,6 +354,23 @@ async def _start(config: Config, tls: TlsFiles, socks: list[socket.socket]) -> R
     if tls.watched:
         node.tls_watch = asyncio.create_task(watch(tls, node.use_tls), name="tls files")
     return node
+
+
+def _unmake_key(device: DeviceKey) -> str:
+    """Remove the key this start made (``device.created``) in a folder whose log is
+    refused: the log was moved in or is another version's, and a key left behind would
+    pass for the folder's identity on a later start. What to add to the refusal: nothing
+    once removed (the folder is as it was), else that the key stays."""
+    if not device.created:
+        return ""
+    try:
+        device.path.unlink()
+    except FileNotFoundError:
+        return ""
+    except OSError as error:
+        return (f" (this start made the device key {device.path} and could not remove "
+                f"it: {error.strerror or error})")
+    return ""
 
 
 async def _listen(site: BoundedSite, config: Config) -> None:

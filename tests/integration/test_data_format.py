@@ -23,6 +23,7 @@ from crdt.storage.disk import DiskStorage
 from crdt.storage.lock import LOCK_NAME
 from node.config import software_version
 from node.data_format import DATA_FORMAT, FORMAT_FILE
+from node.device import KEY_FILE
 from tests.support.processes import (
     CLI_TIMEOUT_S,
     NodeProcess,
@@ -181,6 +182,23 @@ def test_a_damaged_log_is_refused_in_one_line_and_left_as_it_is(
     for line in (one_error_line(started), one_error_line(imported)):
         assert f"the event log in {log} {said}: restore the folder from a backup" in line
     assert _held(log) == before
+
+
+def test_a_refused_log_leaves_no_device_key_behind(tmp_path: Path) -> None:
+    """A folder holding only a log of a newer format (moved in): the key is made before
+    the log is read (the log signs with it), and is removed again as the log is refused,
+    so that no later start takes it for the folder's identity."""
+    folder = tmp_path / "moved"
+    EventStore.open(folder).close()
+    _bump_log_format(folder)
+    before = _held(folder)
+    started = subprocess.run(
+        [sys.executable, "-m", "node.main", "serve", "--data-dir", str(folder),
+         "--host", "127.0.0.1", "--port", str(free_port())],
+        capture_output=True, text=True, env=child_env(), timeout=CLI_TIMEOUT_S)
+    assert "(nothing in it was changed)" in one_error_line(started)
+    assert _held(folder) == before
+    assert not (folder / KEY_FILE).exists()
 
 
 def _held(folder: Path) -> tuple[dict[str, bytes], list[str]]:

@@ -41,6 +41,9 @@ DATA_FORMAT = 1
 #: Longest version name a refusal shows as the writer's (a marker's ``written_by``); a
 #: longer one, or one holding characters that do not print, is not shown.
 WRITER_CHARS_MAX = 40
+#: Most characters of a damaged log format a refusal shows (``log_refusal``); a longer
+#: one is cut there, its length said.
+FOUND_SHOWN_CHARS_MAX = 40
 #: The marker's file in the data folder.
 FORMAT_FILE = "clawsync-format.json"
 #: Largest marker read (it is some 50 bytes); a larger file is not a marker.
@@ -135,6 +138,8 @@ def log_refusal(error: LogFormatError, location: object, running: str) -> Folder
 
     >>> print(log_refusal(LogFormatError(None, 1), "d", "0.3.0"))
     the event log in d is damaged (its format reads None, not 1): restore the folder from a backup
+    >>> print(log_refusal(LogFormatError("x" * 5000, 1), "d", "0.3.0"))  # doctest: +ELLIPSIS
+    the event log in d is damaged (its format reads 'xxx...xxx'… (5000 characters), not 1): ...
     """
     what = f"the event log in {location}"
     if error.damage is not None:
@@ -144,8 +149,21 @@ def log_refusal(error: LogFormatError, location: object, running: str) -> Folder
         # The log keeps no writer's version (the data folder's marker does).
         return FolderFormatError(newer_format(
             what, f"log format {error.found}", error.known, None, running))
-    return FolderFormatError(f"{what} is damaged (its format reads {error.found!r}, not "
-                             f"{error.known}): restore the folder from a backup")
+    return FolderFormatError(f"{what} is damaged (its format reads {_found(error.found)}, "
+                             f"not {error.known}): restore the folder from a backup")
+
+
+def _found(value: object) -> str:
+    """``value`` (a damaged log's format) as a refusal shows it: its first
+    ``FOUND_SHOWN_CHARS_MAX`` characters, then its length if that cut it.
+
+    >>> _found(2.5), _found("ab"), _found(list(range(30)))
+    ('2.5', "'ab'", '[0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 1…')
+    """
+    if isinstance(value, str | bytes) and len(value) > FOUND_SHOWN_CHARS_MAX:
+        return f"{value[:FOUND_SHOWN_CHARS_MAX]!r}… ({len(value)} characters)"
+    said = repr(value)
+    return said if len(said) <= FOUND_SHOWN_CHARS_MAX else f"{said[:FOUND_SHOWN_CHARS_MAX]}…"
 
 
 def mark_format(folder: Path, running: str) -> Marking:

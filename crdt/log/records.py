@@ -236,12 +236,14 @@ class Meta:
             raw = codec.decode(data)
         except InvalidInput:  # no version writes such bytes: a damaged record
             raise LogFormatError(None, LOG_FORMAT, damage="it is not CBOR") from None
+        if not isinstance(raw, dict):
+            raise LogFormatError(None, LOG_FORMAT, damage="it is not a map")
+        if "format" not in raw:
+            raise LogFormatError(None, LOG_FORMAT, damage="it has no format field")
         # ``type(...) is int``: True and 1.0 equal 1 but no version writes them (a
         # damaged record is refused, not read and then rewritten as format 1).
-        if not isinstance(raw, dict) or type(raw.get("format")) is not int \
-                or raw["format"] != LOG_FORMAT:
-            found = raw.get("format") if isinstance(raw, dict) else None
-            raise LogFormatError(found, LOG_FORMAT)
+        if type(raw["format"]) is not int or raw["format"] != LOG_FORMAT:
+            raise LogFormatError(raw["format"], LOG_FORMAT)
         return raw
 
     @classmethod

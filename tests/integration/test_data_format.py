@@ -152,7 +152,11 @@ def _damage_log(folder: Path, how: str) -> None:
             meta = codec.decode_trusted(tx.get(META))
             record = {"bytes": b"\xff\xff not CBOR",
                       "no_node_id": codec.encode_fast({"format": LOG_FORMAT}),
-                      "true": codec.encode_fast({**meta, "format": True})}[how]
+                      "true": codec.encode_fast({**meta, "format": True}),
+                      "list": codec.encode_fast([1, 2]),
+                      "no_format": codec.encode_fast(
+                          {key: value for key, value in meta.items() if key != "format"}),
+                      "long": codec.encode_fast({**meta, "format": "x" * 5000})}[how]
             tx.put(META, record)
     finally:
         storage.close()
@@ -161,7 +165,11 @@ def _damage_log(folder: Path, how: str) -> None:
 @pytest.mark.parametrize(("how", "said"), [
     ("bytes", "is damaged (it is not CBOR)"),
     ("no_node_id", "is damaged (it has no node_id field)"),
-    ("true", "is damaged (its format reads True, not 1)")])
+    ("true", "is damaged (its format reads True, not 1)"),
+    ("list", "is damaged (it is not a map)"),
+    ("no_format", "is damaged (it has no format field)"),
+    ("long", f"is damaged (its format reads {'x' * 40!r}… (5000 characters), not 1)")],
+    ids=lambda value: value if " " not in value else "")
 def test_a_damaged_log_is_refused_in_one_line_and_left_as_it_is(
         tmp_path: Path, how: str, said: str) -> None:
     """No traceback, and exit 1 from both ``serve`` and ``openclaw``, as for a newer

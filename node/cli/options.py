@@ -17,6 +17,8 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
+from node.client.errors import shown_address
+
 if TYPE_CHECKING:
     from node.config import Settings
     from node.limits import ClientLimits
@@ -51,22 +53,22 @@ def node_url(text: str) -> str:
     short = "://" not in text
     mistyped = _mistyped(text) if short else None
     if mistyped is not None:
-        raise click.BadParameter(f"{_shown(text)} {mistyped}", param_hint="--node")
+        raise click.BadParameter(f"{shown_address(text)} {mistyped}", param_hint="--node")
     text = f"http://{text}" if short else text
     try:
         url = URL(text)
     except ValueError:  # yarl's message may quote the address: it is not passed on
         raise click.BadParameter(
-            f"{_shown(text)} {address_problem(text) or 'is not a URL'}",
+            f"{shown_address(text)} {address_problem(text) or 'is not a URL'}",
             param_hint="--node") from None
     if url.scheme not in ("http", "https") or not url.host:
-        raise click.BadParameter(f"{_shown(text)} is not an http(s)://host:port URL",
+        raise click.BadParameter(f"{shown_address(text)} is not an http(s)://host:port URL",
                                  param_hint="--node")
     # "http://7878": the port typed as the host; in any script's digits (``\d``), which
     # would otherwise become an IDNA name that fails only when it is looked up.
     if re.fullmatch(r"\d+", url.host):
         number = _ascii_digits(url.host)
-        raise click.BadParameter(f"{_shown(text)} has a number as its host: "
+        raise click.BadParameter(f"{shown_address(text)} has a number as its host: "
                                  + (f"give the host before the port, such as 127.0.0.1:{number}"
                                     if url.explicit_port is None and _is_port(number)
                                     else "give a host name or an IP address"),
@@ -75,37 +77,17 @@ def node_url(text: str) -> str:
     # connect, saying only that the node could not be reached.
     problem = address_problem(text)
     if problem is not None:
-        raise click.BadParameter(f"{_shown(text)} {problem}", param_hint="--node")
+        raise click.BadParameter(f"{shown_address(text)} {problem}", param_hint="--node")
     if short and url.explicit_port is None:  # a bare host: the node's port, not port 80
         text = str(url.with_port(PORT_DEFAULT)).rstrip("/")
     # A path may be a reverse proxy's prefix, but one that names the API itself would be
     # doubled by the commands (".../v1/v1/sessions") and answered only "Not Found".
     base = api_path_base(text)
     if base is not None:
-        raise click.BadParameter(f"{_shown(text)} names an API path; give the node's own "
-                                 f"address, {_shown(base)} (the commands add the rest)",
+        raise click.BadParameter(f"{shown_address(text)} names an API path; give the node's own "
+                                 f"address, {shown_address(base)} (the commands add the rest)",
                                  param_hint="--node")
     return text
-
-
-#: Characters of a refused ``--node`` that its error shows: more than any address typed
-#: holds; a longer one (a page pasted, a runaway script's 5,000 digits) is cut there,
-#: with "…" and its length, so that the error stays a line to read.
-NODE_SHOWN_CHARS_MAX = 200
-
-
-def _shown(text: str, *, quoted: bool = True) -> str:
-    """``text`` as an error names an address (``quoted``: as a Python string), or its
-    first ``NODE_SHOWN_CHARS_MAX`` characters, "…" and its length.
-
-    >>> _shown("h:7878"), _shown("h:7878", quoted=False)
-    ("'h:7878'", 'h:7878')
-    >>> _shown("7" * 5000)[196:]
-    "77777'… (5000 characters)"
-    """
-    cut = text[:NODE_SHOWN_CHARS_MAX]
-    said = repr(cut) if quoted else cut
-    return said if cut == text else f"{said}… ({len(text)} characters)"
 
 
 def _mistyped(text: str) -> str | None:
@@ -132,7 +114,7 @@ def _mistyped(text: str) -> str | None:
     scheme = re.match(r"(https?)(?::/+|//+)", text, re.IGNORECASE)
     if scheme is not None:
         return (f"misspells {scheme[1].lower()}://: write it with a colon and two slashes, "
-                + _shown(f"{scheme[1].lower()}://{text[scheme.end():]}", quoted=False))
+                + shown_address(f"{scheme[1].lower()}://{text[scheme.end():]}", quoted=False))
     return None
 
 

@@ -4,6 +4,26 @@ do so, so that a command's ``--help`` stays quick (tests/node/cli/test_loading.p
 
 from __future__ import annotations
 
+#: Characters of a node's address that an error shows (a refused ``--node``, or the
+#: client's URL in "cannot reach" and the like): more than any address typed holds; a
+#: longer one (a page pasted, a runaway script's 5,000 digits) is cut there, with "…"
+#: and its length, so that the error stays a line to read.
+NODE_SHOWN_CHARS_MAX = 200
+
+
+def shown_address(text: str, *, quoted: bool = True) -> str:
+    """``text``, a node's address, as an error names it (``quoted``: as a Python
+    string), or its first ``NODE_SHOWN_CHARS_MAX`` characters, "…" and its length.
+
+    >>> shown_address("h:7878"), shown_address("h:7878", quoted=False)
+    ("'h:7878'", 'h:7878')
+    >>> shown_address("7" * 5000)[196:]
+    "77777'… (5000 characters)"
+    """
+    cut = text[:NODE_SHOWN_CHARS_MAX]
+    said = repr(cut) if quoted else cut
+    return said if cut == text else f"{said}… ({len(text)} characters)"
+
 
 class ClientError(Exception):
     """The node could not be reached, or it refused or failed a request.

@@ -22,7 +22,7 @@ from yarl import URL
 
 from crdt import codec
 from crdt.addresses import address_refusal, normal_address, unshown_refusal
-from node.client.errors import ClientError
+from node.client.errors import ClientError, shown_address
 from node.client.tls_probe import answers_tls
 from node.config import software_version
 from node.json_numbers import finite_float, refuse_constant
@@ -93,6 +93,8 @@ class Transport:
     def __init__(self, base_url: str, token: str | None = None, *,
                  limits: ClientLimits = ClientLimits()) -> None:
         self.base_url = checked_node_url(base_url).rstrip("/")
+        #: ``base_url`` as errors show it: cut as a refused ``--node`` is.
+        self.shown_url = shown_address(self.base_url, quoted=False)
         self.token = token
         self.limits = limits
         self._session: aiohttp.ClientSession | None = None
@@ -208,7 +210,7 @@ class Transport:
             # token: this one is probably from something in between (a reverse proxy's
             # own login, a firewall), not about the token. (A proxy that swaps the node's
             # error page keeps its 401 and that header: told as the node's, below.)
-            raise ClientError(f"{self.base_url} refused {what} ({status} {message}) without "
+            raise ClientError(f"{self.shown_url} refused {what} ({status} {message}) without "
                               "a clawsync answer: a reverse proxy or another service in "
                               "between? Probably not the node's token",
                               status=status, code=None, field=None, said=said)
@@ -246,7 +248,7 @@ class Transport:
         answer without it comes from something else at that address."""
         if node_said and (gap := await self._version_gap(response)) is not None:
             return gap
-        return (f"{self.base_url} has no clawsync API ({response.status} for {what}): is it a "
+        return (f"{self.shown_url} has no clawsync API ({response.status} for {what}): is it a "
                 "node's address (a reverse proxy's prefix, another service"
                 + (", or a node too old to say its version" if node_said else "") + ")?")
 
@@ -259,8 +261,8 @@ class Transport:
         route = f"{response.method} {response.url.raw_path} ({response.status})"
         ours = software_version()
         if software == ours:
-            return f"the node at {self.base_url} has no {route}"
-        text = (f"the node at {self.base_url} runs clawsync {software}, which has no "
+            return f"the node at {self.shown_url} has no {route}"
+        text = (f"the node at {self.shown_url} runs clawsync {software}, which has no "
                 f"{route}; this is clawsync {ours}")
         theirs_release, our_release = _release(software), _release(ours)
         if theirs_release is None or our_release is None:
@@ -341,7 +343,7 @@ class _Translate:
         return await answers_tls(url.host, url.port, self._resolver)
 
     def _explain(self, error: BaseException) -> str:
-        where = f"the node at {self.base_url}"
+        where = f"the node at {shown_address(self.base_url, quoted=False)}"
         if isinstance(error, aiohttp.ConnectionTimeoutError):
             return f"cannot reach {where} within {self.limits.connect_timeout_s:g} s — is it up?"
         if isinstance(error, aiohttp.ClientConnectorCertificateError):
@@ -368,7 +370,7 @@ class _Translate:
             return (f"{where} sent {self.what} in a form this client cannot read "
                     f"({type(error).__name__}: a line past what it reads, or not HTTP)")
         if isinstance(error, aiohttp.InvalidURL):
-            return f"{self.base_url!r} is not a node URL (expected http://host:port)"
+            return f"{shown_address(self.base_url)} is not a node URL (expected http://host:port)"
         return f"talking to {where} failed during {self.what}: {error or type(error).__name__}"
 
 

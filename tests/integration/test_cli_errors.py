@@ -18,6 +18,7 @@ from pathlib import Path
 import pytest
 
 from node.client.api import Client, ClientError
+from node.client.errors import NODE_SHOWN_CHARS_MAX
 from tests.support.certs import make_ca, make_cert
 from tests.support.older_node import OLDER_VERSION
 from tests.support.processes import (
@@ -313,6 +314,20 @@ def test_help_of_each_command_shows_examples(command: str) -> None:
     out = ok(run_cli("http://127.0.0.1:1", command, "--help"))
     assert "Examples:" in out
     assert f"clawsync {command}" in out
+
+
+def test_a_long_node_address_is_cut_in_the_errors_that_name_it(node: NodeProcess) -> None:
+    """An address ``--node`` takes (a long reverse proxy prefix) is shown cut at
+    ``NODE_SHOWN_CHARS_MAX`` by the errors that name it later, as by its refusal."""
+    prefix = "/" + "p" * 5000
+    for base, said in ((f"http://127.0.0.1:{free_port()}", "cannot reach the node at "),
+                       (node.url, "")):
+        result = run_cli(base + prefix, "sessions")
+        assert result.returncode == 1, result.stderr[-300:]
+        shown = (base + prefix)[:NODE_SHOWN_CHARS_MAX]
+        assert f"{said}{shown}… ({len(base + prefix)} characters)" in result.stderr, \
+            result.stderr[-300:]
+        assert len(result.stderr) < 3 * NODE_SHOWN_CHARS_MAX, result.stderr[-300:]
 
 
 def test_an_address_without_the_api_is_named_not_taken_for_a_missing_session(

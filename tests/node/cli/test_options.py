@@ -9,7 +9,8 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner, Result
 
-from node.cli.options import NODE_SHOWN_CHARS_MAX, node_url
+from node.cli.options import node_url
+from node.client.errors import NODE_SHOWN_CHARS_MAX
 from node.main import main
 from tests.support.addresses import HIDDEN_PASSWORDS, HIDDEN_TOKENS
 from tests.support.processes import NodeProcess, free_port

@@ -73,6 +73,9 @@ def node_url(text: str) -> str:
                                     if url.explicit_port is None and _is_port(number)
                                     else "give a host name or an IP address"),
                                  param_hint="--node")
+    label = _label_problem(url.host)
+    if label is not None:
+        raise click.BadParameter(f"{shown_address(text)} {label}", param_hint="--node")
     # yarl takes port 0, which no connection can use: every command would fail to
     # connect, saying only that the node could not be reached.
     problem = address_problem(text)
@@ -88,6 +91,36 @@ def node_url(text: str) -> str:
                                  f"address, {shown_address(base)} (the commands add the rest)",
                                  param_hint="--node")
     return text
+
+
+def _label_problem(host: str) -> str | None:
+    """What keeps ``host`` from being looked up, if a label of it is over 63 characters
+    (``HOST_LABEL_CHARS_MAX``) or empty: yarl takes such a name, and the lookup's IDNA
+    encoding fails with an error that is no connection's (it came out as a traceback).
+
+    >>> _label_problem("phone.local") is None, _label_problem("a..b")
+    (True, 'has an empty label in its host name (two dots in a row)')
+    >>> _label_problem("p" * 64 + ".example")[:60]
+    'has a host name label over 63 characters, which no name hold'
+    """
+    try:
+        host.encode("idna")
+    except UnicodeError:
+        pass
+    else:
+        return None
+    for label in host.removesuffix(".").split("."):
+        if not label:
+            return "has an empty label in its host name (two dots in a row)"
+        if len(label) > HOST_LABEL_CHARS_MAX:
+            return (f"has a host name label over {HOST_LABEL_CHARS_MAX} characters, which "
+                    f"no name holds: {shown_address(label)}")
+    return "has a host name that cannot be looked up"
+
+
+#: Most characters of a label (the part between dots) of a host name, as DNS and the
+#: IDNA encoding of a lookup allow.
+HOST_LABEL_CHARS_MAX = 63
 
 
 def _mistyped(text: str) -> str | None:

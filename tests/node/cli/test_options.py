@@ -210,6 +210,18 @@ def test_a_number_too_long_for_a_port_is_a_usage_error(node: str, said: str) -> 
     assert len(error) < NODE_SHOWN_CHARS_MAX + 200, error[-300:]
 
 
+@pytest.mark.parametrize(("node", "said"), [
+    ("http://" + "p" * 64 + ".example:7878", "has a host name label over 63 characters"),
+    ("p" * 300, "has a host name label over 63 characters"),
+    ("a..example:7878", "has an empty label in its host name")])
+def test_a_host_name_no_lookup_can_encode_is_a_usage_error(node: str, said: str) -> None:
+    """A label over ``HOST_LABEL_CHARS_MAX`` characters, or an empty one: yarl takes
+    the name, and the lookup's IDNA encoding failed with a traceback."""
+    result = clawsync("--node", node, "status")
+    assert result.exit_code == 2, result.output[-300:]
+    assert said in result.output and "Traceback" not in result.output, result.output[-300:]
+
+
 @pytest.mark.parametrize("node", [
     "http://127.0.0.1:" + "9" * 5000, "http:/" + "h" * 5000, "ftp://" + "h" * 5000,
     "http://h:7878/" + "v" * 5000 + "/v1"])

@@ -221,12 +221,31 @@ def listening_only(url: str) -> bool:
     another machine dialing it dials itself, and a member told of it as a peer's address
     (a waiting device's ``--peer``, shown in a ``--node`` command) reaches the wrong node.
 
+    Also in the forms a lookup reads as ``0.0.0.0`` (``inet_aton``'s: ``0``, ``0.0``,
+    ``0x0``) and with a name's trailing dot (``0.0.0.0.``).
+
     >>> [listening_only(url) for url in ("http://0.0.0.0:7878", "http://[::]:7878",
     ...                                  "http://10.0.0.5:7878", "http://hub:7878")]
     [True, True, False, False]
+    >>> [listening_only(url) for url in ("http://0:7878", "http://0.0.0.0.:7878",
+    ...                                  "http://0x0.0:7878", "http://0.1:7878")]
+    [True, True, True, False]
     """
     try:
         host = urlsplit(url).hostname
-        return host is not None and ipaddress.ip_address(host).is_unspecified
-    except ValueError:  # no URL, or a host that is a name: another check's concern
+    except ValueError:  # no URL: another check's concern
         return False
+    if host is None:
+        return False
+    host = host.removesuffix(".")
+    if _ZERO_HOST.fullmatch(host):
+        return True
+    try:
+        return ipaddress.ip_address(host).is_unspecified
+    except ValueError:  # a host that is a name
+        return False
+
+
+#: A host that a lookup reads as 0.0.0.0 (``inet_aton`` takes one to four parts, each
+#: decimal, octal or hex): zeros only, such as ``0``, ``0.0`` or ``0x0``.
+_ZERO_HOST = re.compile(r"(?:0x0*|0+)(?:\.(?:0x0*|0+)){0,3}", re.IGNORECASE)

@@ -106,7 +106,8 @@ def test_an_address_with_a_password_is_refused_and_never_shown(node: NodeProcess
     assert PHONE not in sets(node)[0]
 
 
-@pytest.mark.parametrize("address", ["http://0.0.0.0:7878", "http://[::]:7878"])
+@pytest.mark.parametrize("address", ["http://0.0.0.0:7878", "http://[::]:7878", "http://0:7878",
+                                     "http://0.0.0.0.:7878"])
 def test_an_address_a_node_listens_on_is_taken_with_a_warning(node: NodeProcess,
                                                               address: str) -> None:
     """Such an address names no machine: every node dialing it reaches itself. Taken

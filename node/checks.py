@@ -13,6 +13,24 @@ from urllib.parse import urlsplit
 #: The first segment of each of the node's own routes: an address holding one is a page or
 #: an API path copied whole, not a node's address (``api_path_base``).
 API_ROOTS = ("v1", "automerge", "peer", "console", "healthz", "metrics")
+#: What ``serve`` (a ``--peer``, its ``--advertise-url``) and ``devices add`` (an
+#: ``--address``) call an address of 0.0.0.0 or :: (``crdt.addresses.listening_only``)
+#: given to be dialed: one wording for both (``listening_warning``).
+LISTENING_ONLY = "an address a node listens on, not one to dial"
+#: The line of ``serve`` that names the address to give instead (``node.server.reach``).
+PAIRING_LINE = "to pair a new device, run on it"
+
+
+def give_instead(whose: str) -> str:
+    """Which address to give in place of a listening-only one: ``whose`` address on its
+    network, as the pairing line of its ``serve`` prints it.
+
+    >>> give_instead("the device's")
+    "the device's address on its network (serve prints it: `to pair a new device, run on it`)"
+    """
+    return f"{whose} address on its network (serve prints it: `{PAIRING_LINE}`)"
+
+
 #: What ``--print-config`` shows in place of a secret it hides. Refused as a token or a
 #: secret (``check_token``): copied from a printout into a file, it would be a token
 #: anyone can guess, one that even passes the check for a token beyond loopback.

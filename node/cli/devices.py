@@ -181,8 +181,6 @@ def add(ctx: click.Context, device_id: str, name: str, address: str | None,
     """
     if address is not None and no_address:
         raise click.UsageError("give --address or --no-address, not both")
-    if address is not None:
-        _warn_listening(address)
 
     async def run(client: Client
                   ) -> tuple[list[dict[str, Any]], dict[str, Any], list[dict[str, Any]]]:
@@ -208,6 +206,8 @@ def add(ctx: click.Context, device_id: str, name: str, address: str | None,
         said = _added(members, answer)
         shared = shared_name_lines(_sharing(now, answer), named_node(ctx))
     click.echo(printable(said))
+    if address is not None:  # once taken: a refused add's error stands alone
+        _warn_listening(address)
     for line in shared:
         note(line)
 
@@ -216,13 +216,15 @@ def _warn_listening(address: str) -> None:
     """A warning for an ``--address`` of ``0.0.0.0`` or ``::`` (as ``serve`` warns of
     such a ``--peer``): every node dials a member's address, and dialing that one reaches
     the dialer's own machine. Warned of, not refused: an address that worked so (both
-    nodes on one machine) must go on being taken."""
+    nodes on one machine) must go on being taken. Said once the node took the add: a
+    refused one, or one that reached no node, has its error alone."""
     from crdt.addresses import listening_only
+    from node.checks import LISTENING_ONLY, give_instead
 
     if listening_only(address):
-        note(f"Warning: --address {address} is an address a node listens on, not one to "
-             "dial (a node dialing it reaches its own machine): give the device's address "
-             "on its network (its serve prints it: `to pair a new device, run on it`)")
+        give = give_instead("the device's")
+        note(f"Warning: --address {address} is {LISTENING_ONLY} (a node dialing it reaches "
+             f"its own machine): give {give}")
 
 
 def _with_rename(error: ClientError, node: str | None) -> ClientError:

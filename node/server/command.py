@@ -340,13 +340,12 @@ def _listening_warnings(config: node_config.Config) -> list[tuple[str, dict[str,
     dials itself; a member told it shows a waiting device ``--node http://0.0.0.0:...``).
     Warned of, not refused: dialed on this machine it reaches a node listening here, and
     a node that started so before must start still."""
-    dialed = [("--peer", url, "the peer machine's address on the network (its serve "
-               "prints it: `to pair a new device, run on it`)") for url in config.peers]
+    dialed = [("--peer", url, checks.give_instead("the peer machine's"))
+              for url in config.peers]
     if config.advertise_url is not None:
-        dialed.append(("--advertise-url", config.advertise_url, "this machine's address on "
-                       "its network (serve prints it: `to pair a new device, run on it`)"))
-    return [("address a node listens on, not one to dial",
-             {"setting": setting, "url": url, "give": give})
+        dialed.append(("--advertise-url", config.advertise_url,
+                       checks.give_instead("this machine's")))
+    return [(checks.LISTENING_ONLY, {"setting": setting, "url": url, "give": give})
             for setting, url, give in dialed if listening_only(url)]
 
 

@@ -30,6 +30,7 @@ import socket
 from collections.abc import Callable, Sequence
 
 from crdt.addresses import listening_only
+from node.checks import PAIRING_LINE
 
 #: Where the network address is looked up: a documentation address (TEST-NET-1, RFC
 #: 5737), never reached: connecting a UDP socket sends nothing, it only asks the kernel
@@ -84,7 +85,7 @@ def pairing_hint(scheme: str, addresses: Sequence[str], port: int,
     """The log line (event, fields) that tells how a new device pairs with this node,
     bound to ``addresses`` (its sockets' own, ``getsockname``) on ``port``."""
     if advertise_url and not listening_only(advertise_url):  # warned of at start
-        return ("to pair a new device, run on it",
+        return (PAIRING_LINE,
                 {"command": f"clawsync serve --peer {advertise_url}"})
     first, *others = dial_urls(scheme, addresses, port, network)
     fields: dict[str, str] = {}
@@ -94,7 +95,7 @@ def pairing_hint(scheme: str, addresses: Sequence[str], port: int,
         fields["to_pair"] = (f"serve with --host 0.0.0.0 and --token (or CLAWSYNC_TOKEN); "
                              f"a new device then runs: clawsync serve --peer {first}")
     else:
-        event = "to pair a new device, run on it"
+        event = PAIRING_LINE
         fields["command"] = f"clawsync serve --peer {first}"
         if others:
             fields["or_dial"] = ", ".join(others)

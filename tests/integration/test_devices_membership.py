@@ -23,7 +23,7 @@ from tests.support.cluster import (
     wait_converged,
     wait_until,
 )
-from tests.support.processes import NodeProcess, run_cli
+from tests.support.processes import NodeProcess, free_port, run_cli
 
 pytestmark = pytest.mark.integration
 
@@ -122,6 +122,19 @@ def test_an_address_a_node_listens_on_is_taken_with_a_warning(node: NodeProcess,
     named = run_cli(node, "devices", "add", PHONE, "--name", "phone", "--address",
                     "http://phone.lan:7878")
     assert named.returncode == 0 and named.stderr == "", named.stderr
+
+
+def test_a_listening_address_of_an_add_not_taken_is_not_warned_of(node: NodeProcess) -> None:
+    """The warning follows the add the node took: an add refused, or one that reached no
+    node, says its error alone."""
+    address = "http://0.0.0.0:7878"
+    for refused in (run_cli(node, "devices", "add", "BADID", "--name", "phone", "--address",
+                            address),
+                    run_cli(f"http://127.0.0.1:{free_port()}", "devices", "add", PHONE,
+                            "--name", "phone", "--address", address)):
+        assert refused.returncode != 0, refused.stdout
+        assert "Warning" not in refused.stderr and refused.stderr.startswith("Error: "), \
+            refused.stderr
 
 
 @pytest.mark.skipif(sys.platform != "linux", reason="Linux dials 0.0.0.0 as this machine")

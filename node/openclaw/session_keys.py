@@ -115,7 +115,9 @@ def refused_keys_hint(name: str) -> str:
     return (f"that is the cursor of the keys remembered for the sessions of an agent's "
             f"files ({name}); saving it empty (PUT /v1/cursors/{name} with "
             '{"cursor": {}}) lets the import go on, learning the keys anew from '
-            "sessions.json")
+            "sessions.json; but a file sessions.json no longer names that is read "
+            "again from its start then has its records stored a second time, under "
+            "its session id")
 
 
 def entry_of(session_id: str, session_key: str | None, byte: int = 0) -> str | None:

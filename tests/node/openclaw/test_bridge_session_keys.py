@@ -112,6 +112,8 @@ def test_a_refused_keys_cursor_is_named_with_how_to_go_on(tmp_path: Path) -> Non
         assert said.startswith("the node refused the cursor: cursor: '2:s1' must be")
         assert f"the keys remembered for the sessions of an agent's files ({name})" in said
         assert f'PUT /v1/cursors/{name} with {{"cursor": {{}}}}' in said
+        assert ("a file sessions.json no longer names that is read again from its start "
+                "then has its records stored a second time, under its session id") in said
         assert refused.value.status == 400 and sessions(store) == []
 
 

@@ -202,10 +202,7 @@ class SessionKeys:
             self._keys[session_id] = (key or was_key, max(byte, was_byte), order)
         self._next = max(order for _key, _byte, order in self._keys.values()) + 1 \
             if self._keys else 0
-        if self._next > ORDER_MAX:  # no order left to learn in: number them anew
-            self._keys = {session_id: (key, byte, n) for n, (session_id, (key, byte, _order))
-                          in enumerate(sorted(self._keys.items(), key=lambda kv: kv[1][2]))}
-            self._next = len(self._keys)
+        self._renumber()
         #: Whether something was learnt since the last save that went through: set by
         #: ``learn`` and ``mark``, cleared by the caller once the node took ``saved()``. A
         #: save that fails leaves it set, so the next read saves them again.
@@ -290,6 +287,17 @@ class SessionKeys:
             order, self._next = self._next, self._next + 1  # forgotten last
         self._keys[session_id] = (key, byte, order)
         self.unsaved = True
+        self._renumber()
+
+    def _renumber(self) -> None:
+        """With ``ORDER_MAX`` taken (loaded so, or reached while learning) no order is
+        left to learn in, and one past it is a cursor the node refuses: the orders are
+        numbered anew from 0, in the order they were learnt."""
+        if self._next <= ORDER_MAX:
+            return
+        self._keys = {session_id: (key, byte, n) for n, (session_id, (key, byte, _order))
+                      in enumerate(sorted(self._keys.items(), key=lambda kv: kv[1][2]))}
+        self._next = len(self._keys)
 
     def saved(self) -> dict[str, int]:
         """What to save: the marks, then the keys, learnt last, within ``MARKS_MAX``,

@@ -227,3 +227,13 @@ def test_a_byte_past_a_cursor_value_names_nothing_and_orders_start_again() -> No
     for hostile in ("+2:s1", "1+2+3:s1", "00+2:s1", "\uff13+2:s1", "0:", "0+2:s1"):
         assert parts_of(hostile) is None, hostile
     assert parts_of("007+2:s1:k") is None and parts_of("+2:s1:k") is None
+
+
+def test_keys_learnt_past_the_largest_order_are_numbered_anew() -> None:
+    """Orders loaded just below ``ORDER_MAX``, then two keys learnt in one read: the
+    orders are numbered anew as they reach it, so the save stays one the node takes."""
+    keys = SessionKeys({"2:s1:agent:main:a": ORDER_MAX - 1})
+    assert keys.learn("s2", "agent:main:b") and keys.learn("s3", "agent:main:c")
+    assert keys.mark("s4", 10)
+    assert check_cursor(keys.saved()) == {"2:s1:agent:main:a": 0, "2:s2:agent:main:b": 1,
+                                          "2:s3:agent:main:c": 2, "10+2:s4": 3}

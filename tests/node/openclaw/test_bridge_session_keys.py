@@ -248,3 +248,28 @@ def test_a_mark_goes_with_its_file(tmp_path: Path) -> None:
         (folder / f"{A}.jsonl").unlink()
         one_pass(bridge)
         assert read_cursor(store, name) == {entry_of(B, None, size): 1}
+
+
+def test_an_unnamed_file_replaced_by_a_shorter_one_is_marked_from_its_own_start(
+        tmp_path: Path) -> None:
+    """Read under its id, then replaced by a shorter file (read from its start): its
+    mark says what of the new file was stored, not the old file's byte. Named then and
+    grown, the new file's records past what was read under its id go under the key."""
+    folder = tmp_path / "agents" / "main" / "sessions"
+    folder.mkdir(parents=True)
+    (folder / f"{A}.jsonl").write_bytes(lines(records(A, 3)))
+    name = keys_name(cursor_name(tmp_path.resolve(), "main"))
+    with EventStore.open("memory:") as store:
+        one_pass(Bridge(StateFolder(tmp_path), EmbeddedSink(store)), only_changed=False)
+        replaced = turn_records(A, [1_700_000_100_000 + n * 1000 for n in range(2)])
+        (folder / f"{A}.jsonl").write_bytes(lines(replaced[:1]))
+        one_pass(Bridge(StateFolder(tmp_path), EmbeddedSink(store)), only_changed=False)
+        before = events_by_session(store)
+        write_jsonl(tmp_path, KEY_A, A, replaced)  # named now, grown
+        assert len(lines(replaced)) < len(lines(records(A, 3)))
+        one_pass(Bridge(StateFolder(tmp_path), EmbeddedSink(store)), only_changed=False)
+        after = events_by_session(store)
+        assert after[session_key_for("main", A)] == before[session_key_for("main", A)]
+        assert after.get(SESSION_A, 0) > 0
+        assert set(read_cursor(store, name) or {}) == {
+            entry_of(A, KEY_A), entry_of(A, None, len(lines(replaced[:1])))}

@@ -208,7 +208,7 @@ class Bridge:
         read = list(source.read(cursor, waits))
         if isinstance(source, AgentSessions):
             items = keyed(read, keys, source.named, source.read_to(cursor),
-                          source.restarted, source.held)
+                          source.restarted, source.held, source.identities)
         else:
             items = keyed(read, keys)
         if keys.unsaved:  # till a save goes through: one that fails is tried again

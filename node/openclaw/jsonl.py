@@ -6,8 +6,9 @@ there); a file no entry names is read as a session of its own, its name the sess
 The cursor entry of a session (``cursor_entry``: its id and its file's name) is the
 byte offset read up to.
 A last line without its newline is being written: it is left for the next pass. A file
-shorter than its offset was replaced: it is read again from the start (the events it
-maps to are recognised, so nothing is stored twice). The file of a session whose next
+shorter than its offset was replaced or cut: it is read again from the start (the events
+it maps to are recognised, so nothing is stored twice); its device and inode tell the
+keys which (``session_keys``). The file of a session whose next
 record waits (for the node's clock) is read again only once it changed (inode, size,
 modification or change time) or the index gives it another key; until then, what its
 last read found of it is given again. The entry of a session whose file a read no longer
@@ -49,8 +50,11 @@ class AgentSessions:
         #: Never any: a file cut shorter than its offset is read again from its start
         #: through its own record's place (``AgentDatabase.reread`` is the rows' case).
         self.reread: frozenset[str] = frozenset()
+        #: Of the last read, session id -> the device and inode of each file it read
+        #: (what tells another file from one only cut shorter: ``session_keys``).
+        self.identities: dict[str, tuple[int, int]] = {}
         #: Of the last read, the session ids whose file was read again from its start
-        #: because it got shorter than its offset (another file now: ``session_keys``).
+        #: because it got shorter than its offset (replaced, or its end cut).
         self.restarted: set[str] = set()
         #: The files the index named at the last read that are not among the folder's
         #: own entries (``sub/one.jsonl``): stamped by ``changed`` too.
@@ -100,7 +104,7 @@ class AgentSessions:
         self._kept = {entry: kept for entry, kept in self._kept.items() if entry in waiting}
         self.emptied, self.present, self.named, self._read_entries = {}, None, {}, {}
         self.held = None
-        self.restarted = set()
+        self.restarted, self.identities = set(), {}
         index, problem = self._index()
         if problem is not None:
             # Keys taken from the files' names meanwhile would be other sessions, for
@@ -244,9 +248,11 @@ class AgentSessions:
         shown = f"{self.shown}/{path.relative_to(self.folder)}"
         try:
             with path.open("rb") as file:
+                info = os.fstat(file.fileno())
+                self.identities[session_id] = (info.st_dev, info.st_ino)
                 size = file.seek(0, 2)
                 if size < start:
-                    start = 0  # replaced by a shorter file: read it all again
+                    start = 0  # replaced by a shorter file, or cut: read it all again
                     self.restarted.add(session_id)
                 file.seek(start)
                 data = file.read(BYTES_PER_READ)

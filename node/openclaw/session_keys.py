@@ -22,11 +22,14 @@ moved on as its cursor moves), and the key learnt for it later applies from ther
 again from its start, even with its cursor entry dropped before the key was learnt, its
 first records go under the id again and the rest under the key, the same events both. A
 file read again from its start because it got shorter than its offset is another file
-(``restarted``): what was read of it under its id no longer applies, and its key applies
-from its start. A session read under its id by a release that kept no such mark has its
-key apply from its file's start: read again, its first records are stored a second time,
-under the key (they stay under the id too), rather than the whole conversation a second
-time under the id.
+(``restarted``) if its device or inode changed (kept with the byte, ``file_entry``, and
+unknown for a byte a release before kept: another file then): what was read of it under
+its id no longer applies, and its key applies from its start. With the same device and
+inode it was only cut (or rewritten in place, which cannot be told from a cut), and what
+was read of it under its id stays so. A session read under its id by a release that
+kept no such mark has its key apply from its file's start: read again, its first
+records are stored a second time, under the key (they stay under the id too), rather
+than the whole conversation a second time under the id.
 
 Kept as a cursor of its own (``keys_name``), not in the agent's cursor: an entry there
 goes with its session's (dropped when its file looks gone, or when the cursor is reset),
@@ -34,7 +37,8 @@ which is just when the key is needed. A cursor holds names to integers, so each 
 names what it says, and its value is the order it was learnt in: a key,
 ``<length of the id>:<session id>:<session key>``, as the releases before marks wrote
 it; the byte a file was read up to under its id, ``<byte>+<length of the id>:<session
-id>`` (with a key: where the key applies from; without: a mark), in the key's order. A
+id>`` (with a key: where the key applies from; without: a mark), and the file that byte is
+one of, ``<device>.<inode>@<length of the id>:<session id>``, in the key's order. A
 release that knew only keys reads no other form and drops the others at its next save,
 keeping the keys: after going back to it, a key learnt after a mark applies from its
 file's start, as it did there. Marks are kept within ``MARKS_MAX``, forgotten before
@@ -152,6 +156,36 @@ def pair_of(entry: str) -> tuple[str, str] | None:
     return parts[0], parts[1]
 
 
+def file_entry(session_id: str, identity: tuple[int, int]) -> str | None:
+    """The entry naming the file ``session_id``'s byte is one of: its device and inode,
+    ``<device>.<inode>@<length of the id>:<session id>``; None if it cannot be one.
+
+    >>> file_entry("s:1", (2049, 77))
+    '2049.77@3:s:1'
+    """
+    try:
+        return check_name(f"{identity[0]}.{identity[1]}@{len(session_id)}:{session_id}",
+                          "entry")
+    except InvalidInput:
+        return None
+
+
+def file_of(entry: str) -> tuple[str, tuple[int, int]] | None:
+    """The session id and file (device, inode) a ``file_entry`` names, or None.
+
+    >>> file_of("2049.77@3:s:1"), file_of("2049@3:s:1"), file_of("1.2@9:s1")
+    (('s:1', (2049, 77)), None, None)
+    """
+    head, _colon, rest = entry.partition(":")
+    identity, at, length = head.partition("@")
+    device, dot, inode = identity.partition(".")
+    if not (at and dot and _number(device) and _number(inode) and _number(length)):
+        return None
+    if not int(length) or len(rest) != int(length):
+        return None
+    return rest, (int(device), int(inode))
+
+
 def parts_of(entry: str) -> tuple[str, str | None, int] | None:
     """The session id, key (None: the entry says its file was read under its id) and
     byte an entry names (``entry_of``), or None if it names none. Entries of the first
@@ -192,7 +226,13 @@ class SessionKeys:
         # up to under its id; the order it was learnt in). A saved entry that names none
         # (written otherwise) is left out, and so dropped at the next save.
         self._keys: dict[str, tuple[str | None, int, int]] = {}
+        # Session id -> the device and inode of the file its byte is one of (``same_file``).
+        self._files: dict[str, tuple[int, int]] = {}
         for entry, order in sorted((saved or {}).items(), key=lambda item: item[1]):
+            file = file_of(entry)
+            if file is not None:
+                self._files[file[0]] = file[1]
+                continue
             parts = parts_of(entry)
             if parts is None:
                 continue
@@ -255,10 +295,27 @@ class SessionKeys:
         self._keep(session_id, None, read_to)
         return True
 
+    def same_file(self, session_id: str, identity: tuple[int, int] | None) -> bool:
+        """Whether ``identity`` (device, inode) is that of the file ``session_id``'s byte
+        is one of: a file got shorter than its offset is then the same file, cut, and
+        not another one (``restart``)."""
+        return identity is not None and self._files.get(session_id) == identity
+
+    def file_is(self, session_id: str, identity: tuple[int, int]) -> None:
+        """``session_id``'s file, read now, is the one of ``identity`` (device, inode):
+        remembered while a byte of it is (a mark, or where its key applies from)."""
+        kept = self._keys.get(session_id)
+        if kept is None or (kept[0] is not None and not kept[1]):
+            return
+        if self._files.get(session_id) != identity:
+            self._files[session_id] = identity
+            self.unsaved = True
+
     def restart(self, session_id: str) -> bool:
         """``session_id``'s file is read again from its start (it got shorter than its
-        offset: another file now): what was read of it under its id no longer tells
-        anything. Whether that changed anything (to save)."""
+        offset, and is another file now): what was read of it under its id no longer
+        tells anything. Whether that changed anything (to save)."""
+        self._files.pop(session_id, None)
         kept = self._keys.get(session_id)
         if kept is None or not kept[1]:
             return False
@@ -307,7 +364,8 @@ class SessionKeys:
         marks = [item for item in by_order if item[1][0] is None]
         keyed_ = [item for item in by_order if item[1][0] is not None]
         kept = marks[max(0, len(marks) - MARKS_MAX):] + keyed_[-SESSION_KEYS_MAX:]
-        entries = [(session_id, self._entries(session_id, key, byte), order)
+        entries = [(session_id, self._entries(session_id, key, byte,
+                                              self._files.get(session_id)), order)
                    for session_id, (key, byte, order) in kept]
         cursor = {entry: order for _id, pair, order in entries for entry in pair}
         size = len(codec.encode_fast(cursor))
@@ -328,20 +386,23 @@ class SessionKeys:
         return cursor
 
     @staticmethod
-    def _entries(session_id: str, key: str | None, byte: int) -> list[str]:
+    def _entries(session_id: str, key: str | None, byte: int,
+                 identity: tuple[int, int] | None) -> list[str]:
         """A session's entries: its key's as the release before marks wrote it (which
         reads no other form, and drops the others at its next save, keeping the key),
-        and the byte read under its id if any."""
+        and the byte read under its id if any, with the file it is one of if known."""
         entries = [entry_of(session_id, key)] if key is not None else []
         if byte or key is None:
             entries.append(entry_of(session_id, None, byte))
+            if identity is not None:
+                entries.append(file_entry(session_id, identity))
         return [entry for entry in entries if entry is not None]
 
 
 def keyed(items: list[Item], keys: SessionKeys, named: Mapping[str, str] | None = None,
           read_to: Mapping[str, int] | None = None,
-          restarted: Iterable[str] = (), held: Collection[str] | None = None
-          ) -> list[Item]:
+          restarted: Iterable[str] = (), held: Collection[str] | None = None,
+          identities: Mapping[str, tuple[int, int]] | None = None) -> list[Item]:
     """``items`` with each record whose store names no key given the one remembered for
     its session (if any), after learning the keys ``named`` (session id -> key: what a
     read of files found its index naming; None for a store of rows), each file read up
@@ -350,11 +411,15 @@ def keyed(items: list[Item], keys: SessionKeys, named: Mapping[str, str] | None 
     go under its id, as they were first read; a file whose records go under its id is
     marked so, up to what of it is stored; a file read again from its start because it
     got shorter than its offset (``restarted``: session ids) is another file, read as
-    new; a session whose file the folder no longer holds (not among ``held``, if known)
+    new, unless it is the same file (``identities``: session id -> device and inode of
+    each file read), only cut: what was stored of it stays so; a session whose file the
+    folder no longer holds (not among ``held``, if known)
     is no longer marked. Whatever was learnt (``keys.unsaved``) is to be saved before
     the records' events are stored, so that a cursor never passes a record whose key is
     not remembered."""
-    restarted = set(restarted)
+    identities = identities or {}
+    restarted = {session_id for session_id in restarted
+                 if not keys.same_file(session_id, identities.get(session_id))}
     for session_id in restarted:
         keys.restart(session_id)
     if held is not None:
@@ -379,4 +444,6 @@ def keyed(items: list[Item], keys: SessionKeys, named: Mapping[str, str] | None 
                 elif named is not None:
                     keys.mark(item.session_id, stored_to.get(item.session_id, 0))
         out.append(item)
+    for session_id, identity in identities.items():
+        keys.file_is(session_id, identity)
     return out

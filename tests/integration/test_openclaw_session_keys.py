@@ -17,7 +17,7 @@ import pytest
 from node.openclaw.mapping import session_key_for
 from node.openclaw.session_keys import keys_name
 from node.openclaw.state import cursor_name
-from tests.support.openclaw import turn_records, write_jsonl
+from tests.support.openclaw import replaced_anew, turn_records, write_jsonl
 from tests.support.processes import NodeProcess, run_cli
 
 pytestmark = pytest.mark.integration
@@ -137,7 +137,32 @@ def test_a_file_replaced_by_a_shorter_one_goes_under_the_key_its_index_names(
     imported(node, state)
     under_id = record_ids(node, OLD)
     replaced = [{**record, "id": f"new{n}"} for n, record in enumerate(written[1:3])]
-    write_jsonl(state, KEY, OLD, replaced)
+    replaced_anew(write_jsonl(state, KEY, OLD, replaced))
     assert "2 records read: 2 new events" in imported(node, state)
     assert record_ids(node, OLD) == under_id
     assert {"new0", "new1"} <= record_ids(node, KEY)
+
+
+def test_a_file_only_cut_shorter_keeps_what_was_read_of_it_under_its_id(
+        node: NodeProcess, tmp_path: Path) -> None:
+    """Read under its id, then named and grown, then its end cut (the same file, shorter
+    than its offset): read again from its start, its first records go under the id as
+    they did, and nothing is stored a second time under the key."""
+    state = tmp_path / "openclaw"
+    folder = state / "agents" / "main" / "sessions"
+    folder.mkdir(parents=True)
+    now_ms = int(time.time() * 1000)
+    written = turn_records(OLD, [now_ms - 9000, now_ms - 8000])
+    first = b"".join(json.dumps(record).encode() + b"\n" for record in written[:2])
+    (folder / f"{OLD}.jsonl").write_bytes(first)
+    imported(node, state)
+    path = write_jsonl(state, KEY, OLD, written)  # named now, a record more
+    imported(node, state)
+    before = sessions(node)
+    inode = path.stat().st_ino
+    with path.open("r+b") as file:
+        file.truncate(len(first))
+    assert path.stat().st_ino == inode
+    said = imported(node, state)
+    assert "2 records read: 0 new events, 2 already stored" in said, said
+    assert sessions(node) == before

@@ -8,6 +8,7 @@ from __future__ import annotations
 import base64
 import contextlib
 import json
+import os
 import sqlite3
 import subprocess
 import time
@@ -211,6 +212,14 @@ def write_jsonl(state: Path, session_key: str, session_id: str, records: list[di
     index[session_key] = {"sessionId": session_id, "updatedAt": 0, "sessionFile": str(path)}
     index_path.write_text(json.dumps(index))
     return path
+
+
+def replaced_anew(path: Path) -> None:
+    """``path`` replaced by a copy of itself: another file (another inode), as a rewrite
+    through a temporary file and a rename makes it."""
+    fresh = path.with_name(path.name + ".tmp")
+    fresh.write_bytes(path.read_bytes())
+    os.replace(fresh, path)
 
 
 def iso_ms(ms: int) -> str:

@@ -17,10 +17,10 @@ from node.cli.openclaw_sink import EmbeddedSink
 from node.client.errors import ClientError
 from node.openclaw.bridge import Bridge
 from node.openclaw.mapping import session_key_for
-from node.openclaw.session_keys import KEYS_SUFFIX, entry_of, keys_name
+from node.openclaw.session_keys import KEYS_SUFFIX, entry_of, file_of, keys_name
 from node.openclaw.state import StateFolder, cursor_name
 from tests.node.openclaw.waiting import KEY_A, A, B, one_pass
-from tests.support.openclaw import turn_records, write_jsonl
+from tests.support.openclaw import replaced_anew, turn_records, write_jsonl
 
 #: OpenClaw's session of KEY_A, as the node holds it.
 SESSION_A = session_key_for("main", KEY_A)
@@ -71,6 +71,13 @@ def lines(written: list[dict[str, object]]) -> bytes:
     return b"".join(json.dumps(record).encode() + b"\n" for record in written)
 
 
+def byte_entries(store: EventStore, name: str) -> dict[str, int] | None:
+    """The keys saved under ``name``, without the entries naming the file of a byte."""
+    saved = read_cursor(store, name)
+    return None if saved is None else {entry: order for entry, order in saved.items()
+                                       if file_of(entry) is None}
+
+
 def sessions(store: EventStore) -> list[str]:
     return sorted(row.session_key for row in store.list_sessions(0, 100))
 
@@ -97,7 +104,7 @@ def test_a_failed_save_of_the_keys_is_tried_again(tmp_path: Path) -> None:
             one_pass(bridge, only_changed=False)
         assert read_cursor(store, name) is None and sessions(store) == []
         one_pass(bridge)
-        assert read_cursor(store, name) == {entry_of(A, KEY_A): 0}
+        assert byte_entries(store, name) == {entry_of(A, KEY_A): 0}
         assert read_again_after_new(tmp_path, store) == 0
         assert sessions(store) == [SESSION_A]
 
@@ -129,7 +136,7 @@ def test_files_read_before_the_keys_were_kept_get_their_key_from_the_index(
         assert read_cursor(store, name) is None
         tally = one_pass(Bridge(StateFolder(tmp_path), EmbeddedSink(store)), only_changed=False)
         assert tally.records == 0
-        assert read_cursor(store, name) == {entry_of(A, KEY_A): 0}
+        assert byte_entries(store, name) == {entry_of(A, KEY_A): 0}
         assert read_again_after_new(tmp_path, store) == 0
         assert sessions(store) == [SESSION_A]
 
@@ -149,7 +156,7 @@ def written_before_named(tmp_path: Path, store: EventStore,
     early = one_pass(bridge, only_changed=False).created
     assert sessions(store) == [session_key_for("main", A)]
     name = keys_name(cursor_name(tmp_path.resolve(), "main"))
-    assert read_cursor(store, name) == {entry_of(A, None, len(lines(written[:2]))): 0}
+    assert byte_entries(store, name) == {entry_of(A, None, len(lines(written[:2]))): 0}
     if unmarked:
         save_cursor(store, name, {})
         bridge = Bridge(StateFolder(tmp_path), EmbeddedSink(store))
@@ -168,7 +175,7 @@ def test_a_file_read_before_its_index_named_it_keeps_its_first_records_under_its
         assert early > 0 and again == 0
         assert sessions(store) == sorted([session_key_for("main", A), SESSION_A])
         size = len(lines(records(A, 3)[:2]))
-        assert read_cursor(store, keys_name(cursor_name(tmp_path.resolve(), "main"))) == {
+        assert byte_entries(store, keys_name(cursor_name(tmp_path.resolve(), "main"))) == {
             entry_of(A, KEY_A): 1, entry_of(A, None, size): 1, entry_of(B, KEY_A): 2}
 
 
@@ -223,7 +230,7 @@ def test_a_file_replaced_by_a_shorter_one_goes_under_its_key_from_its_start(
         written_before_named(tmp_path, store)
         before = events_by_session(store)
         replaced = turn_records(A, [1_700_000_100_000])
-        write_jsonl(tmp_path, KEY_A, A, replaced)
+        replaced_anew(write_jsonl(tmp_path, KEY_A, A, replaced))
         assert len(lines(replaced)) < len(lines(records(A, 3)))
         assert one_pass(Bridge(StateFolder(tmp_path), EmbeddedSink(store)),
                         only_changed=False).created > 0
@@ -244,10 +251,10 @@ def test_a_mark_goes_with_its_file(tmp_path: Path) -> None:
         bridge = Bridge(StateFolder(tmp_path), EmbeddedSink(store))
         one_pass(bridge, only_changed=False)
         size = len(lines(records(A)))
-        assert read_cursor(store, name) == {entry_of(A, None, size): 0, entry_of(B, None, size): 1}
+        assert byte_entries(store, name) == {entry_of(A, None, size): 0, entry_of(B, None, size): 1}
         (folder / f"{A}.jsonl").unlink()
         one_pass(bridge)
-        assert read_cursor(store, name) == {entry_of(B, None, size): 1}
+        assert byte_entries(store, name) == {entry_of(B, None, size): 1}
 
 
 def test_an_unnamed_file_replaced_by_a_shorter_one_is_marked_from_its_own_start(
@@ -263,6 +270,7 @@ def test_an_unnamed_file_replaced_by_a_shorter_one_is_marked_from_its_own_start(
         one_pass(Bridge(StateFolder(tmp_path), EmbeddedSink(store)), only_changed=False)
         replaced = turn_records(A, [1_700_000_100_000 + n * 1000 for n in range(2)])
         (folder / f"{A}.jsonl").write_bytes(lines(replaced[:1]))
+        replaced_anew(folder / f"{A}.jsonl")
         one_pass(Bridge(StateFolder(tmp_path), EmbeddedSink(store)), only_changed=False)
         before = events_by_session(store)
         write_jsonl(tmp_path, KEY_A, A, replaced)  # named now, grown
@@ -271,5 +279,5 @@ def test_an_unnamed_file_replaced_by_a_shorter_one_is_marked_from_its_own_start(
         after = events_by_session(store)
         assert after[session_key_for("main", A)] == before[session_key_for("main", A)]
         assert after.get(SESSION_A, 0) > 0
-        assert set(read_cursor(store, name) or {}) == {
+        assert set(byte_entries(store, name) or {}) == {
             entry_of(A, KEY_A), entry_of(A, None, len(lines(replaced[:1])))}

@@ -17,6 +17,8 @@ from node.openclaw.session_keys import (
     SESSION_KEYS_MAX,
     SessionKeys,
     entry_of,
+    file_entry,
+    file_of,
     keys_name,
     pair_of,
     parts_of,
@@ -169,6 +171,31 @@ def test_a_file_read_again_from_its_start_is_read_as_new() -> None:
     assert keys.unsaved and not keys.restart("s1")
     assert (keys.key_of("s1"), keys.since("s1"), keys.since("s2")) == ("agent:main:a", 0, 0)
     assert keys.saved() == {"2:s1:agent:main:a": 1}
+
+
+def test_a_file_only_cut_is_told_from_another_by_its_device_and_inode() -> None:
+    """The file a byte is one of is remembered while the byte is, and read back: a file
+    shorter than its offset with the same device and inode is the same file, cut."""
+    keys = SessionKeys(None)
+    keys.mark("s1", 120)
+    keys.learn("s2", "agent:main:b")
+    keys.unsaved = False
+    keys.file_is("s1", (5, 77))
+    keys.file_is("s2", (5, 78))  # its key applies from its start: no byte to tell of
+    assert keys.unsaved
+    saved = check_cursor(keys.saved())
+    assert saved == {"120+2:s1": 0, file_entry("s1", (5, 77)): 0, "2:s2:agent:main:b": 1}
+    again = SessionKeys(saved)
+    assert again.same_file("s1", (5, 77)) and not again.same_file("s1", (5, 79))
+    assert not again.same_file("s1", None) and not again.same_file("s2", (5, 78))
+    again.unsaved = False
+    again.file_is("s1", (5, 77))
+    assert not again.unsaved
+    again.restart("s1")
+    assert not again.same_file("s1", (5, 77)) and again.saved() == {"2:s2:agent:main:b": 1}
+    assert file_of("5.77@2:s1") == ("s1", (5, 77)) and parts_of("5.77@2:s1") is None
+    for hostile in ("5.77@3:s1", ".77@2:s1", "5.@2:s1", "5.77@0:", "5.7.7@2:s1", "5.77+2:s1"):
+        assert file_of(hostile) is None, hostile
 
 
 def test_marks_are_forgotten_before_keys_and_past_their_own_count() -> None:

@@ -61,19 +61,24 @@ def node_url(text: str) -> str:
         raise click.BadParameter(
             f"{shown_address(text)} {address_problem(text) or 'is not a URL'}",
             param_hint="--node") from None
-    if url.scheme not in ("http", "https") or not url.host:
+    try:
+        host = url.host
+    except UnicodeError:  # an A-label that is not punycode ("xn--zz"): yarl decodes it
+        raise click.BadParameter(f"{shown_address(text)} has a host name that cannot be "
+                                 "looked up", param_hint="--node") from None
+    if url.scheme not in ("http", "https") or not host:
         raise click.BadParameter(f"{shown_address(text)} is not an http(s)://host:port URL",
                                  param_hint="--node")
     # "http://7878": the port typed as the host; in any script's digits (``\d``), which
     # would otherwise become an IDNA name that fails only when it is looked up.
-    if re.fullmatch(r"\d+", url.host):
-        number = _ascii_digits(url.host)
+    if re.fullmatch(r"\d+", host):
+        number = _ascii_digits(host)
         raise click.BadParameter(f"{shown_address(text)} has a number as its host: "
                                  + (f"give the host before the port, such as 127.0.0.1:{number}"
                                     if url.explicit_port is None and _is_port(number)
                                     else "give a host name or an IP address"),
                                  param_hint="--node")
-    label = _label_problem(url.host)
+    label = _label_problem(host)
     if label is not None:
         raise click.BadParameter(f"{shown_address(text)} {label}", param_hint="--node")
     # yarl takes port 0, which no connection can use: every command would fail to

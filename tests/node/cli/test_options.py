@@ -213,10 +213,13 @@ def test_a_number_too_long_for_a_port_is_a_usage_error(node: str, said: str) -> 
 @pytest.mark.parametrize(("node", "said"), [
     ("http://" + "p" * 64 + ".example:7878", "has a host name label over 63 characters"),
     ("p" * 300, "has a host name label over 63 characters"),
-    ("a..example:7878", "has an empty label in its host name")])
+    ("a..example:7878", "has an empty label in its host name"),
+    ("xn--zz.example", "has a host name that cannot be looked up"),
+    ("xn--" + "a" * 60 + ".example", "has a host name that cannot be looked up")])
 def test_a_host_name_no_lookup_can_encode_is_a_usage_error(node: str, said: str) -> None:
     """A label over ``HOST_LABEL_CHARS_MAX`` characters, or an empty one: yarl takes
-    the name, and the lookup's IDNA encoding failed with a traceback."""
+    the name, and the lookup's IDNA encoding failed with a traceback. An A-label
+    ("xn--") that is not punycode: yarl's decoding of it failed, a traceback too."""
     result = clawsync("--node", node, "status")
     assert result.exit_code == 2, result.output[-300:]
     assert said in result.output and "Traceback" not in result.output, result.output[-300:]

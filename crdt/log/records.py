@@ -28,6 +28,7 @@ None]``. This layout is ``LOG_FORMAT`` 1; a log of another format is refused, no
 from __future__ import annotations
 
 import functools
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from typing import Any, NamedTuple
 
@@ -248,19 +249,57 @@ class Meta:
 
     @classmethod
     def from_fields(cls, raw: dict[str, Any]) -> Meta:
+        missing = next((name for name in _META_KINDS
+                        if name not in raw and name not in _META_LATER), None)
+        if missing is not None:  # every version writes these: a damaged record
+            raise LogFormatError(None, LOG_FORMAT, damage=f"it has no {missing} field")
+        # Each kind checked: a value of another kind either failed deep in the start (a
+        # traceback) or was taken, and the damaged record rewritten by the next commit.
+        for name, (kind, said) in _META_KINDS.items():
+            if name in raw and not kind(raw[name]):
+                raise LogFormatError(None, LOG_FORMAT,
+                                     damage=f"its {name} field is not {said}")
         # A log written before origins could retire has neither map: none retired. One
         # without the forgotten count is counted when it opens (``EventLog.open``).
-        try:
-            return cls(raw["node_id"], raw["next"], raw["seq"], Hlc(*raw["clock"]),
-                       raw["sessions"], dict(raw["version"]), dict(raw.get("retired", {})),
-                       dict(raw.get("retiring", {})), raw.get("origin_n"),
-                       raw.get("forgotten"))
-        except KeyError as missing:  # every version writes these: a damaged record
-            raise LogFormatError(None, LOG_FORMAT,
-                                 damage=f"it has no {missing.args[0]} field") from None
-        except (TypeError, ValueError):
-            raise LogFormatError(None, LOG_FORMAT,
-                                 damage="a field holds a value of the wrong kind") from None
+        return cls(raw["node_id"], raw["next"], raw["seq"], Hlc(*raw["clock"]),
+                   raw["sessions"], dict(raw["version"]), dict(raw.get("retired", {})),
+                   dict(raw.get("retiring", {})), raw.get("origin_n"), raw.get("forgotten"))
+
+
+def _is_int(value: object) -> bool:
+    """An int, as every version writes: ``type(...) is``, since True is an int too."""
+    return type(value) is int
+
+
+def _is_clock(value: object) -> bool:
+    return isinstance(value, (list, tuple)) and len(value) == 2 \
+        and all(_is_int(part) for part in value)
+
+
+def _is_counts(value: object) -> bool:
+    return isinstance(value, dict) \
+        and all(type(key) is str and _is_int(count) for key, count in value.items())
+
+
+def _is_int_or_none(value: object) -> bool:
+    return value is None or _is_int(value)
+
+
+#: Each field of the meta record: how to tell its kind, and the kind in words.
+_META_KINDS: dict[str, tuple[Callable[[object], bool], str]] = {
+    "node_id": (lambda value: type(value) is str, "a text"),
+    "next": (_is_int, "a whole number"),
+    "seq": (_is_int, "a whole number"),
+    "clock": (_is_clock, "a pair of whole numbers"),
+    "sessions": (_is_int, "a whole number"),
+    "version": (_is_counts, "a map of names to whole numbers"),
+    "retired": (_is_counts, "a map of names to whole numbers"),
+    "retiring": (_is_counts, "a map of names to whole numbers"),
+    "origin_n": (_is_int_or_none, "a whole number or null"),
+    "forgotten": (_is_int_or_none, "a whole number or null"),
+}
+#: Fields that later versions added: a log written before them has none.
+_META_LATER = frozenset({"retired", "retiring", "origin_n", "forgotten"})
 
 
 @dataclass

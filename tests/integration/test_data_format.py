@@ -154,6 +154,8 @@ def _damage_log(folder: Path, how: str) -> None:
                       "no_node_id": codec.encode_fast({"format": LOG_FORMAT}),
                       "true": codec.encode_fast({**meta, "format": True}),
                       "list": codec.encode_fast([1, 2]),
+                      "seq_null": codec.encode_fast({**meta, "seq": None}),
+                      "sessions_text": codec.encode_fast({**meta, "sessions": "x"}),
                       "no_format": codec.encode_fast(
                           {key: value for key, value in meta.items() if key != "format"}),
                       "long": codec.encode_fast({**meta, "format": "x" * 5000})}[how]
@@ -167,6 +169,8 @@ def _damage_log(folder: Path, how: str) -> None:
     ("no_node_id", "is damaged (it has no node_id field)"),
     ("true", "is damaged (its format reads True, not 1)"),
     ("list", "is damaged (it is not a map)"),
+    ("seq_null", "is damaged (its seq field is not a whole number)"),
+    ("sessions_text", "is damaged (its sessions field is not a whole number)"),
     ("no_format", "is damaged (it has no format field)"),
     ("long", f"is damaged (its format reads {'x' * 40!r}… (5000 characters), not 1)")],
     ids=lambda value: value if " " not in value else "")

@@ -40,7 +40,7 @@ from crdt.log.eventlog import EventLog
 from crdt.log.reads import PAGE_MAX as PAGE_MAX  # named here by the README: the API's limit
 from crdt.log.reads import Reads
 from crdt.log.reads import SessionRef as SessionRef  # what ``list_sessions`` returns
-from crdt.log.records import Appended
+from crdt.log.records import META, Appended, Meta
 from crdt.signing import Signer
 from crdt.storage.backends import open_storage
 from crdt.storage.base import Storage
@@ -109,6 +109,19 @@ class EventStore(Reads):
         except BaseException:
             storage.close()
             raise
+
+    @staticmethod
+    def check_format(location: str | os.PathLike[str]) -> None:
+        """Read the meta record at ``location`` and change nothing: ``LogFormatError`` if
+        ``open`` would refuse the log (another format, a damaged record), ``FolderInUse``
+        if another process holds the folder. A store with no log yet passes."""
+        storage = open_storage(location)
+        try:
+            raw = storage.get(META)
+            if raw is not None:
+                Meta.from_fields(Meta.fields(raw))
+        finally:
+            storage.close()
 
     def _bind_own_origin(self, signer: Signer) -> None:
         """A folder written under a random origin (before events were signed, or by

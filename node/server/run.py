@@ -20,6 +20,7 @@ import asyncio
 import contextlib
 import errno
 import gc
+import os
 import signal
 import socket
 import sys
@@ -31,7 +32,9 @@ import structlog
 from aiohttp import web
 
 from crdt.errors import FolderInUse, LogFormatError, StoreError
+from crdt.log.store import EventStore
 from crdt.storage.backends import backend_of
+from crdt.storage.disk import holds_storage
 from crdt.storage.lock import LOCK_NAME, FolderLock
 from node import logs
 from node.config import Config, software_version
@@ -149,14 +152,20 @@ def folder_lock(config: Config) -> FolderLock | None:
     holds the device key, and two nodes with one key would number their own events from
     one counter each, giving two events one origin and seq. A log in the folder locks it
     itself (``crdt.storage.lock``). ``StartError`` if another process holds it."""
-    storage = config.storage
-    if storage is None or (backend_of(storage) is None
-                           and Path(storage).resolve() == config.data_dir.resolve()):
+    if not folder_lock_needed(config):
         return None
     try:
         return FolderLock.acquire(config.data_dir)
     except FolderInUse as error:
         raise FolderTaken(str(error)) from None
+
+
+def folder_lock_needed(config: Config) -> bool:
+    """Whether the log lives outside the data folder, which then needs a lock of its own
+    (``folder_lock``)."""
+    storage = config.storage
+    return storage is not None and not (
+        backend_of(storage) is None and Path(storage).resolve() == config.data_dir.resolve())
 
 
 async def start(config: Config) -> RunningNode:
@@ -301,12 +310,14 @@ def _make_folders(folder: Path, what: str) -> list[Path]:
 
 async def _start(config: Config, tls: TlsFiles, socks: list[socket.socket]) -> RunningNode:
     limits = config.limits
+    device: DeviceKey | None = None
     try:
-        # Before the log: a node that cannot be this device must not touch its data.
-        device = await asyncio.to_thread(open_key, config.data_dir)
-    except DeviceKeyError as error:
-        raise StartError(str(error)) from None
-    try:
+        await asyncio.to_thread(_check_log_first, config)
+        try:
+            # Before the log: a node that cannot be this device must not touch its data.
+            device = await asyncio.to_thread(open_key, config.data_dir)
+        except DeviceKeyError as error:
+            raise StartError(str(error)) from None
         astore = await AsyncStore.open(config.log_location, limits,
                                        signer=device.signer(config.name))
     except FolderInUse as error:
@@ -356,12 +367,27 @@ async def _start(config: Config, tls: TlsFiles, socks: list[socket.socket]) -> R
     return node
 
 
-def _unmake_key(device: DeviceKey) -> str:
+def _check_log_first(config: Config) -> None:
+    """Read the log's meta record before a key is made for a data folder that holds the
+    log (``EventStore.check_format``), so that a log refused as another version's or
+    damaged is refused with no key made. Else the key would be removed only after the
+    refused open let go of the folder, and a start meanwhile with the log elsewhere
+    (``--storage``), which locks the folder, would run with that key and then lose it.
+    A folder with its key already, or a new one, or a log elsewhere (whose folder
+    lock is held from before the key is made), is not read twice."""
+    folder = config.data_dir
+    if folder_lock_needed(config) or os.path.lexists(folder / KEY_FILE) \
+            or not holds_storage(folder):
+        return
+    EventStore.check_format(folder)
+
+
+def _unmake_key(device: DeviceKey | None) -> str:
     """Remove the key this start made (``device.created``) in a folder whose log is
     refused: the log was moved in or is another version's, and a key left behind would
     pass for the folder's identity on a later start. What to add to the refusal: nothing
     once removed (the folder is as it was), else that the key stays."""
-    if not device.created:
+    if device is None or not device.created:
         return ""
     try:
         device.path.unlink()

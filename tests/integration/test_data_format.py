@@ -213,6 +213,41 @@ def test_a_refused_log_leaves_no_device_key_behind(tmp_path: Path) -> None:
     assert not (folder / KEY_FILE).exists()
 
 
+#: A node started on the data folder ``sys.argv[1]`` that says on stdout when it makes a
+#: device key there.
+SERVE_SAYING_KEYS_MADE = """import sys
+from pathlib import Path
+from node import device
+from node.config import Config
+from node.server.run import run
+real_create = device.create_file
+def create_file(path, *args, **kwargs):
+    print("made", path, flush=True)
+    return real_create(path, *args, **kwargs)
+device.create_file = create_file
+run(Config(data_dir=Path(sys.argv[1]), host="127.0.0.1", port=0))
+"""
+
+
+@pytest.mark.parametrize("refused", ["newer", "damaged"])
+def test_a_refused_log_is_refused_before_a_key_is_made(tmp_path: Path, refused: str) -> None:
+    """A key made first, and removed after the refused open let go of the folder, left a
+    moment in which another start (its log elsewhere, ``--storage``) could lock the
+    folder, take that key, and run with it once it was removed: the log is read first."""
+    folder = tmp_path / "moved"
+    if refused == "newer":
+        EventStore.open(folder).close()
+        _bump_log_format(folder)
+    else:
+        _damage_log(folder, "seq_null")
+    started = subprocess.run([sys.executable, "-c", SERVE_SAYING_KEYS_MADE, str(folder)],
+                             capture_output=True, text=True, env=child_env(),
+                             timeout=CLI_TIMEOUT_S)
+    assert started.returncode == 1, started.stderr[-500:]
+    assert "made" not in started.stdout, started.stdout
+    assert not (folder / KEY_FILE).exists()
+
+
 def _held(folder: Path) -> tuple[dict[str, bytes], list[str]]:
     """What ``folder`` holds: its files but the lock (which each start rewrites) and the
     log, and the log's rows (opening it rewrites SQLite pages, not what they hold)."""

@@ -230,6 +230,8 @@ def listening_only(url: str) -> bool:
     >>> [listening_only(url) for url in ("http://0:7878", "http://0.0.0.0.:7878",
     ...                                  "http://0x0.0:7878", "http://0.1:7878")]
     [True, True, True, False]
+    >>> listening_only("http://0x:7878")  # no digits: no lookup reads it as 0.0.0.0
+    False
     """
     try:
         host = urlsplit(url).hostname
@@ -247,5 +249,6 @@ def listening_only(url: str) -> bool:
 
 
 #: A host that a lookup reads as 0.0.0.0 (``inet_aton`` takes one to four parts, each
-#: decimal, octal or hex): zeros only, such as ``0``, ``0.0`` or ``0x0``.
-_ZERO_HOST = re.compile(r"(?:0x0*|0+)(?:\.(?:0x0*|0+)){0,3}", re.IGNORECASE)
+#: decimal, octal or hex): zeros only, such as ``0``, ``0.0`` or ``0x0``; ``0x`` alone,
+#: with no digit, is refused by ``inet_aton``.
+_ZERO_HOST = re.compile(r"(?:0x0+|0+)(?:\.(?:0x0+|0+)){0,3}", re.IGNORECASE)

@@ -177,7 +177,7 @@ class Transport:
         return URL(self.base_url + path, encoded=True)
 
     def _translate(self, what: str) -> _Translate:
-        return _Translate(self.base_url, what, self.limits, self._resolver)
+        return _Translate(self.base_url, self.shown_url, what, self.limits, self._resolver)
 
     async def _refuse(self, response: aiohttp.ClientResponse, what: str,
                       missing: str | None) -> None:
@@ -307,9 +307,10 @@ def _hung_up(error: BaseException) -> bool:
 class _Translate:
     """The one place where aiohttp's and asyncio's exceptions become ``ClientError``."""
 
-    def __init__(self, base_url: str, what: str, limits: ClientLimits,
+    def __init__(self, base_url: str, shown_url: str, what: str, limits: ClientLimits,
                  resolver: LookupResolver | None) -> None:
         self.base_url, self.what, self.limits = base_url, what, limits
+        self.shown_url = shown_url  # ``Transport.shown_url``, cut once
         self._resolver = resolver  # the client's name lookups, for the TLS probe
 
     async def __aenter__(self) -> None:
@@ -343,7 +344,7 @@ class _Translate:
         return await answers_tls(url.host, url.port, self._resolver)
 
     def _explain(self, error: BaseException) -> str:
-        where = f"the node at {shown_address(self.base_url, quoted=False)}"
+        where = f"the node at {self.shown_url}"
         if isinstance(error, aiohttp.ConnectionTimeoutError):
             return f"cannot reach {where} within {self.limits.connect_timeout_s:g} s — is it up?"
         if isinstance(error, aiohttp.ClientConnectorCertificateError):

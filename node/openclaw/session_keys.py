@@ -74,6 +74,7 @@ from __future__ import annotations
 
 from collections.abc import Collection, Iterable, Mapping
 from dataclasses import replace
+from typing import NamedTuple
 
 from crdt import codec
 from crdt.errors import InvalidInput
@@ -218,14 +219,21 @@ def _number(text: str) -> bool:
     return text.isascii() and text.isdigit()
 
 
+class Kept(NamedTuple):
+    """What is remembered of a session."""
+
+    key: str | None  # None: its file is read under its id (a mark)
+    byte: int  # the byte its file was read up to under its id
+    order: int  # the order it was learnt in
+
+
 class SessionKeys:
     """An agent's remembered keys, as saved (``saved``) or read back from the node."""
 
     def __init__(self, saved: dict[str, int] | None) -> None:
-        # Session id -> (its key, None if read under its id; the byte its file was read
-        # up to under its id; the order it was learnt in). A saved entry that names none
-        # (written otherwise) is left out, and so dropped at the next save.
-        self._keys: dict[str, tuple[str | None, int, int]] = {}
+        # Session id -> what is remembered of it. A saved entry that names none (written
+        # otherwise) is left out, and so dropped at the next save.
+        self._keys: dict[str, Kept] = {}
         # Session id -> the device and inode of the file its byte is one of (``same_file``).
         self._files: dict[str, tuple[int, int]] = {}
         for entry, order in sorted((saved or {}).items(), key=lambda item: item[1]):
@@ -237,10 +245,10 @@ class SessionKeys:
             if parts is None:
                 continue
             session_id, key, byte = parts
-            was_key, was_byte, _order = self._keys.get(session_id, (None, 0, 0))
+            was = self._keys.get(session_id, Kept(None, 0, 0))
             # A key entry and the entry of its byte go together, in either order.
-            self._keys[session_id] = (key or was_key, max(byte, was_byte), order)
-        self._next = max(order for _key, _byte, order in self._keys.values()) + 1 \
+            self._keys[session_id] = Kept(key or was.key, max(byte, was.byte), order)
+        self._next = max(kept.order for kept in self._keys.values()) + 1 \
             if self._keys else 0
         self._renumber()
         #: Whether something was learnt since the last save that went through: set by
@@ -255,13 +263,13 @@ class SessionKeys:
 
     def key_of(self, session_id: str) -> str | None:
         kept = self._keys.get(session_id)
-        return None if kept is None else kept[0]
+        return None if kept is None else kept.key
 
     def since(self, session_id: str) -> int:
         """The byte of its file up to which ``session_id`` was read under its id: its
         records ending there or before go under its id, its key applies after it."""
         kept = self._keys.get(session_id)
-        return 0 if kept is None else kept[1]
+        return 0 if kept is None else kept.byte
 
     def learn(self, session_id: str, session_key: str, read_to: int = 0) -> bool:
         """Remember ``session_key`` as ``session_id``'s (the last named wins), its file
@@ -274,13 +282,13 @@ class SessionKeys:
             return False
         kept = self._keys.get(session_id)
         # Marked: read under its id up to now. Keyed before: from where that key did.
-        since = 0 if kept is None else max(read_to, kept[1]) if kept[0] is None else kept[1]
+        since = 0 if kept is None else max(read_to, kept.byte) if kept.key is None else kept.byte
         self._keep(session_id, session_key, since)
         return True
 
     def marked(self, session_id: str) -> bool:
         kept = self._keys.get(session_id)
-        return kept is not None and kept[0] is None
+        return kept is not None and kept.key is None
 
     def mark(self, session_id: str, read_to: int) -> bool:
         """Remember that ``session_id``'s file, no key known for it, is read under its id,
@@ -288,7 +296,7 @@ class SessionKeys:
         anything (to save)."""
         kept = self._keys.get(session_id)
         if session_id in self._forgotten or (kept is not None and (
-                kept[0] is not None or kept[1] >= read_to)):
+                kept.key is not None or kept.byte >= read_to)):
             return False
         if entry_of(session_id, None, read_to) is None or read_to > BYTE_MAX:
             return False
@@ -305,7 +313,7 @@ class SessionKeys:
         """``session_id``'s file, read now, is the one of ``identity`` (device, inode):
         remembered while a byte of it is (a mark, or where its key applies from)."""
         kept = self._keys.get(session_id)
-        if kept is None or (kept[0] is not None and not kept[1]):
+        if kept is None or (kept.key is not None and not kept.byte):
             return
         if self._files.get(session_id) != identity:
             self._files[session_id] = identity
@@ -317,12 +325,12 @@ class SessionKeys:
         tells anything. Whether that changed anything (to save)."""
         self._files.pop(session_id, None)
         kept = self._keys.get(session_id)
-        if kept is None or not kept[1]:
+        if kept is None or not kept.byte:
             return False
-        if kept[0] is None:
+        if kept.key is None:
             del self._keys[session_id]
         else:
-            self._keys[session_id] = (kept[0], 0, kept[2])
+            self._keys[session_id] = kept._replace(byte=0)
         self.unsaved = True
         return True
 
@@ -330,19 +338,19 @@ class SessionKeys:
         """Forget the marks of the sessions whose file is not among ``held`` (session ids
         of the files an agent's folder holds): a mark is of use till its key is learnt,
         which a file gone will not have."""
-        gone = [session_id for session_id, (key, _byte, _order) in self._keys.items()
-                if key is None and session_id not in held]
+        gone = [session_id for session_id, kept in self._keys.items()
+                if kept.key is None and session_id not in held]
         for session_id in gone:
             del self._keys[session_id]
         self.unsaved = self.unsaved or bool(gone)
 
     def _keep(self, session_id: str, key: str | None, byte: int) -> None:
         kept = self._keys.pop(session_id, None)
-        if kept is not None and kept[0] == key:
-            order = kept[2]  # a mark read further: learnt no later
+        if kept is not None and kept.key == key:
+            order = kept.order  # a mark read further: learnt no later
         else:
             order, self._next = self._next, self._next + 1  # forgotten last
-        self._keys[session_id] = (key, byte, order)
+        self._keys[session_id] = Kept(key, byte, order)
         self.unsaved = True
         self._renumber()
 
@@ -352,17 +360,17 @@ class SessionKeys:
         numbered anew from 0, in the order they were learnt."""
         if self._next <= ORDER_MAX:
             return
-        self._keys = {session_id: (key, byte, n) for n, (session_id, (key, byte, _order))
-                      in enumerate(sorted(self._keys.items(), key=lambda kv: kv[1][2]))}
+        self._keys = {session_id: kept._replace(order=n) for n, (session_id, kept)
+                      in enumerate(sorted(self._keys.items(), key=lambda kv: kv[1].order))}
         self._next = len(self._keys)
 
     def saved(self) -> dict[str, int]:
         """What to save: the marks, then the keys, learnt last, within ``MARKS_MAX``,
         ``SESSION_KEYS_MAX``, ``CURSOR_ENTRIES_MAX`` and ``CURSOR_BYTES_MAX``; marks are
         forgotten before keys, and the ones left out are forgotten here too."""
-        by_order = sorted(self._keys.items(), key=lambda item: item[1][2])
-        marks = [item for item in by_order if item[1][0] is None]
-        keyed_ = [item for item in by_order if item[1][0] is not None]
+        by_order = sorted(self._keys.items(), key=lambda item: item[1].order)
+        marks = [item for item in by_order if item[1].key is None]
+        keyed_ = [item for item in by_order if item[1].key is not None]
         kept = marks[max(0, len(marks) - MARKS_MAX):] + keyed_[-SESSION_KEYS_MAX:]
         entries = [(session_id, self._entries(session_id, key, byte,
                                               self._files.get(session_id)), order)
@@ -380,7 +388,7 @@ class SessionKeys:
         # The map's head may have shrunk by a byte or two as entries left: never grown.
         kept_now = {session_id: kept_key for session_id, kept_key in kept
                     if session_id not in gone}
-        self._forgotten.update((session_id, kept_key[0]) for session_id, kept_key
+        self._forgotten.update((session_id, kept_key.key) for session_id, kept_key
                                in self._keys.items() if session_id not in kept_now)
         self._keys = kept_now
         return cursor

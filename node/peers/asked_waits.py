@@ -54,4 +54,3 @@ def asked_wait_s(value: str | None, now_unix_s: float) -> float | None:
             return None
         when = when.replace(tzinfo=datetime.UTC)
     return max(0.0, when.timestamp() - now_unix_s)
-

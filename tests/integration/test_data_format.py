@@ -76,17 +76,23 @@ def test_a_folder_of_a_newer_format_is_refused_and_left_as_it_is(tmp_path: Path)
     assert not (tmp_path / "elsewhere").exists()
 
 
+def openclaw_import(node: NodeProcess, tmp_path: Path) -> subprocess.CompletedProcess[str]:
+    """``clawsync openclaw import`` into ``node``'s data folder (the node stopped), from
+    an OpenClaw state folder with no agent's files."""
+    state = tmp_path / "openclaw"
+    (state / "agents").mkdir(parents=True)
+    return subprocess.run(
+        [*node.command()[:3], "openclaw", "import", "--data-dir", str(node.data_dir),
+         "--state-dir", str(state)],
+        capture_output=True, text=True, env=child_env(), timeout=CLI_TIMEOUT_S)
+
+
 def test_openclaw_import_refuses_a_folder_of_a_newer_format(tmp_path: Path) -> None:
     with NodeProcess(tmp_path) as node:
         pass
     (node.data_dir / FORMAT_FILE).write_text(json.dumps({"format": DATA_FORMAT + 1}))
     before = _files(node.data_dir)
-    state = tmp_path / "openclaw"
-    (state / "agents").mkdir(parents=True)
-    imported = subprocess.run(
-        [*node.command()[:3], "openclaw", "import", "--data-dir", str(node.data_dir),
-         "--state-dir", str(state)],
-        capture_output=True, text=True, env=child_env(), timeout=CLI_TIMEOUT_S)
+    imported = openclaw_import(node, tmp_path)
     line = one_error_line(imported)
     assert "written by a newer clawsync" in line, line
     assert _files(node.data_dir) == before
@@ -130,12 +136,7 @@ def test_a_log_of_a_newer_format_is_refused_in_words(tmp_path: Path) -> None:
         [*node.command()[:4], "--data-dir", str(node.data_dir), "--host", "127.0.0.1",
          "--port", str(free_port())],
         capture_output=True, text=True, env=child_env(), timeout=CLI_TIMEOUT_S)
-    state = tmp_path / "openclaw"
-    (state / "agents").mkdir(parents=True)
-    imported = subprocess.run(
-        [*node.command()[:3], "openclaw", "import", "--data-dir", str(node.data_dir),
-         "--state-dir", str(state)],
-        capture_output=True, text=True, env=child_env(), timeout=CLI_TIMEOUT_S)
+    imported = openclaw_import(node, tmp_path)
     for line in (one_error_line(started), one_error_line(imported)):
         assert f"the event log in {node.data_dir} was written by a newer clawsync " \
             f"(log format {LOG_FORMAT + 1}); clawsync {software_version()} reads format " \

@@ -60,6 +60,21 @@ def record_ids(node: NodeProcess, key: str) -> set[str]:
     return {event["kind"]["openclaw"]["record"]["id"] for event in events}
 
 
+def unnamed_file(tmp_path: Path, count: int, first: int
+                 ) -> tuple[Path, list[dict[str, Any]], bytes]:
+    """An agent's state folder whose index does not name OLD's file yet, and the file
+    holding the first ``first`` of ``count`` turns' records, a second apart: the folder,
+    every record, and the bytes written."""
+    state = tmp_path / "openclaw"
+    folder = state / "agents" / "main" / "sessions"
+    folder.mkdir(parents=True)
+    now_ms = int(time.time() * 1000)
+    written = turn_records(OLD, [now_ms - 9000 + 1000 * at for at in range(count)])
+    data = b"".join(json.dumps(record).encode() + b"\n" for record in written[:first])
+    (folder / f"{OLD}.jsonl").write_bytes(data)
+    return state, written, data
+
+
 @pytest.mark.parametrize("dropped", ["cursor reset", "entry dropped"])
 def test_a_file_no_longer_named_read_again_lands_in_its_session(
         node: NodeProcess, tmp_path: Path, dropped: str) -> None:
@@ -98,13 +113,7 @@ def test_a_file_read_before_its_index_named_it_read_again_stores_nothing(
     went under its session id, the rest under the key, also when the cursor was reset
     before it was named. Read again from its start (the cursor reset), each goes where it
     went: nothing is stored twice."""
-    state = tmp_path / "openclaw"
-    folder = state / "agents" / "main" / "sessions"
-    folder.mkdir(parents=True)
-    now_ms = int(time.time() * 1000)
-    written = turn_records(OLD, [now_ms - 9000, now_ms - 8000, now_ms - 7000])
-    (folder / f"{OLD}.jsonl").write_bytes(
-        b"".join(json.dumps(record).encode() + b"\n" for record in written[:2]))
+    state, written, _first = unnamed_file(tmp_path, 3, 2)
     imported(node, state)
     path = f"/v1/cursors/{quote(cursor_name(state.resolve(), 'main'), safe='')}"
     if reset_unnamed:
@@ -125,13 +134,7 @@ def test_a_file_replaced_by_a_shorter_one_goes_under_the_key_its_index_names(
     """Its key applied from a byte of the file before it, read under its id up to there:
     the shorter file is read from its start, and every record of it goes under the key
     the index names, none under the session id."""
-    state = tmp_path / "openclaw"
-    folder = state / "agents" / "main" / "sessions"
-    folder.mkdir(parents=True)
-    now_ms = int(time.time() * 1000)
-    written = turn_records(OLD, [now_ms - 9000, now_ms - 8000, now_ms - 7000])
-    (folder / f"{OLD}.jsonl").write_bytes(
-        b"".join(json.dumps(record).encode() + b"\n" for record in written[:3]))
+    state, written, _first = unnamed_file(tmp_path, 3, 3)
     imported(node, state)
     write_jsonl(state, KEY, OLD, written)  # named now, a record more
     imported(node, state)
@@ -148,13 +151,7 @@ def test_a_file_only_cut_shorter_keeps_what_was_read_of_it_under_its_id(
     """Read under its id, then named and grown, then its end cut (the same file, shorter
     than its offset): read again from its start, its first records go under the id as
     they did, and nothing is stored a second time under the key."""
-    state = tmp_path / "openclaw"
-    folder = state / "agents" / "main" / "sessions"
-    folder.mkdir(parents=True)
-    now_ms = int(time.time() * 1000)
-    written = turn_records(OLD, [now_ms - 9000, now_ms - 8000])
-    first = b"".join(json.dumps(record).encode() + b"\n" for record in written[:2])
-    (folder / f"{OLD}.jsonl").write_bytes(first)
+    state, written, first = unnamed_file(tmp_path, 2, 2)
     imported(node, state)
     path = write_jsonl(state, KEY, OLD, written)  # named now, a record more
     imported(node, state)

@@ -71,6 +71,11 @@ def port_of(node: RunningNode) -> int:
     return int(node.url.rsplit(":", 1)[1])
 
 
+async def busy(_request: web.Request) -> web.Response:
+    """A peer that asks every dial to wait ten minutes (``Retry-After``), for ``serving``."""
+    return web.Response(status=429, headers={"Retry-After": "600"})
+
+
 @contextlib.asynccontextmanager
 async def serving(handler: Callable[[web.Request], Any]) -> AsyncIterator[str]:
     """A plain HTTP server on a free loopback port answering every request with

@@ -27,6 +27,7 @@ from tests.node.peers.support import (
     SECRET,
     STALLED_REFUSAL,
     NodeFactory,
+    busy,
     forgotten,
     phone_behind_proxy,
     serving,
@@ -307,9 +308,6 @@ async def test_a_wait_a_peer_asked_for_is_not_cut_short_when_another_peer_is_rea
     node = await make_node(sync=dataclasses.replace(FAST, backoff_base_s=1.0,
                                                     backoff_max_s=600.0))
 
-    async def busy(_request: web.Request) -> web.Response:
-        return web.Response(status=429, headers={"Retry-After": "600"})
-
     async with serving(busy) as url:
         assert await node.gossip.add_peer(url, learned=False)
         runner = node.gossip.runners[f"url:{url}"]
@@ -351,9 +349,6 @@ async def test_a_learned_address_forgotten_on_a_429_says_only_that_it_is_forgott
     dial is said."""
     node = await make_node(sync=dataclasses.replace(FAST, learned_failures_max=1))
 
-    async def busy(_request: web.Request) -> web.Response:
-        return web.Response(status=429, headers={"Retry-After": "600"})
-
     with structlog.testing.capture_logs() as said:
         async with serving(busy) as url:
             assert await node.gossip.add_peer(url, learned=True)
@@ -389,9 +384,6 @@ async def test_a_wait_a_peer_asked_for_counts_from_when_the_writer_takes_the_fai
                 await asyncio.sleep(0.001)
 
     node.gossip.driver.save_checkpoint = save_then_busy  # type: ignore[method-assign]
-
-    async def busy(_request: web.Request) -> web.Response:
-        return web.Response(status=429, headers={"Retry-After": "600"})
 
     async with serving(busy) as url:
         assert await node.gossip.add_peer(url, learned=False)

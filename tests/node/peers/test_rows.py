@@ -9,7 +9,6 @@ import dataclasses
 from typing import Any
 
 import aiohttp
-from aiohttp import web
 
 from node.peers.holds import awake_s
 from node.peers.rows import HELD_OFF_KINDS, HELD_OFF_LISTED_MAX
@@ -20,6 +19,7 @@ from tests.node.peers.support import (
     SECRET,
     NodeFactory,
     add_member,
+    busy,
     hub_and_laptop_gone,
     listed_as,
     new_device_id,
@@ -214,9 +214,6 @@ async def test_the_addresses_not_dialed_are_counted_by_why(make_node: NodeFactor
     assert dialed.task is not None
     dialed.task.cancel()
     node.gossip.runners.pop(dialed.key)
-
-    async def busy(_request: web.Request) -> web.Response:
-        return web.Response(status=429, headers={"Retry-After": "600"})
 
     async with serving(busy) as url:
         assert await node.gossip.add_peer(url, learned=False)

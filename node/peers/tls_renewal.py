@@ -20,14 +20,10 @@ be used are looked at again sooner (every ``Limits.tls_files_settle_s``, or the 
 if shorter), and a warning says which and why only if they are still the same files at
 a look at least ``tls_files_settle_s`` after they were found so, once per change.
 
-The certificate served is watched for its expiry: its notAfter is the gauge
-``clawsync_tls_certificate_expiry_timestamp_seconds`` (``TlsCollector``), and from
-``TLS_EXPIRY_WARN_DAYS`` before it a warning names the file and the date, at start and
-at the first look that finds it so, once per certificate: a renewal that failed (certbot
-could not reach its CA) is seen in the log and by an alert, before clients are refused.
-Once expired it is said again, as an error. A renewal to a certificate out of its dates
-(expired, or not valid yet: a clock or a CA gone wrong) is files that cannot be used:
-peers would refuse it, and the one in use is kept.
+The certificates' dates are watched (``node.peers.tls_expiry``): at start and at each
+look, warnings of those that expire soon, expired or are not valid yet. A renewal to a
+certificate out of its dates (expired, or not valid yet: a clock or a CA gone wrong) is
+files that cannot be used: peers would refuse it, and the one in use is kept.
 
 Any other error of a look (a bug, a thread that could not start) is logged once per
 kind and the looks go on: renewals are never left untaken without a line saying why.
@@ -44,18 +40,16 @@ import asyncio
 import os
 import ssl
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from pathlib import Path
 
 import structlog
-from cryptography import x509
-from prometheus_client.core import GaugeMetricFamily, Metric
-from prometheus_client.registry import Collector
 
 from node.config import Config
 from node.peers.api import TlsFileError, client_tls, server_tls
+from node.peers.tls_expiry import ExpiryWarnings, Served, Watched, read_file
 
 log = structlog.get_logger(__name__)
 
@@ -64,12 +58,6 @@ log = structlog.get_logger(__name__)
 #: modification time (``cp -p``, ``rsync -t --inplace``) of a file of the same size
 #: changes nothing else.
 Stamp = tuple[int, int, int, int, int] | str
-
-#: Days before the served certificate expires from which the node warns of it. Let's
-#: Encrypt's certificates last 90 days and certbot renews them 30 days before: a warning
-#: means a renewal failed some two weeks running, with two weeks left to mend it. An
-#: organisation's yearly certificates warn as late; the gauge lets an alert warn sooner.
-TLS_EXPIRY_WARN_DAYS = 14
 
 
 @dataclass(frozen=True, slots=True)
@@ -81,42 +69,12 @@ class Contexts:
 
 
 @dataclass(frozen=True, slots=True)
-class Served:
-    """The certificate the node serves (the first of ``--tls-cert``): its serial number,
-    and from when and until when it is valid."""
-
-    serial: int
-    begins: datetime
-    expires: datetime
-
-    def fields(self) -> dict[str, str]:
-        """For a log line: the serial in hex and the expiry in ISO 8601, nothing else."""
-        return {"certificate_serial": format(self.serial, "x"),
-                "certificate_expires": self.expires.isoformat()}
-
-    def invalid(self, now: datetime) -> str | None:
-        """Why peers would refuse it at ``now`` (expired, or not valid yet), else None.
-
-        >>> day = datetime(2030, 1, 2, tzinfo=UTC)
-        >>> Served(1, day, day + timedelta(days=90)).invalid(day + timedelta(days=91))
-        'the certificate expired at 2030-04-02T00:00:00+00:00'
-        >>> Served(1, day, day + timedelta(days=90)).invalid(day) is None
-        True
-        """
-        if now > self.expires:
-            return f"the certificate expired at {self.expires.isoformat()}"
-        if now < self.begins:
-            return f"the certificate is not valid before {self.begins.isoformat()}"
-        return None
-
-
-@dataclass(frozen=True, slots=True)
 class Loaded:
-    """Contexts loaded from the files, the certificate read for them, and the files'
-    stamps when loaded."""
+    """Contexts loaded from the files, the certificates read for them (their dates), and
+    the files' stamps when loaded."""
 
     contexts: Contexts
-    served: Served | None
+    dates: Watched
     stamps: tuple[Stamp, ...]
 
 
@@ -129,20 +87,21 @@ def stamp_of(path: Path) -> Stamp:
     return (found.st_dev, found.st_ino, found.st_size, found.st_mtime_ns, found.st_ctime_ns)
 
 
-def load(config: Config) -> tuple[Contexts, Served | None]:
-    """The contexts from ``config``'s files, and the certificate read for them
-    (``certificate``); ``TlsFileError`` naming a file that cannot be used."""
+def load(config: Config) -> tuple[Contexts, Watched]:
+    """The contexts from ``config``'s files, and the certificates read for them (their
+    dates); ``TlsFileError`` naming a file that cannot be used."""
     # Read before the contexts: a certificate renewed meanwhile is stamped anew and read
     # again next look, so the serial logged is never older than the one in use.
-    served = certificate(config.tls_cert)
-    return Contexts(server_tls(config), client_tls(config)), served
+    dates = Watched(config.tls_cert, read_file(config.tls_cert), config.tls_ca,
+                    read_file(config.tls_ca))
+    return Contexts(server_tls(config), client_tls(config)), dates
 
 
 class TlsFiles:
     """The contexts in use, and the stamps of the files they were loaded from."""
 
-    __slots__ = ("_expiry_warned", "_loaded", "_paths", "_refused", "_unsettled", "config",
-                 "contexts", "served")
+    __slots__ = ("_loaded", "_paths", "_refused", "_unsettled", "config", "contexts",
+                 "dates", "expiries")
 
     def __init__(self, config: Config) -> None:
         """Load ``config``'s files (``TlsFileError`` if one cannot be used)."""
@@ -151,15 +110,19 @@ class TlsFiles:
                             if path is not None)
         # Stamped before they are read: a file written meanwhile is read again next look.
         self._loaded: tuple[Stamp, ...] | None = self.stamps()
-        self.contexts, self.served = load(config)
+        self.contexts, self.dates = load(config)
         #: The stamps of files that could not be used, warned of already.
         self._refused: tuple[Stamp, ...] | None = None
         #: The stamps of files that could not be used, not warned of yet, and when they
         #: were first found so (``time.monotonic``): they may be a renewal half done.
         self._unsettled: tuple[tuple[Stamp, ...], float] | None = None
-        #: The certificate whose coming expiry was warned of (None: its expiry is
-        #: unknown), and whether as expired.
-        self._expiry_warned: tuple[Served | None, bool] | None = None
+        #: What was said of the certificates' dates (``warn_of_expiry``).
+        self.expiries = ExpiryWarnings()
+
+    @property
+    def served(self) -> Served | None:
+        """The certificate served, in use: None without one, or if it cannot be read."""
+        return self.dates.served
 
     @property
     def watched(self) -> bool:
@@ -177,7 +140,7 @@ class TlsFiles:
     def look(self) -> Contexts | None:
         """New contexts if the files changed since they were loaded and can be used now
         (``changed``; they are in use from now on: ``take``), else None; and a warning if
-        the certificate served expires soon (``warn_of_expiry``). Blocking: it reads the
+        a certificate in use expires soon (``warn_of_expiry``). Blocking: it reads the
         files."""
         loaded = self.changed()
         if loaded is not None:
@@ -201,29 +164,28 @@ class TlsFiles:
             self._unsettled = None  # put back as they were: nothing to warn of
             return None
         try:
-            contexts, served = load(self.config)
+            contexts, dates = load(self.config)
         except TlsFileError as error:
             self._refuse(stamps, error)
             return None
         # OpenSSL loads a certificate out of its dates, and peers would refuse the node
         # from then on: the one in use (still valid, or no worse) is kept instead.
+        served = dates.served
         invalid = served.invalid(datetime.now(UTC)) if served is not None else None
         if invalid is not None:
             self._refuse(stamps, TlsFileError(f"--tls-cert {self.config.tls_cert}", invalid))
             return None
         self._refused = self._unsettled = None
-        return Loaded(contexts, served, stamps)
+        return Loaded(contexts, dates, stamps)
 
     def take(self, loaded: Loaded) -> None:
         """``loaded`` is in use: its certificate is the one served (the gauge, the
         warnings), and its files are the ones compared with from now on."""
-        self.contexts, self.served, self._loaded = loaded.contexts, loaded.served, \
+        self.contexts, self.dates, self._loaded = loaded.contexts, loaded.dates, \
             loaded.stamps
-        if self._expiry_warned is not None and loaded.served != self._expiry_warned[0]:
-            # Another certificate: one warned of before (a renewal rolled back) is again.
-            self._expiry_warned = None
+        served = loaded.dates.served
         log.info("tls files reloaded", files=[str(path) for path in self._paths],
-                 **(loaded.served.fields() if loaded.served is not None else {}))
+                 **(served.fields() if served is not None else {}))
 
     def _refuse(self, stamps: tuple[Stamp, ...], error: TlsFileError) -> None:
         """Warn that files cannot be used once they stayed so ``tls_files_settle_s``,
@@ -247,65 +209,9 @@ class TlsFiles:
                     retry_s=self.config.limits.tls_files_check_interval_s)
 
     def warn_of_expiry(self, now: datetime) -> None:
-        """Warn, once per certificate, if the one served expires within
-        ``TLS_EXPIRY_WARN_DAYS`` of ``now``, and once more, as an error, if it has
-        expired (taken at start: a renewal would not be): its path and expiry. Once, if
-        its expiry cannot be read (``certificate``) though OpenSSL serves it."""
-        served = self.served
-        if self.config.tls_cert is None:
-            return
-        if served is None:
-            if self._expiry_warned != (None, False):
-                self._expiry_warned = (None, False)
-                # No gauge and no warning would come: said, or it would look like plain HTTP.
-                log.warning("tls certificate expiry unknown", path=str(self.config.tls_cert),
-                            reason="not read as a PEM certificate (BEGIN CERTIFICATE)")
-            return
-        left = served.expires - now
-        if left > timedelta(days=TLS_EXPIRY_WARN_DAYS):
-            return
-        expired = left <= timedelta(0)
-        if (served, expired) == self._expiry_warned:
-            return
-        self._expiry_warned = (served, expired)
-        say = log.error if expired else log.warning
-        say("tls certificate expired" if expired else "tls certificate expires soon",
-            path=str(self.config.tls_cert), days_left=round(left / timedelta(days=1), 1),
-            warn_days=TLS_EXPIRY_WARN_DAYS, **served.fields())
-
-
-def certificate(path: Path | None) -> Served | None:
-    """The certificate ``path`` begins with (None if it cannot be read as one: OpenSSL
-    serves some that cannot, such as a ``BEGIN TRUSTED CERTIFICATE`` of ``openssl x509
-    -trustout``).
-
-    >>> certificate(Path("/nonexistent/tls.pem")) is None
-    True
-    """
-    if path is None:
-        return None
-    try:
-        cert = x509.load_pem_x509_certificate(path.read_bytes())
-    except (OSError, ValueError):
-        return None
-    return Served(cert.serial_number, cert.not_valid_before_utc, cert.not_valid_after_utc)
-
-
-class TlsCollector(Collector):
-    """The expiry of the certificate the node serves, read when scraped: no series
-    without one (plain HTTP)."""
-
-    def __init__(self, files: TlsFiles) -> None:
-        self.files = files
-
-    def collect(self) -> Iterator[Metric]:
-        family = GaugeMetricFamily(
-            "clawsync_tls_certificate_expiry_timestamp_seconds", "When the certificate "
-            "the node serves (--tls-cert, the one in use) expires: its notAfter, in "
-            "seconds since the Unix epoch")
-        if self.files.served is not None:
-            family.add_metric([], self.files.served.expires.timestamp())
-        yield family
+        """Say what the dates of the certificates in use call for at ``now``, once each
+        (``node.peers.tls_expiry.ExpiryWarnings``)."""
+        self.expiries.warn(self.dates, now)
 
 
 async def watch(files: TlsFiles, use: Callable[[Contexts], None]) -> None:

@@ -53,7 +53,8 @@ from node.interrupt import die_of
 from node.peers import api as peering
 from node.peers.gossip import Gossip
 from node.peers.metrics import PeerCollector
-from node.peers.tls_renewal import Contexts, TlsCollector, TlsFiles, watch
+from node.peers.tls_expiry import TlsCollector
+from node.peers.tls_renewal import Contexts, TlsFiles, watch
 from node.server.app import METRICS, make_app
 from node.server.devices import DEVICES
 from node.server.reach import pairing_hint
@@ -334,7 +335,7 @@ async def _start(config: Config, tls: TlsFiles, socks: list[socket.socket]) -> R
         app[DEVICES].add_listener(gossip.membership_changed)
         peering.setup(app, config, gossip)
         app[METRICS].registry.register(PeerCollector(gossip))
-        app[METRICS].registry.register(TlsCollector(tls))
+        app[METRICS].registry.register(TlsCollector(lambda: tls.dates))
         runner = web.AppRunner(
             app,
             # aiohttp's keep-alive timer runs from the moment a connection opens until a

@@ -73,7 +73,8 @@ def new_client_sees(node: NodeProcess, ca: Path) -> int:
 
 
 def expiry_served(node: NodeProcess, ca: Path) -> float:
-    """The node's ``clawsync_tls_certificate_expiry_timestamp_seconds``, as scraped."""
+    """The node's ``clawsync_tls_certificate_expiry_timestamp_seconds`` of the certificate
+    it serves, as scraped."""
     conn = connect(node, ca)
     try:
         conn.request("GET", "/metrics")
@@ -81,7 +82,9 @@ def expiry_served(node: NodeProcess, ca: Path) -> float:
     finally:
         conn.close()
     families = {family.name: family for family in text_string_to_metric_families(text)}
-    [sample] = families["clawsync_tls_certificate_expiry_timestamp_seconds"].samples
+    [sample] = [sample for sample in
+                families["clawsync_tls_certificate_expiry_timestamp_seconds"].samples
+                if sample.labels["certificate"] == "served"]
     return sample.value
 
 

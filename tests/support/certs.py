@@ -21,10 +21,16 @@ def openssl(*args: str, cwd: Path) -> None:
     subprocess.run(["openssl", *args], cwd=cwd, check=True, capture_output=True, timeout=60)
 
 
+#: Days a test CA lasts: beyond the node's warning of a CA's expiry
+#: (``node.peers.tls_expiry.TLS_EXPIRY_WARN_DAYS``), so that only the certificates of two
+#: days it signs are warned of.
+CA_DAYS = 30
+
+
 def make_ca(folder: Path, name: str) -> tuple[Path, Path]:
     """A CA's certificate and key, in ``folder``."""
     openssl("req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1",
-            "-nodes", "-keyout", f"{name}.key", "-out", f"{name}.pem", "-days", "2",
+            "-nodes", "-keyout", f"{name}.key", "-out", f"{name}.pem", "-days", str(CA_DAYS),
             "-subj", f"/CN={name}", "-addext", "basicConstraints=critical,CA:TRUE",
             "-addext", "keyUsage=critical,keyCertSign,cRLSign", cwd=folder)
     return folder / f"{name}.pem", folder / f"{name}.key"
@@ -77,6 +83,39 @@ def make_cert_expiring(folder: Path, name: str, ca: tuple[Path, Path], days: flo
                 x509.IPAddress(ipaddress.ip_address("127.0.0.1")), x509.DNSName("localhost")]),
                 critical=False)
             .sign(ca_key, hashes.SHA256()))
+    (folder / f"{name}.pem").write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    (folder / f"{name}.key").write_bytes(key.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+        serialization.NoEncryption()))
+    return folder / f"{name}.pem", folder / f"{name}.key"
+
+
+def make_ca_expiring(folder: Path, name: str, days: float,
+                     signer: tuple[Path, Path] | None = None) -> tuple[Path, Path]:
+    """A CA's certificate and key, in ``folder``, that expires ``days`` from now (made
+    with the ``cryptography`` library): self-signed, or an intermediate ``signer`` signs."""
+    key = ec.generate_private_key(ec.SECP256R1())
+    subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, name)])
+    issuer, signing_key = subject, key
+    if signer is not None:
+        issuer = x509.load_pem_x509_certificate(signer[0].read_bytes()).subject
+        loaded = serialization.load_pem_private_key(signer[1].read_bytes(), password=None)
+        assert isinstance(loaded, ec.EllipticCurvePrivateKey)
+        signing_key = loaded
+    now = datetime.datetime.now(datetime.UTC)
+    cert = (x509.CertificateBuilder()
+            .subject_name(subject)
+            .issuer_name(issuer)
+            .public_key(key.public_key())
+            .serial_number(x509.random_serial_number())
+            .not_valid_before(now - datetime.timedelta(minutes=5))
+            .not_valid_after(now + datetime.timedelta(days=days))
+            .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+            .add_extension(x509.KeyUsage(
+                digital_signature=False, content_commitment=False, key_encipherment=False,
+                data_encipherment=False, key_agreement=False, key_cert_sign=True,
+                crl_sign=True, encipher_only=False, decipher_only=False), critical=True)
+            .sign(signing_key, hashes.SHA256()))
     (folder / f"{name}.pem").write_bytes(cert.public_bytes(serialization.Encoding.PEM))
     (folder / f"{name}.key").write_bytes(key.private_bytes(
         serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,

@@ -19,7 +19,8 @@ from prometheus_client import CollectorRegistry
 from structlog.testing import capture_logs
 
 from node.config import Config
-from node.peers.tls_renewal import TLS_EXPIRY_WARN_DAYS, Contexts, TlsCollector, TlsFiles, watch
+from node.peers.tls_expiry import TLS_EXPIRY_WARN_DAYS, TlsCollector
+from node.peers.tls_renewal import Contexts, TlsFiles, watch
 from tests.support.certs import install, make_ca, make_cert, make_cert_expiring
 from tests.support.waits import DEADLINE_S
 
@@ -243,10 +244,11 @@ def test_a_certificate_expiring_soon_is_warned_of_once(tmp_path: Path) -> None:
     install(later, config.tls_cert)
     files = TlsFiles(config)
     registry = CollectorRegistry()
-    registry.register(TlsCollector(files))
+    registry.register(TlsCollector(lambda: files.dates))
 
     def gauge() -> float | None:
-        return registry.get_sample_value("clawsync_tls_certificate_expiry_timestamp_seconds")
+        return registry.get_sample_value("clawsync_tls_certificate_expiry_timestamp_seconds",
+                                         {"certificate": "served"})
 
     expires = x509.load_pem_x509_certificate(later.read_bytes()).not_valid_after_utc
     assert gauge() == expires.timestamp()
@@ -257,6 +259,8 @@ def test_a_certificate_expiring_soon_is_warned_of_once(tmp_path: Path) -> None:
         # The day it is within the bound, and each look after: one warning.
         for days in (90 - TLS_EXPIRY_WARN_DAYS + 0.5, 80, 85):
             files.warn_of_expiry(now + timedelta(days=days))
+    # The CA, of 30 days, has expired by then: said of in lines of its own.
+    logs = [line for line in logs if line["certificate"] == "served"]
     [warned] = [line for line in logs if line["event"] == "tls certificate expires soon"]
     assert len(logs) == 1
     assert warned["log_level"] == "warning" and warned["path"] == str(config.tls_cert)
@@ -293,7 +297,7 @@ def test_a_certificate_expiring_soon_is_warned_of_once(tmp_path: Path) -> None:
     assert [line["event"] for line in logs] == ["tls files reloaded",
                                                 "tls certificate expires soon"]
     registry = CollectorRegistry()  # without a certificate (plain HTTP): no series
-    registry.register(TlsCollector(TlsFiles(Config())))
+    registry.register(TlsCollector(lambda: TlsFiles(Config()).dates))
     assert gauge() is None
 
 
@@ -404,7 +408,8 @@ def test_a_certificate_expired_is_said_as_an_error(tmp_path: Path) -> None:
         files.warn_of_expiry(now + timedelta(days=1))
     assert [(line["event"], line["log_level"]) for line in logs] == [
         ("tls certificate expired", "error")]
-    assert logs[0]["path"] == str(config.tls_cert) and logs[0]["days_left"] <= 0
+    assert logs[0]["path"] == str(config.tls_cert) and "days_left" not in logs[0]
+    assert logs[0]["expired_for"] in ("3 minutes", "4 minutes")  # made 3 minutes ago
 
     soon, key = make_cert_expiring(tmp_path, "soon", ca, days=3)
     install(key, config.tls_key)

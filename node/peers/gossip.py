@@ -299,6 +299,9 @@ class Gossip:
                 # swept while its checkpoint is saved must not mark it dropped
                 # (``Admission.recheck`` judges links up or starting only).
                 runner.dialing, runner.state = False, "down"
+            # When the dial ended, before the waits for the writer below: a member's
+            # refusal is asked again within a pull interval of it (``_next_dial_at``).
+            ended_at = self._loop.time()
             await self.driver.save_checkpoint(runner, force=True)
             if runner.drop == DEVICE_REMOVED or (runner.drop is not None and runner.learned):
                 # A second address of a node linked already, or a removed device's.
@@ -326,7 +329,7 @@ class Gossip:
                 return
             runner.state = "backoff"
             runner.redial.clear()
-            runner.redial_at = self._next_dial_at(runner, asked_s, retry_at)
+            runner.redial_at = self._next_dial_at(runner, asked_s, retry_at, ended_at)
             await set_or_timeout(runner.redial, max(0.0, runner.redial_at - self._loop.time()))
 
     def _dial_failed(self, runner: Runner, asked_s: float | None) -> float:
@@ -336,18 +339,20 @@ class Gossip:
         (``loop.time`` reads the monotonic clock, from any thread.)"""
         return runner.machine.connection_failed(self._now(), asked_s)
 
-    def _next_dial_at(self, runner: Runner, asked_s: float | None, retry_at: float) -> float:
-        """When to dial ``runner`` again after a failed dial or a link that ended, once it
-        is known to be dialed again (not forgotten): at ``retry_at``, its back-off's time
-        and not before a wait its peer asked for (``asked_s``, bounded by
-        ``backoff_max_s``: ``PeerSync.connection_failed``; no redial cuts it short,
-        ``_redial``), and within a pull interval while a member refuses this device
-        as waiting to be added: asked again soon, not after the back-off's minute."""
+    def _next_dial_at(self, runner: Runner, asked_s: float | None, retry_at: float,
+                      ended_at: float) -> float:
+        """When to dial ``runner`` again after a failed dial or a link that ended (at
+        ``ended_at``), once it is known to be dialed again (not forgotten): at
+        ``retry_at``, its back-off's time and not before a wait its peer asked for
+        (``asked_s``, bounded by ``backoff_max_s``: ``PeerSync.connection_failed``; no
+        redial cuts it short, ``_redial``), and within a pull interval of ``ended_at``
+        while a member refuses this device as waiting to be added: asked again soon, not
+        after the back-off's minute, nor later by however long the writer kept it."""
         if asked_s is not None:
             log.info("peer asked to wait before the next dial", peer=runner.url, asked_s=asked_s,
                      wait_s=min(asked_s, self.config.sync.backoff_max_s), reason=runner.failure)
         if runner.refused is not None and not self.removed.known:
-            soon = self._loop.time() + self.config.sync.pull_interval_s
+            soon = ended_at + self.config.sync.pull_interval_s
             retry_at = min(retry_at, max(soon, runner.machine.asked_until))
         return retry_at
 

@@ -32,7 +32,8 @@ from node.config import AddressRefused
 from node.http.errors import HttpError
 from node.openclaw.lock_holders import HeldLock, StateLockUnreadable
 from node.openclaw.state_locks import StateLockHeld
-from node.peers.transport import LinkRefused, MembersRefused, MembersUnlisted, Refusal
+from node.peers.link_errors import LinkRefused, Refusal
+from node.peers.members_fetch import MembersRefused, MembersUnlisted
 from node.workers import WorkerRaised
 from sync.errors import FAULT_CHARS_MAX, PeerFault
 from sync.peer.live import OriginLive

@@ -34,6 +34,7 @@ from node.config import Config
 from node.device import DeviceKey
 from node.devices import Devices
 from node.log_window import LineWindow
+from node.peers.link_errors import LinkRefused, Refusal
 from node.peers.links import (
     Removed,
     member_name,
@@ -42,14 +43,7 @@ from node.peers.links import (
     waiting_text,
 )
 from node.peers.runner import Runner
-from node.peers.transport import (
-    DEVICE_REMOVED,
-    KEY_REQUIRED,
-    NOT_MEMBER,
-    LinkRefused,
-    Proven,
-    Refusal,
-)
+from node.peers.transport import DEVICE_REMOVED, KEY_REQUIRED, NOT_MEMBER, Proven
 from node.peers.waiting import Waiting
 
 #: Devices remembered as having given a wrong cluster secret (each logged once).

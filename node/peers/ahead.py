@@ -21,7 +21,8 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, TypeVar
 
-from node.peers.transport import Link, LinkClosed
+from node.peers.link_errors import LinkClosed
+from node.peers.transport import Link
 from node.peers.verifying import Verifier
 from sync.peer.machine import Parsed, PeerSync, Prepared
 from sync.peer.messages import Events

@@ -35,17 +35,9 @@ from node.http.wire import respond
 from node.peers import live
 from node.peers.gossip import Gossip
 from node.peers.handshake import claimed_device, refuse, refuse_keyless, refuse_self
-from node.peers.transport import (
-    DEVICE_HEADER,
-    MEMBERS_PATH,
-    NODE_HEADER,
-    PEER_PATH,
-    LinkClosed,
-    LinkRefused,
-    ProofLost,
-    ProofMissing,
-    accept,
-)
+from node.peers.link_errors import LinkClosed, LinkRefused, ProofLost, ProofMissing
+from node.peers.members_fetch import MEMBERS_PATH
+from node.peers.transport import DEVICE_HEADER, NODE_HEADER, PEER_PATH, accept
 from sync.peer.live import OriginLive
 
 log = structlog.get_logger(__name__)

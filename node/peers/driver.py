@@ -30,9 +30,10 @@ from node.devices import Devices
 from node.peers import removals
 from node.peers.ahead import PARSE_THREADS, VERIFY_THREADS, Ahead
 from node.peers.budget import CLIENTS_QUIET_S
+from node.peers.link_errors import LinkClosed, SendFailed
 from node.peers.removals import Removals
 from node.peers.runner import Runner, second_link
-from node.peers.transport import DEVICE_REMOVED, Link, LinkClosed, SendFailed
+from node.peers.transport import DEVICE_REMOVED, Link
 from node.peers.verifying import WORKER_SIGNATURES_MIN, Verifier
 from node.store import AsyncStore
 from sync.errors import PeerFault

@@ -37,22 +37,13 @@ from node.peers.admission import Admission
 from node.peers.budget import WriterBudget
 from node.peers.driver import Driver
 from node.peers.learning import Learning
+from node.peers.link_errors import LinkClosed, LinkRefused, PeerBusy, SelfLink
 from node.peers.list_failures import members_link_up
 from node.peers.pairing import Pairing
 from node.peers.refusals import refusals_read
 from node.peers.rows import HELD_OFF_KINDS, Rows
 from node.peers.runner import Runner, linked_devices, linked_nodes
-from node.peers.transport import (
-    DEVICE_REMOVED,
-    KEY_REQUIRED,
-    NOT_MEMBER,
-    Link,
-    LinkClosed,
-    LinkRefused,
-    PeerBusy,
-    SelfLink,
-    dial,
-)
+from node.peers.transport import DEVICE_REMOVED, KEY_REQUIRED, NOT_MEMBER, Link, dial
 from node.peers.waits import set_or_timeout
 from node.store import AsyncStore, Commit
 from sync.peer.machine import PeerSync

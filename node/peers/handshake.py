@@ -14,6 +14,7 @@ from crdt import linkproof
 from crdt.errors import InvalidInput
 from node.device import DeviceKey
 from node.http.wire import JSON_TYPE, error_body
+from node.peers.link_errors import Refusal
 from node.peers.transport import (
     DETAIL_HEADER,
     DEVICE_HEADER,
@@ -24,7 +25,6 @@ from node.peers.transport import (
     NONCE_HEADER,
     REFUSED_HEADER,
     SIGNATURE_HEADER,
-    Refusal,
 )
 
 

@@ -71,8 +71,8 @@ from node.peers.list_failures import (
     members_taken_up,
 )
 from node.peers.member_lists import lister, member_urls
+from node.peers.members_fetch import fetch_members
 from node.peers.runner import Runner, linked_devices, linked_nodes
-from node.peers.transport import fetch_members
 from node.peers.waits import set_or_timeout
 from node.store import AsyncStore
 from sync.peer.forgotten import Forgotten, HeldOff, linked_at

@@ -18,7 +18,8 @@ from crdt.device import DEVICE_NAME_BYTES_MAX, hiding_characters, name_key, stor
 from crdt.errors import InvalidInput
 from crdt.membership import Removal
 from node.command_lines import add_command
-from node.peers.transport import DEVICE_REMOVED, Refusal
+from node.peers.link_errors import Refusal
+from node.peers.transport import DEVICE_REMOVED
 
 #: This node's removal, as told: ``by``, ``at_ms``, ``reason``, ``told_by``, ``told_at_ms``
 #: and ``device_id``, the device removed (absent in files older nodes wrote).

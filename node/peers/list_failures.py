@@ -17,8 +17,9 @@ from __future__ import annotations
 import structlog
 
 from node.peers.holds import hold_from, holds
+from node.peers.link_errors import LinkClosed
+from node.peers.members_fetch import MembersRefused, MembersUnlisted
 from node.peers.runner import MembersFailure, Runner
-from node.peers.transport import LinkClosed, MembersRefused, MembersUnlisted
 
 log = structlog.get_logger(__name__)
 

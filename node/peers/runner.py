@@ -14,7 +14,8 @@ from dataclasses import dataclass, field
 
 from node.peers.budget import WriterBudget
 from node.peers.holds import Hold
-from node.peers.transport import DUPLICATE_LINK, Proven, Refusal
+from node.peers.link_errors import Refusal
+from node.peers.transport import DUPLICATE_LINK, Proven
 from sync.peer.machine import PeerSync
 
 

@@ -24,9 +24,8 @@ import contextlib
 import json
 import ssl
 import time
-from collections.abc import Awaitable, Iterable, Mapping
+from collections.abc import Awaitable, Mapping
 from dataclasses import dataclass
-from typing import Any
 
 import aiohttp
 import structlog
@@ -34,12 +33,25 @@ from aiohttp import web
 
 from crdt import device as crdt_device
 from crdt import linkproof
-from crdt.errors import InvalidInput, Picklable
+from crdt.errors import InvalidInput
 from node.device import DeviceKey
 from node.peers.addresses import RefusalsLogged, dialable
 from node.peers.asked_waits import ASKED_WAIT_STATUSES, asked_wait_s
 from node.peers.dial_words import why
-from node.peers.refusals import Refusing, read_most, refusal_words, refusing_now
+from node.peers.link_errors import (
+    NETWORK_ERRORS,
+    FrameTooBig,
+    LinkClosed,
+    LinkLost,
+    LinkRefused,
+    PeerBusy,
+    ProofLost,
+    ProofMissing,
+    Refusal,
+    SelfLink,
+    SendFailed,
+)
+from node.peers.refusals import Refusing, refusing_now
 from sync.peer.config import SyncConfig
 from sync.peer.limits import MESSAGE_BYTES_MAX
 
@@ -47,8 +59,6 @@ log = structlog.get_logger(__name__)
 
 #: Path of the peer websocket.
 PEER_PATH = "/peer/v1/ws"
-#: Path that lists the peers a node knows (for learning members).
-MEMBERS_PATH = "/peer/v1/members"
 NODE_HEADER = "X-Clawsync-Node"
 ADVERTISE_HEADER = "X-Clawsync-Advertise"
 #: Sent by a dialing node whose hello parser takes ``about`` (``sync.peer.messages``):
@@ -75,90 +85,6 @@ KEY_REQUIRED = "device_key_required"
 DUPLICATE_LINK = "duplicate link"
 
 
-class LinkClosed(Picklable):
-    """The link is gone (closed by either side, reset, or stalled)."""
-
-
-class LinkLost(LinkClosed):
-    """The connection ended without the peer's close frame: reset, dropped, or failed
-    while reading."""
-
-
-class FrameTooBig(LinkClosed):
-    """The peer sent a frame over ``MESSAGE_BYTES_MAX``: the link closed with 1009."""
-
-
-class SendFailed(LinkClosed):
-    """A message failed to go out other than by time-out: the link closed under it (the
-    peer closed it, or the connection was lost). The connection reads nothing more than
-    what it had received (aiohttp fails a send so only once its connection is closing or
-    gone, or its close frame went out), which may be read still."""
-
-
-class MembersUnlisted(LinkClosed):
-    """The peer answered the ask for its member list, with no list: an error status (a
-    404 from a server of another kind or an older one, a 503 of a busy node or of a
-    proxy) or a body that is not one (not JSON, too long, too deep, no object).
-    ``lasting``: an answer the same server gives to the next ask too
-    (``MEMBERS_LASTING_STATUSES``, a body that is no list), unlike a 502, 503 or 504,
-    which may pass by then, as a time-out or a reset may."""
-
-    def __init__(self, message: str, *, lasting: bool) -> None:
-        super().__init__(message)
-        self.lasting = lasting
-
-
-class MembersRefused(MembersUnlisted):
-    """The peer refused to list its members to us (401, 403): the credential we gave
-    is not one it takes, which only its configuration changes (a restart, which ends
-    the link)."""
-
-    def __init__(self, message: str) -> None:
-        super().__init__(message, lasting=True)
-
-
-#: The statuses of an ask for a member list that the same server answers again at every
-#: ask: a refusal (401, 403), a route or a method it does not have (404, 405, 501: a
-#: server of another kind, an older node). Any other (a 500, a 502, 503 or 504 of a
-#: proxy, a node's 503 when busy) may pass by the next ask (``MembersUnlisted.lasting``).
-MEMBERS_LASTING_STATUSES = frozenset({401, 403, 404, 405, 501})
-
-
-class SelfLink(LinkClosed):
-    """The address dialed reaches this very node (it answered with our node id)."""
-
-
-class LinkRefused(LinkClosed):
-    """The peer refused this device (``not_member``, ``device_removed``), or we refused
-    the peer's proof. ``refusal`` is set when the peer signed its refusal and its
-    signature verified: then ``refusal.by`` is who said it."""
-
-    def __init__(self, message: str, refusal: Refusal | None = None) -> None:
-        super().__init__(message)
-        self.refusal = refusal
-
-
-class PeerBusy(LinkClosed):
-    """The peer answered the dial 429 or 503 with a ``Retry-After``
-    (``node.peers.asked_waits``): it asks for ``asked_s`` seconds before the next."""
-
-    def __init__(self, message: str, asked_s: float) -> None:
-        super().__init__(message)
-        self.asked_s = asked_s
-
-
-class ProofMissing(LinkClosed):
-    """An accepted link ended after this node sent its proof, before the dialer's came:
-    the dialer closed it (its close frame), or sent nothing within
-    ``connect_timeout_s``."""
-
-
-class ProofLost(LinkClosed):
-    """An accepted link's connection was lost during the key exchange (a reset, a
-    failed read, the send of our proof failing): a network fault as likely as a
-    dialer's doing, told apart from ``ProofMissing``."""
-
-
 @dataclass(frozen=True, slots=True)
 class Proven:
     """A device that proved its key on a link."""
@@ -166,24 +92,6 @@ class Proven:
     device_id: str
     public_key: bytes
 
-
-@dataclass(frozen=True, slots=True)
-class Refusal:
-    """Why an acceptor turned a device away: ``code`` (``NOT_MEMBER``, ``DEVICE_REMOVED``),
-    ``detail`` (for ``device_removed``: ``by``, ``at_ms``, ``reason``), signed by ``by``."""
-
-    code: str
-    detail: dict[str, Any]
-    by: str
-
-    def text(self) -> str:
-        """The signed detail: the code and the detail as canonical JSON."""
-        return json.dumps({"code": self.code, **self.detail}, sort_keys=True,
-                          separators=(",", ":"))
-
-
-#: What a lost connection raises, in aiohttp and below it: an ordinary network fault.
-NETWORK_ERRORS = (ConnectionError, aiohttp.ClientError, TimeoutError)
 
 #: Most seconds a stopping node waits for a peer's answer to its close frame, in place of
 #: ``close_timeout_s``: the answer is of no use to a node that stops, and a paused or
@@ -530,44 +438,3 @@ async def _prove_accepted(link: Link, device: DeviceKey, claimed: tuple[str, byt
                             device.device_id):
         raise LinkRefused(f"the dialer's link proof does not verify for {dialer}")
     return Proven(dialer, key)
-
-
-async def fetch_members(http: aiohttp.ClientSession, url: str, *, secret: str | None,
-                        tls: ssl.SSLContext | None, config: SyncConfig,
-                        hide: Iterable[str | None] = ()) -> dict[str, Any]:
-    """The peer's member list, a JSON object (its fields checked by the caller:
-    ``node.peers.member_lists``); ``LinkClosed`` if none was read (``MembersUnlisted``
-    if the peer answered, ``MembersRefused`` if it refused). A refusal's words show
-    neither ``secret`` nor the credentials ``hide``."""
-
-    def cannot(why: str) -> str:
-        return f"cannot list members of {url}: {why}"
-
-    headers = {"Authorization": f"Bearer {secret}"} if secret is not None else {}
-    try:
-        async with http.get(url.rstrip("/") + MEMBERS_PATH, headers=headers,
-                            ssl=tls if tls is not None else True,
-                            timeout=aiohttp.ClientTimeout(total=config.connect_timeout_s)) as reply:
-            if reply.status >= 400:
-                refusal = await refusal_words(reply, (secret, *hide))
-                said = cannot(f"it answered HTTP {reply.status}"
-                              + (f": {refusal}" if refusal else ""))
-                if reply.status in (401, 403):
-                    raise MembersRefused(said)
-                raise MembersUnlisted(said, lasting=reply.status in MEMBERS_LASTING_STATUSES)
-            body = await read_most(reply, config.members_bytes_max + 1)
-    except (aiohttp.ClientError, OSError, TimeoutError, ValueError) as exc:
-        raise LinkClosed(cannot(why(exc, config.connect_timeout_s))) from None
-    # A body that is no list is the same at the next ask: the server answers so.
-    if len(body) > config.members_bytes_max:
-        raise MembersUnlisted(cannot(f"member list over {config.members_bytes_max} bytes"),
-                              lasting=True)
-    try:
-        listed = json.loads(body)
-    except RecursionError:
-        raise MembersUnlisted(cannot("member list nested too deep"), lasting=True) from None
-    except ValueError:  # not UTF-8 or not JSON: no words of it are shown
-        raise MembersUnlisted(cannot("member list not JSON"), lasting=True) from None
-    if not isinstance(listed, dict):
-        raise MembersUnlisted(cannot("its answer is no member list"), lasting=True)
-    return listed

@@ -22,14 +22,8 @@ from aiohttp import web
 from crdt.device import private_key_from_seed
 from node.device import DeviceKey
 from node.peers.handshake import claimed_device
-from node.peers.transport import (
-    DUPLICATE_LINK,
-    MEMBERS_PATH,
-    PEER_PATH,
-    Link,
-    accept,
-    dial,
-)
+from node.peers.members_fetch import MEMBERS_PATH
+from node.peers.transport import DUPLICATE_LINK, PEER_PATH, Link, accept, dial
 from sync.peer.config import SyncConfig
 from sync.peer.messages import Hello, encode
 from tests.support.cluster import SECRET

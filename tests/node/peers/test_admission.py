@@ -18,8 +18,9 @@ from node.peers.admission import (
     WAITING_KEPT_MAX,
     WRONG_SECRETS_KEPT_MAX,
 )
+from node.peers.link_errors import LinkRefused, Refusal
 from node.peers.pairing import ADDED_NOTE
-from node.peers.transport import DEVICE_REMOVED, NOT_MEMBER, LinkRefused, Refusal
+from node.peers.transport import DEVICE_REMOVED, NOT_MEMBER
 from node.peers.waiting import WAITING_SHOWN_MAX
 from tests.node.peers.support import (
     DEADLINE_S,

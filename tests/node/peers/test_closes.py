@@ -23,7 +23,8 @@ from crdt import device as crdt_device
 from crdt import linkproof
 from node.device import DeviceKey
 from node.peers import transport
-from node.peers.transport import LINK_PROTOCOL, PEER_PATH, STOP_CLOSE_WAIT_S, LinkClosed, dial
+from node.peers.link_errors import LinkClosed
+from node.peers.transport import LINK_PROTOCOL, PEER_PATH, STOP_CLOSE_WAIT_S, dial
 from node.server.run import RunningNode
 from tests.node.peers.removing import accepted
 from tests.node.peers.support import (

@@ -16,9 +16,10 @@ from aiohttp import web
 
 from node.peers.dial_words import REFUSAL_READ_S
 from node.peers.hiding import HIDDEN_TEXT
+from node.peers.link_errors import LinkClosed
 from node.peers.refusals import refusals_read
 from node.peers.runner import Runner
-from node.peers.transport import LinkClosed, dial
+from node.peers.transport import dial
 from sync.peer.config import SyncConfig
 from tests.node.peers.support import (
     DEADLINE_S,

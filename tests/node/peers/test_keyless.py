@@ -24,7 +24,8 @@ from aiohttp import web
 from crdt import membership
 from crdt.log.store import EventStore
 from node.peers.admission import KEYLESS_KEPT_MAX
-from node.peers.transport import KEY_REQUIRED, PEER_PATH, Link, LinkClosed, accept, dial
+from node.peers.link_errors import LinkClosed
+from node.peers.transport import KEY_REQUIRED, PEER_PATH, Link, accept, dial
 from node.server.run import RunningNode
 from sync.peer.config import SyncConfig
 from tests.node.conftest import EventFactory

@@ -17,8 +17,9 @@ import structlog
 from node.peers.addresses import RefusalsLogged
 from node.peers.holds import ANSWERED_BY_HOLD_ROUNDS
 from node.peers.member_lists import SKIPPED, lister, member_urls
+from node.peers.members_fetch import fetch_members
 from node.peers.runner import linked_nodes
-from node.peers.transport import DEVICE_HEADER, NODE_HEADER, fetch_members
+from node.peers.transport import DEVICE_HEADER, NODE_HEADER
 from node.server.run import RunningNode
 from sync.peer.config import SyncConfig
 from tests.node.conftest import EventFactory

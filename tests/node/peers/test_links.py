@@ -22,6 +22,7 @@ from crdt.membership import Removal
 from crdt.signing import Signer
 from node.config import Config
 from node.peers.admission import UNPROVEN_LINES_MAX, UNPROVEN_LINES_WINDOW_S
+from node.peers.link_errors import LinkClosed, Refusal, SendFailed
 from node.peers.links import REASON_CHARS_MAX, refusal_for
 from node.peers.transport import (
     DETAIL_HEADER,
@@ -34,9 +35,6 @@ from node.peers.transport import (
     REFUSED_HEADER,
     SIGNATURE_HEADER,
     Link,
-    LinkClosed,
-    Refusal,
-    SendFailed,
 )
 from node.server.run import RunningNode
 from sync.peer.config import SyncConfig

@@ -20,7 +20,7 @@ import structlog
 
 from node.peers.holds import ANSWERED_BY_HOLD_ROUNDS
 from node.peers.member_lists import SKIPPED
-from node.peers.transport import fetch_members
+from node.peers.members_fetch import fetch_members
 from tests.node.peers.support import (
     ROUNDS,
     NodeFactory,

@@ -26,7 +26,7 @@ from node.peers.list_failures import (
     RoundFaults,
     failure_holds,
 )
-from node.peers.transport import fetch_members
+from node.peers.members_fetch import fetch_members
 from tests.node.peers.support import (
     ROUNDS,
     SECRET,

@@ -24,8 +24,8 @@ from node.peers.list_failures import (
     LEARNING,
     TAKING_UP,
 )
+from node.peers.members_fetch import fetch_members
 from node.peers.runner import linked_nodes
-from node.peers.transport import fetch_members
 from node.server.run import RunningNode
 from tests.node.peers.support import (
     FAST,

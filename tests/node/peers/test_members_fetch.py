@@ -1,4 +1,4 @@
-"""node.peers.transport.fetch_members against a server on loopback that sends its answer
+"""node.peers.members_fetch.fetch_members against a server on loopback that sends its answer
 in pieces, nests it too deep, or repeats our credentials in a refusal: the whole answer
 is read (up to its limit), a JSON nested too deep is a failure said plainly, and our
 credentials are never shown."""
@@ -19,16 +19,15 @@ from crdt import linkproof
 from crdt.device import PUBLIC_KEY_BYTES
 from node.peers.dial_words import REFUSAL_BYTES_MAX
 from node.peers.hiding import HIDDEN_TEXT
+from node.peers.link_errors import LinkClosed
+from node.peers.members_fetch import MEMBERS_PATH, fetch_members
 from node.peers.transport import (
     DETAIL_HEADER,
     KEY_HEADER,
-    MEMBERS_PATH,
     NONCE_HEADER,
     REFUSED_HEADER,
     SIGNATURE_HEADER,
-    LinkClosed,
     _refused,
-    fetch_members,
 )
 from sync.peer.config import SyncConfig
 from tests.node.peers.support import serving

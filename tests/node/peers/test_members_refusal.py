@@ -1,4 +1,4 @@
-"""node.peers.transport.fetch_members against a server on loopback that refuses: what it
+"""node.peers.members_fetch.fetch_members against a server on loopback that refuses: what it
 says is the status and a bounded part of the answer (``dial_words.refusal_text``), read from the
 first ``REFUSAL_BYTES_MAX`` bytes only."""
 
@@ -10,7 +10,8 @@ import aiohttp
 import pytest
 
 from node.peers.dial_words import REFUSAL_BYTES_MAX, REFUSAL_CHARS_MAX
-from node.peers.transport import LinkClosed, fetch_members
+from node.peers.link_errors import LinkClosed
+from node.peers.members_fetch import fetch_members
 from sync.peer.config import SyncConfig
 from tests.node.peers.support import DEADLINE_S, STALLED_REFUSAL, answer, serving, stalling
 

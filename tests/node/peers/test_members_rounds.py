@@ -19,8 +19,8 @@ from aiohttp import web
 
 from node.peers import learning as learning_module
 from node.peers.learning import MEMBER_ASKS_AT_ONCE
+from node.peers.members_fetch import fetch_members
 from node.peers.runner import linked_nodes
-from node.peers.transport import fetch_members
 from node.server.run import RunningNode
 from tests.node.peers.support import (
     FAST,

@@ -17,8 +17,9 @@ from hypothesis import assume, given, settings
 
 from node.peers.dial_words import REFUSAL_BYTES_MAX, refusal_text
 from node.peers.hiding import HIDDEN_TEXT, SHOWN_IN_A_ROW_MAX
+from node.peers.link_errors import LinkClosed
 from node.peers.refusals import refusals_read
-from node.peers.transport import LinkClosed, dial
+from node.peers.transport import dial
 from sync.peer.config import SyncConfig
 from tests.node.peers.echoed import ENCODINGS, SECRETS
 from tests.node.peers.support import SECRET, serving, stalling

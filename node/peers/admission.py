@@ -241,6 +241,21 @@ class Admission:
             say("lines not logged", line=event, count=held, window_s=lines.window_s)
         return held is not None
 
+    def dialed_why(self, runner: Runner, proven: Proven | None) -> str | None:
+        """Why the device at the other end of a link we dialed may not stay (``proven``:
+        the key it proved, None if none), or None; a keyless one let in is marked
+        ``keyless``, so that a membership record stored before its link is up ends it
+        too. A keyless refusal is logged once per address (``keyless_refusal``)."""
+        if proven is None:
+            runner.keyless = self.keyless_refusal(shared=self.linked_shared(runner),
+                                                  peer=runner.url) is None
+            return None if runner.keyless else KEY_REQUIRED
+        why = self.dialed_refusal(runner, proven)
+        if why is not None:
+            log.info("dialed device refused", peer=runner.url, device_id=proven.device_id,
+                     code=why)
+        return why
+
     def dialed_refusal(self, runner: Runner, proven: Proven) -> str | None:
         """Why a device we dialed may not stay linked: removed; or not a member, at an
         address we learned (one given with ``--peer`` pairs: see the module), over a link

@@ -39,7 +39,9 @@ from node.peers.driver import Driver
 from node.peers.learning import Learning
 from node.peers.link_errors import LinkClosed, LinkRefused, PeerBusy, SelfLink
 from node.peers.list_failures import members_link_up
+from node.peers.origin_quotas import OriginQuotas
 from node.peers.pairing import Pairing
+from node.peers.redials import ends_back_off, next_dial_at
 from node.peers.refusals import refusals_read
 from node.peers.rows import HELD_OFF_KINDS, Rows
 from node.peers.runner import Runner, linked_devices, linked_nodes
@@ -50,8 +52,6 @@ from sync.peer.machine import PeerSync
 from sync.peer.messages import About
 from sync.peer.quota import OriginQuota
 
-#: Peers whose quota of new origins is kept across their links (``Gossip._origin_quotas``).
-ORIGIN_QUOTAS_MAX = 1024
 log = structlog.get_logger(__name__)
 
 
@@ -79,10 +79,8 @@ class Gossip:
         #: Handlers of links peers opened to us, from their handshake on (``inbound``).
         self._inbound: set[asyncio.Task[Any]] = set()
         self._accepted = 0
-        #: Per peer that links to us (its device, else its address), the quota of new
-        #: origins it may bring (``sync.peer.quota``), kept across its links: a peer
-        #: linking again gets no new quota. At most ``ORIGIN_QUOTAS_MAX``, oldest dropped.
-        self._origin_quotas: dict[str, OriginQuota] = {}
+        #: Per peer that links to us, the quota of new origins it may bring.
+        self._origin_quotas = OriginQuotas(config.sync)
         #: Set once stopping began: no new links, no redials.
         self.stopping = False
         #: Addresses found to reach this very node: never dialed again.
@@ -272,7 +270,7 @@ class Gossip:
                 self.own_urls.add(runner.url)
                 self.learning.drop(runner.url)
                 return
-            except PeerBusy as exc:  # said with the wait it is given (``_next_dial_at``)
+            except PeerBusy as exc:  # said with the wait it is given (``redials.next_dial_at``)
                 runner.failure, asked_s = str(exc), exc.asked_s
             except LinkClosed as exc:
                 log.info("peer link down", peer=runner.url, reason=str(exc))
@@ -291,7 +289,7 @@ class Gossip:
                 # (``Admission.recheck`` judges links up or starting only).
                 runner.dialing, runner.state = False, "down"
             # When the dial ended, before the waits for the writer below: a member's
-            # refusal is asked again within a pull interval of it (``_next_dial_at``).
+            # refusal is asked again within a pull interval of it (``redials.next_dial_at``).
             ended_at = self._loop.time()
             await self.driver.save_checkpoint(runner, force=True)
             if runner.drop == DEVICE_REMOVED or (runner.drop is not None and runner.learned):
@@ -320,7 +318,12 @@ class Gossip:
                 return
             runner.state = "backoff"
             runner.redial.clear()
-            runner.redial_at = self._next_dial_at(runner, asked_s, retry_at, ended_at)
+            if asked_s is not None:
+                log.info("peer asked to wait before the next dial", peer=runner.url,
+                         asked_s=asked_s, wait_s=min(asked_s, self.config.sync.backoff_max_s),
+                         reason=runner.failure)
+            runner.redial_at = next_dial_at(runner, retry_at, ended_at, removed=self.removed.known,
+                                            pull_interval_s=self.config.sync.pull_interval_s)
             await set_or_timeout(runner.redial, max(0.0, runner.redial_at - self._loop.time()))
 
     def _dial_failed(self, runner: Runner, asked_s: float | None) -> float:
@@ -330,39 +333,13 @@ class Gossip:
         (``loop.time`` reads the monotonic clock, from any thread.)"""
         return runner.machine.connection_failed(self._now(), asked_s)
 
-    def _next_dial_at(self, runner: Runner, asked_s: float | None, retry_at: float,
-                      ended_at: float) -> float:
-        """When to dial ``runner`` again after a failed dial or a link that ended (at
-        ``ended_at``), once it is known to be dialed again (not forgotten): at
-        ``retry_at``, its back-off's time and not before a wait its peer asked for
-        (``asked_s``, bounded by ``backoff_max_s``: ``PeerSync.connection_failed``; no
-        redial cuts it short, ``_redial``), and within a pull interval of ``ended_at``
-        while a member refuses this device as waiting to be added: asked again soon, not
-        after the back-off's minute, nor later by however long the writer kept it."""
-        if asked_s is not None:
-            log.info("peer asked to wait before the next dial", peer=runner.url, asked_s=asked_s,
-                     wait_s=min(asked_s, self.config.sync.backoff_max_s), reason=runner.failure)
-        if runner.refused is not None and not self.removed.known:
-            soon = ended_at + self.config.sync.pull_interval_s
-            retry_at = min(retry_at, max(soon, runner.machine.asked_until))
-        return retry_at
-
     async def _keep_dialed(self, runner: Runner, link: Link) -> bool:
         """Whether the device at the other end of a link we dialed may stay; closes it
         if not."""
         runner.device, runner.drop = link.peer_device, None
         runner.certified, runner.links = link.peer_certified, runner.links + 1
         members_link_up(runner)  # a failure was of a link before; faults of ours stay
-        if link.peer_device is None:  # the admission logs why, once per address
-            why = KEY_REQUIRED if self.admission.keyless_refusal(
-                shared=self.admission.linked_shared(runner), peer=runner.url) else None
-            # Let in: a membership record arriving before the link is up ends it too.
-            runner.keyless = why is None
-        else:
-            why = self.admission.dialed_refusal(runner, link.peer_device)
-            if why is not None:
-                log.info("dialed device refused", peer=runner.url,
-                         device_id=link.peer_device.device_id, code=why)
+        why = self.admission.dialed_why(runner, link.peer_device)
         if why is None:
             return True
         runner.drop = why
@@ -420,7 +397,7 @@ class Gossip:
         peer = f"device:{link.peer_device.device_id}" if link.peer_device is not None \
             else f"address:{remote}"
         runner = await self._new_runner(key, link.peer_url, "in", checkpoint_key,
-                                        origins_in=self._origins_quota(peer))
+                                        origins_in=self._origin_quotas.of(peer, self._loop.time()))
         runner.device, runner.shared = link.peer_device, shared
         runner.handshake_node = link.peer_node
         runner.gave_secret, runner.keyless = gave_secret, link.peer_device is None
@@ -437,18 +414,6 @@ class Gossip:
             finally:
                 self.rows.went(runner)
 
-    def _origins_quota(self, peer: str) -> OriginQuota:
-        """The quota of new origins kept for ``peer`` (``_origin_quotas``)."""
-        quota = self._origin_quotas.pop(peer, None)
-        if quota is None:
-            sync = self.config.sync
-            quota = OriginQuota(sync.origins_new_max, sync.origins_new_interval_s,
-                                self._loop.time())
-            while len(self._origin_quotas) >= ORIGIN_QUOTAS_MAX:
-                del self._origin_quotas[next(iter(self._origin_quotas))]
-        self._origin_quotas[peer] = quota  # the newest last
-        return quota
-
     def _reached(self) -> None:
         """A peer was just reached: this node's network may be back (a laptop woke up,
         a partition healed), so the addresses waiting out a long back-off are dialed now
@@ -459,12 +424,10 @@ class Gossip:
             self._redial(other)
 
     def _redial(self, runner: Runner) -> None:
-        """End ``runner``'s back-off now, if it waits beyond a pull interval, was not
-        refused and waits no more for what its peer asked (``_reached``)."""
-        soon = self._loop.time() + self.config.sync.pull_interval_s
-        if runner.state == "backoff" and runner.refused is None \
-                and runner.machine.wakeup_at > soon \
-                and runner.machine.asked_until <= self._loop.time():
+        """End ``runner``'s back-off now if it waits for nothing but the network
+        (``redials.ends_back_off``)."""
+        if ends_back_off(runner, self._loop.time(),
+                         pull_interval_s=self.config.sync.pull_interval_s):
             runner.redial.set()
 
     def _now(self) -> float:

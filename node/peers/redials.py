@@ -1,0 +1,35 @@
+"""When a dialed address that failed, or whose link ended, is dialed again: its
+back-off's time (``PeerSync.connection_failed``), and not before a wait its peer asked
+for (``Retry-After``); sooner while a member refuses this device as waiting to be added,
+and at once when another peer was just reached (``Gossip._reached``). Decisions only:
+``now`` is passed in.
+"""
+
+from __future__ import annotations
+
+from node.peers.runner import Runner
+
+
+def next_dial_at(runner: Runner, retry_at: float, ended_at: float, *,
+                 pull_interval_s: float, removed: bool) -> float:
+    """When to dial ``runner`` again after a failed dial or a link that ended (at
+    ``ended_at``), once it is known to be dialed again (not forgotten): at ``retry_at``,
+    its back-off's time and not before a wait its peer asked for (bounded by
+    ``backoff_max_s``: ``PeerSync.connection_failed``; no redial cuts it short,
+    ``ends_back_off``), and within a pull interval of ``ended_at`` while a member
+    refuses this device as waiting to be added (``removed``: this device was told it
+    is removed, which no wait ends): asked again soon, not after the back-off's minute,
+    nor later by however long the store's writer kept the failure."""
+    if runner.refused is not None and not removed:
+        soon = ended_at + pull_interval_s
+        retry_at = min(retry_at, max(soon, runner.machine.asked_until))
+    return retry_at
+
+
+def ends_back_off(runner: Runner, now: float, *, pull_interval_s: float) -> bool:
+    """Whether another peer reached ends ``runner``'s back-off now: it waits beyond a
+    pull interval (those due sooner keep their turn), was not refused and waits no more
+    for what its peer asked (a wait that no news of the network cuts short)."""
+    return runner.state == "backoff" and runner.refused is None \
+        and runner.machine.wakeup_at > now + pull_interval_s \
+        and runner.machine.asked_until <= now

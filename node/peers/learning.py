@@ -43,6 +43,7 @@ import structlog
 from crdt.membership import Member
 from node.config import Config
 from node.devices import Devices
+from node.peers import members_answer
 from node.peers.addresses import RefusalsLogged
 from node.peers.admission import Admission
 from node.peers.holds import (
@@ -75,7 +76,7 @@ from node.peers.members_fetch import fetch_members
 from node.peers.runner import Runner, linked_devices, linked_nodes
 from node.peers.waits import set_or_timeout
 from node.store import AsyncStore
-from sync.peer.forgotten import Forgotten, HeldOff, linked_at
+from sync.peer.forgotten import Forgotten, HeldOff
 
 log = structlog.get_logger(__name__)
 
@@ -465,34 +466,11 @@ class Learning:
         self.listed_nodes.pop(url, None)
 
     def member_list(self) -> dict[str, Any]:
-        """What ``/peer/v1/members`` answers: this node and the peers it can name, each
-        with whether this node has a link up to that node now (``node_linked``) and to it
-        at that address (``linked``: the address a link up uses, or one our dial reached
-        it at during that link, dropped as a duplicate (``reached_as``), or the one the
-        node advertises itself; not another it is remembered at, such as the dead one of
-        a node that moved: ``sync.peer.forgotten.linked_at``). Older nodes ignore both;
-        they read ``linked`` as news of the node, which it still is.
-
-        A node whose link ended stays listed: when a partition heals, a peer that learned
-        it dials it, sooner than its own configured dial in a long back-off. A learner
-        that forgot the address after its failures takes it up again only after a
-        hold-off, or once a list says it is linked (``sync.peer.forgotten``): a node gone
-        for good is not dialed round after round by every node that asks."""
-        up: dict[str, set[str]] = {}
-        for runner in self.runners.values():
-            if runner.linked_to is not None:
-                urls = up.setdefault(runner.linked_to, set())
-                if runner.url:
-                    urls.add(runner.url.rstrip("/"))
-        for node, urls in self.reached_as.items():
-            if node in up:  # a link to it is up: those addresses reached it during it
-                up[node] |= urls
-        peers = [{"url": url, "node_id": node, "cluster_secret": url in self.secret_urls,
-                  "linked": linked_at(url, node, up=up, advertised=self.advertised_by),
-                  "node_linked": node is not None and node in up}
-                 for url, node in sorted(self.members.items()) if url not in self.own_urls]
-        return {"node_id": self.astore.node_id, "advertise_url": self.config.advertise_url,
-                "peers": peers}
+        """What ``/peer/v1/members`` answers (``node.peers.members_answer``)."""
+        return members_answer.member_list(
+            self.astore.node_id, self.config.advertise_url, self.members,
+            self.runners.values(), secret_urls=self.secret_urls, own_urls=self.own_urls,
+            reached_as=self.reached_as, advertised_by=self.advertised_by)
 
 
 def _put(kept: dict[str, Any], key: str, value: Any, most: int) -> None:

@@ -78,11 +78,12 @@ UNPROVEN_EVENTS = ("peer link proof refused", "peer link down")
 #: Why an accepted link's handshake ended after this node signed its proof and before
 #: the dialer's proved its key (``Admission.proofs_failed``): ``invalid``, the dialer's
 #: proof did not verify or was malformed (a wrong key, a replayed proof, a frame over
-#: ``MESSAGE_BYTES_MAX``); ``missing``, none came: the dialer closed the link (its close
-#: frame) or stayed silent for ``connect_timeout_s``, as one that only wanted this node's
-#: signature does; ``lost``, the connection was lost first (a reset, a failed read, the
-#: send of our proof failing), which a flaky network does as well as a dialer, so it is
-#: kept apart from ``missing``.
+#: ``MESSAGE_BYTES_MAX``); ``missing``, none came: the dialer closed the link, reset or
+#: dropped its connection, or stayed silent for ``connect_timeout_s``, as one that only
+#: wanted this node's signature does (a connection lost by a network fault once the
+#: signature went out is counted here too: a dialer resets as easily, and would keep
+#: out of ``missing`` if a reset were not); ``lost``, the connection was lost before
+#: our proof went out (its send failed): no signature was given.
 PROOF_FAILURES = ("invalid", "missing", "lost")
 log = structlog.get_logger(__name__)
 
@@ -227,7 +228,7 @@ class Admission:
 
     def proof_missing(self, remote: str | None, reason: str, *, lost: bool = False) -> None:
         """An accepted link ended after this node sent its proof, before the dialer's
-        came (or none came in time); ``lost``, its connection was lost: log it (bounded
+        came (or none came in time); ``lost``, ours failed to go out: log it (bounded
         as ``unproven``) and count it."""
         self.proofs_failed["lost" if lost else "missing"] += 1
         self.unproven("peer link down", log.info, peer=remote, reason=reason)

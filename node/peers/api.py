@@ -120,9 +120,9 @@ async def peer_socket(request: web.Request) -> web.StreamResponse:
         # the cluster secret or a certificate): bounded lines.
         except LinkRefused as exc:  # a forged or replayed proof
             gossip.admission.proof_failed(request.remote, str(exc))
-        except ProofMissing as exc:  # closed, or silent, after our signature
+        except ProofMissing as exc:  # closed, reset or silent after our signature
             gossip.admission.proof_missing(request.remote, str(exc))
-        except ProofLost as exc:  # the connection lost during the key exchange
+        except ProofLost as exc:  # lost before our signature went out
             gossip.admission.proof_missing(request.remote, str(exc), lost=True)
         except LinkClosed as exc:  # the peer went away mid-handshake: a network fault
             gossip.admission.unproven("peer link down", log.info, peer=request.remote,

@@ -60,14 +60,13 @@ class PeerBusy(LinkClosed):
 
 class ProofMissing(LinkClosed):
     """An accepted link ended after this node sent its proof, before the dialer's came:
-    the dialer closed it (its close frame), or sent nothing within
-    ``connect_timeout_s``."""
+    the dialer closed it, reset or dropped the connection (a network fault looks the
+    same), or sent nothing within ``connect_timeout_s``."""
 
 
 class ProofLost(LinkClosed):
-    """An accepted link's connection was lost during the key exchange (a reset, a
-    failed read, the send of our proof failing): a network fault as likely as a
-    dialer's doing, told apart from ``ProofMissing``."""
+    """An accepted link's connection was lost before this node's proof went out (its
+    send failed): the dialer never had the signature, told apart from ``ProofMissing``."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -132,8 +132,9 @@ class PeerCollector(Collector):
         proofs = CounterMetricFamily(
             "clawsync_peer_link_proofs_failed", "Handshakes of dialers that ended after this "
             "node signed its link proof, without theirs: reason invalid = it did not verify "
-            "or was malformed, missing = the dialer closed or stayed silent, lost = the "
-            "connection was lost (node.peers.admission.PROOF_FAILURES)",
+            "or was malformed, missing = the dialer closed, reset or stayed silent, lost = "
+            "the connection was lost before this node's proof went out "
+            "(node.peers.admission.PROOF_FAILURES)",
             labels=["reason"])
         for reason, count in sorted(self.links.proofs_failed.items()):
             proofs.add_metric([reason], float(count))

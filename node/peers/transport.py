@@ -390,7 +390,7 @@ async def accept(request: web.Request, config: SyncConfig, *,
     went away during the handshake. With ``claimed``
     (``node.peers.handshake.claimed_device``), both sides prove their keys first;
     ``LinkRefused`` if the dialer's proof does not verify (or is too big),
-    ``ProofMissing`` if it never came (``ProofLost``, the connection was lost). The
+    ``ProofMissing`` if it never came (``ProofLost``, ours failed to go out). The
     address the dialer gives for itself is kept only if a node could dial it; one that
     is not is logged once per node id and reason while ``logged`` remembers it (a peer
     gives the same at each of its links), at every link of a dialer that names no node."""
@@ -426,9 +426,10 @@ async def _prove_accepted(link: Link, device: DeviceKey, claimed: tuple[str, byt
         frame = await _first_frame(link, config)
     except FrameTooBig as exc:
         raise LinkRefused(f"the dialer's link proof is malformed: {exc}") from None
-    except LinkLost as exc:
-        raise ProofLost(str(exc)) from None
-    except LinkClosed as exc:  # after our signature: what a dialer may want of us
+    except LinkClosed as exc:
+        # After our signature, what a dialer may have wanted of us: however the link
+        # ended, a reset too, which a dialer chooses as easily as a close (it would keep
+        # out of ``missing`` by it) and a network fault cannot be told apart from.
         raise ProofMissing(str(exc)) from None
     try:
         key, their_signature, _ = linkproof.parse_frame(frame, with_nonce=False)

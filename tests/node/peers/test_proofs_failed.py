@@ -1,10 +1,10 @@
 """Accepted handshakes that end after the node signed its link proof, without a valid
 proof of the dialer's, counted in ``clawsync_peer_link_proofs_failed_total`` by reason:
 ``invalid`` (a proof that does not verify, or a frame too big), ``missing`` (the dialer
-closed, or stayed silent, once it had the node's signature), ``lost`` (the connection
-was lost: a network fault as likely as a dialer's doing). Nothing refuses the dialer's
-address for them: a member behind the same address links at once. Real nodes in this process,
-over real sockets."""
+had the node's signature and sent no proof: it closed, reset or dropped the connection,
+or stayed silent), ``lost`` (the node's proof failed to go out: no signature given).
+Nothing refuses the dialer's address for them: a member behind the same address links
+at once. Real nodes in this process, over real sockets."""
 
 from __future__ import annotations
 
@@ -82,10 +82,11 @@ async def test_a_dialer_that_takes_the_signature_and_sends_no_proof_is_counted(
     assert await failed(node) == {"invalid": 0, "missing": 4, "lost": 0}
 
 
-async def test_a_connection_lost_after_the_signature_is_counted_lost_not_missing(
+async def test_a_connection_reset_after_the_signature_is_counted_missing_not_lost(
         make_node: NodeFactory) -> None:
-    """A member whose connection is reset once the node's proof came (no close frame):
-    a network fault looks so, and is kept out of ``missing``."""
+    """A dialer that resets the connection once the node's proof came (no close frame)
+    took the signature as one that closes does: ``missing``, or a harvester would keep
+    out of it by resetting (a network fault then looks the same, and is counted so)."""
     node = await make_node()
     member, _ = await new_member(node)
     async with signed_for(node, member) as ws:
@@ -94,7 +95,7 @@ async def test_a_connection_lost_after_the_signature_is_counted_lost_not_missing
         assert connection is not None and connection.transport is not None
         connection.transport.abort()
         await until(lambda: not node.gossip._inbound)
-    assert await failed(node) == {"invalid": 0, "missing": 0, "lost": 1}
+    assert await failed(node) == {"invalid": 0, "missing": 1, "lost": 0}
 
 
 async def test_a_proof_frame_over_the_message_limit_is_counted_invalid(

@@ -7,8 +7,8 @@ The cursor entry of a session (``cursor_entry``: its id and its file's name) is 
 byte offset read up to.
 A last line without its newline is being written: it is left for the next pass. A file
 shorter than its offset was replaced or cut: it is read again from the start (the events
-it maps to are recognised, so nothing is stored twice); its device and inode tell the
-keys which (``session_keys``). The file of a session whose next
+it maps to are recognised, so nothing is stored twice); its device, inode and first
+record (``first_record``) tell the keys which (``session_keys``). The file of a session whose next
 record waits (for the node's clock) is read again only once it changed (inode, size,
 modification or change time) or the index gives it another key; until then, what its
 last read found of it is given again. The entry of a session whose file a read no longer
@@ -18,6 +18,7 @@ it, and the file is read from its start if it comes back.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 from collections.abc import Collection, Iterator
@@ -28,6 +29,7 @@ from node.openclaw.legacy_files import followed, js_trimmed, transcript_file
 from node.openclaw.source import (
     RECORD_BYTES_MAX,
     RECORDS_OF_WAITING,
+    FileIdentity,
     Item,
     Problem,
     Record,
@@ -36,6 +38,9 @@ from node.openclaw.source import (
 
 #: Bytes read from one file in one pass at most (a following pass goes on).
 BYTES_PER_READ = 8 * 1024 * 1024
+#: Bytes of a file's start read to find its first record (``first_record``): an
+#: OpenClaw header is about 200; a first line longer than this is hashed up to here.
+FIRST_RECORD_BYTES = 4096
 
 
 class AgentSessions:
@@ -50,9 +55,9 @@ class AgentSessions:
         #: Never any: a file cut shorter than its offset is read again from its start
         #: through its own record's place (``AgentDatabase.reread`` is the rows' case).
         self.reread: frozenset[str] = frozenset()
-        #: Of the last read, session id -> the device and inode of each file it read
-        #: (what tells another file from one only cut shorter: ``session_keys``).
-        self.identities: dict[str, tuple[int, int]] = {}
+        #: Of the last read, session id -> the device, inode and first record of each
+        #: file it read (what tells another file from one only cut shorter: ``session_keys``).
+        self.identities: dict[str, FileIdentity] = {}
         #: Of the last read, the session ids whose file was read again from its start
         #: because it got shorter than its offset (replaced, or its end cut).
         self.restarted: set[str] = set()
@@ -249,7 +254,9 @@ class AgentSessions:
         try:
             with path.open("rb") as file:
                 info = os.fstat(file.fileno())
-                self.identities[session_id] = (info.st_dev, info.st_ino)
+                self.identities[session_id] = FileIdentity(
+                    info.st_dev, info.st_ino,
+                    first_record(os.pread(file.fileno(), FIRST_RECORD_BYTES, 0)))
                 size = file.seek(0, 2)
                 if size < start:
                     start = 0  # replaced by a shorter file, or cut: read it all again
@@ -308,6 +315,29 @@ def cursor_entry(folder: Path, session_id: str, path: Path) -> str:
     if name == f"{js_trimmed(session_id)}.jsonl":
         return "jsonl:" + session_id
     return f"jsonl-file:{len(name)}:{name}:{session_id}"
+
+
+def first_record(head: bytes) -> str | None:
+    """A short hash of the first record of a file starting with ``head`` (its first
+    ``FIRST_RECORD_BYTES``): its first line with its newline, or all of ``head`` if it
+    holds no newline and is that long; None if no first line is complete yet. A file
+    rewritten in place with other records has another (its records up to a byte kept
+    under its session id are not those read before); one only cut shorter keeps it.
+
+    >>> first_record(b'{"type":"session"}\\n{"type":"message"}\\n')
+    '5346f686'
+    >>> first_record(b'{"type":"sess') is None
+    True
+    >>> long = b"x" * FIRST_RECORD_BYTES  # a first line that long: hashed up to there
+    >>> first_record(long) == first_record(long + b"y\\n") != first_record(long[1:] + b"\\n")
+    True
+    """
+    head = head[:FIRST_RECORD_BYTES]
+    end = head.find(b"\n")
+    if end < 0 and len(head) < FIRST_RECORD_BYTES:
+        return None
+    line = head if end < 0 else head[:end + 1]
+    return hashlib.blake2b(line, digest_size=4).hexdigest()
 
 
 def _entries(folder: Path, files: dict[str, tuple[Path, str | None]]) -> set[str]:

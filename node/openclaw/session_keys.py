@@ -22,33 +22,41 @@ moved on as its cursor moves), and the key learnt for it later applies from ther
 again from its start, even with its cursor entry dropped before the key was learnt, its
 first records go under the id again and the rest under the key, the same events both. A
 file read again from its start because it got shorter than its offset is another file
-(``restarted``) if its device or inode changed (kept with the byte, ``file_entry``, and
-unknown for a byte a release before kept: another file then): what was read of it under
-its id no longer applies, and its key applies from its start. With the same device and
-inode it was only cut (or rewritten in place, which cannot be told from a cut), and what
-was read of it under its id stays so. A session read under its id by a release that
-kept no such mark has its key apply from its file's start: read again, its first
-records are stored a second time, under the key (they stay under the id too), rather
-than the whole conversation a second time under the id.
+(``restarted``) if its device, inode or first record changed (kept with the byte,
+``file_entry``; the file unknown for a byte a release before kept: another file then):
+what was read of it under its id no longer applies, and its key applies from its start.
+With the same device, inode and first record it was only cut, and what was read of it
+under its id stays so. A first record is a short hash (``jsonl.first_record``): a file
+rewritten in place that keeps its first line byte for byte (an OpenClaw header names
+only its session and when it began) is taken for cut, its records up to the byte under
+its id; an identity the release before kept, with no hash, is taken for cut on its
+device and inode alone, as it was there.
+A session read under its id by a release that kept no such mark has its key apply from
+its file's start: read again, its first records are stored a second time, under the key
+(they stay under the id too), rather than the whole conversation a second time under
+the id.
 
 Kept as a cursor of its own (``keys_name``), not in the agent's cursor: an entry there
 goes with its session's (dropped when its file looks gone, or when the cursor is reset),
 which is just when the key is needed. A cursor holds names to integers, so each entry
-names what it says, and its value is the order it was learnt in: a key,
-``<length of the id>:<session id>:<session key>``, as the releases before marks wrote
-it; the byte a file was read up to under its id, ``<byte>+<length of the id>:<session
-id>`` (with a key: where the key applies from; without: a mark), and the file that byte is
-one of, ``<device>.<inode>@<length of the id>:<session id>``, in the key's order. A
-release that knew only keys reads no other form and drops the others at its next save,
-keeping the keys: after going back to it, a key learnt after a mark applies from its
-file's start, as it did there. Marks are kept within ``MARKS_MAX``, forgotten before
-any key, and once their file is gone from the folder (one that comes back and is named
-then has its key apply from its start); the whole within ``SESSION_KEYS_MAX`` keys, the
-node's cursor size (``crdt.log.cursors.CURSOR_BYTES_MAX``) and entries
-(``CURSOR_ENTRIES_MAX``): past these, the sessions learnt first are forgotten first
-(OpenClaw's own maintenance archives or deletes the oldest first). A key that cannot be
-an entry (over ``NAME_BYTES_MAX`` bytes, or with control characters) is not remembered,
-and such a session is read as before; a byte past a cursor's values (``BYTE_MAX``) names nothing.
+names what it says, and its value is the order it was learnt in: a key, ``<length of the
+id>:<session id>:<session key>``, as the releases before marks wrote it; the byte a file
+was read up to under its id, ``<byte>+<length of the id>:<session id>`` (with a key:
+where the key applies from; without: a mark), and the file that byte is one of,
+``<device>.<inode>.<first record>@<length of the id>:<session id>``, in the key's order
+(``.<first record>`` left out if unknown, as the release before wrote it, which reads an
+entry with one as naming nothing, and so drops it at its next save: a shorter file is
+another file there). A release that knew only keys reads no other form and drops the
+others at its next save, keeping the keys: after going back to it, a key learnt after a
+mark applies from its file's start, as it did there. Marks are kept within
+``MARKS_MAX``, forgotten before any key, and once their file is gone from the folder
+(one that comes back and is named then has its key apply from its start); the whole
+within ``SESSION_KEYS_MAX`` keys, the node's cursor size
+(``crdt.log.cursors.CURSOR_BYTES_MAX``) and entries (``CURSOR_ENTRIES_MAX``): past
+these, the sessions learnt first are forgotten first (OpenClaw's own maintenance
+archives or deletes the oldest first). A key that cannot be an entry (over
+``NAME_BYTES_MAX`` bytes, or with control characters) is not remembered, and such a
+session is read as before; a byte past a cursor's values (``BYTE_MAX``) names nothing.
 
 SQLite's store is not learnt from: it keeps each session id's key itself
 (``session_windows``); but a session whose rows name no key takes the key its file was
@@ -80,7 +88,7 @@ from crdt import codec
 from crdt.errors import InvalidInput
 from crdt.keys import check_name
 from crdt.log.cursors import CURSOR_BYTES_MAX, CURSOR_ENTRIES_MAX, VALUE_MAX
-from node.openclaw.source import Item, Record
+from node.openclaw.source import FileIdentity, Item, Record
 
 #: Sessions whose key is remembered, per agent, at most (and no more than fit in
 #: ``CURSOR_BYTES_MAX`` encoded: about 60 bytes each for OpenClaw's usual ids and keys,
@@ -157,34 +165,49 @@ def pair_of(entry: str) -> tuple[str, str] | None:
     return parts[0], parts[1]
 
 
-def file_entry(session_id: str, identity: tuple[int, int]) -> str | None:
-    """The entry naming the file ``session_id``'s byte is one of: its device and inode,
-    ``<device>.<inode>@<length of the id>:<session id>``; None if it cannot be one.
+def file_entry(session_id: str, identity: FileIdentity) -> str | None:
+    """The entry naming the file ``session_id``'s byte is one of: its device, inode and
+    first record if known, ``<device>.<inode>[.<first record>]@<length of the
+    id>:<session id>``; None if it cannot be one.
 
-    >>> file_entry("s:1", (2049, 77))
+    >>> file_entry("s:1", FileIdentity(2049, 77, "5346f686"))
+    '2049.77.5346f686@3:s:1'
+    >>> file_entry("s:1", FileIdentity(2049, 77))
     '2049.77@3:s:1'
     """
+    first = "" if identity.first is None else f".{identity.first}"
     try:
-        return check_name(f"{identity[0]}.{identity[1]}@{len(session_id)}:{session_id}",
-                          "entry")
+        return check_name(f"{identity.device}.{identity.inode}{first}@{len(session_id)}:"
+                          f"{session_id}", "entry")
     except InvalidInput:
         return None
 
 
-def file_of(entry: str) -> tuple[str, tuple[int, int]] | None:
-    """The session id and file (device, inode) a ``file_entry`` names, or None.
+def file_of(entry: str) -> tuple[str, FileIdentity] | None:
+    """The session id and file a ``file_entry`` names, or None.
 
+    >>> file_of("2049.77.5346f686@3:s:1")
+    ('s:1', FileIdentity(device=2049, inode=77, first='5346f686'))
     >>> file_of("2049.77@3:s:1"), file_of("2049@3:s:1"), file_of("1.2@9:s1")
-    (('s:1', (2049, 77)), None, None)
+    (('s:1', FileIdentity(device=2049, inode=77, first=None)), None, None)
     """
     head, _colon, rest = entry.partition(":")
     identity, at, length = head.partition("@")
-    device, dot, inode = identity.partition(".")
+    device, dot, numbers = identity.partition(".")
+    inode, dot_, first = numbers.partition(".")
     if not (at and dot and _number(device) and _number(inode) and _number(length)):
+        return None
+    if dot_ and not _first_hash(first):
         return None
     if not int(length) or len(rest) != int(length):
         return None
-    return rest, (int(device), int(inode))
+    return rest, FileIdentity(int(device), int(inode), first if dot_ else None)
+
+
+def _first_hash(text: str) -> bool:
+    """Whether ``text`` is a first record's hash as ``jsonl.first_record`` writes it:
+    eight lowercase hexadecimal digits, one spelling per hash."""
+    return len(text) == 8 and all(char in "0123456789abcdef" for char in text)
 
 
 def parts_of(entry: str) -> tuple[str, str | None, int] | None:
@@ -234,8 +257,8 @@ class SessionKeys:
         # Session id -> what is remembered of it. A saved entry that names none (written
         # otherwise) is left out, and so dropped at the next save.
         self._keys: dict[str, Kept] = {}
-        # Session id -> the device and inode of the file its byte is one of (``same_file``).
-        self._files: dict[str, tuple[int, int]] = {}
+        # Session id -> the file its byte is one of (``same_file``).
+        self._files: dict[str, FileIdentity] = {}
         for entry, order in sorted((saved or {}).items(), key=lambda item: item[1]):
             file = file_of(entry)
             if file is not None:
@@ -303,15 +326,20 @@ class SessionKeys:
         self._keep(session_id, None, read_to)
         return True
 
-    def same_file(self, session_id: str, identity: tuple[int, int] | None) -> bool:
-        """Whether ``identity`` (device, inode) is that of the file ``session_id``'s byte
-        is one of: a file got shorter than its offset is then the same file, cut, and
-        not another one (``restart``)."""
-        return identity is not None and self._files.get(session_id) == identity
+    def same_file(self, session_id: str, identity: FileIdentity | None) -> bool:
+        """Whether ``identity`` is that of the file ``session_id``'s byte is one of: a
+        file got shorter than its offset is then the same file, cut, and not another
+        one (``restart``). The same device and inode with another first record is a file
+        rewritten in place: another. A first record not kept (by the release before)
+        tells nothing: the device and inode alone do, as they did there."""
+        kept = self._files.get(session_id)
+        if identity is None or kept is None or kept[:2] != identity[:2]:
+            return False
+        return kept.first is None or kept.first == identity.first
 
-    def file_is(self, session_id: str, identity: tuple[int, int]) -> None:
-        """``session_id``'s file, read now, is the one of ``identity`` (device, inode):
-        remembered while a byte of it is (a mark, or where its key applies from)."""
+    def file_is(self, session_id: str, identity: FileIdentity) -> None:
+        """``session_id``'s file, read now, is the one of ``identity``: remembered while
+        a byte of it is (a mark, or where its key applies from)."""
         kept = self._keys.get(session_id)
         if kept is None or (kept.key is not None and not kept.byte):
             return
@@ -395,7 +423,7 @@ class SessionKeys:
 
     @staticmethod
     def _entries(session_id: str, key: str | None, byte: int,
-                 identity: tuple[int, int] | None) -> list[str]:
+                 identity: FileIdentity | None) -> list[str]:
         """A session's entries: its key's as the release before marks wrote it (which
         reads no other form, and drops the others at its next save, keeping the key),
         and the byte read under its id if any, with the file it is one of if known."""
@@ -410,7 +438,7 @@ class SessionKeys:
 def keyed(items: list[Item], keys: SessionKeys, named: Mapping[str, str] | None = None,
           read_to: Mapping[str, int] | None = None,
           restarted: Iterable[str] = (), held: Collection[str] | None = None,
-          identities: Mapping[str, tuple[int, int]] | None = None) -> list[Item]:
+          identities: Mapping[str, FileIdentity] | None = None) -> list[Item]:
     """``items`` with each record whose store names no key given the one remembered for
     its session (if any), after learning the keys ``named`` (session id -> key: what a
     read of files found its index naming; None for a store of rows), each file read up
@@ -419,10 +447,10 @@ def keyed(items: list[Item], keys: SessionKeys, named: Mapping[str, str] | None 
     go under its id, as they were first read; a file whose records go under its id is
     marked so, up to what of it is stored; a file read again from its start because it
     got shorter than its offset (``restarted``: session ids) is another file, read as
-    new, unless it is the same file (``identities``: session id -> device and inode of
-    each file read), only cut: what was stored of it stays so; a session whose file the
-    folder no longer holds (not among ``held``, if known)
-    is no longer marked. Whatever was learnt (``keys.unsaved``) is to be saved before
+    new, unless it is the same file (``identities``: session id -> device, inode and
+    first record of each file read), only cut: what was stored of it stays so; a
+    session whose file the folder no longer holds (not among ``held``, if known) is no
+    longer marked. Whatever was learnt (``keys.unsaved``) is to be saved before
     the records' events are stored, so that a cursor never passes a record whose key is
     not remembered."""
     identities = identities or {}

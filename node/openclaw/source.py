@@ -13,7 +13,7 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 from stat import S_ISDIR
-from typing import Any
+from typing import Any, NamedTuple
 
 #: A record (one row or line) larger than this is reported, not read.
 RECORD_BYTES_MAX = 64 * 1024 * 1024
@@ -23,6 +23,17 @@ RECORD_BYTES_MAX = 64 * 1024 * 1024
 #: reader keeps this many of its file's last read, given again while the file does not
 #: change.
 RECORDS_OF_WAITING = 2
+
+
+class FileIdentity(NamedTuple):
+    """Which file a session's transcript is: what tells a file only cut shorter (the same
+    device, inode and first record) from another, or one rewritten in place."""
+
+    device: int
+    inode: int
+    #: A short hash of its first record (``node.openclaw.jsonl.first_record``); None if
+    #: none was complete when read, or for a file remembered by a release that kept none.
+    first: str | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -163,3 +163,28 @@ def test_a_file_only_cut_shorter_keeps_what_was_read_of_it_under_its_id(
     said = imported(node, state)
     assert "2 records read: 0 new events, 2 already stored" in said, said
     assert sessions(node) == before
+
+
+def test_a_file_rewritten_shorter_in_place_goes_under_the_key_its_index_names(
+        node: NodeProcess, tmp_path: Path) -> None:
+    """Read under its id up to a byte, then named and grown, then rewritten in place
+    with other records, shorter (the same device and inode, but not only cut: its first
+    record changed): read from its start as another file, every record of it under the
+    key its index names, none taken for what was read under the id."""
+    state, written, _first = unnamed_file(tmp_path, 2, 2)
+    imported(node, state)
+    path = write_jsonl(state, KEY, OLD, written)  # named now, a record more
+    imported(node, state)
+    under_id = record_ids(node, OLD)
+    inode = path.stat().st_ino
+    replaced = [{**record, "id": f"new{n}"} for n, record in enumerate(written[1:3])]
+    data = b"".join(json.dumps(record).encode() + b"\n" for record in replaced)
+    assert len(data) < path.stat().st_size
+    with path.open("r+b") as file:
+        file.write(data)
+        file.truncate()
+    assert path.stat().st_ino == inode
+    said = imported(node, state)
+    assert "2 records read: 2 new events" in said, said
+    assert record_ids(node, OLD) == under_id
+    assert {"new0", "new1"} <= record_ids(node, KEY)

@@ -23,6 +23,7 @@ from node.openclaw.session_keys import (
     pair_of,
     parts_of,
 )
+from node.openclaw.source import FileIdentity
 from node.server.cursors import BODY_BYTES_MAX
 from node.server.run import RunningNode
 
@@ -175,27 +176,48 @@ def test_a_file_read_again_from_its_start_is_read_as_new() -> None:
 
 def test_a_file_only_cut_is_told_from_another_by_its_device_and_inode() -> None:
     """The file a byte is one of is remembered while the byte is, and read back: a file
-    shorter than its offset with the same device and inode is the same file, cut."""
+    shorter than its offset with the same device, inode and first record is the same
+    file, cut; with another first record, one rewritten in place: another."""
     keys = SessionKeys(None)
     keys.mark("s1", 120)
     keys.learn("s2", "agent:main:b")
     keys.unsaved = False
-    keys.file_is("s1", (5, 77))
-    keys.file_is("s2", (5, 78))  # its key applies from its start: no byte to tell of
+    keys.file_is("s1", FileIdentity(5, 77, "0011aaff"))
+    keys.file_is("s2", FileIdentity(5, 78))  # its key applies from its start: no byte
     assert keys.unsaved
     saved = check_cursor(keys.saved())
-    assert saved == {"120+2:s1": 0, file_entry("s1", (5, 77)): 0, "2:s2:agent:main:b": 1}
+    assert saved == {"120+2:s1": 0, "5.77.0011aaff@2:s1": 0, "2:s2:agent:main:b": 1}
     again = SessionKeys(saved)
-    assert again.same_file("s1", (5, 77)) and not again.same_file("s1", (5, 79))
-    assert not again.same_file("s1", None) and not again.same_file("s2", (5, 78))
+    assert again.same_file("s1", FileIdentity(5, 77, "0011aaff"))
+    assert not again.same_file("s1", FileIdentity(5, 79, "0011aaff"))
+    assert not again.same_file("s1", FileIdentity(5, 77, "0011aafe"))  # rewritten
+    assert not again.same_file("s1", FileIdentity(5, 77))  # no first record yet
+    assert not again.same_file("s1", None) and not again.same_file("s2", FileIdentity(5, 78))
     again.unsaved = False
-    again.file_is("s1", (5, 77))
+    again.file_is("s1", FileIdentity(5, 77, "0011aaff"))
     assert not again.unsaved
     again.restart("s1")
-    assert not again.same_file("s1", (5, 77)) and again.saved() == {"2:s2:agent:main:b": 1}
-    assert file_of("5.77@2:s1") == ("s1", (5, 77)) and parts_of("5.77@2:s1") is None
-    for hostile in ("5.77@3:s1", ".77@2:s1", "5.@2:s1", "5.77@0:", "5.7.7@2:s1", "5.77+2:s1"):
+    assert not again.same_file("s1", FileIdentity(5, 77, "0011aaff"))
+    assert again.saved() == {"2:s2:agent:main:b": 1}
+    assert file_of("5.77@2:s1") == ("s1", FileIdentity(5, 77)) and parts_of("5.77@2:s1") is None
+    assert parts_of("5.77.0011aaff@2:s1") is None
+    for hostile in ("5.77@3:s1", ".77@2:s1", "5.@2:s1", "5.77@0:", "5.7.7@2:s1", "5.77+2:s1",
+                    "5.77.@2:s1", "5.77.0011AAFF@2:s1", "5.77.0011aaf@2:s1",
+                    "5.77.0011aaff0@2:s1", "5.77.0011aaff.1@2:s1"):
         assert file_of(hostile) is None, hostile
+
+
+def test_an_identity_the_release_before_kept_is_the_device_and_inode_alone() -> None:
+    """An identity entry without a first record (as the release before wrote it) still
+    loads: a shorter file with its device and inode is taken for cut, as it was there;
+    the next read keeps the first record beside it."""
+    keys = SessionKeys({"120+2:s1": 0, file_entry("s1", FileIdentity(5, 77)) or "": 0})
+    assert keys.since("s1") == 120
+    assert keys.same_file("s1", FileIdentity(5, 77, "0011aaff"))
+    assert not keys.same_file("s1", FileIdentity(5, 78, "0011aaff"))
+    keys.unsaved = False
+    keys.file_is("s1", FileIdentity(5, 77, "0011aaff"))
+    assert keys.unsaved and keys.saved() == {"120+2:s1": 0, "5.77.0011aaff@2:s1": 0}
 
 
 def test_marks_are_forgotten_before_keys_and_past_their_own_count() -> None:

@@ -54,9 +54,12 @@ mark applies from its file's start, as it did there. Marks are kept within
 within ``SESSION_KEYS_MAX`` keys, the node's cursor size
 (``crdt.log.cursors.CURSOR_BYTES_MAX``) and entries (``CURSOR_ENTRIES_MAX``): past
 these, the sessions learnt first are forgotten first (OpenClaw's own maintenance
-archives or deletes the oldest first). A key that cannot be an entry (over
-``NAME_BYTES_MAX`` bytes, or with control characters) is not remembered, and such a
-session is read as before; a byte past a cursor's values (``BYTE_MAX``) names nothing.
+archives or deletes the oldest first), and past the node's size or entries, what costs
+least to lose goes before any key: the files' identities, then the marks, then the keys'
+bytes (``SessionKeys._trimmed`` says why), each the first learnt first. A key that
+cannot be an entry (over ``NAME_BYTES_MAX`` bytes, or with control characters) is not
+remembered, and such a session is read as before; a byte past a cursor's values
+(``BYTE_MAX``) names nothing.
 
 SQLite's store is not learnt from: it keeps each session id's key itself
 (``session_windows``); but a session whose rows name no key takes the key its file was
@@ -104,6 +107,9 @@ BYTE_MAX = VALUE_MAX
 #: The largest order a session is learnt in (a cursor's largest value): past it, the
 #: orders are numbered anew from 0, so that the node never refuses the keys.
 ORDER_MAX = VALUE_MAX
+#: The entries of a session, in the order they are dropped past the node's limits
+#: (``SessionKeys._trimmed`` says why).
+_FILE, _MARK, _BYTE, _KEY = range(4)
 #: What the name of an agent's cursor gets to name its remembered keys.
 KEYS_SUFFIX = ":keys"
 
@@ -283,6 +289,9 @@ class SessionKeys:
         # more than fit would learn them again, forget others, and save the keys anew
         # every time.
         self._forgotten: dict[str, str | None] = {}
+        # Session ids whose file was left out for room (``_trimmed``): not remembered
+        # again, or each read would remember it and each save leave it out anew.
+        self._unfiled: set[str] = set()
 
     def key_of(self, session_id: str) -> str | None:
         kept = self._keys.get(session_id)
@@ -341,7 +350,8 @@ class SessionKeys:
         """``session_id``'s file, read now, is the one of ``identity``: remembered while
         a byte of it is (a mark, or where its key applies from)."""
         kept = self._keys.get(session_id)
-        if kept is None or (kept.key is not None and not kept.byte):
+        if kept is None or (kept.key is not None and not kept.byte) or \
+                session_id in self._unfiled:
             return
         if self._files.get(session_id) != identity:
             self._files[session_id] = identity
@@ -394,46 +404,68 @@ class SessionKeys:
 
     def saved(self) -> dict[str, int]:
         """What to save: the marks, then the keys, learnt last, within ``MARKS_MAX``,
-        ``SESSION_KEYS_MAX``, ``CURSOR_ENTRIES_MAX`` and ``CURSOR_BYTES_MAX``; marks are
-        forgotten before keys, and the ones left out are forgotten here too."""
+        ``SESSION_KEYS_MAX``, ``CURSOR_ENTRIES_MAX`` and ``CURSOR_BYTES_MAX``; past the
+        node's entries or bytes, the entries that cost least to lose go first
+        (``_trimmed``), and what is left out is forgotten here too."""
         by_order = sorted(self._keys.items(), key=lambda item: item[1].order)
         marks = [item for item in by_order if item[1].key is None]
         keyed_ = [item for item in by_order if item[1].key is not None]
-        kept = marks[max(0, len(marks) - MARKS_MAX):] + keyed_[-SESSION_KEYS_MAX:]
-        entries = [(session_id, self._entries(session_id, key, byte,
-                                              self._files.get(session_id)), order)
-                   for session_id, (key, byte, order) in kept]
-        cursor = {entry: order for _id, pair, order in entries for entry in pair}
-        size = len(codec.encode_fast(cursor))
-        gone: set[str] = set()
-        for session_id, pair, order in entries:  # marks first, then the keys learnt first
-            if size <= CURSOR_BYTES_MAX and len(cursor) <= CURSOR_ENTRIES_MAX:
-                break
-            for entry in pair:
-                del cursor[entry]
-                size -= len(codec.encode_fast(entry)) + len(codec.encode_fast(order))
-            gone.add(session_id)
-        # The map's head may have shrunk by a byte or two as entries left: never grown.
-        kept_now = {session_id: kept_key for session_id, kept_key in kept
-                    if session_id not in gone}
+        kept = dict(marks[max(0, len(marks) - MARKS_MAX):] + keyed_[-SESSION_KEYS_MAX:])
+        cursor, dropped = self._trimmed(kept)
+        for tier, session_id in dropped:
+            if tier == _FILE:
+                self._files.pop(session_id, None)
+                self._unfiled.add(session_id)
+            elif tier == _BYTE:
+                kept[session_id] = kept[session_id]._replace(byte=0)
+            else:
+                del kept[session_id]
         self._forgotten.update((session_id, kept_key.key) for session_id, kept_key
-                               in self._keys.items() if session_id not in kept_now)
-        self._keys = kept_now
+                               in self._keys.items() if session_id not in kept)
+        self._keys = kept
         return cursor
 
-    @staticmethod
-    def _entries(session_id: str, key: str | None, byte: int,
-                 identity: FileIdentity | None) -> list[str]:
-        """A session's entries: its key's as the release before marks wrote it (which
-        reads no other form, and drops the others at its next save, keeping the key),
-        and the byte read under its id if any, with the file it is one of if known."""
-        entries = [entry_of(session_id, key)] if key is not None else []
-        if byte or key is None:
-            entries.append(entry_of(session_id, None, byte))
-            if identity is not None:
-                entries.append(file_entry(session_id, identity))
-        return [entry for entry in entries if entry is not None]
+    def _trimmed(self, kept: dict[str, Kept]) -> tuple[dict[str, int], list[tuple[int, str]]]:
+        """The cursor of ``kept`` within the node's entries and bytes, and what was left
+        out for that: (tier, session id), each tier in the order its sessions were learnt.
 
+        What costs least to lose goes first. A file's identity (``_FILE``) tells only
+        whether a file got shorter than its offset was cut or replaced: without it, such
+        a file is another, and its first records, if they went under its id, are stored
+        a second time under its key; and a file seldom gets shorter. A mark (``_MARK``)
+        says a file with no key known was read under its id: without it, the key learnt
+        later applies from the file's start, the same few first records a second time if
+        the file is read again from its start; and if no key comes, it costs nothing. A
+        key's byte (``_BYTE``) costs the same few records, on the same condition, but its
+        key is known for sure. A key (``_KEY``, with it every entry of its session) goes
+        last: without it, a file no longer named read again from its start goes under its
+        session id, the whole conversation a second time."""
+        tiers: list[list[tuple[str, str, int]]] = [[], [], [], []]
+        for session_id, (key, byte, order) in kept.items():
+            if key is not None:
+                entry = entry_of(session_id, key)
+                if entry is not None:
+                    tiers[_KEY].append((session_id, entry, order))
+            if byte or key is None:
+                entry = entry_of(session_id, None, byte)
+                if entry is not None:
+                    tiers[_BYTE if key is not None else _MARK].append((session_id, entry, order))
+                identity = self._files.get(session_id)
+                entry = None if identity is None else file_entry(session_id, identity)
+                if entry is not None:
+                    tiers[_FILE].append((session_id, entry, order))
+        cursor = {entry: order for tier in tiers for _id, entry, order in tier}
+        size = len(codec.encode_fast(cursor))
+        dropped: list[tuple[int, str]] = []
+        for n, tier in enumerate(tiers):
+            for session_id, entry, order in sorted(tier, key=lambda item: item[2]):
+                if size <= CURSOR_BYTES_MAX and len(cursor) <= CURSOR_ENTRIES_MAX:
+                    return cursor, dropped
+                # The map's head may shrink by a byte or two as entries leave: never grow.
+                del cursor[entry]
+                size -= len(codec.encode_fast(entry)) + len(codec.encode_fast(order))
+                dropped.append((n, session_id))
+        return cursor, dropped
 
 def keyed(items: list[Item], keys: SessionKeys, named: Mapping[str, str] | None = None,
           read_to: Mapping[str, int] | None = None,

@@ -14,8 +14,9 @@ from urllib.parse import quote
 
 import pytest
 
+from crdt.log.cursors import CURSOR_ENTRIES_MAX
 from node.openclaw.mapping import session_key_for
-from node.openclaw.session_keys import keys_name
+from node.openclaw.session_keys import SESSION_KEYS_MAX, keys_name
 from node.openclaw.state import cursor_name
 from tests.support.openclaw import replaced_anew, turn_records, write_jsonl
 from tests.support.processes import NodeProcess, run_cli
@@ -188,3 +189,28 @@ def test_a_file_rewritten_shorter_in_place_goes_under_the_key_its_index_names(
     assert "2 records read: 2 new events" in said, said
     assert record_ids(node, OLD) == under_id
     assert {"new0", "new1"} <= record_ids(node, KEY)
+
+
+def test_at_the_entry_limit_a_file_entry_goes_before_any_key(
+        node: NodeProcess, tmp_path: Path) -> None:
+    """Every key remembered has a byte (``SESSION_KEYS_MAX`` of them: the node's
+    ``CURSOR_ENTRIES_MAX`` entries), and the file of the last one read gives one entry
+    more: what is dropped is that file's entry, not the key learnt first."""
+    state, written, _first = unnamed_file(tmp_path, 2, 2)
+    name = keys_name(cursor_name(state.resolve(), "main"))
+    older = SESSION_KEYS_MAX - 1
+    cursor: dict[str, int] = {}
+    for n in range(older):
+        session_id = f"k{n}"
+        cursor[f"{len(session_id)}:{session_id}:agent:main:{session_id}"] = n
+        cursor[f"10+{len(session_id)}:{session_id}"] = n
+    assert len(cursor) + 2 == CURSOR_ENTRIES_MAX
+    put_cursor(node, f"/v1/cursors/{quote(name, safe='')}", cursor)
+    imported(node, state)  # read under its id: a mark and its file
+    write_jsonl(state, KEY, OLD, written)  # named now: a key, a byte, a file
+    imported(node, state)
+    saved = node.get(f"/v1/cursors/{quote(name, safe='')}")["cursor"]
+    assert len(saved) <= CURSOR_ENTRIES_MAX
+    assert {entry: order for entry, order in saved.items() if entry in cursor} == cursor
+    assert f"{len(OLD)}:{OLD}:{KEY}" in saved
+    assert not [entry for entry in saved if "@" in entry.partition(":")[0]]

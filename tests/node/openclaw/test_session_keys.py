@@ -247,6 +247,41 @@ def test_marks_are_forgotten_before_keys_and_past_their_own_count() -> None:
     assert keys.since("x4") == 0
 
 
+def test_at_the_node_limits_files_then_marks_then_bytes_go_before_any_key() -> None:
+    """``SESSION_KEYS_MAX`` keys of OpenClaw's usual length, each with a byte and its
+    file (three entries each: over ``CURSOR_ENTRIES_MAX``, and the bytes over
+    ``CURSOR_BYTES_MAX``), and marks: every key is kept; every file and mark is left out
+    first, then the bytes learnt first, and what was left out is not taken back (the
+    next save is the same, with no save owed)."""
+    keys = SessionKeys(None)
+    ids = [f"{n:08x}-0000-4000-8000-{n:012x}" for n in range(SESSION_KEYS_MAX)]
+    for n, session_id in enumerate(ids):
+        keys.mark(session_id, 1000 + n)
+        keys.learn(session_id, f"agent:main:explicit:{session_id}", read_to=1000 + n)
+        keys.file_is(session_id, FileIdentity(2049, n, f"{n:08x}"))
+    for n in range(3):
+        keys.mark(f"m{n}", 10)
+        keys.file_is(f"m{n}", FileIdentity(2049, 10**6 + n))
+    saved = check_cursor(keys.saved())
+    assert len(saved) <= CURSOR_ENTRIES_MAX
+    assert len(codec.encode_fast(saved)) <= CURSOR_BYTES_MAX
+    assert all(keys.key_of(session_id) == f"agent:main:explicit:{session_id}"
+               and f"36:{session_id}:agent:main:explicit:{session_id}" in saved
+               for session_id in ids)
+    assert not [entry for entry in saved if file_of(entry) is not None]
+    assert not [entry for entry in saved if entry.startswith("10+")]  # the marks
+    bytes_kept = [n for n, session_id in enumerate(ids) if keys.since(session_id)]
+    assert bytes_kept and bytes_kept == list(range(bytes_kept[0], SESSION_KEYS_MAX))
+    assert len(saved) == SESSION_KEYS_MAX + len(bytes_kept)
+    again = SessionKeys(saved)
+    assert [again.since(session_id) for session_id in ids] == \
+        [keys.since(session_id) for session_id in ids]
+    keys.unsaved = False
+    keys.file_is(ids[-1], FileIdentity(2049, SESSION_KEYS_MAX - 1, "ffffffff"))
+    assert not keys.mark("m0", 20)
+    assert not keys.unsaved and keys.saved() == saved
+
+
 def test_marks_of_files_gone_are_forgotten() -> None:
     keys = SessionKeys(None)
     keys.mark("s1", 10)

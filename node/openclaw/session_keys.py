@@ -39,27 +39,27 @@ the id.
 Kept as a cursor of its own (``keys_name``), not in the agent's cursor: an entry there
 goes with its session's (dropped when its file looks gone, or when the cursor is reset),
 which is just when the key is needed. A cursor holds names to integers, so each entry
-names what it says, and its value is the order it was learnt in: a key, ``<length of the
-id>:<session id>:<session key>``, as the releases before marks wrote it; the byte a file
-was read up to under its id, ``<byte>+<length of the id>:<session id>`` (with a key:
-where the key applies from; without: a mark), and the file that byte is one of,
-``<device>.<inode>.<first record>@<length of the id>:<session id>``, in the key's order
-(``.<first record>`` left out if unknown, as the release before wrote it, which reads an
-entry with one as naming nothing, and so drops it at its next save: a shorter file is
-another file there). A release that knew only keys reads no other form and drops the
-others at its next save, keeping the keys: after going back to it, a key learnt after a
-mark applies from its file's start, as it did there. Marks are kept within
-``MARKS_MAX``, forgotten before any key, and once their file is gone from the folder
-(one that comes back and is named then has its key apply from its start); the whole
-within ``SESSION_KEYS_MAX`` keys, the node's cursor size
-(``crdt.log.cursors.CURSOR_BYTES_MAX``) and entries (``CURSOR_ENTRIES_MAX``): past
-these, the sessions learnt first are forgotten first (OpenClaw's own maintenance
-archives or deletes the oldest first), and past the node's size or entries, what costs
-least to lose goes before any key: the files' identities, then the marks, then the keys'
-bytes (``SessionKeys._trimmed`` says why), each the first learnt first. A key that
-cannot be an entry (over ``NAME_BYTES_MAX`` bytes, or with control characters) is not
-remembered, and such a session is read as before; a byte past a cursor's values
-(``BYTE_MAX``) names nothing.
+names what it says (spelt by ``node.openclaw.key_entries``), and its value is the order
+it was learnt in: a key, ``<length of the id>:<session id>:<session key>``, as the
+releases before marks wrote it; the byte a file was read up to under its id,
+``<byte>+<length of the id>:<session id>`` (with a key: where the key applies from;
+without: a mark), and the file that byte is one of, ``<device>.<inode>.<first
+record>@<length of the id>:<session id>``, in the key's order (``.<first record>`` left
+out if unknown, as the release before wrote it, which reads an entry with one as naming
+nothing, and so drops it at its next save: a shorter file is another file there). A
+release that knew only keys reads no other form and drops the others at its next save,
+keeping the keys: after going back to it, a key learnt after a mark applies from its
+file's start, as it did there. Marks are kept within ``MARKS_MAX``, forgotten before any
+key, and once their file is gone from the folder (one that comes back and is named then
+has its key apply from its start); the whole within ``SESSION_KEYS_MAX`` keys, the
+node's cursor size (``crdt.log.cursors.CURSOR_BYTES_MAX``) and entries
+(``CURSOR_ENTRIES_MAX``): past these, the sessions learnt first are forgotten first
+(OpenClaw's own maintenance archives or deletes the oldest first), and past the node's
+size or entries, what costs least to lose goes before any key: the files' identities,
+then the marks, then the keys' bytes (``SessionKeys._trimmed`` says why), each the first
+learnt first. A key that cannot be an entry (over ``NAME_BYTES_MAX`` bytes, or with
+control characters) is not remembered, and such a session is read as before; a byte past
+a cursor's values (``BYTE_MAX``) names nothing.
 
 SQLite's store is not learnt from: it keeps each session id's key itself
 (``session_windows``); but a session whose rows name no key takes the key its file was
@@ -88,9 +88,8 @@ from dataclasses import replace
 from typing import NamedTuple
 
 from crdt import codec
-from crdt.errors import InvalidInput
-from crdt.keys import check_name
 from crdt.log.cursors import CURSOR_BYTES_MAX, CURSOR_ENTRIES_MAX, VALUE_MAX
+from node.openclaw.key_entries import BYTE_MAX, entry_of, file_entry, file_of, parts_of
 from node.openclaw.source import FileIdentity, Item, Record
 
 #: Sessions whose key is remembered, per agent, at most (and no more than fit in
@@ -102,8 +101,6 @@ SESSION_KEYS_MAX = 10_000
 #: only till its key is learnt (the file written before its index named it: moments), so
 #: an agent without an index, whose every file is marked, keeps these few.
 MARKS_MAX = 1_000
-#: The largest byte an entry names (a cursor's largest value): one past it names none.
-BYTE_MAX = VALUE_MAX
 #: The largest order a session is learnt in (a cursor's largest value): past it, the
 #: orders are numbered anew from 0, so that the node never refuses the keys.
 ORDER_MAX = VALUE_MAX
@@ -137,115 +134,6 @@ def refused_keys_hint(name: str) -> str:
             "sessions.json; but a file sessions.json no longer names that is read "
             "again from its start then has its records stored a second time, under "
             "its session id")
-
-
-def entry_of(session_id: str, session_key: str | None, byte: int = 0) -> str | None:
-    """The entry naming ``session_id``'s key, or with ``session_key`` None the one saying
-    its file was read under its id up to ``byte``; None if it cannot be one.
-
-    >>> entry_of("s:1", "agent:main:main"), entry_of("s:1", None, 120), entry_of("s:1", None)
-    ('3:s:1:agent:main:main', '120+3:s:1', '3:s:1')
-    >>> entry_of("s1", "k" * 300) is None  # over crdt.keys.NAME_BYTES_MAX
-    True
-    """
-    if session_key is None:
-        entry = f"{byte}+{len(session_id)}:{session_id}" if byte else \
-            f"{len(session_id)}:{session_id}"
-    else:
-        entry = f"{len(session_id)}:{session_id}:{session_key}"
-    try:
-        return check_name(entry, "entry")
-    except InvalidInput:
-        return None
-
-
-def pair_of(entry: str) -> tuple[str, str] | None:
-    """The session id and key an entry names (``entry_of``), or None if it names none.
-
-    >>> pair_of("3:s:1:agent:main:main"), pair_of("9:s1:k"), pair_of("x"), pair_of("²:s:k")
-    (('s:1', 'agent:main:main'), None, None, None)
-    """
-    parts = parts_of(entry)
-    if parts is None or parts[1] is None or parts[2]:
-        return None
-    return parts[0], parts[1]
-
-
-def file_entry(session_id: str, identity: FileIdentity) -> str | None:
-    """The entry naming the file ``session_id``'s byte is one of: its device, inode and
-    first record if known, ``<device>.<inode>[.<first record>]@<length of the
-    id>:<session id>``; None if it cannot be one.
-
-    >>> file_entry("s:1", FileIdentity(2049, 77, "5346f686"))
-    '2049.77.5346f686@3:s:1'
-    >>> file_entry("s:1", FileIdentity(2049, 77))
-    '2049.77@3:s:1'
-    """
-    first = "" if identity.first is None else f".{identity.first}"
-    try:
-        return check_name(f"{identity.device}.{identity.inode}{first}@{len(session_id)}:"
-                          f"{session_id}", "entry")
-    except InvalidInput:
-        return None
-
-
-def file_of(entry: str) -> tuple[str, FileIdentity] | None:
-    """The session id and file a ``file_entry`` names, or None.
-
-    >>> file_of("2049.77.5346f686@3:s:1")
-    ('s:1', FileIdentity(device=2049, inode=77, first='5346f686'))
-    >>> file_of("2049.77@3:s:1"), file_of("2049@3:s:1"), file_of("1.2@9:s1")
-    (('s:1', FileIdentity(device=2049, inode=77, first=None)), None, None)
-    """
-    head, _colon, rest = entry.partition(":")
-    identity, at, length = head.partition("@")
-    device, dot, numbers = identity.partition(".")
-    inode, dot_, first = numbers.partition(".")
-    if not (at and dot and _number(device) and _number(inode) and _number(length)):
-        return None
-    if dot_ and not _first_hash(first):
-        return None
-    if not int(length) or len(rest) != int(length):
-        return None
-    return rest, FileIdentity(int(device), int(inode), first if dot_ else None)
-
-
-def _first_hash(text: str) -> bool:
-    """Whether ``text`` is a first record's hash as ``jsonl.first_record`` writes it:
-    eight lowercase hexadecimal digits, one spelling per hash."""
-    return len(text) == 8 and all(char in "0123456789abcdef" for char in text)
-
-
-def parts_of(entry: str) -> tuple[str, str | None, int] | None:
-    """The session id, key (None: the entry says its file was read under its id) and
-    byte an entry names (``entry_of``), or None if it names none. Entries of the first
-    release that kept marks read too: ``<byte>+<len>:<id>:<key>`` (the key, from that
-    byte on) and ``<len>:<id>`` (read under its id, from byte 0).
-
-    >>> parts_of("120+3:s:1"), parts_of("3:s:1:k"), parts_of("0+2:s1"), parts_of("3:s:1")
-    (('s:1', None, 120), ('s:1', 'k', 0), None, ('s:1', None, 0))
-    >>> parts_of("120+3:s:1:agent:main:main"), parts_of(f"{2**63}+2:s1")
-    (('s:1', 'agent:main:main', 120), None)
-    """
-    head, _colon, rest = entry.partition(":")
-    byte_text, plus, length = head.rpartition("+")
-    # ASCII digits alone: "²".isdigit() is True, and int("²") raises. A byte of 0 is
-    # written without it, and one past a cursor's values is none: one entry per meaning.
-    if not _number(length) or (plus and not (_number(byte_text) and byte_text[0] != "0"
-                                             and int(byte_text) <= BYTE_MAX)):
-        return None
-    size, byte = int(length), int(byte_text) if plus else 0
-    if not size:  # no session has an empty id
-        return None
-    if len(rest) == size:
-        return rest, None, byte
-    if len(rest) < size or rest[size] != ":":
-        return None
-    return rest[:size], rest[size + 1:], byte
-
-
-def _number(text: str) -> bool:
-    return text.isascii() and text.isdigit()
 
 
 class Kept(NamedTuple):

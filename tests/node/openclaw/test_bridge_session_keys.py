@@ -16,8 +16,9 @@ from crdt.log.store import EventStore
 from node.cli.openclaw_sink import EmbeddedSink
 from node.client.errors import ClientError
 from node.openclaw.bridge import Bridge
+from node.openclaw.key_entries import entry_of, file_of
 from node.openclaw.mapping import session_key_for
-from node.openclaw.session_keys import KEYS_SUFFIX, entry_of, file_of, keys_name
+from node.openclaw.session_keys import KEYS_SUFFIX, keys_name
 from node.openclaw.state import StateFolder, cursor_name
 from tests.node.openclaw.waiting import KEY_A, A, B, one_pass
 from tests.support.openclaw import replaced_anew, turn_records, write_jsonl

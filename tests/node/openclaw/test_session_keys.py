@@ -10,18 +10,13 @@ from crdt import codec
 from crdt.keys import NAME_BYTES_MAX
 from crdt.log.cursors import CURSOR_BYTES_MAX, CURSOR_ENTRIES_MAX, check_cursor
 from node.client.api import Client
+from node.openclaw.key_entries import BYTE_MAX, entry_of, file_entry, file_of, pair_of, parts_of
 from node.openclaw.session_keys import (
-    BYTE_MAX,
     MARKS_MAX,
     ORDER_MAX,
     SESSION_KEYS_MAX,
     SessionKeys,
-    entry_of,
-    file_entry,
-    file_of,
     keys_name,
-    pair_of,
-    parts_of,
 )
 from node.openclaw.source import FileIdentity
 from node.server.cursors import BODY_BYTES_MAX

@@ -23,7 +23,7 @@ from node.cli.common import InputError, NodeError, note, unknown_session
 from node.cli.openclaw_sink import HttpSink, with_sink
 from node.cli.options import settings
 from node.client.api import ClientError
-from node.openclaw.bridge import Bridge, PassFull, Sink, Tally
+from node.openclaw.bridge import Bridge, Sink
 from node.openclaw.export import ExportRefused, Written
 from node.openclaw.export import export as export_transcript
 from node.openclaw.lock_holders import HeldLock, StateLockUnreadable
@@ -44,6 +44,7 @@ from node.openclaw.state_locks import (
     held_state_lock,
     holding_state_locks,
 )
+from node.openclaw.tally import PassFull, Tally
 from node.text import counted, printable
 
 

@@ -63,6 +63,7 @@ from node.openclaw.session_keys import SessionKeys, keyed, keys_name, refused_ke
 from node.openclaw.source import Item, Problem, Record
 from node.openclaw.sqlite import AgentDatabase
 from node.openclaw.state import Source, StateFolder, cursor_name
+from node.openclaw.tally import PassFull, Tally
 
 #: Seconds between two looks at the stores while watching: a commit reaches the node
 #: within about this plus one append.
@@ -84,28 +85,6 @@ class Sink(Protocol):
     async def append(self, events: list[Event]) -> int:
         """Append events (any sessions); returns how many were new."""
         ...
-
-
-@dataclass
-class Tally:
-    """What passes did: records read, events new and already stored, problems (what
-    was skipped), warnings (what was imported in a stated, lesser form) and what waits
-    for the node's clock (``waiting``: records not imported yet, each named once)."""
-
-    records: int = 0
-    events: int = 0
-    created: int = 0
-    problems: list[str] = field(default_factory=list)
-    warnings: list[str] = field(default_factory=list)
-    waiting: list[str] = field(default_factory=list)
-
-    def add(self, other: Tally) -> None:
-        self.records += other.records
-        self.events += other.events
-        self.created += other.created
-        self.problems += other.problems
-        self.warnings += other.warnings
-        self.waiting += other.waiting
 
 
 class Bridge:
@@ -455,15 +434,6 @@ class Bridge:
             self._told.add(text)
             into.append(text)
             self.tell(text)
-
-
-class PassFull(CursorFull):
-    """A pass stopped by agents over their cursor's limits (each named, with what to do),
-    and what it read (``tally``): the other agents' records, imported all the same."""
-
-    def __init__(self, said: str, tally: Tally) -> None:
-        super().__init__(said)
-        self.tally = tally
 
 
 @dataclass

@@ -17,10 +17,11 @@ from crdt.log.projection import rebuild
 from crdt.log.store import EventStore
 from node.cli.openclaw_sink import EmbeddedSink
 from node.openclaw import sqlite
-from node.openclaw.bridge import Bridge, Tally
+from node.openclaw.bridge import Bridge
 from node.openclaw.mapping import session_key_for
 from node.openclaw.records import records_for
 from node.openclaw.state import StateFolder, cursor_name
+from node.openclaw.tally import Tally
 from tests.node.openclaw import transcript
 from tests.node.openclaw.support import DATA, cli, from_sqlite, look_as_python_314
 from tests.support.openclaw import FakeGateway, turn_records, write_jsonl

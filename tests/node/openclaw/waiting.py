@@ -12,8 +12,9 @@ from crdt.events import Event
 from crdt.log.cursors import read_cursor
 from crdt.log.store import EventStore
 from node.cli.openclaw_sink import EmbeddedSink
-from node.openclaw.bridge import Bridge, Tally
+from node.openclaw.bridge import Bridge
 from node.openclaw.state import StateFolder, cursor_name
+from node.openclaw.tally import Tally
 from tests.support.openclaw import write_jsonl, write_sessions
 
 #: The store's bound (``clock_drift_max_ms``) in these tests.

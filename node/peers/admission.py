@@ -30,6 +30,7 @@ from typing import Any
 
 import structlog
 
+from crdt.device import shown_name
 from node.config import Config
 from node.device import DeviceKey
 from node.devices import Devices
@@ -430,9 +431,12 @@ class Admission:
         return self.membership.own_removal()
 
     def named(self, removal: dict[str, Any]) -> dict[str, Any]:
-        """``removal`` with its remover named for people, if a record names it here."""
+        """``removal`` with its remover named for people, if a record names it here: the
+        name as the tables show it (``shown_name``), so that every reader of the sentence
+        (the CLI, the console, the API) tells a name typed ``\\u3164`` from one holding
+        U+3164."""
         members = self.membership.members() if self.membership is not None else {}
         member = members.get(str(removal.get("by")))
         if member is None:
             return removal
-        return {**removal, "by": f"{member.name} ({removal['by']})"}
+        return {**removal, "by": f"{shown_name(member.name)} ({removal['by']})"}

@@ -14,7 +14,13 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from crdt.device import DEVICE_NAME_BYTES_MAX, hiding_characters, name_key, stored_device_name
+from crdt.device import (
+    DEVICE_NAME_BYTES_MAX,
+    hiding_characters,
+    name_key,
+    shown_name,
+    stored_device_name,
+)
 from crdt.errors import InvalidInput
 from crdt.membership import Removal
 from node.command_lines import add_command
@@ -65,6 +71,10 @@ def waiting_text(member: str, new: str, name: str | None = None, *,
     'run `clawsync devices add BBB --name phone --node http://laptop:7878` there'
     >>> waiting_text("AAA", "BBBBBBB-CCC", "vm", member_name="vm").partition(": ")[2]
     'run `clawsync devices add BBBBBBB-CCC --name vm-BBBBBBB` there'
+    >>> for named in ("lap\u3164", "lap\\\\u3164"):
+    ...     print(waiting_text("AAA", "BBB", member_name=named).partition(":")[0])
+    waiting to be added on lap\\u3164 (AAA)
+    waiting to be added on lap\\\\u3164 (AAA)
     >>> {waiting_text("AAA", "BBB", name) for name in ("lap\u200btop", " ")}
     {'waiting to be added on AAA: run `clawsync devices add BBB --name NAME` there'}
     """
@@ -72,7 +82,9 @@ def waiting_text(member: str, new: str, name: str | None = None, *,
         name = None  # this node's own name, held as given: the member would refuse it new
     if name and member_name and name_key(name) == name_key(member_name):
         name = distinct_name(name, new)
-    on = f"{member_name} ({member})" if member_name else member
+    # The member's name as the tables show it: a name typed ``\\u3164`` is told from one
+    # holding U+3164 by every reader of the line (the CLI, the console, the API).
+    on = f"{shown_name(member_name)} ({member})" if member_name else member
     return f"waiting to be added on {on}: run `{add_command(new, name, address)}` there"
 
 

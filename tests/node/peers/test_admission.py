@@ -10,6 +10,7 @@ import shlex
 
 import structlog
 
+from crdt.device import shown_name
 from node.peers.admission import (
     CLAIMED_LINES_MAX,
     CLAIMED_LINES_WINDOW_S,
@@ -364,3 +365,37 @@ async def test_a_removal_said_by_a_device_not_trusted_is_shown_not_recorded(
     assert node.gossip.own_removal() is not None
     assert trusted.refused == untrusted.refused \
         == node.gossip.device_status()["removed_text"]
+
+
+async def test_a_removers_name_typed_as_an_escape_is_told_from_the_character(
+        make_node: NodeFactory) -> None:
+    """The remover's name in ``removed_text`` is shown as the tables show it
+    (``shown_name``): one typed with the six characters ``\\u3164`` reads apart from one
+    holding U+3164, whoever reads the sentence."""
+    node = await make_node(cluster_secret=SECRET, sync=FAST)
+    given = f"http://127.0.0.1:{free_port()}"
+    assert await node.gossip.add_peer(given, learned=False)
+    typed = "mallory\\u3164"
+    member = await add_member(node, typed)
+    node.gossip.admission.refused_by_peer(node.gossip.runners[f"url:{given}"], LinkRefused(
+        "refused", Refusal(DEVICE_REMOVED, {"by": member, "at_ms": 0, "reason": ""}, member)))
+    removed = node.gossip.device_status()["removed_text"]
+    assert removed.startswith(f"removed from the cluster by mallory\\\\u3164 ({member}) at ")
+    assert removed.partition(" (")[0].endswith(shown_name(typed))
+
+
+async def test_a_members_name_in_the_waiting_line_is_shown_as_the_tables_show_it(
+        make_node: NodeFactory) -> None:
+    """A member whose name holds U+3164 and one whose name was typed ``\\u3164`` are told
+    apart in the line of a device waiting to be added on them."""
+    phone = await make_node(name="phone", sync=FAST, advertise_url=None)
+    shown = {}
+    for name in ("lap\u3164", "lap\\u3164"):
+        laptop = await make_node(name=name, sync=FAST)
+        assert await phone.gossip.add_peer(laptop.url, learned=False)
+        runner = phone.gossip.runners[f"url:{laptop.url}"]
+        await until(lambda runner=runner: runner.refused is not None)
+        assert runner.refused is not None
+        shown[name] = runner.refused.partition(" (")[0]
+    assert shown == {"lap\u3164": "waiting to be added on lap\\u3164",
+                     "lap\\u3164": "waiting to be added on lap\\\\u3164"}

@@ -326,6 +326,18 @@ def shown_name(name: str) -> str:
     return "".join(shown)
 
 
+def shown_words(text: str) -> str:
+    """A sentence a node wrote, as the console's ``words`` shows it: each character
+    ``shown_name`` escapes as its escape (a removal's reason may hold one, and a node of
+    an older version named members as they are), its backslashes as they are: they may
+    begin the escapes of the names in it, which the node showed by ``shown_name``.
+
+    >>> print(shown_words("removed by a\\\\\\\\u3164 (AAA) at noon (lost\u3164)"))
+    removed by a\\\\u3164 (AAA) at noon (lost\\u3164)
+    """
+    return "".join(_escaped(char) for char in text)
+
+
 def _escaped(char: str) -> str:
     """``char``, or its escape where ``shown_name`` shows it escaped."""
     if _within(char, HIDING_CHARS) or ord(char) in BLANK_CHARS \

@@ -229,8 +229,10 @@ async def removal(client: Client) -> str | None:
 def warn_removed(removed: str, kept: str) -> None:
     """The warning after a write on a removed device's node (``removal``): ``kept``
     stays on this node, as no other device takes what this one writes."""
-    note(f"warning: this device was {removed}: {kept} on this node, as every other "
-         "device refuses what it writes now")
+    from crdt.device import shown_words
+
+    note(shown_words(f"warning: this device was {removed}: {kept} on this node, as every "
+                     "other device refuses what it writes now"))
 
 
 def quoted(value: Any) -> str:

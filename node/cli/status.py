@@ -22,11 +22,15 @@ def _cell(value: Any, unit: str = "") -> str:
 
 
 def _device(peer: dict[str, Any]) -> str:
-    """The peer's device: its name, else the first group of its id."""
+    """The peer's device: its name as ``clawsync devices`` shows it, else the first
+    group of its id."""
     device_id = maybe(peer, "device_id", str)
     if device_id is None:
         return "-"
-    return maybe(peer, "device_name", str) or device_id[:7]
+    from crdt.device import shown_name
+
+    name = maybe(peer, "device_name", str)
+    return shown_name(name) if name else device_id[:7]
 
 
 #: The columns of the peer links' table; those whose cells may wrap on a terminal (free
@@ -215,19 +219,23 @@ def status(ctx: click.Context, as_json: bool) -> None:
     if as_json:
         print_json(view)
         return
+    from crdt.device import shown_words
+
     click.echo(printable(headline(view)))
     device = maybe(view, "device", dict) or {}
     device_id = maybe(device, "device_id", str)
     if device_id:
         for line in device_lines(device_id, terminal_width()):
             click.echo(printable(line))
+    # The node's sentences, which name members (``shown_name``) and quote a reason a
+    # member wrote: shown as the console shows them, hidden characters too, never obeyed.
     removed_text = maybe(device, "removed_text", str)
-    if removed_text:  # a reason a member wrote: shown, never obeyed
-        click.echo(printable(f"REMOVED: this device was {removed_text}; no "
-                             "member links with it any more"))
+    if removed_text:
+        click.echo(printable(shown_words(f"REMOVED: this device was {removed_text}; no "
+                                         "member links with it any more")))
     waiting = maybe(device, "waiting", list) or []
     for line in waiting:
-        click.echo(printable(str(line)))
+        click.echo(printable(shown_words(str(line))))
     for line in to_add_lines(device, named_node(ctx)):
         click.echo(printable(line))
     for url in maybe(device, "own_peers", list) or []:  # absent from older nodes
@@ -242,7 +250,7 @@ def status(ctx: click.Context, as_json: bool) -> None:
     for peer in peers:  # other refusals than the waiting said above
         refused, url = maybe(peer, "refused", str), maybe(peer, "url", str)
         if refused and field(peer, "state", str) != "up" and refused not in waiting:
-            click.echo(printable(f"{url or field(peer, 'link', str)}: {refused}"))
+            click.echo(printable(shown_words(f"{url or field(peer, 'link', str)}: {refused}")))
         # Why a dial backs off (absent from older nodes).
         elif failure := maybe(peer, "failure", str):
             click.echo(printable(f"{url}: {failure}"))

@@ -198,7 +198,7 @@ def add(ctx: click.Context, device_id: str, name: str, address: str | None,
             return members, answer, members
         try:
             return members, answer, rows(await client.devices(), "members")
-        except ClientError:  # added all the same: the commands from the list above
+        except ClientError:  # added all the same: the commands from the answer and the list above
             return members, answer, members
 
     members, answer, now = with_client(ctx, run)
@@ -269,11 +269,26 @@ def _sharing(members: list[dict[str, Any]], answer: dict[str, Any]) -> dict[str,
     >>> answer = {"device": {"device_id": "B", "name": "Phone", "name_shared_with": ["A"]}}
     >>> [row["name"] for row in _sharing(after, answer)["members"]]
     ['phone', 'Phone']
+
+    A member the list does not hold (the list before the add, where the second failed,
+    and another node's record came in between) is still one of them, by the name it
+    shares:
+
+    >>> [(row["device_id"], row["name"]) for row in _sharing([], answer)["members"]]
+    [('A', 'Phone'), ('B', 'Phone')]
     """
     device = field(answer, "device", dict)
-    others = maybe(device, "name_shared_with", list) or []
+    others = [other for other in maybe(device, "name_shared_with", list) or []
+              if isinstance(other, str)]
+    listed = {maybe(row, "device_id", str): row for row in members}
+    group = [maybe(device, "device_id", str), *others]
+
+    def unlisted(other: str) -> dict[str, Any]:
+        return {"device_id": other, "name": maybe(device, "name", str),
+                "name_shared_with": [member for member in group if member != other]}
+
     return {"members": sorted(
-        [device, *(row for row in members if maybe(row, "device_id", str) in others)],
+        [device, *(listed.get(other) or unlisted(other) for other in others)],
         key=lambda row: str(maybe(row, "device_id", str)))}
 
 

@@ -94,3 +94,23 @@ def test_names_apart_only_by_a_joiner_are_pointed_out_as_one(tmp_path: Path) -> 
         shown = run_cli(a, "status")
         assert shown.returncode == 0, shown.stderr
         assert f"members share names: '{first}' (2 members)" in shown.stdout
+
+
+def test_an_add_whose_second_look_at_the_members_fails_says_the_shared_name_still(
+        tmp_path: Path) -> None:
+    """``devices add`` lists the members again after an add that keeps a shared name;
+    where that second list fails, the add stands (exit 0) and the commands come from the
+    node's answer and the list before the add."""
+    with Cluster(tmp_path) as cluster:
+        _, b, phone, tablet = sharing_a_name(
+            cluster, program="tests.support.relist_failing_node")
+        again = run_cli(b, "devices", "add", tablet, "--name", "Phone")
+        assert again.returncode == 0, again.stderr
+        assert again.stdout.startswith(f"is a member already: {tablet} (Phone)")
+        first = min((phone, "phone"), (tablet, "Phone"))[1]
+        assert f"2 members share the name '{first}' (people cannot" in again.stderr
+        for member in (phone, tablet):
+            assert f"clawsync devices add {member} --name NEW --node {b.url}" in again.stderr
+        # The second list did fail (the node logs the handler's failure), once.
+        assert "the device records cannot be read" in b.log_tail(200)
+        assert b.get("/v1/devices")["members"]

@@ -53,9 +53,10 @@ def told_removed(node: NodeProcess) -> dict[str, Any]:
     return removal
 
 
-def device_node(cluster: Cluster, name: str, peers: list[str] = ()) -> NodeProcess:  # type: ignore[assignment]
+def device_node(cluster: Cluster, name: str, peers: list[str] = (),  # type: ignore[assignment]
+                program: str = "node.main") -> NodeProcess:
     return cluster.node(name, secret=None, peers=peers, advertise=True,
-                        extra_args=[*FAST, "--name", name])
+                        extra_args=[*FAST, "--name", name], program=program)
 
 
 def paired(cluster: Cluster) -> tuple[NodeProcess, NodeProcess, NodeProcess]:
@@ -74,13 +75,14 @@ def member_ids(node: NodeProcess) -> set[str]:
     return {row["device_id"] for row in node.get("/v1/devices")["members"]}
 
 
-def sharing_a_name(cluster: Cluster, names: tuple[str, str] = ("phone", "Phone")
-                   ) -> tuple[NodeProcess, NodeProcess, str, str]:
-    """Nodes a and b, each of which added a device, ``phone`` on a as "phone" and
-    ``tablet`` on b as "Phone" (or as ``names`` says), before they were linked (each found
-    the name free); then linked, and their records met: (a, b, phone, tablet)."""
+def sharing_a_name(cluster: Cluster, names: tuple[str, str] = ("phone", "Phone"), *,
+                   program: str = "node.main") -> tuple[NodeProcess, NodeProcess, str, str]:
+    """Nodes a and b (running ``program``), each of which added a device, ``phone`` on a
+    as "phone" and ``tablet`` on b as "Phone" (or as ``names`` says), before they were
+    linked (each found the name free); then linked, and their records met: (a, b, phone,
+    tablet)."""
     phone, tablet = (id_of(public_bytes(generate())) for _ in range(2))
-    a, b = device_node(cluster, "a"), device_node(cluster, "b")
+    a, b = device_node(cluster, "a"), device_node(cluster, "b", program=program)
     for node, new, name in zip((a, b), (phone, tablet), names, strict=True):
         done = run_cli(node, "devices", "add", new, "--name", name)
         assert done.returncode == 0, done.stderr

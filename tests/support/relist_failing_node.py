@@ -1,0 +1,50 @@
+"""A build of clawsync whose ``GET /v1/devices`` fails once, right after a ``POST
+/v1/devices`` that changed nothing (200): it answers the JSON 500 a node gives when a
+handler raises, as a node whose device records cannot be read for a moment would. It
+stands for such a node between ``clawsync devices add``'s add and its second look at the
+members. Run it as the ``clawsync`` command, ``python -m tests.support.relist_failing_node
+serve ...``; importing it changes nothing."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from aiohttp import web
+
+#: The route that fails, and is added to.
+ROUTE = "/v1/devices"
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+
+def _failing(make_app: Callable[..., web.Application]) -> Callable[..., web.Application]:
+    armed = [False]  # an add answered 200 since the last list
+
+    @web.middleware
+    async def relist_fails(request: web.Request, handler: Handler) -> web.StreamResponse:
+        # Inside the node's error middleware, which answers the raise as any handler's
+        # failure: 500, with the node's JSON error.
+        if request.path == ROUTE and request.method == "GET" and armed[0]:
+            armed[0] = False
+            raise RuntimeError("the device records cannot be read")
+        response = await handler(request)
+        if request.path == ROUTE and request.method == "POST" and response.status == 200:
+            armed[0] = True
+        return response
+
+    def failing_app(*args: Any, **kwargs: Any) -> web.Application:
+        app = make_app(*args, **kwargs)
+        app.middlewares.append(relist_fails)  # innermost: inside the error middleware
+        return app
+
+    return failing_app
+
+
+if __name__ == "__main__":
+    import node.server.run as run_module
+    from node.main import main
+    from node.server.app import make_app
+
+    setattr(run_module, "make_app", _failing(make_app))  # noqa: B010 (what serve builds)
+    main(prog_name="clawsync")

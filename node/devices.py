@@ -38,7 +38,7 @@ from crdt.addresses import normal_address
 from crdt.device import check_device_name, name_groups, name_key, parse_device_id
 from crdt.errors import InvalidInput, NotFound
 from crdt.events import Draft
-from crdt.log.records import StoredEvent
+from crdt.log.records import Appended, StoredEvent
 from crdt.log.store import EventStore
 from crdt.membership import DEVICES_SESSION, Member, Membership, Removal
 from node import removal_records
@@ -228,13 +228,23 @@ class Devices:
         """Add a device (or rename it, or change its address; None clears it): the record
         written, None if the device is a member under that name and address already.
         ``KEEP`` (not given): a member keeps the address it has (as it advertised it).
-        ``RemovalIsFinal`` if the device was removed (while the record was written, too)."""
+        ``RemovalIsFinal`` if the device was removed: nothing is written then, but where
+        a peer's removal is stored right after the record (which then counts for
+        nothing)."""
         device_id = parse_device_id(device_id)
         async with self._adding:
-            return await self._add(device_id, name, address)
+            while True:
+                added = await self._add(device_id, name, address)
+                if added is not None:
+                    return added
+                # Membership records came in after those the checks read (a peer's
+                # removal, say): nothing was written; checked again with them.
 
     async def _add(self, device_id: str, name: str, address: str | Keep | None
-                   ) -> tuple[StoredEvent | None, Member]:
+                   ) -> tuple[StoredEvent | None, Member] | None:
+        """``add``'s checks and record, written only if no membership record came in
+        after those the checks read (None: nothing written)."""
+        read = self._position  # what the view below holds, till the first await
         held = self.members().get(device_id)
         said: str | membership.Unsaid | None
         if isinstance(address, Keep):
@@ -256,11 +266,13 @@ class Devices:
         if held is None or held.name != name:  # a name kept is not checked again
             check_device_name(name)  # InvalidInput: a character that hides text, or none shows
             self._refuse_taken(device_id, name)
-        stored = await self._append(draft)
+        stored = await self._append(draft, unless_after=read)
+        if stored is None:
+            return None
         member = self.members().get(device_id)
-        if member is None:  # a peer's removal, stored meanwhile: the record counts for nothing
+        if member is None:  # a peer's removal stored right after: the record counts for nothing
             by = getattr(self.removed().get(device_id), "by", "a member")
-            raise RemovalIsFinal(f"was removed by {by} while this add was written; a removal "
+            raise RemovalIsFinal(f"was removed by {by} as this add was written; a removal "
                                  "is final, so a device comes back only with a new key (a new "
                                  "device id)", field="device_id")
         return stored, member
@@ -296,10 +308,14 @@ class Devices:
         if device_id not in self.members():
             raise UnknownDevice(f"no device {device_id} is a member here")
         stored = await self._append(draft)
+        assert stored is not None  # written whatever came in: no ``unless_after``
         return stored, self.removed()[device_id]
 
-    async def _append(self, draft: Draft) -> StoredEvent:
-        """Append ``draft``, after this device's own add if no record names it yet."""
+    async def _append(self, draft: Draft, unless_after: int | None = None
+                      ) -> StoredEvent | None:
+        """Append ``draft``, after this device's own add if no record names it yet;
+        with ``unless_after``, only if the devices session holds nothing after that
+        position (None: nothing written)."""
         drafts = [draft]
         if not self._named:
             await self.refresh()  # a peer's record naming it may have come since
@@ -311,17 +327,22 @@ class Devices:
         # Shielded, and waited for when the add is cancelled: drafts once queued are
         # committed anyway, and ``add`` must not give up ``_adding`` before they are
         # read back (a second add would find their name free).
-        write = asyncio.ensure_future(self._write(drafts))
+        write = asyncio.ensure_future(self._write(drafts, unless_after))
         try:
             return await asyncio.shield(write)
         except asyncio.CancelledError:
             await _finished(write)
             raise
 
-    async def _write(self, drafts: list[Draft]) -> StoredEvent:
-        appended = await self._astore.append(drafts)
+    async def _write(self, drafts: list[Draft], unless_after: int | None
+                     ) -> StoredEvent | None:
+        if unless_after is None:
+            appended = await self._astore.append(drafts)
+        else:  # the look and the write in one call on the writer thread: nothing between
+            appended = await self._astore.write(
+                lambda store: _append_unless(store, drafts, unless_after))
         await self.refresh()
-        return appended[-1].stored
+        return appended[-1].stored if appended else None
 
     # -- following the store ---------------------------------------------------------
 
@@ -405,11 +426,22 @@ def _names(stored: StoredEvent, device_id: str) -> bool:
     return found is not None and found[1] == device_id
 
 
-def _page(store: EventStore, position: int) -> list[StoredEvent]:
+def _page(store: EventStore, position: int, limit: int = READ_PAGE) -> list[StoredEvent]:
     try:
-        return store.get_events_since(DEVICES_SESSION, position, READ_PAGE)
+        return store.get_events_since(DEVICES_SESSION, position, limit)
     except NotFound:
         return []
+
+
+def _append_unless(store: EventStore, drafts: list[Draft], position: int
+                   ) -> list[Appended]:
+    """On the writer thread: ``drafts`` appended, unless the devices session holds a
+    record after ``position`` (empty: nothing written), which the add's checks did not
+    read: a peer's removal stored meanwhile would otherwise leave a record written that
+    counts for nothing, and the add refused."""
+    if _page(store, position, 1):
+        return []
+    return store.append_batch(drafts)
 
 
 class _Read(NamedTuple):

@@ -5,10 +5,12 @@ it came, and the node that removed a device retires its origins."""
 from __future__ import annotations
 
 import asyncio
+import threading
 from collections.abc import AsyncIterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -91,8 +93,8 @@ async def test_concurrent_add_and_remove_resolve_alike_in_either_order(
 
 async def test_an_add_whose_device_is_removed_while_it_is_written_is_refused(
         nodes: list[Node]) -> None:
-    """A peer's removal stored while the add's record is written: the device is no
-    member once the record is read back, and the add says so (the record counts for
+    """A peer's removal stored after the add's checks and before its record: the add is
+    refused as the removal says, and writes nothing (a record then would count for
     nothing)."""
     a, b, phone = nodes
     phone_id = phone.key.device_id
@@ -103,15 +105,20 @@ async def test_an_add_whose_device_is_removed_while_it_is_written_is_refused(
     await b.devices.remove(phone_id, "stolen")
     write = a.devices._write
 
-    async def removal_first(drafts: list[Draft]) -> StoredEvent:
+    async def removal_first(*args: Any) -> StoredEvent | None:
         await copy(b, a)  # as replication would store it, just before this write
-        return await write(drafts)
+        await a.devices.refresh()  # and as the devices' follower reads it meanwhile
+        return await write(*args)
 
     a.devices._write = removal_first  # type: ignore[method-assign]
-    with pytest.raises(RemovalIsFinal, match=f"removed by {b.key.device_id} while"):
+    written = [(s.origin, s.seq) for s in a.store.get_events_since(DEVICES_SESSION, 0, 1000)]
+    with pytest.raises(RemovalIsFinal, match=f"removed by {b.key.device_id}; a removal"):
         await a.devices.add(phone_id, "phone 2")
     assert phone_id not in a.devices.members()
     assert a.devices.removed()[phone_id].by == b.key.device_id
+    after = [(s.origin, s.seq) for s in a.store.get_events_since(DEVICES_SESSION, 0, 1000)]
+    b_origin = b.store.node_id
+    assert [held for held in after if held[0] != b_origin] == written  # none of a's new
 
 
 async def test_a_record_counts_only_from_a_bound_origin(nodes: list[Node]) -> None:
@@ -446,14 +453,22 @@ async def test_an_add_cancelled_once_its_record_is_queued_holds_the_name_till_wr
     add waits for it, and finds the name taken."""
     a, b, c = nodes
     await a.devices.add(a.key.device_id, "d0")  # this node's own add first
+    # The writer thread held busy, so that the add's write waits in its queue.
+    busy, free = threading.Event(), threading.Event()
+    held = asyncio.ensure_future(a.astore.write(lambda _store: busy.set() or free.wait()))
+    await asyncio.to_thread(busy.wait)
     first = asyncio.create_task(a.devices.add(b.key.device_id, "phone"))
-    queue = a.astore._appends._queue
-    while not queue:
+    queue = a.astore._writer._work_queue  # type: ignore[attr-defined]
+    while not queue.qsize():
         assert not first.done()
         await asyncio.sleep(0)
     first.cancel()
+    second = asyncio.create_task(a.devices.add(c.key.device_id, "Phone"))
+    await asyncio.sleep(0)
+    free.set()
+    await held
     with pytest.raises(NameTaken):
-        await a.devices.add(c.key.device_id, "Phone")
+        await second
     with pytest.raises(asyncio.CancelledError):
         await first
     names = [member.name for member in a.devices.members().values()]

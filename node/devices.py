@@ -21,6 +21,9 @@ of keys), added and removed by people.
 Which device wrote a record is the store's answer (``origin_device``: the origin is bound
 to a device by its ``device_key`` record); records of origins not bound count for nothing
 until they are.
+
+What it does on the store's threads (the reads, the writes that must see no record come
+in between) is ``node.devices_store``'s.
 """
 
 from __future__ import annotations
@@ -29,7 +32,7 @@ import asyncio
 import contextlib
 import enum
 from collections.abc import Callable
-from typing import Any, NamedTuple
+from typing import Any
 
 import structlog
 
@@ -38,18 +41,16 @@ from crdt.addresses import normal_address
 from crdt.device import check_device_name, name_groups, name_key, parse_device_id
 from crdt.errors import InvalidInput, NotFound
 from crdt.events import Draft
-from crdt.log.records import Appended, StoredEvent
-from crdt.log.store import EventStore
+from crdt.log.records import StoredEvent
 from crdt.membership import DEVICES_SESSION, Member, Membership, Removal
 from node import removal_records
 from node.device import DeviceKey
+from node.devices_store import append_unless, read_since, retire_removed
 from node.removal_records import Held
 from node.store import AsyncStore, Commit
 
 log = structlog.get_logger(__name__)
 
-#: Records read per call while catching up.
-READ_PAGE = 1000
 #: Pause before reading the membership records again after a failed read.
 RETRY_S = 1.0
 
@@ -340,7 +341,7 @@ class Devices:
             appended = await self._astore.append(drafts)
         else:  # the look and the write in one call on the writer thread: nothing between
             appended = await self._astore.write(
-                lambda store: _append_unless(store, drafts, unless_after))
+                lambda store: append_unless(store, drafts, unless_after))
         await self.refresh()
         return appended[-1].stored if appended else None
 
@@ -371,7 +372,7 @@ class Devices:
             waiting = {origin for origin, _ in self._view.unbound()}
             before, held, origin = self._position, dict(self._removal_records), self._origin
             new, bindings, writers, position, located = await self._astore.read(
-                lambda store: _read(store, before, waiting, held, origin))
+                lambda store: read_since(store, before, waiting, held, origin))
             if located is not None:
                 self._removal_records, self._origin = located
             self._bindings.update(bindings)
@@ -412,7 +413,7 @@ class Devices:
         if self._retired.issuperset(mine) and writers.isdisjoint(mine):
             return
         held = {device: self._removal_records.get(device, []) for device in mine}
-        retired, located = await self._astore.write(lambda store: _retire(store, held))
+        retired, located = await self._astore.write(lambda store: retire_removed(store, held))
         self._retired.update(mine)  # after the write: a failed one is tried again
         self._removal_records.update(located)
         for device, origin, final_seq in retired:
@@ -424,104 +425,6 @@ def _names(stored: StoredEvent, device_id: str) -> bool:
     """True if ``stored`` is a membership record naming ``device_id`` (counted or not)."""
     found = membership.read(stored.event)
     return found is not None and found[1] == device_id
-
-
-def _page(store: EventStore, position: int, limit: int = READ_PAGE) -> list[StoredEvent]:
-    try:
-        return store.get_events_since(DEVICES_SESSION, position, limit)
-    except NotFound:
-        return []
-
-
-def _append_unless(store: EventStore, drafts: list[Draft], position: int
-                   ) -> list[Appended]:
-    """On the writer thread: ``drafts`` appended, unless the devices session holds a
-    record after ``position`` (empty: nothing written), which the add's checks did not
-    read: a peer's removal stored meanwhile would otherwise leave a record written that
-    counts for nothing, and the add refused."""
-    if _page(store, position, 1):
-        return []
-    return store.append_batch(drafts)
-
-
-class _Read(NamedTuple):
-    new: list[StoredEvent]  # the membership records read
-    bindings: dict[str, str | None]
-    writers: set[str]
-    position: int
-    #: The removal records (``Devices._removal_records``) located again, with this
-    #: node's origin then; None: nothing new to locate (no removal, the origin as it was).
-    located: tuple[dict[str, list[Held]], str] | None
-
-
-def _read(store: EventStore, position: int, waiting: set[str],
-          held: dict[str, list[Held]], origin: str) -> _Read:
-    """On a reader thread: the membership records after ``position``, the bindings of
-    their origins and of ``waiting`` ones, the devices that wrote any record after
-    ``position`` (membership or not), the position reached, and ``held`` (where
-    removal records are held, by removed device) with the removals read added,
-    located again if there are any or this node's origin is no longer ``origin``."""
-    # Read first: a move committed while this reads leaves it out of date, so that the
-    # read after that commit locates the records again.
-    own = store.node_id
-    new: list[StoredEvent] = []
-    writers: set[str] = set()
-    while True:
-        page = _page(store, position)
-        new.extend(stored for stored in page if membership.read(stored.event) is not None)
-        writers.update(device for device in {store.origin_device(stored.origin)
-                                             for stored in page} if device is not None)
-        if page:
-            position = page[-1].position
-        if len(page) < READ_PAGE:
-            break
-    origins = waiting | {stored.origin for stored in new}
-    bindings = {origin: store.origin_device(origin) for origin in origins}
-    removals = [(record[1], stored) for stored in new
-                if (record := membership.read(stored.event)) is not None
-                and record[0] == membership.DEVICE_REMOVED]
-    located = None
-    if removals or own != origin:
-        # A record this node wrote may have moved with its origin before it was read
-        # (its stored event names its first slot), or since.
-        held = {device: list(records) for device, records in held.items()}
-        for device, stored in removals:
-            held.setdefault(device, []).append(removal_records.held(stored))
-        located = ({device: removal_records.locate(store, records)
-                    for device, records in held.items()}, own)
-    return _Read(new, bindings, writers, position, located)
-
-
-def _retire(store: EventStore, held: dict[str, list[Held]]
-            ) -> tuple[list[tuple[str, str, int]], dict[str, list[Held]]]:
-    """On the writer thread: retire each origin of the devices of ``held`` (those
-    this node removed, with where their removal records are held) at the highest seq
-    held. Per retirement: the device, the origin and its final seq; and per device
-    that got one, its records located again, with each retirement that rides along
-    (``removal_records.rides``)."""
-    done = []
-    located: dict[str, list[Held]] = {}
-    for device, records in held.items():
-        for origin in store.device_origins(device):
-            if origin == store.node_id:
-                continue
-            try:
-                appended = store.retire(origin)
-            except (NotFound, InvalidInput):
-                continue
-            if appended is None:
-                continue
-            stored = appended.stored
-            done.append((device, origin, stored.event.payload["final_seq"]))
-            if device not in located:
-                located[device] = removal_records.locate(store, records)
-            # The removed device's links carry it, with its removal, only if nothing
-            # but such records came between: a client's append committed after the
-            # removal record and before this write is not the removed device's to have,
-            # so its last push then stops at the removal record.
-            if removal_records.rides(store, located[device], stored):
-                located[device].append(removal_records.held(stored))
-    return done, located
 
 
 async def _finished(task: asyncio.Future[Any]) -> None:

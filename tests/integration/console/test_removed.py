@@ -2,7 +2,8 @@
 it says what ``clawsync status`` says (removed, by whom, why), the peer row says why the
 peer refuses it and when it dials again, and shows no catch-up that will never come. The
 remover's name and the reason carry a right-to-left override, shown escaped as the
-command shows it, not obeyed."""
+command shows it, not obeyed; a remover's name typed as an escape reads as the command
+shows it, its backslash doubled once."""
 
 from __future__ import annotations
 
@@ -81,3 +82,29 @@ def test_a_removed_device_says_so_and_its_refused_peer_shows_why(
         # A dash, as `clawsync status` shows them: not the counts of the last contact.
         expect(row.get_by_test_id("peer-we-lack")).to_have_text(NOT_KNOWN)
         expect(row.get_by_test_id("peer-lacks")).to_have_text(NOT_KNOWN)
+
+
+def test_a_removers_name_typed_as_an_escape_reads_as_status_shows_it(
+        tmp_path: Path, page: Page) -> None:
+    """The node names the remover as the tables show names (``shown_name``): a name
+    typed with the six characters ``\\u3164`` has its backslash doubled in the sentence,
+    once, and the console shows the sentence as ``clawsync status`` does, escaping
+    nothing twice."""
+    with Cluster(tmp_path) as cluster:
+        a = cluster.node("a", secret=None, advertise=True,
+                         extra_args=[*FAST, "--name", "mallory\\u3164"])
+        phone = device_node(cluster, "phone", peers=[a.url])
+        add_device(a, phone, "phone")
+        wait_until(lambda: device_id(phone) in linked_devices(a), LINK_TIMEOUT_S,
+                   "the phone linked with a")
+        remove_device(a, device_id(phone), "lost\u3164")
+        told_removed(phone)
+        removed = f"removed from the cluster by mallory\\\\u3164 ({device_id(a)}) at "
+        status = run_cli(phone, "status").stdout
+        assert f"REMOVED: this device was {removed}" in status, status
+        assert "(lost\\u3164); no member" in status, status
+
+        open_console(page, phone)
+        said = page.get_by_test_id("this-node").get_by_test_id("node-removed")
+        expect(said).to_contain_text(f"Removed: this device was {removed}")
+        expect(said).to_contain_text("(lost\\u3164); no member links with it any more.")

@@ -117,7 +117,9 @@ class LogFormatError(StoreError):
     """The log's meta record is of another format than ``known`` (the one this code
     reads): ``found``, an int if a newer version wrote it, else what the record holds
     (a damaged one). ``damage``, if set, says in words what else is wrong with a record
-    that cannot be read (not CBOR, a field missing); ``found`` is then None. Nothing
+    that cannot be read (not CBOR, a field missing); ``found`` is then None. ``writer``:
+    the software the record says wrote it (``Meta.written_by``), as read from the
+    record, unchecked (the node decides what of it to show), if it says so. Nothing
     was written to the log. The node words it for people
     (``node.data_format.log_refusal``): crdt knows no software version.
 
@@ -125,10 +127,12 @@ class LogFormatError(StoreError):
     'the log meta record is damaged: it is not CBOR'
     """
 
-    def __init__(self, found: object, known: int, *, damage: str | None = None) -> None:
+    def __init__(self, found: object, known: int, *, damage: str | None = None,
+                 writer: str | None = None) -> None:
         self.found = found
         self.known = known
         self.damage = damage
+        self.writer = writer
         super().__init__(f"log format {found} is not {known}" if damage is None
                          else f"the log meta record is damaged: {damage}")
 

@@ -38,8 +38,9 @@ from node.folder import create_file
 #: The data folder format this version writes and the newest it reads. 1: the layout of
 #: every version before the marker (``crdt.log.records.LOG_FORMAT`` 1 for the log).
 DATA_FORMAT = 1
-#: Longest version name a refusal shows as the writer's (a marker's ``written_by``); a
-#: longer one, or one holding characters that do not print, is not shown.
+#: Longest version name a refusal shows as the writer's (a marker's ``written_by``, or the
+#: log meta record's); a longer one, or one holding characters that do not print, is not
+#: shown: both are read from disk.
 WRITER_CHARS_MAX = 40
 #: Most characters of a damaged log format a refusal shows (``log_refusal``); a longer
 #: one is cut there, its length said.
@@ -136,6 +137,9 @@ def log_refusal(error: LogFormatError, location: object, running: str) -> Folder
     the log's ``location``: a newer format as ``newer_format`` says it; any other, a
     damaged record (no version wrote it).
 
+    >>> print(log_refusal(LogFormatError(2, 1, writer="0.5.0"), "d", "0.3.0"))
+    the event log in d was written by clawsync 0.5.0 (log format 2); clawsync 0.3.0 reads \
+format 1 at most. Run clawsync 0.5.0 or a later version on it (nothing in it was changed)
     >>> print(log_refusal(LogFormatError(None, 1), "d", "0.3.0"))
     the event log in d is damaged (its format reads None, not 1): restore the folder from a backup
     >>> print(log_refusal(LogFormatError("x" * 5000, 1), "d", "0.3.0"))  # doctest: +ELLIPSIS
@@ -146,9 +150,9 @@ def log_refusal(error: LogFormatError, location: object, running: str) -> Folder
         return FolderFormatError(f"{what} is damaged ({error.damage}): restore the "
                                  f"folder from a backup")
     if error.newer:
-        # The log keeps no writer's version (the data folder's marker does).
+        # The writer's version as read from the log: shown only if fit (``newer_format``).
         return FolderFormatError(newer_format(
-            what, f"log format {error.found}", error.known, None, running))
+            what, f"log format {error.found}", error.known, error.writer, running))
     return FolderFormatError(f"{what} is damaged (its format reads {_found(error.found)}, "
                              f"not {error.known}): restore the folder from a backup")
 

@@ -115,15 +115,18 @@ class AsyncStore:
 
     @classmethod
     async def open(cls, location: str | os.PathLike[str],
-                   limits: Limits = Limits(), signer: Signer | None = None) -> AsyncStore:
+                   limits: Limits = Limits(), signer: Signer | None = None,
+                   written_by: str | None = None) -> AsyncStore:
         """Open the store at ``location`` (a folder, or a storage URL such as ``memory:``)
         on the writer thread: opening writes files. ``signer``: the device's, which signs
-        every event this node originates (``crdt.log.bound``)."""
+        every event this node originates (``crdt.log.bound``). ``written_by``: this
+        software's version, which the log records (``crdt.log.records.Meta.written_by``)."""
         writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="clawsync-write")
         loop = asyncio.get_running_loop()
         try:
             store = await loop.run_in_executor(writer, lambda: EventStore.open(
-                location, clock_drift_max_ms=limits.clock_drift_max_ms, signer=signer))
+                location, clock_drift_max_ms=limits.clock_drift_max_ms, signer=signer,
+                written_by=written_by))
         except BaseException:
             writer.shutdown(wait=False)
             raise

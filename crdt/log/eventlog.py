@@ -69,12 +69,15 @@ class EventLog:
 
     @classmethod
     def open(cls, storage: Storage, new_node_id: str,
-             signer: Signer | None = None) -> EventLog:
+             signer: Signer | None = None, written_by: str | None = None) -> EventLog:
         """Open the log in ``storage``; ``new_node_id`` names the node if the log is new
-        and there is no ``signer`` (with one, its first bound origin does)."""
+        and there is no ``signer`` (with one, its first bound origin does).
+        ``written_by`` names the software writing (its version): the meta record says it
+        from the next commit on (``Meta.written_by``)."""
         raw = storage.get(META)
         if raw is None:
             meta = Meta(new_node_id) if signer is None else Meta(signer.origin(0), origin_n=0)
+            meta.written_by = written_by
             with storage.transaction() as tx:
                 tx.put(META, meta.to_record())
             # Nothing to learn.
@@ -82,6 +85,7 @@ class EventLog:
         else:
             fields = Meta.fields(raw)
             meta = Meta.from_fields(fields)
+            meta.written_by = written_by
         log = cls(storage, meta)
         log.own.signer = signer
         if meta.local_seq > meta.version.get(meta.node_id, 0):

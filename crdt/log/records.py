@@ -207,6 +207,10 @@ class Meta:
     #: None: not counted yet (a folder written before the count was kept, or whose meta
     #: record an older node wrote since), until ``EventLog.open`` counts them.
     forgotten_sessions: int | None = 0
+    #: The software (its version, as the node names it) that wrote the record last:
+    #: read only by a version that refuses the log as newer, to name the version to run
+    #: (``LogFormatError.writer``). None: not said (a log an earlier version wrote).
+    written_by: str | None = None
 
     def to_record(self) -> bytes:
         record = {
@@ -218,6 +222,11 @@ class Meta:
         # the log opens) must not store a figure that the next open would then trust.
         if self.forgotten_sessions is not None:
             record["forgotten"] = self.forgotten_sessions
+        # A field that versions before it ignore: each reads the fields it knows by
+        # name and lets others pass (``from_fields``), so a log this writes stays
+        # theirs to read.
+        if self.written_by is not None:
+            record["written_by"] = self.written_by
         return codec.encode_fast(record)
 
     def copy(self) -> Meta:
@@ -244,7 +253,9 @@ class Meta:
         # ``type(...) is int``: True and 1.0 equal 1 but no version writes them (a
         # damaged record is refused, not read and then rewritten as format 1).
         if type(raw["format"]) is not int or raw["format"] != LOG_FORMAT:
-            raise LogFormatError(raw["format"], LOG_FORMAT)
+            writer = raw.get("written_by")
+            raise LogFormatError(raw["format"], LOG_FORMAT,
+                                 writer=writer if isinstance(writer, str) else None)
         return raw
 
     @classmethod

@@ -68,14 +68,16 @@ class EventStore(Reads):
     """A node's event store: append events, read them back, read projections."""
 
     def __init__(self, storage: Storage, *, clock_drift_max_ms: int = DRIFT_MAX_MS,
-                 signer: Signer | None = None) -> None:
+                 signer: Signer | None = None, written_by: str | None = None) -> None:
         """The store in ``storage`` (any ``crdt.storage`` backend), given a node id if
         it is new. It closes the storage when it is closed. ``clock_drift_max_ms``: how
         far ahead of this node's wall clock a timestamp may be stored, and the clock may
         run (``crdt.clock``). ``signer``: the device's, to write under origins bound to
         its key and sign every event this store originates (``crdt.log.bound``);
-        without one, events are unsigned under a random origin."""
-        self._log = EventLog.open(storage, secrets.token_hex(8), signer)
+        without one, events are unsigned under a random origin. ``written_by``:
+        the software writing, by its version, which the log records (``Meta.written_by``)
+        so that a version that cannot read it can name the one to run."""
+        self._log = EventLog.open(storage, secrets.token_hex(8), signer, written_by)
         self._clock = Clock(last=self._log.meta.clock, drift_max_ms=clock_drift_max_ms)
         self._clock.settle()
         self._closed = False
@@ -99,13 +101,15 @@ class EventStore(Reads):
     @classmethod
     def open(cls, location: str | os.PathLike[str], *,
              clock_drift_max_ms: int = DRIFT_MAX_MS,
-             signer: Signer | None = None) -> EventStore:
+             signer: Signer | None = None, written_by: str | None = None
+             ) -> EventStore:
         """Open the store at ``location``: a folder (created if missing; diskcache),
         or a storage URL such as ``memory:`` (``crdt.storage.backends``). A folder
         another process holds is refused with ``FolderInUse``."""
         storage = open_storage(location)
         try:
-            return cls(storage, clock_drift_max_ms=clock_drift_max_ms, signer=signer)
+            return cls(storage, clock_drift_max_ms=clock_drift_max_ms, signer=signer,
+                       written_by=written_by)
         except BaseException:
             storage.close()
             raise

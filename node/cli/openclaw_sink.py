@@ -147,7 +147,8 @@ def with_sink(ctx: click.Context, data_dir: Path | None,
             note(f"{data_dir} holds no node's data yet: a new node's data folder is made there")
         check_format(data_dir, software_version())  # a newer node's folder is not read
         signer = folder_signer(data_dir, host_name())  # the node's, if it is a node's
-        with EventStore.open(data_dir, signer=signer) as store:
+        with EventStore.open(data_dir, signer=signer,
+                             written_by=software_version()) as store:
             later = mark_format(data_dir, software_version()).later
             if later is not None:
                 note(later)

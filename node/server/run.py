@@ -320,7 +320,8 @@ async def _start(config: Config, tls: TlsFiles, socks: list[socket.socket]) -> R
         except DeviceKeyError as error:
             raise StartError(str(error)) from None
         astore = await AsyncStore.open(config.log_location, limits,
-                                       signer=device.signer(config.name))
+                                       signer=device.signer(config.name),
+                                       written_by=software_version())
     except FolderInUse as error:
         raise FolderTaken(str(error)) from None
     except LogFormatError as error:

@@ -114,13 +114,26 @@ def test_device_data_dir_refuses_a_folder_of_a_newer_format(tmp_path: Path) -> N
     assert _files(node.data_dir) == before
 
 
-def _bump_log_format(folder: Path) -> None:
-    """The log's meta record marked as a newer version's (``LOG_FORMAT`` + 1)."""
+def _meta(folder: Path) -> dict[str, object]:
+    """The log's meta record in ``folder``, as stored."""
+    storage = DiskStorage.open(folder)
+    try:
+        meta: dict[str, object] = codec.decode_trusted(storage.get(META))
+        return meta
+    finally:
+        storage.close()
+
+
+def _bump_log_format(folder: Path, **fields: object) -> None:
+    """The log's meta record marked as a newer version's (``LOG_FORMAT`` + 1), with
+    ``fields`` put in (or, None, taken out)."""
     storage = DiskStorage.open(folder)
     try:
         with storage.transaction() as tx:
-            meta = codec.decode_trusted(tx.get(META))
-            tx.put(META, codec.encode_fast({**meta, "format": LOG_FORMAT + 1}))
+            meta = {**codec.decode_trusted(tx.get(META)), "format": LOG_FORMAT + 1,
+                    **fields}
+            tx.put(META, codec.encode_fast(
+                {key: value for key, value in meta.items() if value is not None}))
     finally:
         storage.close()
 
@@ -130,7 +143,7 @@ def test_a_log_of_a_newer_format_is_refused_in_words(tmp_path: Path) -> None:
     lost, a log moved in): the log's own check says what the marker's does."""
     with NodeProcess(tmp_path) as node:
         assert run_cli(node, "append", "s1", "message_received", "content=hi").returncode == 0
-    _bump_log_format(node.data_dir)
+    _bump_log_format(node.data_dir, written_by=None)  # no writer said: "a newer clawsync"
     before = _held(node.data_dir)
     started = subprocess.run(
         [*node.command()[:4], "--data-dir", str(node.data_dir), "--host", "127.0.0.1",
@@ -142,6 +155,30 @@ def test_a_log_of_a_newer_format_is_refused_in_words(tmp_path: Path) -> None:
             f"(log format {LOG_FORMAT + 1}); clawsync {software_version()} reads format " \
             f"{LOG_FORMAT} at most. Run a newer clawsync on it" in line, line
     assert _held(node.data_dir) == before
+
+
+def test_the_log_says_which_version_wrote_it(tmp_path: Path) -> None:
+    """The meta record names this version once the node has written (``written_by``);
+    a log a newer version wrote is refused naming that version, as the marker's is;
+    a name too long or that does not print is not shown."""
+    with NodeProcess(tmp_path) as node:
+        assert run_cli(node, "append", "s1", "message_received", "content=hi").returncode == 0
+    assert _meta(node.data_dir)["written_by"] == software_version()
+    for writer, said in [("9.1.0", "clawsync 9.1.0"), (None, "a newer clawsync"),
+                         ("9" * 41, "a newer clawsync"), ("9.1\x1b[2J", "a newer clawsync"),
+                         ("9.1\u202e0", "a newer clawsync")]:
+        _bump_log_format(node.data_dir, written_by=writer)
+        started = subprocess.run(
+            [*node.command()[:4], "--data-dir", str(node.data_dir), "--host", "127.0.0.1",
+             "--port", str(free_port())],
+            capture_output=True, text=True, env=child_env(), timeout=CLI_TIMEOUT_S)
+        line = one_error_line(started)
+        assert f"the event log in {node.data_dir} was written by {said} (log format " \
+            f"{LOG_FORMAT + 1}); clawsync {software_version()} reads format {LOG_FORMAT} " \
+            f"at most. Run {said}" in line, line
+        assert "\x1b" not in started.stderr and "\u202e" not in started.stderr
+        if writer == "9.1.0":
+            assert "Run clawsync 9.1.0 or a later version on it" in line, line
 
 
 def _damage_log(folder: Path, how: str) -> None:

@@ -3,7 +3,7 @@ so that every reader (and every older version) reads them as before."""
 
 from __future__ import annotations
 
-from dataclasses import fields
+from dataclasses import fields, replace
 from typing import Any
 
 import pytest
@@ -15,7 +15,7 @@ from crdt.clock import Hlc
 from crdt.errors import LogFormatError
 from crdt.events import Event, parse_event
 from crdt.log.projection import Message
-from crdt.log.records import Entry, Meta, StoredEvent, entry_record
+from crdt.log.records import LOG_FORMAT, Entry, Meta, StoredEvent, entry_record
 
 counts = st.integers(0, 2**64 - 1)
 _EVENT_FIELDS = [f.name for f in fields(Event)]
@@ -105,3 +105,23 @@ def test_a_meta_record_of_every_kind_is_read() -> None:
         del raw[later]
     assert Meta.from_record(codec.encode_fast(raw)) == Meta(
         "n1", 7, 3, Hlc(5, 1), 2, {"o1": 3}, forgotten_sessions=None, origin_n=None)
+
+
+def test_the_writer_and_fields_a_later_version_adds_pass_unread() -> None:
+    """``written_by``, and any field a later version of the same format adds, is let
+    through: an earlier version reads the fields it knows by name. The writer itself is
+    not taken from the record (the opening node says who writes now)."""
+    raw = {**codec.decode(_META.to_record()), "written_by": "9.1.0", "later": [1, {}]}
+    assert Meta.from_record(codec.encode_fast(raw)) == _META
+    written = replace(_META, written_by="0.3.0")
+    assert codec.decode(written.to_record())["written_by"] == "0.3.0"
+    assert "written_by" not in codec.decode(_META.to_record())
+
+
+@pytest.mark.parametrize("writer", ["9.1.0", 7, None])
+def test_a_newer_record_says_its_writer_if_it_is_a_text(writer: object) -> None:
+    raw = {**codec.decode(_META.to_record()), "format": LOG_FORMAT + 1, "written_by": writer}
+    with pytest.raises(LogFormatError) as refused:
+        Meta.from_record(codec.encode_fast(raw))
+    assert refused.value.newer
+    assert refused.value.writer == (writer if isinstance(writer, str) else None)

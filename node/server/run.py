@@ -31,7 +31,7 @@ from pathlib import Path
 import structlog
 from aiohttp import web
 
-from crdt.errors import FolderInUse, LogFormatError, StoreError
+from crdt.errors import CrdtError, FolderInUse, LogFormatError, StoreError
 from crdt.log.store import EventStore
 from crdt.storage.backends import backend_of
 from crdt.storage.disk import holds_storage
@@ -178,7 +178,8 @@ async def start(config: Config) -> RunningNode:
     folder and no device key behind, for a node identity nobody used. A failure of the
     storage itself comes after the key (the log signs with it), and says that the new
     folder may be used again; a log refused as another version's or damaged takes the
-    key this start made with it (``_unmake_key``). The ``--storage`` folders it made
+    key this start made with it (``_unmake_key``); a ``--storage`` log is read before
+    the data folder is made (``_check_storage_log``). The ``--storage`` folders it made
     (``_make_storage_folder``) are removed again while empty.
 
     Two starts at once on one port both pass the address check (a socket takes a port
@@ -186,6 +187,7 @@ async def start(config: Config) -> RunningNode:
     and key, and says so."""
     config.check()
     _check_format(config)
+    await asyncio.to_thread(_check_storage_log, config)
     tls = _tls(config)
     socks = _bind(config)
     try:
@@ -220,6 +222,26 @@ def _check_format(config: Config) -> None:
         check_format(config.data_dir, software_version())
     except FolderFormatError as error:
         raise StartError(str(error)) from None
+
+
+def _check_storage_log(config: Config) -> None:
+    """``StartError`` if the log elsewhere (``--storage DIR``) is refused as another
+    version's or damaged; before the data folder is made or locked (``folder_lock``), so
+    that a refused start leaves that folder as it found it: no folder made, no lock file
+    in it. A new log, a storage URL, or a log in the data folder (``_check_log_first``)
+    is not read here. What else keeps the log from opening (another node holds it) is
+    said where it is opened, as before."""
+    storage = config.storage
+    if storage is None or not folder_lock_needed(config) or backend_of(storage) is not None \
+            or not holds_storage(storage):
+        return
+    try:
+        EventStore.check_format(storage)
+    except LogFormatError as error:
+        raise StartError(str(log_refusal(error, config.log_location,
+                                         software_version()))) from None
+    except (CrdtError, OSError):
+        return
 
 
 async def _mark_format(config: Config) -> Marking:

@@ -232,6 +232,26 @@ def test_a_damaged_log_is_refused_in_one_line_and_left_as_it_is(
     for line in (one_error_line(started), one_error_line(imported)):
         assert f"the event log in {log} {said}: restore the folder from a backup" in line
     assert _held(log) == before
+    assert not (tmp_path / "data").exists()  # the new data folder is not made
+
+
+def test_a_refused_storage_log_leaves_the_data_folder_as_it_was(tmp_path: Path) -> None:
+    """``--storage`` naming a log of a newer format: no data folder made, none of its
+    parents, and no lock file left in one that exists."""
+    log = tmp_path / "log"
+    EventStore.open(log).close()
+    _bump_log_format(log)
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    for data_dir in (tmp_path / "new" / "data", empty):
+        started = subprocess.run(
+            [sys.executable, "-m", "node.main", "serve", "--data-dir", str(data_dir),
+             "--storage", str(log), "--host", "127.0.0.1", "--port", str(free_port())],
+            capture_output=True, text=True, env=child_env(), timeout=CLI_TIMEOUT_S)
+        line = one_error_line(started)
+        assert line.rstrip().endswith("(nothing in it was changed)"), line
+    assert not (tmp_path / "new").exists()
+    assert list(empty.iterdir()) == []
 
 
 def test_a_refused_log_leaves_no_device_key_behind(tmp_path: Path) -> None:

@@ -114,3 +114,50 @@ def is_loopback(host: str) -> bool:
         return ipaddress.ip_address(host).is_loopback
     except ValueError:
         return False
+
+
+#: Most characters of a label (the part between dots) of a host name, as DNS and the
+#: IDNA encoding of a lookup allow.
+HOST_LABEL_CHARS_MAX = 63
+
+
+def host_name_problem(url: str) -> str | None:
+    """What keeps the host name of ``url`` from being looked up, in words to follow the
+    address: a label over ``HOST_LABEL_CHARS_MAX`` characters or an empty one, or an
+    A-label ("xn--") that is not punycode. yarl takes such a name (or fails to decode
+    it, with a ``UnicodeError``), and the lookup's IDNA encoding fails with an error
+    that is no connection's. None if it can be, or ``url`` has no host or is no URL
+    (said elsewhere). The one check of ``--node``, the client's node URL and
+    ``devices add --address``; it shows no part of the address (the label's length
+    instead), so that what quotes the address quotes it once.
+
+    >>> host_name_problem("http://phone.local:7878") is None, host_name_problem("http://a..b")
+    (True, 'has an empty label in its host name (two dots in a row)')
+    >>> host_name_problem("http://" + "p" * 64 + ".example")
+    'has a host name label over 63 characters (64), which no name holds'
+    >>> host_name_problem("http://xn--zz.example")
+    'has a host name that cannot be looked up'
+    """
+    from yarl import URL
+
+    try:
+        host = URL(url).host
+    except UnicodeError:  # an A-label that is not punycode: yarl decodes it
+        return "has a host name that cannot be looked up"
+    except ValueError:
+        return None
+    if not host:
+        return None
+    try:
+        host.encode("idna")
+    except UnicodeError:
+        pass
+    else:
+        return None
+    for label in host.removesuffix(".").split("."):
+        if not label:
+            return "has an empty label in its host name (two dots in a row)"
+        if len(label) > HOST_LABEL_CHARS_MAX:
+            return (f"has a host name label over {HOST_LABEL_CHARS_MAX} characters "
+                    f"({len(label)}), which no name holds")
+    return "has a host name that cannot be looked up"

@@ -10,7 +10,7 @@ import click
 from node.cli.common import field, listing, maybe, note, rows, with_client, written
 from node.cli.options import client_options, named_node
 from node.cli.output import minute, print_rows, printable
-from node.client.errors import ClientError
+from node.client.errors import ClientError, shown_address
 from node.command_lines import add_command
 from node.text import counted
 
@@ -160,7 +160,8 @@ def shared_name_lines(view: dict[str, Any], node: str | None = None) -> list[str
 @devices.command()
 @click.argument("device_id", metavar="ID")
 @click.option("--name", required=True, metavar="NAME", help="The device's name for people.")
-@click.option("--address", metavar="URL", help="Where the device's node can be reached "
+@click.option("--address", metavar="URL", callback=lambda _ctx, _param, value:
+              _checked_address(value), help="Where the device's node can be reached "
               "(http:// or https://), if it can be.")
 @click.option("--no-address", is_flag=True,
               help="Clear the address a member has: peers stop dialing it there.")
@@ -210,6 +211,22 @@ def add(ctx: click.Context, device_id: str, name: str, address: str | None,
         _warn_listening(address)
     for line in shared:
         note(line)
+
+
+def _checked_address(address: str | None) -> str | None:
+    """``--address``, or a usage error if its host name is one no lookup takes
+    (``host_name_problem``, as ``--node``'s): the node would take it, and every peer
+    dialing it would fail. The rest the node checks (and refuses, 400); an address it
+    would refuse without showing it (a password in it) is left to the node whole."""
+    from crdt.addresses import unshown_refusal
+    from node.checks import host_name_problem
+
+    if address is None or unshown_refusal(address) is not None:
+        return address
+    problem = host_name_problem(address)
+    if problem is not None:
+        raise click.BadParameter(f"{shown_address(address)} {problem}")
+    return address
 
 
 def _warn_listening(address: str) -> None:

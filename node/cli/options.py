@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
-from node.client.errors import shown_address
+from node.client.errors import NODE_SHOWN_CHARS_MAX, shown_address
 
 if TYPE_CHECKING:
     from node.config import Settings
@@ -35,7 +35,7 @@ def node_url(text: str) -> str:
     from yarl import URL
 
     from crdt.addresses import address_problem, unshown_refusal
-    from node.checks import api_path_base
+    from node.checks import api_path_base, host_name_problem
     from node.config import PORT_DEFAULT
 
     text = text.strip().rstrip("/")
@@ -64,8 +64,8 @@ def node_url(text: str) -> str:
     try:
         host = url.host
     except UnicodeError:  # an A-label that is not punycode ("xn--zz"): yarl decodes it
-        raise click.BadParameter(f"{shown_address(text)} has a host name that cannot be "
-                                 "looked up", param_hint="--node") from None
+        raise click.BadParameter(f"{shown_address(text)} {host_name_problem(text)}",
+                                 param_hint="--node") from None
     if url.scheme not in ("http", "https") or not host:
         raise click.BadParameter(f"{shown_address(text)} is not an http(s)://host:port URL",
                                  param_hint="--node")
@@ -78,7 +78,7 @@ def node_url(text: str) -> str:
                                     if url.explicit_port is None and _is_port(number)
                                     else "give a host name or an IP address"),
                                  param_hint="--node")
-    label = _label_problem(host)
+    label = host_name_problem(text)
     if label is not None:
         raise click.BadParameter(f"{shown_address(text)} {label}", param_hint="--node")
     # yarl takes port 0, which no connection can use: every command would fail to
@@ -92,40 +92,11 @@ def node_url(text: str) -> str:
     # doubled by the commands (".../v1/v1/sessions") and answered only "Not Found".
     base = api_path_base(text)
     if base is not None:
+        own = f", {shown_address(base)}" if _shown_whole(text) else ""
         raise click.BadParameter(f"{shown_address(text)} names an API path; give the node's own "
-                                 f"address, {shown_address(base)} (the commands add the rest)",
+                                 f"address{own} (the commands add the rest)",
                                  param_hint="--node")
     return text
-
-
-def _label_problem(host: str) -> str | None:
-    """What keeps ``host`` from being looked up, if a label of it is over 63 characters
-    (``HOST_LABEL_CHARS_MAX``) or empty: yarl takes such a name, and the lookup's IDNA
-    encoding fails with an error that is no connection's (it came out as a traceback).
-
-    >>> _label_problem("phone.local") is None, _label_problem("a..b")
-    (True, 'has an empty label in its host name (two dots in a row)')
-    >>> _label_problem("p" * 64 + ".example")[:60]
-    'has a host name label over 63 characters, which no name hold'
-    """
-    try:
-        host.encode("idna")
-    except UnicodeError:
-        pass
-    else:
-        return None
-    for label in host.removesuffix(".").split("."):
-        if not label:
-            return "has an empty label in its host name (two dots in a row)"
-        if len(label) > HOST_LABEL_CHARS_MAX:
-            return (f"has a host name label over {HOST_LABEL_CHARS_MAX} characters, which "
-                    f"no name holds: {shown_address(label)}")
-    return "has a host name that cannot be looked up"
-
-
-#: Most characters of a label (the part between dots) of a host name, as DNS and the
-#: IDNA encoding of a lookup allow.
-HOST_LABEL_CHARS_MAX = 63
 
 
 def _mistyped(text: str) -> str | None:
@@ -151,9 +122,22 @@ def _mistyped(text: str) -> str | None:
     # "http/prefix" is a host named "http" with a reverse proxy's prefix, not a slip.
     scheme = re.match(r"(https?)(?::/+|//+)", text, re.IGNORECASE)
     if scheme is not None:
-        return (f"misspells {scheme[1].lower()}://: write it with a colon and two slashes, "
-                + shown_address(f"{scheme[1].lower()}://{text[scheme.end():]}", quoted=False))
+        written = f"{scheme[1].lower()}://"
+        fixed = f", {written}{text[scheme.end():]}" if _shown_whole(text) else \
+            f" ({written} and then the rest as typed)"
+        return f"misspells {written}: write it with a colon and two slashes{fixed}"
     return None
+
+
+def _shown_whole(text: str) -> bool:
+    """Whether an error shows the address ``text`` whole (``shown_address``): only then
+    does it also show the address it suggests instead, so that the error quotes at most
+    ``NODE_SHOWN_CHARS_MAX`` characters of it, once (not twice: some 575 characters).
+
+    >>> _shown_whole("http:/h:7878"), _shown_whole("http:/" + "h" * 5000)
+    (True, False)
+    """
+    return len(text) <= NODE_SHOWN_CHARS_MAX
 
 
 def _ascii_digits(number: str) -> str:

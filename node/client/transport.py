@@ -22,6 +22,7 @@ from yarl import URL
 
 from crdt import codec
 from crdt.addresses import address_refusal, normal_address, unshown_refusal
+from node.checks import host_name_problem
 from node.client.errors import ClientError, shown_address
 from node.client.tls_probe import answers_tls
 from node.config import software_version
@@ -55,8 +56,10 @@ def checked_node_url(url: str) -> str:
     ``node.client.subscribe``), with its scheme in lower case; ``ClientError`` if no node
     could be reached there (``crdt.addresses``: a user name or password, a query or a
     fragment, where the client's paths would land, not ``http(s)://``, no host, a port
-    not between 1 and 65535). The error never shows it: it may hold a password, or a
-    token in its query (the token goes in a header, not in the URL).
+    not between 1 and 65535; ``node.checks.host_name_problem``: a host name label over
+    63 characters or empty, an A-label that is not punycode). The error never shows it:
+    it may hold a password, or a token in its query (the token goes in a header, not in
+    the URL).
 
     >>> checked_node_url("HTTP://hub:7878")
     'http://hub:7878'
@@ -78,6 +81,8 @@ def checked_node_url(url: str) -> str:
             URL(url)
         except ValueError:  # yarl's message may quote the address: it is not passed on
             refusal = "is not a URL"
+        else:  # a name no lookup takes: the lookup's encoding raised a UnicodeError
+            refusal = host_name_problem(url)
     if refusal is not None:
         raise ClientError(f"the node URL {refusal}: give http(s)://host:port")
     return normal_address(url)

@@ -13,6 +13,7 @@ from typing import Any
 import pytest
 
 from crdt.device import device_id, private_key_from_seed, public_bytes
+from node.client.errors import NODE_SHOWN_CHARS_MAX, shown_address
 from tests.support.cluster import (
     Cluster,
     append,
@@ -103,6 +104,24 @@ def test_an_address_with_a_password_is_refused_and_never_shown(node: NodeProcess
     assert "user name or password" in refused.stderr
     assert "hunter2" not in refused.stdout + refused.stderr
     assert "hunter2" not in node.log_path.read_text(errors="replace")
+    assert PHONE not in sets(node)[0]
+
+
+@pytest.mark.parametrize(("address", "said"), [
+    ("http://" + "p" * 64 + ".example:7878",
+     "has a host name label over 63 characters (64), which no name holds"),
+    ("http://" + "p" * 5000, "has a host name label over 63 characters (5000)"),
+    ("http://a..example:7878", "has an empty label in its host name (two dots in a row)"),
+    ("http://xn--zz.example:7878", "has a host name that cannot be looked up")])
+def test_an_address_no_lookup_takes_is_a_usage_error(node: NodeProcess, address: str,
+                                                     said: str) -> None:
+    """The node took it, and every peer dialing it failed: refused as ``--node`` is, the
+    address cut as there, and nothing added."""
+    refused = run_cli(node, "devices", "add", PHONE, "--name", "phone", "--address", address)
+    assert refused.returncode == 2, (refused.stdout, refused.stderr)
+    error = refused.stderr.strip().splitlines()[-1]
+    assert f"Invalid value for '--address': {shown_address(address)} {said}" in error, error
+    assert len(error) < NODE_SHOWN_CHARS_MAX + 200, error
     assert PHONE not in sets(node)[0]
 
 

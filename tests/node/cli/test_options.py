@@ -212,7 +212,7 @@ def test_a_number_too_long_for_a_port_is_a_usage_error(node: str, said: str) -> 
 
 @pytest.mark.parametrize(("node", "said"), [
     ("http://" + "p" * 64 + ".example:7878", "has a host name label over 63 characters"),
-    ("p" * 300, "has a host name label over 63 characters"),
+    ("p" * 300, "has a host name label over 63 characters (300), which no name holds"),
     ("a..example:7878", "has an empty label in its host name"),
     ("xn--zz.example", "has a host name that cannot be looked up"),
     ("xn--" + "a" * 60 + ".example", "has a host name that cannot be looked up")])
@@ -223,6 +223,7 @@ def test_a_host_name_no_lookup_can_encode_is_a_usage_error(node: str, said: str)
     result = clawsync("--node", node, "status")
     assert result.exit_code == 2, result.output[-300:]
     assert said in result.output and "Traceback" not in result.output, result.output[-300:]
+    assert len(result.output.splitlines()[-1]) < NODE_SHOWN_CHARS_MAX + 200  # quoted once
 
 
 @pytest.mark.parametrize("node", [
@@ -230,13 +231,29 @@ def test_a_host_name_no_lookup_can_encode_is_a_usage_error(node: str, said: str)
     "http://h:7878/" + "v" * 5000 + "/v1"])
 def test_a_long_node_address_is_cut_in_its_error(node: str) -> None:
     """Every refusal that names the address shows at most ``NODE_SHOWN_CHARS_MAX`` of its
-    characters (and the fix it suggests as many), with "…" and how many it has."""
+    characters, once, with "…" and how many it has: the fix it suggests (a misspelt
+    scheme, an API path) is shown only with an address shown whole (it was quoted
+    again, cut as long: some 575 characters in all)."""
     result = clawsync("--node", node, "status")
     assert result.exit_code == 2, result.output
     error = result.output.splitlines()[-1]
     assert f"{node[:NODE_SHOWN_CHARS_MAX]!r}… ({len(node)} characters) " in error, \
         error[-300:]
-    assert len(error) < 3 * NODE_SHOWN_CHARS_MAX, error[-300:]
+    assert len(error) < NODE_SHOWN_CHARS_MAX + 200, error[-300:]
+
+
+@pytest.mark.parametrize(("node", "fix"), [
+    ("http:/h:7878", "misspells http://: write it with a colon and two slashes, http://h:7878"),
+    ("HTTPS//h:7878", "misspells https://: write it with a colon and two slashes, https://h:7878"),
+    ("http:/" + "h" * 5000, "misspells http://: write it with a colon and two slashes "
+     "(http:// and then the rest as typed)"),
+    ("http://h:7878/v1/sessions", "names an API path; give the node's own address, "
+     "'http://h:7878' (the commands add the rest)")])
+def test_the_fix_an_error_suggests_is_shown_with_an_address_shown_whole(
+        node: str, fix: str) -> None:
+    result = clawsync("--node", node, "status")
+    assert result.exit_code == 2, result.output
+    assert result.output.splitlines()[-1].endswith(fix), result.output[-300:]
 
 
 @pytest.mark.parametrize("node", ["ftp://me:hunter2@sync.example",

@@ -13,7 +13,13 @@ NO_NODE_URLS = [("http://[hub:7878", "is not a URL"), ("http:///hub:7878", "name
                 ("http://hub:0", "has a port that is not between 1 and 65535"),
                 ("http://hub:99999", "has a port that is not between 1 and 65535"),
                 ("ftp://hub:7878", "must be an http:// or https:// URL"),
-                ("ws://hub:7878", "must be an http:// or https:// URL")]
+                ("ws://hub:7878", "must be an http:// or https:// URL"),
+                # A name no lookup takes (``node.checks.host_name_problem``, as --node).
+                ("http://" + "p" * 64 + ".example:7878",
+                 "has a host name label over 63 characters (64), which no name holds"),
+                ("http://a..example:7878",
+                 "has an empty label in its host name (two dots in a row)"),
+                ("http://xn--zz.example:7878", "has a host name that cannot be looked up")]
 
 
 async def until(views: AsyncIterator[dict[str, Any]],

@@ -14,7 +14,8 @@ from crdt.clock import Hlc
 from crdt.events import Draft
 from crdt.kinds import NODES_AGENT_ID
 from crdt.membership import DEVICES_SESSION
-from node.cli.append import batches, only_nodes_write
+from node.cli.append import batches
+from node.cli.event_files import only_nodes_write
 from node.client.transport import json_bytes
 from node.limits import ClientLimits
 from node.main import main

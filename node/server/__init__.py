@@ -1,5 +1,6 @@
 """The node as a server: the client API (``app``), live event streams (``streams``),
-starting and stopping a node with its peer links and Automerge clients (``run``),
+starting and stopping a node with its peer links and Automerge clients (``run``; what
+a start does to its data folder: ``folders``; its errors: ``start_errors``),
 ``clawsync serve`` (``command``, its ``--config`` file: ``config_file``), the web
 console's files (``console``).
 

@@ -286,7 +286,8 @@ def serve(ctx: click.Context, /, **options: Any) -> None:
     warnings += _name_warnings(config.name)
     warnings += _listening_warnings(config)
     # Imported here so the client commands start fast and never load the server.
-    from node.server.run import StartError, run
+    from node.server.run import run
+    from node.server.start_errors import StartError
 
     try:
         stopped_by = run(config, warnings=warnings)

@@ -20,7 +20,6 @@ import asyncio
 import contextlib
 import errno
 import gc
-import os
 import signal
 import socket
 import sys
@@ -31,23 +30,17 @@ from pathlib import Path
 import structlog
 from aiohttp import web
 
-from crdt.errors import CrdtError, FolderInUse, LogFormatError, StoreError
-from crdt.log.store import EventStore
-from crdt.storage.backends import backend_of
-from crdt.storage.disk import holds_storage
-from crdt.storage.lock import LOCK_NAME, FolderLock
+from crdt.errors import FolderInUse, LogFormatError, StoreError
+from crdt.storage.lock import FolderLock
 from node import logs
 from node.config import Config, software_version
 from node.data_format import (
     DATA_FORMAT,
-    FolderFormatError,
     Marking,
-    check_format,
     log_refusal,
-    mark_format,
 )
-from node.device import KEY_FILE, DeviceKey, DeviceKeyError, open_key
-from node.folder import make_folders, remove_empty
+from node.device import DeviceKey, DeviceKeyError, open_key
+from node.folder import remove_empty
 from node.http.listener import BoundedSite, bind, close_all
 from node.interrupt import die_of
 from node.peers import api as peering
@@ -57,7 +50,20 @@ from node.peers.tls_expiry import TlsCollector
 from node.peers.tls_renewal import Contexts, TlsFiles, watch
 from node.server.app import METRICS, make_app
 from node.server.devices import DEVICES
+from node.server.folders import (
+    check_folder_format,
+    check_folder_free,
+    check_log_first,
+    check_storage_log,
+    folder_lock,
+    left_behind,
+    make_data_folder,
+    make_storage_folder,
+    mark_folder_format,
+    unmake_key,
+)
 from node.server.reach import pairing_hint
+from node.server.start_errors import FolderTaken, StartError
 from node.store import AsyncStore
 
 #: How long a thread holding the GIL runs before one waiting for it takes a turn (Python's
@@ -76,15 +82,6 @@ GIL_SWITCH_INTERVAL_S = 0.001
 GC_YOUNG_OBJECTS = 20_000
 
 log = structlog.get_logger(__name__)
-
-
-class StartError(Exception):
-    """The node could not start: its data folder is held by another process, its port is
-    taken, its storage cannot be opened. The message says which, in one line."""
-
-
-class FolderTaken(StartError):
-    """Another process holds the data folder: what is in it is that node's."""
 
 
 @dataclass(slots=True)
@@ -148,27 +145,6 @@ class RunningNode:
                     self.lock.release()
 
 
-def folder_lock(config: Config) -> FolderLock | None:
-    """The data folder's lock when the log lives elsewhere (``--storage``): the folder
-    holds the device key, and two nodes with one key would number their own events from
-    one counter each, giving two events one origin and seq. A log in the folder locks it
-    itself (``crdt.storage.lock``). ``StartError`` if another process holds it."""
-    if not folder_lock_needed(config):
-        return None
-    try:
-        return FolderLock.acquire(config.data_dir)
-    except FolderInUse as error:
-        raise FolderTaken(str(error)) from None
-
-
-def folder_lock_needed(config: Config) -> bool:
-    """Whether the log lives outside the data folder, which then needs a lock of its own
-    (``folder_lock``)."""
-    storage = config.storage
-    return storage is not None and not (
-        backend_of(storage) is None and Path(storage).resolve() == config.data_dir.resolve())
-
-
 async def start(config: Config) -> RunningNode:
     """Open the store (``config.log_location``, created if missing) and start serving;
     ``StartError`` if either cannot be done.
@@ -178,24 +154,24 @@ async def start(config: Config) -> RunningNode:
     folder and no device key behind, for a node identity nobody used. A failure of the
     storage itself comes after the key (the log signs with it), and says that the new
     folder may be used again; a log refused as another version's or damaged takes the
-    key this start made with it (``_unmake_key``); a ``--storage`` log is read before
-    the data folder is made (``_check_storage_log``). The ``--storage`` folders it made
-    (``_make_storage_folder``) are removed again while empty.
+    key this start made with it (``unmake_key``); a ``--storage`` log is read before
+    the data folder is made (``check_storage_log``). The ``--storage`` folders it made
+    (``make_storage_folder``) are removed again while empty.
 
     Two starts at once on one port both pass the address check (a socket takes a port
     for good only once it listens): the one that then cannot listen has made its folder
     and key, and says so."""
     config.check()
-    _check_format(config)
-    await asyncio.to_thread(_check_storage_log, config)
+    check_folder_format(config)
+    await asyncio.to_thread(check_storage_log, config)
     tls = _tls(config)
     socks = _bind(config)
     try:
-        made = _make_folder(config.data_dir)
+        made = make_data_folder(config.data_dir)
         lock = folder_lock(config)
         storage_made: list[Path] = []
         try:
-            storage_made = _make_storage_folder(config)
+            storage_made = make_storage_folder(config)
             node = await _start(config, tls, socks)
         except BaseException as error:
             if lock is not None:
@@ -206,53 +182,13 @@ async def start(config: Config) -> RunningNode:
             # storage was taken, and the folder this start made is ours to tell of.
             ours = not isinstance(error, FolderTaken) or lock is not None
             if isinstance(error, StartError) and made is not None and ours:
-                raise StartError(f"{error} ({_left_behind(made, config.data_dir)})") from None
+                raise StartError(f"{error} ({left_behind(made, config.data_dir)})") from None
             raise
     except BaseException:
         close_all(socks)  # once served, the site has closed them already
         raise
     node.lock = lock
     return node
-
-
-def _check_format(config: Config) -> None:
-    """``StartError`` if the data folder is of a newer format than this version reads;
-    before anything is made or locked in it, so that a refused folder is left as it is."""
-    try:
-        check_format(config.data_dir, software_version())
-    except FolderFormatError as error:
-        raise StartError(str(error)) from None
-
-
-def _check_storage_log(config: Config) -> None:
-    """``StartError`` if the log elsewhere (``--storage DIR``) is refused as another
-    version's or damaged; before the data folder is made or locked (``folder_lock``), so
-    that a refused start leaves that folder as it found it: no folder made, no lock file
-    in it. A new log, a storage URL, or a log in the data folder (``_check_log_first``)
-    is not read here. What else keeps the log from opening (another node holds it) is
-    said where it is opened, as before."""
-    storage = config.storage
-    if storage is None or not folder_lock_needed(config) or backend_of(storage) is not None \
-            or not holds_storage(storage):
-        return
-    try:
-        EventStore.check_format(storage)
-    except LogFormatError as error:
-        raise StartError(str(log_refusal(error, config.log_location,
-                                         software_version()))) from None
-    except (CrdtError, OSError):
-        return
-
-
-async def _mark_format(config: Config) -> Marking:
-    """Mark the data folder with this version's format (``node.data_format``), once the
-    store holds it: a folder of an earlier version, which has no marker, gets it now.
-    Whether this start wrote it is said in the "serving" line; why it could not, in a
-    warning after it."""
-    try:
-        return await asyncio.to_thread(mark_format, config.data_dir, software_version())
-    except FolderFormatError as error:
-        raise StartError(str(error)) from None
 
 
 def _tls(config: Config) -> TlsFiles:
@@ -277,65 +213,17 @@ def _bind(config: Config) -> list[socket.socket]:
     except OSError as error:
         hint = ""
         if error.errno == errno.EADDRINUSE:
-            _check_folder_free(config)  # the same node started twice: say that
+            check_folder_free(config)  # the same node started twice: say that
             hint = " (is another node running there? give another --port)"
         raise StartError(f"cannot listen on {config.host}:{config.port}: "
                          f"{_reason(error)}{hint}") from None
-
-
-def _check_folder_free(config: Config) -> None:
-    """``StartError`` if a node holds the data folder already (nothing is made)."""
-    if not (config.data_dir / LOCK_NAME).is_file():
-        return
-    try:
-        FolderLock.acquire(config.data_dir).release()
-    except FolderInUse as error:
-        raise FolderTaken(str(error)) from None
-    except OSError:
-        return  # the listen error is the one to tell
-
-
-def _left_behind(made: Path, data_dir: Path) -> str:
-    """What a failed first start left in the folder it made, and that it may be used."""
-    holds = "a new device key and no events" if (data_dir / KEY_FILE).is_file() \
-        else "no device key"
-    return f"this start made {made}, with {holds}: start again with it, or remove it"
-
-
-def _make_folder(folder: Path) -> Path | None:
-    """Create ``folder`` and its missing parents; the highest of them this made (None if
-    it existed). ``StartError`` if it cannot be made."""
-    made = _make_folders(folder, "data folder")
-    return made[0] if made else None
-
-
-def _make_storage_folder(config: Config) -> list[Path]:
-    """Make the folder of ``--storage DIR`` (the store would, but then what it made is
-    not known); exactly the folders this made, for ``remove_empty`` when the start
-    fails: a failed first start leaves no empty ``--storage`` folder behind. ``rmdir``
-    removes only an empty folder, so nothing that holds a file goes: not a log the store
-    began (the port lost to a start at once: that folder is kept, as the data folder
-    is), nor one another node made there meanwhile. None made for a storage URL
-    (``memory:``) or none given (the log is in the data folder)."""
-    if config.storage is None or backend_of(config.storage) is not None:
-        return []
-    return _make_folders(Path(config.storage), "storage folder")
-
-
-def _make_folders(folder: Path, what: str) -> list[Path]:
-    """``make_folders``, its failure a ``StartError`` naming ``what`` the folder is."""
-    try:
-        return make_folders(folder)
-    except OSError as error:
-        raise StartError(f"cannot create the {what} {folder}: "
-                         f"{error.strerror or error}") from None
 
 
 async def _start(config: Config, tls: TlsFiles, socks: list[socket.socket]) -> RunningNode:
     limits = config.limits
     device: DeviceKey | None = None
     try:
-        await asyncio.to_thread(_check_log_first, config)
+        await asyncio.to_thread(check_log_first, config)
         try:
             # Before the log: a node that cannot be this device must not touch its data.
             device = await asyncio.to_thread(open_key, config.data_dir)
@@ -348,11 +236,11 @@ async def _start(config: Config, tls: TlsFiles, socks: list[socket.socket]) -> R
         raise FolderTaken(str(error)) from None
     except LogFormatError as error:
         said = str(log_refusal(error, config.log_location, software_version()))
-        raise StartError(said + _unmake_key(device)) from None
+        raise StartError(said + unmake_key(device)) from None
     except StoreError as error:
         raise StartError(str(error)) from None
     try:
-        marked = await _mark_format(config)
+        marked = await mark_folder_format(config)
         app = make_app(config, astore, device)
         gossip = Gossip(config, astore, tls.contexts.client, device, app[DEVICES])
         app[DEVICES].add_listener(gossip.membership_changed)
@@ -389,38 +277,6 @@ async def _start(config: Config, tls: TlsFiles, socks: list[socket.socket]) -> R
     if tls.watched:
         node.tls_watch = asyncio.create_task(watch(tls, node.use_tls), name="tls files")
     return node
-
-
-def _check_log_first(config: Config) -> None:
-    """Read the log's meta record before a key is made for a data folder that holds the
-    log (``EventStore.check_format``), so that a log refused as another version's or
-    damaged is refused with no key made. Else the key would be removed only after the
-    refused open let go of the folder, and a start meanwhile with the log elsewhere
-    (``--storage``), which locks the folder, would run with that key and then lose it.
-    A folder with its key already, or a new one, or a log elsewhere (whose folder
-    lock is held from before the key is made), is not read twice."""
-    folder = config.data_dir
-    if folder_lock_needed(config) or os.path.lexists(folder / KEY_FILE) \
-            or not holds_storage(folder):
-        return
-    EventStore.check_format(folder)
-
-
-def _unmake_key(device: DeviceKey | None) -> str:
-    """Remove the key this start made (``device.created``) in a folder whose log is
-    refused: the log was moved in or is another version's, and a key left behind would
-    pass for the folder's identity on a later start. What to add to the refusal: nothing
-    once removed (the folder is as it was), else that the key stays."""
-    if device is None or not device.created:
-        return ""
-    try:
-        device.path.unlink()
-    except FileNotFoundError:
-        return ""
-    except OSError as error:
-        return (f" (this start made the device key {device.path} and could not remove "
-                f"it: {error.strerror or error})")
-    return ""
 
 
 async def _listen(site: BoundedSite, config: Config) -> None:

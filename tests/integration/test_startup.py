@@ -320,7 +320,8 @@ import asyncio
 from pathlib import Path
 from crdt.storage.lock import FolderLock
 from node.config import Config
-from node.server.run import StartError, start
+from node.server.run import start
+from node.server.start_errors import StartError
 
 def config(data, storage):
     return Config(data_dir=Path(data), storage=storage, host="127.0.0.1", port=0)

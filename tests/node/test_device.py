@@ -14,7 +14,8 @@ import pytest
 from crdt import device
 from node.config import NAME_FALLBACK, Config, default_name, host_name
 from node.device import KEY_FILE, KEY_FILE_BYTES_MAX, DeviceKeyError, open_key, read_key
-from node.server.run import StartError, start
+from node.server.run import start
+from node.server.start_errors import StartError
 from tests.node.conftest import NodeFactory
 
 

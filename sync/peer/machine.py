@@ -151,9 +151,6 @@ class PeerSync(Intake):
         ``peer_reads_about``: the peer said, as it dialed, that its hello parser takes
         ``about`` (else we wait for its own hello to show it)."""
         self._up = True
-        # The peer took a link: a wait it asked for before is over, and a later failure
-        # waits its back-off (or what the peer asks then), not that stale deadline.
-        self._asked_until = float("-inf")
         self._peer_reads_about = peer_reads_about
         # A peer that reads ``about`` says in its hello whether it takes signatures:
         # wait for that hello before sending, or what we send unsigned is not taken.
@@ -305,8 +302,7 @@ class PeerSync(Intake):
     @property
     def asked_until(self) -> float:
         """Till when the peer last asked not to be dialed (``connection_failed``): a
-        wait no news that the network is back cuts short; -inf if it never asked, or
-        a link with it came up (``start``) since."""
+        wait no news that the network is back cuts short; -inf if it never asked."""
         return self._asked_until
 
     @property

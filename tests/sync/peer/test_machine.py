@@ -227,20 +227,6 @@ def test_a_wait_the_peer_asked_for_delays_the_retry_up_to_the_back_offs_max(
     assert machine.asked_until == 300.0
 
 
-def test_a_link_that_comes_up_ends_the_wait_the_peer_asked_for(
-        open_store: OpenStore) -> None:
-    """A wait asked (``Retry-After``) ends when a link with the peer comes up (it dialed
-    us, say): a later failure waits its back-off, and no stale deadline holds it off."""
-    config = SyncConfig(backoff_base_s=1.0, backoff_max_s=60.0)
-    machine = PeerSync(open_store("a"), "b", now=0.0, rng=random.Random(1), config=config)
-    assert machine.connection_failed(100.0, asked_s=30.0) == 130.0 == machine.asked_until
-    machine.start(110.0)
-    assert machine.asked_until == float("-inf")
-    retry_at = machine.connection_failed(111.0)
-    assert retry_at - 111.0 <= 2.0 and retry_at == machine.wakeup_at  # its back-off
-    assert machine.asked_until == float("-inf")
-
-
 def test_a_checkpoint_resumes_where_the_peer_was(open_store: OpenStore, ev: Ev,
                                                 mesh: type) -> None:
     a, b = filled(open_store("a"), ev, 300), open_store("b")

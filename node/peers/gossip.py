@@ -80,7 +80,7 @@ class Gossip:
         self._inbound: set[asyncio.Task[Any]] = set()
         self._accepted = 0
         #: Per peer that links to us, the quota of new origins it may bring.
-        self._origin_quotas = OriginQuotas(config.sync)
+        self._origin_quotas = OriginQuotas()
         #: Set once stopping began: no new links, no redials.
         self.stopping = False
         #: Addresses found to reach this very node: never dialed again.
@@ -396,8 +396,8 @@ class Gossip:
         checkpoint_key = f"node:{link.peer_node}" if link.peer_node else None
         peer = f"device:{link.peer_device.device_id}" if link.peer_device is not None \
             else f"address:{remote}"
-        runner = await self._new_runner(key, link.peer_url, "in", checkpoint_key,
-                                        origins_in=self._origin_quotas.of(peer, self._loop.time()))
+        quota = self._origin_quotas.of(peer, self.config.sync, self._loop.time())
+        runner = await self._new_runner(key, link.peer_url, "in", checkpoint_key, quota)
         runner.device, runner.shared = link.peer_device, shared
         runner.handshake_node = link.peer_node
         runner.gave_secret, runner.keyless = gave_secret, link.peer_device is None

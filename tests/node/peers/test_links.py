@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import dataclasses
 import json
 import time
 from collections.abc import Awaitable, Callable
@@ -293,6 +294,31 @@ async def test_a_peer_linking_again_gets_no_new_quota_of_origins(
 
     assert len(await link_once(0)) == 3
     assert len(await link_once(1)) == 3  # none more on a second link
+
+
+async def test_a_new_quota_of_origins_takes_the_settings_as_they_are_at_the_link(
+        make_node: NodeFactory) -> None:
+    """A peer's quota of new origins is made, at its first link, from the node's sync
+    settings as they are then, not as they were when the node started."""
+    secret = "s" * 32
+    node = await make_node(cluster_secret=secret,
+                           sync=SyncConfig(origins_new_max=3, origins_new_interval_s=3600))
+    node.gossip.config = dataclasses.replace(
+        node.gossip.config, sync=dataclasses.replace(node.gossip.config.sync,
+                                                     origins_new_max=2))
+    stamp = int(time.time() * 1000)
+    items = tuple(Item(f"made-up-{n}", 1, parse_event(
+        {"agent_id": "main", "hlc": [stamp + n, 0],
+         "kind": {"type": "session_ended", "reason": f"{n}"}},
+        session_key="junk")) for n in range(5))
+    async with aiohttp.ClientSession() as http, http.ws_connect(
+            node.url + PEER_PATH, headers={"Authorization": f"Bearer {secret}"}) as ws:
+        await ws.send_bytes(encode(Hello("flooder", {})))
+        await ws.send_bytes(encode(Events(items)))
+        while not isinstance(answer := parse(await ws.receive_bytes(timeout=DEADLINE_S)),
+                             Ack):
+            pass
+    assert len(answer.version) == 2
 
 
 async def test_a_peer_naming_made_up_nodes_leaves_no_checkpoints(

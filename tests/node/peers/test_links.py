@@ -26,6 +26,7 @@ from node.peers.admission import UNPROVEN_LINES_MAX, UNPROVEN_LINES_WINDOW_S
 from node.peers.link_errors import LinkClosed, Refusal, SendFailed
 from node.peers.links import REASON_CHARS_MAX, refusal_for
 from node.peers.transport import (
+    CLOSE_REASON_BYTES_MAX,
     DETAIL_HEADER,
     DEVICE_HEADER,
     KEY_HEADER,
@@ -240,6 +241,26 @@ async def test_a_send_lost_with_the_connection_fails_though_the_link_is_not_seen
         with pytest.raises(SendFailed):
             await link.send(b"x")
         assert await link.receive() == b"before"  # read still, after the failed send
+
+
+async def test_a_long_close_reason_reaches_the_peer_cut_on_a_character_boundary() -> None:
+    """A close frame holds 123 bytes of reason: a longer one is cut to
+    ``CLOSE_REASON_BYTES_MAX`` bytes, between characters, and the peer reads it."""
+    heard: list[str] = []
+
+    async def reading(request: web.Request) -> web.WebSocketResponse:
+        ws = web.WebSocketResponse()
+        await ws.prepare(request)
+        message = await ws.receive()
+        if message.type is aiohttp.WSMsgType.CLOSE:
+            heard.append(message.extra)
+        await ws.close()
+        return ws
+
+    async with serving(reading) as url, aiohttp.ClientSession() as http, \
+            http.ws_connect(url) as ws:
+        await Link(ws, None, url, SyncConfig()).close("é" * 100)
+    assert heard == ["é" * (CLOSE_REASON_BYTES_MAX // 2)]
 
 
 async def test_a_stalled_send_is_no_send_failed() -> None:

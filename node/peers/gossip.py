@@ -90,8 +90,7 @@ class Gossip:
         #: What this node runs, told to peers in the hello.
         self.about = About(software_version(), SCHEMA_VERSION, retires=True,
                            forgets=True, signs=True)
-        self.admission = Admission(config, device, membership, self.runners,
-                                   now=self._now)
+        self.admission = Admission(config, device, membership, self.runners, now=self._now)
         #: This device's removal, as a member told it when refusing a link (persisted).
         self.removed = self.admission.removed
         #: Accepted handshakes that ended without the dialer's proof, by reason (the
@@ -106,8 +105,7 @@ class Gossip:
                          held_off=self.learning.held_off)
         self.pairing = Pairing(
             astore, self.runners, self.learning, self.rows, self.admission,
-            reached=self._reached, stopping=lambda: self.stopping,
-            learn=self._learn_from)
+            reached=self._reached, stopping=lambda: self.stopping, learn=self._learn_from)
         # The link's loop tells the pairing.
         self.driver = Driver(config, astore, identified=self.pairing.identified,
                              ended=self.pairing.ended, named=self.pairing.named,
@@ -316,15 +314,21 @@ class Gossip:
                 self._forget(runner)
                 self.learning.drop(runner.url)
                 return
-            runner.state = "backoff"
-            runner.redial.clear()
-            if asked_s is not None:
-                log.info("peer asked to wait before the next dial", peer=runner.url,
-                         asked_s=asked_s, wait_s=min(asked_s, self.config.sync.backoff_max_s),
-                         reason=runner.failure)
-            runner.redial_at = next_dial_at(runner, retry_at, ended_at, removed=self.removed.known,
-                                            pull_interval_s=self.config.sync.pull_interval_s)
-            await set_or_timeout(runner.redial, max(0.0, runner.redial_at - self._loop.time()))
+            await set_or_timeout(runner.redial, self._back_off(runner, retry_at, ended_at, asked_s))
+
+    def _back_off(self, runner: Runner, retry_at: float, ended_at: float,
+                  asked_s: float | None) -> float:
+        """Back off (logging a wait the peer asked for); the seconds until the next dial."""
+        runner.state = "backoff"
+        runner.redial.clear()
+        if asked_s is not None:
+            log.info("peer asked to wait before the next dial", peer=runner.url,
+                     asked_s=asked_s, wait_s=min(asked_s, self.config.sync.backoff_max_s),
+                     reason=runner.failure)
+        redial_at = next_dial_at(runner, retry_at, ended_at, removed=self.removed.known,
+                                 pull_interval_s=self.config.sync.pull_interval_s)
+        runner.redial_at = redial_at
+        return max(0.0, redial_at - self._loop.time())
 
     def _dial_failed(self, runner: Runner, asked_s: float | None) -> float:
         """``PeerSync.connection_failed`` on the writer thread, as of when it runs there:

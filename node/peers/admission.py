@@ -228,9 +228,10 @@ class Admission:
         self.unproven("peer link proof refused", log.warning, peer=remote, reason=reason)
 
     def proof_missing(self, remote: str | None, reason: str, *, lost: bool = False) -> None:
-        """An accepted link ended after this node sent its proof, before the dialer's
-        came (or none came in time); ``lost``, ours failed to go out: log it (bounded
-        as ``unproven``) and count it."""
+        """An accepted link ended before the dialer proved its key: once this node's
+        proof went out, before the dialer's came (or none came in time), ``missing``;
+        with ``lost``, before ours could go out (its send failed: no signature was
+        given). Log it (bounded as ``unproven``) and count it (``PROOF_FAILURES``)."""
         self.proofs_failed["lost" if lost else "missing"] += 1
         self.unproven("peer link down", log.info, peer=remote, reason=reason)
 

@@ -4,6 +4,7 @@ that expire when a test needs."""
 
 from __future__ import annotations
 
+import base64
 import datetime
 import ipaddress
 import os
@@ -58,42 +59,13 @@ def install(source: Path, target: Path) -> None:
     os.replace(target.with_suffix(".new"), target)
 
 
-def make_cert_expiring(folder: Path, name: str, ca: tuple[Path, Path], days: float,
-                       begins_days: float = -5 / (24 * 60)) -> tuple[Path, Path]:
-    """A certificate like ``make_cert``'s that expires ``days`` from now (valid from
-    ``begins_days`` from now, five minutes ago unless given), made with the
-    ``cryptography`` library (``openssl x509 -days`` takes whole days from now only)."""
-    ca_cert = x509.load_pem_x509_certificate(ca[0].read_bytes())
-    ca_key = serialization.load_pem_private_key(ca[1].read_bytes(), password=None)
-    assert isinstance(ca_key, ec.EllipticCurvePrivateKey)
-    key = ec.generate_private_key(ec.SECP256R1())
-    now = datetime.datetime.now(datetime.UTC)
-    cert = (x509.CertificateBuilder()
-            .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, name)]))
-            .issuer_name(ca_cert.subject)
-            .public_key(key.public_key())
-            .serial_number(x509.random_serial_number())
-            .not_valid_before(now + datetime.timedelta(days=begins_days))
-            .not_valid_after(now + datetime.timedelta(days=days))
-            .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
-            .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH,
-                                                  ExtendedKeyUsageOID.CLIENT_AUTH]),
-                           critical=False)
-            .add_extension(x509.SubjectAlternativeName([
-                x509.IPAddress(ipaddress.ip_address("127.0.0.1")), x509.DNSName("localhost")]),
-                critical=False)
-            .sign(ca_key, hashes.SHA256()))
-    (folder / f"{name}.pem").write_bytes(cert.public_bytes(serialization.Encoding.PEM))
-    (folder / f"{name}.key").write_bytes(key.private_bytes(
-        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
-        serialization.NoEncryption()))
-    return folder / f"{name}.pem", folder / f"{name}.key"
-
-
-def make_ca_expiring(folder: Path, name: str, days: float,
-                     signer: tuple[Path, Path] | None = None) -> tuple[Path, Path]:
-    """A CA's certificate and key, in ``folder``, that expires ``days`` from now (made
-    with the ``cryptography`` library): self-signed, or an intermediate ``signer`` signs."""
+def _build(folder: Path, name: str, days: float, begins_days: float,
+           signer: tuple[Path, Path] | None,
+           extensions: list[tuple[x509.ExtensionType, bool]]) -> tuple[Path, Path]:
+    """A certificate named ``name`` for a new key, valid from ``begins_days`` to ``days``
+    from now, signed by ``signer`` (self-signed without), written with its key to
+    ``folder`` (made with the ``cryptography`` library: ``openssl x509 -days`` takes
+    whole days from now only)."""
     key = ec.generate_private_key(ec.SECP256R1())
     subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, name)])
     issuer, signing_key = subject, key
@@ -103,21 +75,58 @@ def make_ca_expiring(folder: Path, name: str, days: float,
         assert isinstance(loaded, ec.EllipticCurvePrivateKey)
         signing_key = loaded
     now = datetime.datetime.now(datetime.UTC)
-    cert = (x509.CertificateBuilder()
-            .subject_name(subject)
-            .issuer_name(issuer)
-            .public_key(key.public_key())
-            .serial_number(x509.random_serial_number())
-            .not_valid_before(now - datetime.timedelta(minutes=5))
-            .not_valid_after(now + datetime.timedelta(days=days))
-            .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
-            .add_extension(x509.KeyUsage(
-                digital_signature=False, content_commitment=False, key_encipherment=False,
-                data_encipherment=False, key_agreement=False, key_cert_sign=True,
-                crl_sign=True, encipher_only=False, decipher_only=False), critical=True)
-            .sign(signing_key, hashes.SHA256()))
+    builder = (x509.CertificateBuilder()
+               .subject_name(subject)
+               .issuer_name(issuer)
+               .public_key(key.public_key())
+               .serial_number(x509.random_serial_number())
+               .not_valid_before(now + datetime.timedelta(days=begins_days))
+               .not_valid_after(now + datetime.timedelta(days=days)))
+    for extension, critical in extensions:
+        builder = builder.add_extension(extension, critical=critical)
+    cert = builder.sign(signing_key, hashes.SHA256())
     (folder / f"{name}.pem").write_bytes(cert.public_bytes(serialization.Encoding.PEM))
     (folder / f"{name}.key").write_bytes(key.private_bytes(
         serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
         serialization.NoEncryption()))
     return folder / f"{name}.pem", folder / f"{name}.key"
+
+
+#: Five minutes ago, in days: when the certificates made here begin unless told.
+FIVE_MINUTES_AGO_DAYS = -5 / (24 * 60)
+
+
+def make_cert_expiring(folder: Path, name: str, ca: tuple[Path, Path], days: float,
+                       begins_days: float = FIVE_MINUTES_AGO_DAYS) -> tuple[Path, Path]:
+    """A certificate like ``make_cert``'s that expires ``days`` from now (valid from
+    ``begins_days`` from now, five minutes ago unless given)."""
+    return _build(folder, name, days, begins_days, ca, [
+        (x509.BasicConstraints(ca=False, path_length=None), True),
+        (x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH,
+                                ExtendedKeyUsageOID.CLIENT_AUTH]), False),
+        (x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1")),
+                                      x509.DNSName("localhost")]), False)])
+
+
+def make_ca_expiring(folder: Path, name: str, days: float,
+                     signer: tuple[Path, Path] | None = None,
+                     begins_days: float = FIVE_MINUTES_AGO_DAYS) -> tuple[Path, Path]:
+    """A CA's certificate and key, in ``folder``, that expires ``days`` from now (valid
+    from ``begins_days``): self-signed, or an intermediate ``signer`` signs."""
+    return _build(folder, name, days, begins_days, signer, [
+        (x509.BasicConstraints(ca=True, path_length=None), True),
+        (x509.KeyUsage(digital_signature=False, content_commitment=False,
+                       key_encipherment=False, data_encipherment=False, key_agreement=False,
+                       key_cert_sign=True, crl_sign=True, encipher_only=False,
+                       decipher_only=False), True)])
+
+
+def long_length_form(pem: Path, target: Path) -> Path:
+    """``pem`` with its outer length written in one byte more than DER allows: OpenSSL
+    reads it, the ``cryptography`` library refuses it (``InvalidLength``). At ``target``."""
+    der = x509.load_pem_x509_certificate(pem.read_bytes()).public_bytes(
+        serialization.Encoding.DER)
+    assert der[:2] == b"\x30\x82", "a certificate of 256 to 65535 bytes"
+    body = base64.encodebytes(b"\x30\x83\x00" + der[2:]).decode()
+    target.write_text(f"-----BEGIN CERTIFICATE-----\n{body}-----END CERTIFICATE-----\n")
+    return target

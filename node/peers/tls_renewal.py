@@ -22,8 +22,10 @@ a look at least ``tls_files_settle_s`` after they were found so, once per change
 
 The certificates' dates are watched (``node.peers.tls_expiry``): at start and at each
 look, warnings of those that expire soon, expired or are not valid yet. A renewal to a
-certificate out of its dates (expired, or not valid yet: a clock or a CA gone wrong) is
-files that cannot be used: peers would refuse it, and the one in use is kept.
+certificate out of its dates (expired, or not valid yet: a clock or a CA gone wrong), or
+served with an intermediate out of its dates, is files that cannot be used: peers would
+refuse it, and the one in use is kept. A renewed ``--tls-ca`` is not judged by its
+dates (a bundle may hold old CAs): its expired CA is said of, as at start.
 
 Any other error of a look (a bug, a thread that could not start) is logged once per
 kind and the looks go on: renewals are never left untaken without a line saying why.
@@ -95,6 +97,19 @@ def load(config: Config) -> tuple[Contexts, Watched]:
     dates = Watched(config.tls_cert, read_file(config.tls_cert), config.tls_ca,
                     read_file(config.tls_ca))
     return Contexts(server_tls(config), client_tls(config)), dates
+
+
+def chain_invalid(dates: Watched, now: datetime) -> str | None:
+    """Why peers would refuse the chain of ``dates`` at ``now`` (its served certificate
+    or an intermediate served with it expired, or not valid yet), else None. The CAs of
+    ``--tls-ca`` are not judged: a bundle may well hold old ones."""
+    for kind, _, block in dates.each():
+        if kind in ("served", "intermediate") and block.cert is not None:
+            invalid = block.cert.invalid(now)
+            if invalid is not None:
+                return invalid if kind == "served" else \
+                    f"intermediate {block.index} of the file: {invalid}"
+    return None
 
 
 class TlsFiles:
@@ -170,8 +185,7 @@ class TlsFiles:
             return None
         # OpenSSL loads a certificate out of its dates, and peers would refuse the node
         # from then on: the one in use (still valid, or no worse) is kept instead.
-        served = dates.served
-        invalid = served.invalid(datetime.now(UTC)) if served is not None else None
+        invalid = chain_invalid(dates, datetime.now(UTC))
         if invalid is not None:
             self._refuse(stamps, TlsFileError(f"--tls-cert {self.config.tls_cert}", invalid))
             return None

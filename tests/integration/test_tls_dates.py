@@ -17,7 +17,15 @@ import pytest
 from cryptography import x509
 from prometheus_client.parser import text_string_to_metric_families
 
-from tests.support.certs import install, make_ca, make_ca_expiring, make_cert_expiring
+from node.peers.tls_expiry import TLS_CA_LINES_MAX
+from tests.support.certs import (
+    install,
+    long_length_form,
+    make_ca,
+    make_ca_expiring,
+    make_cert_expiring,
+    openssl,
+)
 from tests.support.cluster import wait_until
 from tests.support.processes import NodeProcess
 
@@ -158,3 +166,121 @@ def test_the_ca_and_an_intermediate_expiring_soon_are_warned_of(tmp_path: Path) 
     assert 2.9 < warned["ca"]["days_left"] <= 3 and 4.9 < warned["intermediate"]["days_left"] <= 5
     assert warned["ca"]["certificate_expires"] == x509.load_pem_x509_certificate(
         root[0].read_bytes()).not_valid_after_utc.isoformat()
+
+
+def tls_node_of(tmp_path: Path, cert: Path, key: Path, ca: Path, trusted: Path,
+                kind: type[NodeProcess] = NodeProcess) -> NodeProcess:
+    """A node serving ``cert`` with ``key``, with ``ca`` as its ``--tls-ca``; the test's
+    requests trust ``trusted`` alone (a bundle of CAs of one name would confuse them)."""
+    config = tmp_path / "clawsync.toml"
+    config.write_text(LOOKS)
+    return kind(tmp_path, tls_ca=trusted, extra_args=[
+        "--config", str(config), "--log-format", "json", "--tls-cert", str(cert),
+        "--tls-key", str(key), "--tls-ca", str(ca)])
+
+
+def bundle(target: Path, *pems: Path) -> Path:
+    target.write_bytes(b"".join(pem.read_bytes() for pem in pems))
+    return target
+
+
+def test_other_cas_of_a_bundle_are_warned_of_a_few_lines_a_look_and_not_sampled(
+        tmp_path: Path) -> None:
+    """A bundle of old roots, expired, and the node's CA last: the expired ones are
+    warnings (not errors), ``TLS_CA_LINES_MAX`` lines, then one counting the rest; the
+    ``ca`` sample is the CA that issued the node's certificate, not the soonest of the
+    file, nor a CA of the same name and another key (lasting longer)."""
+    ca = make_ca(tmp_path, "ca")
+    leaf = make_cert_expiring(tmp_path, "leaf", ca, days=90)
+    old = [make_ca_expiring(tmp_path, f"old{n}", days=-1 - n, begins_days=-400)[0]
+           for n in range(TLS_CA_LINES_MAX + 3)]
+    (tmp_path / "other").mkdir()
+    namesake = make_ca_expiring(tmp_path / "other", "ca", days=60)
+    openssl("req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1",
+            "-nodes", "-keyout", "negative.key", "-out", "negative.pem", "-days", "300",
+            "-subj", "/CN=negative", "-set_serial", "-5", cwd=tmp_path)
+    cas = bundle(tmp_path / "bundle.pem", *old, tmp_path / "negative.pem", namesake[0],
+                 ca[0])
+    with tls_node_of(tmp_path, *leaf, cas, ca[0]) as node:
+        wait_until(lambda: said(node, "tls certificate lines left out"), SAID_WITHIN_S,
+                   "the node counts the lines it left out")
+        assert expiry_samples(node) == {"served": expires(leaf[0]), "ca": expires(ca[0])}
+    expired = said(node, "tls certificate expired")
+    assert len(expired) == TLS_CA_LINES_MAX
+    assert all(line["level"] == "warning" and line["certificate"] == "other_ca"
+               and line["path"] == str(cas) for line in expired), expired
+    [left_out] = said(node, "tls certificate lines left out")
+    assert left_out["count"] == 3 and left_out["lines_max"] == TLS_CA_LINES_MAX
+    assert not said(node, "tls certificate issuer not found")
+    # A root of a serial not positive (system bundles hold some) is read without a word.
+    assert "positive" not in node.log_path.read_text()
+
+
+def test_no_ca_of_the_bundle_having_issued_the_chain_is_said_once(tmp_path: Path) -> None:
+    """``--tls-ca`` holds a CA of the issuer's name and another key: not the issuer. Said
+    once, and again by no renewal the same CA signs; no ``ca`` sample."""
+    ca = make_ca(tmp_path, "ca")
+    cert, key = live_files(tmp_path, *make_cert_expiring(tmp_path, "first", ca, days=90))
+    (tmp_path / "other").mkdir()
+    namesake = make_ca_expiring(tmp_path / "other", "ca", days=60)
+    with tls_node_of(tmp_path, cert, key, namesake[0], ca[0]) as node:
+        wait_until(lambda: said(node, "tls certificate issuer not found"), SAID_WITHIN_S,
+                   "the node says no CA of its bundle issued its certificate")
+        second = make_cert_expiring(tmp_path, "second", ca, days=80)
+        install(second[1], key)
+        install(second[0], cert)
+        wait_until(lambda: said(node, "tls files reloaded"), SAID_WITHIN_S,
+                   "the node takes the renewal")
+        assert expiry_samples(node) == {"served": expires(second[0])}
+    [not_found] = said(node, "tls certificate issuer not found")
+    assert not_found["path"] == str(namesake[0]) and not_found["issuer"] == "CN=ca"
+
+
+def test_a_trusted_leaf_and_its_intermediate_keep_their_places(tmp_path: Path) -> None:
+    """``--tls-cert`` is a leaf in trusted form, then its intermediate; ``--tls-ca`` a CA
+    in trusted form, then the root. The leaf is served (its dates unknown, said), not the
+    intermediate; each block whose dates cannot be read (trusted form, or a length
+    OpenSSL reads and ``cryptography`` refuses) is said of with its place, and the
+    others of its file are read."""
+    root = make_ca_expiring(tmp_path, "root", days=30)
+    middle = make_ca_expiring(tmp_path, "middle", days=5, signer=root)
+    leaf = make_cert_expiring(tmp_path, "leaf", middle, days=90)
+    other = make_ca_expiring(tmp_path, "other", days=40)
+    chain = bundle(tmp_path / "chain.pem", trusted_form(leaf[0], tmp_path / "tleaf.pem"),
+                   middle[0])
+    cas = bundle(tmp_path / "cas.pem", trusted_form(other[0], tmp_path / "tother.pem"),
+                 long_length_form(other[0], tmp_path / "lother.pem"), root[0])
+    with tls_node_of(tmp_path, chain, leaf[1], cas, root[0]) as node:
+        wait_until(lambda: len(said(node, "tls certificate expiry unknown")) == 3,
+                   SAID_WITHIN_S, "the node says which blocks it cannot read")
+        wait_until(lambda: said(node, "tls certificate expires soon"), SAID_WITHIN_S,
+                   "the node warns of the intermediate")
+        assert expiry_samples(node) == {"intermediate": expires(middle[0]),
+                                        "ca": expires(root[0])}
+    unknown = {(line["certificate"], line["index"], line["path"])
+               for line in said(node, "tls certificate expiry unknown")}
+    assert unknown == {("served", 0, str(chain)), ("other_ca", 0, str(cas)),
+                       ("other_ca", 1, str(cas))}
+    [soon] = said(node, "tls certificate expires soon")
+    assert soon["certificate"] == "intermediate"
+    assert soon["certificate_serial"] == format(
+        x509.load_pem_x509_certificate(middle[0].read_bytes()).serial_number, "x")
+
+
+def test_a_renewal_served_with_an_expired_intermediate_is_not_taken(tmp_path: Path) -> None:
+    root = make_ca_expiring(tmp_path, "root", days=30)
+    middle = make_ca_expiring(tmp_path, "middle", days=20, signer=root)
+    leaf = make_cert_expiring(tmp_path, "leaf", middle, days=90)
+    cert, key = live_files(tmp_path, bundle(tmp_path / "chain.pem", leaf[0], middle[0]),
+                           leaf[1])
+    with tls_node_of(tmp_path, cert, key, root[0], root[0]) as node:
+        stale = make_ca_expiring(tmp_path, "stale", days=-1, begins_days=-30, signer=root)
+        renewed = make_cert_expiring(tmp_path, "renewed", stale, days=90)
+        install(renewed[1], key)
+        install(bundle(tmp_path / "chain2.pem", renewed[0], stale[0]), cert)
+        wait_until(lambda: said(node, "tls files not reloaded"), SAID_WITHIN_S,
+                   "the node does not take a renewal whose intermediate expired")
+        assert expiry_samples(node)["served"] == expires(leaf[0])
+    [refused] = said(node, "tls files not reloaded")
+    assert "intermediate 1 of the file: the certificate expired at" in refused["error"]
+    assert not said(node, "tls files reloaded")

@@ -191,13 +191,15 @@ class Bridge:
         else:
             items = keyed(read, keys)
         if keys.unsaved:  # till a save goes through: one that fails is tried again
-            try:
-                await self.sink.save_cursor(keys_name(name), keys.saved())
-            except ClientError as error:
-                if error.status not in (400, 413):  # refused what was sent, or not
-                    raise
-                raise error.with_hint(refused_keys_hint(keys_name(name))) from None
-            keys.unsaved = False
+            saved = keys.saved()
+            if saved != keys.on_node:  # the node holds it already: nothing to send
+                try:
+                    await self.sink.save_cursor(keys_name(name), saved)
+                except ClientError as error:
+                    if error.status not in (400, 413):  # refused what was sent, or not
+                        raise
+                    raise error.with_hint(refused_keys_hint(keys_name(name))) from None
+            keys.stored(saved)
         for entry in sorted(waits & source.reread):
             # Got shorter than its waiting row (rewritten, or its end deleted): that row
             # is gone from OpenClaw's store, so there is nothing left to import of it, and

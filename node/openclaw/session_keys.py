@@ -57,9 +57,11 @@ node's cursor size (``crdt.log.cursors.CURSOR_BYTES_MAX``) and entries
 (OpenClaw's own maintenance archives or deletes the oldest first), and past the node's
 size or entries, what costs least to lose goes before any key: the files' identities,
 then the marks, then the keys' bytes (``SessionKeys._trimmed`` says why), each the first
-learnt first. A key that cannot be an entry (over ``NAME_BYTES_MAX`` bytes, or with
-control characters) is not remembered, and such a session is read as before; a byte past
-a cursor's values (``BYTE_MAX``) names nothing.
+learnt first. A cursor equal to the one the node holds is not sent again: a run at the
+limits that learns nothing new, only what the run before left out, sends none. A key
+that cannot be an entry (over ``NAME_BYTES_MAX`` bytes, or with control characters) is
+not remembered, and such a session is read as before; a byte past a cursor's values
+(``BYTE_MAX``) names nothing.
 
 SQLite's store is not learnt from: it keeps each session id's key itself
 (``session_windows``); but a session whose rows name no key takes the key its file was
@@ -172,6 +174,10 @@ class SessionKeys:
         #: ``learn`` and ``mark``, cleared by the caller once the node took ``saved()``. A
         #: save that fails leaves it set, so the next read saves them again.
         self.unsaved = False
+        #: What the node holds, as last loaded or saved (``stored``): a ``saved()`` equal
+        #: to it is not sent again. Past the node's limits what one run learns anew (a
+        #: file left out for room by the run before) is left out again, the same cursor.
+        self.on_node: dict[str, int] | None = saved
         # Session id -> key (None: read under its id), of those forgotten here for room
         # (``saved``): not learnt again with that key, or each read of an index naming
         # more than fit would learn them again, forget others, and save the keys anew
@@ -250,6 +256,7 @@ class SessionKeys:
         offset, and is another file now): what was read of it under its id no longer
         tells anything. Whether that changed anything (to save)."""
         self._files.pop(session_id, None)
+        self._unfiled.discard(session_id)  # another file: room for it is tried anew
         kept = self._keys.get(session_id)
         if kept is None or not kept.byte:
             return False
@@ -268,6 +275,7 @@ class SessionKeys:
                 if kept.key is None and session_id not in held]
         for session_id in gone:
             del self._keys[session_id]
+            self._unfiled.discard(session_id)
         self.unsaved = self.unsaved or bool(gone)
 
     def _keep(self, session_id: str, key: str | None, byte: int) -> None:
@@ -310,8 +318,13 @@ class SessionKeys:
                 del kept[session_id]
         self._forgotten.update((session_id, kept_key.key) for session_id, kept_key
                                in self._keys.items() if session_id not in kept)
+        self._unfiled &= kept.keys()
         self._keys = kept
         return cursor
+
+    def stored(self, cursor: dict[str, int]) -> None:
+        """The node took ``cursor`` (a ``saved()``): nothing is left to save."""
+        self.on_node, self.unsaved = cursor, False
 
     def _trimmed(self, kept: dict[str, Kept]) -> tuple[dict[str, int], list[tuple[int, str]]]:
         """The cursor of ``kept`` within the node's entries and bytes, and what was left

@@ -13,6 +13,7 @@ from typing import Any
 from urllib.parse import quote
 
 import pytest
+from prometheus_client.parser import text_string_to_metric_families
 
 from crdt.log.cursors import CURSOR_ENTRIES_MAX
 from node.openclaw.mapping import session_key_for
@@ -59,6 +60,18 @@ def record_ids(node: NodeProcess, key: str) -> set[str]:
     events = node.get(f"/v1/sessions/{quote(session_key_for('main', key), safe='')}"
                       "/events?limit=1000")["events"]
     return {event["kind"]["openclaw"]["record"]["id"] for event in events}
+
+
+def cursors_saved(node: NodeProcess) -> float:
+    """How many cursors ``node`` was sent so far (``PUT /v1/cursors/{name}``, its
+    ``/metrics``)."""
+    with urllib.request.urlopen(node.url + "/metrics", timeout=10) as response:
+        text = response.read().decode()
+    return sum(sample.value for family in text_string_to_metric_families(text)
+               for sample in family.samples
+               if sample.name == "clawsync_http_requests_total"
+               and sample.labels.get("route") == "/v1/cursors/{name}"
+               and sample.labels.get("method") == "PUT")
 
 
 def unnamed_file(tmp_path: Path, count: int, first: int
@@ -214,3 +227,28 @@ def test_at_the_entry_limit_a_file_entry_goes_before_any_key(
     assert {entry: order for entry, order in saved.items() if entry in cursor} == cursor
     assert f"{len(OLD)}:{OLD}:{KEY}" in saved
     assert not [entry for entry in saved if "@" in entry.partition(":")[0]]
+
+
+def test_at_the_entry_limit_an_import_with_nothing_new_sends_no_keys(
+        node: NodeProcess, tmp_path: Path) -> None:
+    """The keys at the node's entry limit, the file of the last session read left out
+    for room: the next run reads that file again (a new process, which did not leave it
+    out), and the keys it would save are those the node holds: no cursor is sent."""
+    state, written, _first = unnamed_file(tmp_path, 2, 2)
+    name = keys_name(cursor_name(state.resolve(), "main"))
+    cursor: dict[str, int] = {}
+    for n in range(SESSION_KEYS_MAX - 1):
+        session_id = f"k{n}"
+        cursor[f"{len(session_id)}:{session_id}:agent:main:{session_id}"] = n
+        cursor[f"10+{len(session_id)}:{session_id}"] = n
+    put_cursor(node, f"/v1/cursors/{quote(name, safe='')}", cursor)
+    imported(node, state)
+    write_jsonl(state, KEY, OLD, written)  # named now: a key, a byte, a file left out
+    imported(node, state)
+    saved = node.get(f"/v1/cursors/{quote(name, safe='')}")["cursor"]
+    assert f"{len(OLD)}:{OLD}:{KEY}" in saved and len(saved) == CURSOR_ENTRIES_MAX
+    sent = cursors_saved(node)
+    said = imported(node, state)
+    assert "0 records read" in said or "0 new events" in said, said
+    assert cursors_saved(node) == sent
+    assert node.get(f"/v1/cursors/{quote(name, safe='')}")["cursor"] == saved

@@ -256,7 +256,7 @@ def test_at_the_node_limits_files_then_marks_then_bytes_go_before_any_key() -> N
         keys.file_is(session_id, FileIdentity(2049, n, f"{n:08x}"))
     for n in range(3):
         keys.mark(f"m{n}", 10)
-        keys.file_is(f"m{n}", FileIdentity(2049, 10**6 + n))
+        keys.file_is(f"m{n}", FileIdentity(2049, 10**6 + n, f"{n:08x}"))
     saved = check_cursor(keys.saved())
     assert len(saved) <= CURSOR_ENTRIES_MAX
     assert len(codec.encode_fast(saved)) <= CURSOR_BYTES_MAX
@@ -275,6 +275,32 @@ def test_at_the_node_limits_files_then_marks_then_bytes_go_before_any_key() -> N
     keys.file_is(ids[-1], FileIdentity(2049, SESSION_KEYS_MAX - 1, "ffffffff"))
     assert not keys.mark("m0", 20)
     assert not keys.unsaved and keys.saved() == saved
+    # Another run (loaded anew) remembers the files left out here, and leaves them out
+    # again: what it would save is what the node holds, nothing to send.
+    again.file_is(ids[-1], FileIdentity(2049, SESSION_KEYS_MAX - 1, "ffffffff"))
+    assert again.unsaved and again.saved() == again.on_node == saved
+
+
+def test_a_file_left_out_for_room_is_remembered_once_another_file_and_room_come() -> None:
+    """Past the node's entries the marks' files are left out, and not remembered again
+    (each save would leave them out anew); one read again as another file (``restart``)
+    is remembered once there is room (another mark forgotten, its file gone)."""
+    cursor: dict[str, int] = {}
+    for n in range(SESSION_KEYS_MAX - 1):
+        cursor[entry_of(f"k{n}", f"agent:main:k{n}") or ""] = n
+        cursor[entry_of(f"k{n}", None, 10) or ""] = n
+    keys = SessionKeys(cursor)
+    for n in range(2):
+        keys.mark(f"m{n}", 10)
+        keys.file_is(f"m{n}", FileIdentity(5, n, "0011aaff"))
+    saved = check_cursor(keys.saved())
+    assert len(saved) == CURSOR_ENTRIES_MAX and "10+2:m1" in saved
+    assert not [entry for entry in saved if file_of(entry) is not None]
+    keys.forget_marks({"m0"})  # m1's file is gone: room for one file
+    assert keys.restart("m0") and keys.mark("m0", 0)
+    keys.file_is("m0", FileIdentity(5, 9, "22ccdd44"))
+    assert keys.same_file("m0", FileIdentity(5, 9, "22ccdd44"))
+    assert "5.9.22ccdd44@2:m0" in keys.saved()
 
 
 def test_marks_of_files_gone_are_forgotten() -> None:

@@ -44,9 +44,10 @@ it was learnt in: a key, ``<length of the id>:<session id>:<session key>``, as t
 releases before marks wrote it; the byte a file was read up to under its id,
 ``<byte>+<length of the id>:<session id>`` (with a key: where the key applies from;
 without: a mark), and the file that byte is one of, ``<device>.<inode>.<first
-record>@<length of the id>:<session id>``, in the key's order (``.<first record>`` left
-out if unknown, as the release before wrote it, which reads an entry with one as naming
-nothing, and so drops it at its next save: a shorter file is another file there). A
+record>@<length of the id>:<session id>``, in the key's order (the release before
+wrote none with ``.<first record>``, and reads one with it as naming nothing: it drops
+it at its next save, and remembers the file by device and inode at its next read; a
+file whose first line is not complete yet is not remembered). A
 release that knew only keys reads no other form and drops the others at its next save,
 keeping the keys: after going back to it, a key learnt after a mark applies from its
 file's start, as it did there. Marks are kept within ``MARKS_MAX``, forgotten before any
@@ -242,10 +243,12 @@ class SessionKeys:
 
     def file_is(self, session_id: str, identity: FileIdentity) -> None:
         """``session_id``'s file, read now, is the one of ``identity``: remembered while
-        a byte of it is (a mark, or where its key applies from)."""
+        a byte of it is (a mark, or where its key applies from). One whose first record
+        is not known (its first line not complete yet) tells nothing: the one kept, if
+        any, stays; an identity without one is only ever the release before's."""
         kept = self._keys.get(session_id)
         if kept is None or (kept.key is not None and not kept.byte) or \
-                session_id in self._unfiled:
+                session_id in self._unfiled or identity.first is None:
             return
         if self._files.get(session_id) != identity:
             self._files[session_id] = identity

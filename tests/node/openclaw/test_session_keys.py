@@ -303,6 +303,20 @@ def test_a_file_left_out_for_room_is_remembered_once_another_file_and_room_come(
     assert "5.9.22ccdd44@2:m0" in keys.saved()
 
 
+def test_an_identity_with_no_first_record_is_not_remembered() -> None:
+    """A file whose first line is not complete yet has no first record: its identity is
+    not kept (nor saved in the release before's form, which would take a shorter file
+    with its device and inode for cut), and one kept before stays."""
+    keys = SessionKeys(None)
+    keys.mark("s1", 10)
+    keys.unsaved = False
+    keys.file_is("s1", FileIdentity(5, 77))
+    assert not keys.unsaved and keys.saved() == {"10+2:s1": 0}
+    keys.file_is("s1", FileIdentity(5, 77, "0011aaff"))
+    keys.file_is("s1", FileIdentity(5, 78))
+    assert keys.saved() == {"10+2:s1": 0, "5.77.0011aaff@2:s1": 0}
+
+
 def test_marks_of_files_gone_are_forgotten() -> None:
     keys = SessionKeys(None)
     keys.mark("s1", 10)

@@ -371,6 +371,7 @@ class SessionKeys:
                 dropped.append((n, session_id))
         return cursor, dropped
 
+
 def keyed(items: list[Item], keys: SessionKeys, named: Mapping[str, str] | None = None,
           read_to: Mapping[str, int] | None = None,
           restarted: Iterable[str] = (), held: Collection[str] | None = None,

@@ -39,9 +39,14 @@ from node.folder import create_file
 #: every version before the marker (``crdt.log.records.LOG_FORMAT`` 1 for the log).
 DATA_FORMAT = 1
 #: Longest version name a refusal shows as the writer's (a marker's ``written_by``, or the
-#: log meta record's); a longer one, or one holding characters that do not print, is not
-#: shown: both are read from disk.
+#: log meta record's); a longer one, or one that is not a version name (``WRITER_SHAPE``),
+#: is not shown: both are read from disk.
 WRITER_CHARS_MAX = 40
+#: What a writer's version name is made of to be shown ("0.3.0", "1.0.0rc1",
+#: "0.3.0+local.1"): letters and digits first, then those, ".", "+", "-", "_" or "!". Not
+#: an empty or blank name, which would read "clawsync  or a later version", nor one with
+#: characters that do not print or turn the line around.
+WRITER_SHAPE = re.compile(r"[0-9A-Za-z][0-9A-Za-z.+!_-]*")
 #: Most characters of a damaged log format a refusal shows (``log_refusal``); a longer
 #: one is cut there, its length said.
 FOUND_SHOWN_CHARS_MAX = 40
@@ -124,8 +129,8 @@ def newer_format(what: str, format_named: str, known: int, writer: str | None,
     'the log in d was written by a newer clawsync (log format 2); clawsync 0.3.0 reads \
 format 1 at most. Run a newer clawsync on it (nothing in it was changed)'
     """
-    by = f"clawsync {writer}" if writer is not None and writer.isprintable() \
-        and len(writer) <= WRITER_CHARS_MAX else None
+    by = f"clawsync {writer}" if writer is not None and len(writer) <= WRITER_CHARS_MAX \
+        and WRITER_SHAPE.fullmatch(writer) else None
     this = f"clawsync {running}" if running else "this clawsync"
     run = f"{by} or a later version" if by is not None else "a newer clawsync"
     return (f"{what} was written by {by or 'a newer clawsync'} ({format_named}); {this} "

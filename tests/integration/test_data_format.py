@@ -98,6 +98,23 @@ def test_openclaw_import_refuses_a_folder_of_a_newer_format(tmp_path: Path) -> N
     assert _files(node.data_dir) == before
 
 
+def test_a_marker_writer_that_is_no_version_is_not_shown(tmp_path: Path) -> None:
+    """The marker's ``written_by`` is shown as the log's is: an empty or blank name, or
+    one that is not a version's, reads "a newer clawsync"."""
+    with NodeProcess(tmp_path) as node:
+        pass
+    for writer in ("", "   ", "9.1 beta"):
+        (node.data_dir / FORMAT_FILE).write_text(
+            json.dumps({"format": DATA_FORMAT + 1, "written_by": writer}))
+        read = subprocess.run(
+            [*node.command()[:3], "device", "--data-dir", str(node.data_dir)],
+            capture_output=True, text=True, env=child_env(), timeout=CLI_TIMEOUT_S)
+        line = one_error_line(read)
+        assert f"written by a newer clawsync (data folder format {DATA_FORMAT + 1}); " \
+            in line, line
+        assert "Run a newer clawsync on it" in line, line
+
+
 def test_device_data_dir_refuses_a_folder_of_a_newer_format(tmp_path: Path) -> None:
     with NodeProcess(tmp_path) as node:
         pass
@@ -160,13 +177,15 @@ def test_a_log_of_a_newer_format_is_refused_in_words(tmp_path: Path) -> None:
 def test_the_log_says_which_version_wrote_it(tmp_path: Path) -> None:
     """The meta record names this version once the node has written (``written_by``);
     a log a newer version wrote is refused naming that version, as the marker's is;
-    a name too long or that does not print is not shown."""
+    a name too long, empty or blank, or not a version's (it does not print, holds a
+    space) is not shown."""
     with NodeProcess(tmp_path) as node:
         assert run_cli(node, "append", "s1", "message_received", "content=hi").returncode == 0
     assert _meta(node.data_dir)["written_by"] == software_version()
     for writer, said in [("9.1.0", "clawsync 9.1.0"), (None, "a newer clawsync"),
                          ("9" * 41, "a newer clawsync"), ("9.1\x1b[2J", "a newer clawsync"),
-                         ("9.1\u202e0", "a newer clawsync")]:
+                         ("9.1\u202e0", "a newer clawsync"), ("", "a newer clawsync"),
+                         ("   ", "a newer clawsync"), ("9.1 rm -rf", "a newer clawsync")]:
         _bump_log_format(node.data_dir, written_by=writer)
         started = subprocess.run(
             [*node.command()[:4], "--data-dir", str(node.data_dir), "--host", "127.0.0.1",

@@ -8,6 +8,7 @@ import contextlib
 import errno
 import json
 import os
+import random
 import signal
 import sqlite3
 import subprocess
@@ -269,6 +270,26 @@ def test_a_refused_storage_log_leaves_the_data_folder_as_it_was(tmp_path: Path) 
             capture_output=True, text=True, env=child_env(), timeout=CLI_TIMEOUT_S)
         line = one_error_line(started)
         assert line.rstrip().endswith("(nothing in it was changed)"), line
+    assert not (tmp_path / "new").exists()
+    assert list(empty.iterdir()) == []
+
+
+def test_a_storage_log_that_is_no_database_leaves_no_data_folder(tmp_path: Path) -> None:
+    """``--storage`` naming a folder whose ``cache.db`` is not a database (random bytes):
+    refused before the data folder is made, no device key, no lock."""
+    log = tmp_path / "log"
+    log.mkdir()
+    (log / "cache.db").write_bytes(random.Random(7).randbytes(5000))
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    for data_dir in (tmp_path / "new" / "data", empty):
+        started = subprocess.run(
+            [sys.executable, "-m", "node.main", "serve", "--data-dir", str(data_dir),
+             "--storage", str(log), "--host", "127.0.0.1", "--port", str(free_port())],
+            capture_output=True, text=True, env=child_env(), timeout=CLI_TIMEOUT_S)
+        line = one_error_line(started)
+        assert "file is not a database" in line, line
+        assert "this start made" not in line, line
     assert not (tmp_path / "new").exists()
     assert list(empty.iterdir()) == []
 

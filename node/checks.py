@@ -123,18 +123,24 @@ HOST_LABEL_CHARS_MAX = 63
 
 def host_name_problem(url: str) -> str | None:
     """What keeps the host name of ``url`` from being looked up, in words to follow the
-    address: a label over ``HOST_LABEL_CHARS_MAX`` characters or an empty one, or an
-    A-label ("xn--") that is not punycode. yarl takes such a name (or fails to decode
-    it, with a ``UnicodeError``), and the lookup's IDNA encoding fails with an error
-    that is no connection's. None if it can be, or ``url`` has no host or is no URL
-    (said elsewhere). The one check of ``--node``, the client's node URL and
-    ``devices add --address``; it shows no part of the address (the label's length
-    instead), so that what quotes the address quotes it once.
+    address: a label over ``HOST_LABEL_CHARS_MAX`` characters (as the lookup encodes
+    it: a Unicode label longer once encoded) or an empty one (a dot at the start, two in
+    a row, two at the end), or an A-label ("xn--") that is not punycode. yarl takes such
+    a name (or fails on it, with a ``UnicodeError``), and the lookup's IDNA encoding
+    fails with an error that is no connection's. None if it can be, or ``url`` has no
+    host or is no URL (said elsewhere). The one check of every address a node, its
+    ``--peer``, ``--node``, the client's node URL and ``devices add --address`` take; it
+    shows no part of the address (the label's length instead), so that what quotes the
+    address quotes it once.
 
     >>> host_name_problem("http://phone.local:7878") is None, host_name_problem("http://a..b")
     (True, 'has an empty label in its host name (two dots in a row)')
+    >>> host_name_problem("http://.a.example"), host_name_problem("http://a.example..")
+    ('has a host name that starts with a dot', 'has a host name that ends in two dots')
     >>> host_name_problem("http://" + "p" * 64 + ".example")
     'has a host name label over 63 characters (64), which no name holds'
+    >>> host_name_problem("http://" + "ü" * 60 + ".example")
+    'has a host name label over 63 characters (66 once encoded), which no name holds'
     >>> host_name_problem("http://xn--zz.example")
     'has a host name that cannot be looked up'
     """
@@ -142,22 +148,46 @@ def host_name_problem(url: str) -> str | None:
 
     try:
         host = URL(url).host
-    except UnicodeError:  # an A-label that is not punycode: yarl decodes it
-        return "has a host name that cannot be looked up"
+    except UnicodeError:  # yarl encodes the name: a label too long, or not punycode
+        try:
+            host = urlsplit(url).hostname
+        except ValueError:
+            host = None
+        if not host:
+            return "has a host name that cannot be looked up"
     except ValueError:
         return None
-    if not host:
-        return None
-    try:
-        host.encode("idna")
-    except UnicodeError:
-        pass
     else:
-        return None
-    for label in host.removesuffix(".").split("."):
+        if not host:
+            return None
+        try:
+            host.encode("idna")
+        except UnicodeError:
+            pass
+        else:
+            return None
+    labels = host.split(".")
+    if labels[0] == "" and len(labels) > 1:
+        return "has a host name that starts with a dot"
+    if labels[-2:] == ["", ""] and len(labels) > 2:
+        return "has a host name that ends in two dots"
+    for label in labels[:-1] if labels[-1] == "" else labels:
         if not label:
             return "has an empty label in its host name (two dots in a row)"
-        if len(label) > HOST_LABEL_CHARS_MAX:
+        length = _encoded_length(label)
+        if length > HOST_LABEL_CHARS_MAX:
+            encoded = "" if label.isascii() else " once encoded"
             return (f"has a host name label over {HOST_LABEL_CHARS_MAX} characters "
-                    f"({len(label)}), which no name holds")
+                    f"({length}{encoded}), which no name holds")
     return "has a host name that cannot be looked up"
+
+
+def _encoded_length(label: str) -> int:
+    """How many characters ``label`` takes as a lookup sends it: itself if ASCII, else
+    "xn--" and its punycode (0 if it has none: said as "cannot be looked up")."""
+    if label.isascii():
+        return len(label)
+    try:
+        return len("xn--") + len(label.encode("punycode"))
+    except UnicodeError:
+        return 0

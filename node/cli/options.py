@@ -58,9 +58,11 @@ def node_url(text: str) -> str:
     try:
         url = URL(text)
     except ValueError:  # yarl's message may quote the address: it is not passed on
-        raise click.BadParameter(
-            f"{shown_address(text)} {address_problem(text) or 'is not a URL'}",
-            param_hint="--node") from None
+        # A host name yarl cannot encode (a label too long once encoded) is said as
+        # ``devices add --address`` and the client say it.
+        said = address_problem(text) or host_name_problem(text) or "is not a URL"
+        raise click.BadParameter(f"{shown_address(text)} {said}",
+                                 param_hint="--node") from None
     try:
         host = url.host
     except UnicodeError:  # an A-label that is not punycode ("xn--zz"): yarl decodes it

@@ -80,7 +80,9 @@ def checked_node_url(url: str) -> str:
         try:
             URL(url)
         except ValueError:  # yarl's message may quote the address: it is not passed on
-            refusal = "is not a URL"
+            # A host name yarl cannot encode (a label too long once encoded), said as
+            # ``--node`` says it.
+            refusal = host_name_problem(url) or "is not a URL"
         else:  # a name no lookup takes: the lookup's encoding raised a UnicodeError
             refusal = host_name_problem(url)
     if refusal is not None:

@@ -27,3 +27,17 @@ HIDDEN_TOKENS = ["http://hub:7878/?access_token=hunter2", "http://hub:7878?token
                  "http://hub/?access-token=hunter2", "http://hub/?auth=hunter2",
                  "http://hub/?sig=hunter2", "https://hub/?X-Amz-Signature=hunter2",
                  "http://hub:7878/#token=hunter2", "http://hub#hunter2", "hub:7878?hunter2"]
+
+#: Addresses whose host name no lookup takes, and what each refusal of them says
+#: (``node.checks.host_name_problem``): a URL parser takes each (or fails on it), and
+#: every lookup fails. Refused the same by the node, ``--peer``, ``--node``, ``Client``
+#: and ``devices add --address``.
+HOST_NAMES_NO_LOOKUP_TAKES = [
+    ("http://" + "p" * 64 + ".example:7878",
+     "has a host name label over 63 characters (64), which no name holds"),
+    ("http://" + "\u00fc" * 60 + ".example:7878",
+     "has a host name label over 63 characters (66 once encoded), which no name holds"),
+    ("http://a..example:7878", "has an empty label in its host name (two dots in a row)"),
+    ("http://.a.example:7878", "has a host name that starts with a dot"),
+    ("http://a.example..:7878", "has a host name that ends in two dots"),
+    ("http://xn--zz.example:7878", "has a host name that cannot be looked up")]

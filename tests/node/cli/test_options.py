@@ -12,7 +12,7 @@ from click.testing import CliRunner, Result
 from node.cli.options import node_url
 from node.client.errors import NODE_SHOWN_CHARS_MAX
 from node.main import main
-from tests.support.addresses import HIDDEN_PASSWORDS, HIDDEN_TOKENS
+from tests.support.addresses import HIDDEN_PASSWORDS, HIDDEN_TOKENS, HOST_NAMES_NO_LOOKUP_TAKES
 from tests.support.processes import NodeProcess, free_port
 
 #: An address no request could use: a usage error wherever it is given.
@@ -197,7 +197,8 @@ def test_a_common_slip_in_a_node_address_is_a_usage_error_that_shows_the_fix(
     ("7" * 5000, "is a number alone"), ("\u0667" * 5000, "is a number alone"),
     (":" + "7" * 5000, "is a number alone"),
     ("http://" + "7" * 5000, "has a number as its host: give a host name or an IP address"),
-    ("http://" + "\u0667" * 5000, "is not a URL")])  # no IDNA name is that long
+    # No IDNA label is that long: said as every address's is (``host_name_problem``).
+    ("http://" + "\u0667" * 5000, "has a host name label over 63 characters")])
 def test_a_number_too_long_for_a_port_is_a_usage_error(node: str, said: str) -> None:
     """Longer than ``PORT_DIGITS_MAX``: no port, and not converted (over 4,300 digits
     ``int`` raised, a traceback)."""
@@ -215,7 +216,9 @@ def test_a_number_too_long_for_a_port_is_a_usage_error(node: str, said: str) -> 
     ("p" * 300, "has a host name label over 63 characters (300), which no name holds"),
     ("a..example:7878", "has an empty label in its host name"),
     ("xn--zz.example", "has a host name that cannot be looked up"),
-    ("xn--" + "a" * 60 + ".example", "has a host name that cannot be looked up")])
+    ("xn--" + "a" * 60 + ".example",
+     "has a host name label over 63 characters (64), which no name holds"),
+    *HOST_NAMES_NO_LOOKUP_TAKES])
 def test_a_host_name_no_lookup_can_encode_is_a_usage_error(node: str, said: str) -> None:
     """A label over ``HOST_LABEL_CHARS_MAX`` characters, or an empty one: yarl takes
     the name, and the lookup's IDNA encoding failed with a traceback. An A-label

@@ -6,6 +6,7 @@ import asyncio
 from collections.abc import AsyncIterator, Callable
 from typing import Any
 
+from tests.support.addresses import HOST_NAMES_NO_LOOKUP_TAKES
 from tests.support.waits import DEADLINE_S
 
 #: Node URLs no node could be reached at, and what the refusal says (never the URL).
@@ -15,11 +16,7 @@ NO_NODE_URLS = [("http://[hub:7878", "is not a URL"), ("http:///hub:7878", "name
                 ("ftp://hub:7878", "must be an http:// or https:// URL"),
                 ("ws://hub:7878", "must be an http:// or https:// URL"),
                 # A name no lookup takes (``node.checks.host_name_problem``, as --node).
-                ("http://" + "p" * 64 + ".example:7878",
-                 "has a host name label over 63 characters (64), which no name holds"),
-                ("http://a..example:7878",
-                 "has an empty label in its host name (two dots in a row)"),
-                ("http://xn--zz.example:7878", "has a host name that cannot be looked up")]
+                *HOST_NAMES_NO_LOOKUP_TAKES]
 
 
 async def until(views: AsyncIterator[dict[str, Any]],

@@ -31,7 +31,7 @@ from crdt.addresses import address_problem, normal_address, unshown_refusal
 from crdt.device import DEVICE_NAME_BYTES_MAX, check_device_name, stored_device_name
 from crdt.errors import InvalidInput, Picklable
 from crdt.storage.backends import backend_of
-from node.checks import HIDDEN, api_path_base, check_token, is_loopback
+from node.checks import HIDDEN, api_path_base, check_token, host_name_problem, is_loopback
 from node.limits import ClientLimits, Limits, check_order
 from sync.peer.config import SyncConfig
 from sync.repo.config import RepoConfig
@@ -227,7 +227,9 @@ class Config:
                 # nor "http://http:/h" for a mistyped one.
                 guess = "" if _SCHEME_LIKE.match(url) else f" ('http://{url}'?)"
                 raise ValueError(f"{what} {url!r} must start with http:// or https://{guess}")
-            problem = address_problem(url)
+            # A host name no lookup takes (``host_name_problem``) too: the URL parser
+            # takes it, and the lookup fails at every retry.
+            problem = address_problem(url) or host_name_problem(url)
             if problem is not None:  # dialed, it would fail at every retry
                 # CLAWSYNC_PEERS splits on spaces: a comma-separated list is one URL,
                 # whose port then reads "1,http:".

@@ -215,9 +215,9 @@ def add(ctx: click.Context, device_id: str, name: str, address: str | None,
 
 def _checked_address(address: str | None) -> str | None:
     """``--address``, or a usage error if its host name is one no lookup takes
-    (``host_name_problem``, as ``--node``'s): the node would take it, and every peer
-    dialing it would fail. The rest the node checks (and refuses, 400); an address it
-    would refuse without showing it (a password in it) is left to the node whole."""
+    (``host_name_problem``, as ``--node``'s), before any node is asked: the node refuses
+    it too (400, in the same words), as it does the rest; an address it would refuse
+    without showing it (a password in it) is left to the node whole."""
     from crdt.addresses import unshown_refusal
     from node.checks import host_name_problem
 

@@ -1,7 +1,8 @@
 """The addresses peers give: a node's own, in the handshake of a link it opens
 (``X-Clawsync-Advertise``: ``node.peers.transport.accept``), and the ones its member
 list names (``node.peers.learning``). Each is checked as a ``--peer`` is
-(``crdt.addresses``) before it is kept, listed, shown or dialed; one that fails is
+(``crdt.addresses``, ``node.checks.host_name_problem``: a host name no lookup takes)
+before it is kept, listed, shown or dialed; one that fails is
 dropped and logged by why only: it may hold a password (``http://user:pw@host``).
 An address whose scheme is not in lower case (``HTTP://h``) is dropped too: a node
 writes its own and those it lists in lower case (``node.config``), so one that does not
@@ -26,6 +27,7 @@ from typing import TypeGuard
 import structlog
 
 from crdt.addresses import address_refusal, normal_address
+from node.checks import host_name_problem
 
 log = structlog.get_logger(__name__)
 
@@ -107,7 +109,7 @@ def dialable(url: object, said_by: object, dropped: str,
     given) is not, and is not logged."""
     if not isinstance(url, str):
         return False
-    refusal = address_refusal(url)
+    refusal = address_refusal(url) or host_name_problem(url)
     if refusal is None and normal_address(url) != url:
         refusal = "has a scheme not in lower case"
     if refusal is not None:

@@ -41,6 +41,7 @@ import aiohttp
 import structlog
 
 from crdt.membership import Member
+from node.checks import host_name_problem
 from node.config import Config
 from node.devices import Devices
 from node.peers import members_answer
@@ -210,6 +211,8 @@ class Learning:
                 continue
             if self._member_held(device_id, member, members):
                 continue  # another device answered there, and the hold still runs
+            if host_name_problem(member.address) is not None:
+                continue  # an older node took it: every lookup of it fails, for good
             # A member proves its key: the secret is not sent to an address any member
             # may have written in a record (it would hand the secret to whoever is there).
             if await self._dial(member.address, learned=True, secret=False):

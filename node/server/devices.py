@@ -36,7 +36,7 @@ from crdt.errors import InvalidInput
 from crdt.log import bound
 from crdt.log.store import EventStore
 from crdt.membership import Member, Removal, check_reason
-from node.checks import api_path_base
+from node.checks import api_path_base, host_name_problem
 from node.config import Config
 from node.device import DeviceKey
 from node.devices import KEEP, Devices, NameTaken, RemovalIsFinal, UnknownDevice
@@ -85,7 +85,9 @@ def setup(app: web.Application, config: Config, astore: AsyncStore,
                 raise InvalidInput(f"{unshown.why}, so {said}: give the node's address "
                                    "alone", field="address")
             # Its scheme in any case ("HTTP://"): Devices.add writes it in lower case.
-            problem = address_problem(address) \
+            # A host name no lookup takes (``host_name_problem``): the URL parser takes
+            # it, and every peer's lookup of it fails.
+            problem = (address_problem(address) or host_name_problem(address)) \
                 if address.lower().startswith(("http://", "https://")) else None
             if problem is not None:  # every peer would dial it, and fail, for good
                 raise InvalidInput(f"{address!r} {problem}", field="address")

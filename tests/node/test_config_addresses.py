@@ -11,7 +11,7 @@ import pytest
 from click.testing import CliRunner
 
 from node.main import main
-from tests.support.addresses import HIDDEN_PASSWORDS, HIDDEN_TOKENS
+from tests.support.addresses import HIDDEN_PASSWORDS, HIDDEN_TOKENS, HOST_NAMES_NO_LOOKUP_TAKES
 
 
 @pytest.mark.parametrize(("args", "said"), [
@@ -66,7 +66,8 @@ def test_an_address_with_a_query_or_fragment_is_refused_without_printing_it(
     ("http://hub:99999", "'http://hub:99999' has a port that is not between 1 and 65535"),
     ("http://hub:0", "'http://hub:0' has a port that is not between 1 and 65535"),
     ("http://hub:78x", "'http://hub:78x' has a port that is not between 1 and 65535"),
-    ("http://[hub:7878", "'http://[hub:7878' is not a URL")])
+    ("http://[hub:7878", "'http://[hub:7878' is not a URL"),
+    *[(url, f"{url!r} {said}") for url, said in HOST_NAMES_NO_LOOKUP_TAKES]])
 def test_an_address_no_node_could_dial_is_a_usage_error(option: str, url: str,
                                                         said: str) -> None:
     """Dialed, it would fail at every retry (and be passed on to every node)."""

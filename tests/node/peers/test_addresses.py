@@ -14,6 +14,7 @@ from node.peers.addresses import (
     dialable,
 )
 from node.peers.member_lists import SKIPPED, member_urls
+from tests.support.addresses import HOST_NAMES_NO_LOOKUP_TAKES
 
 
 def _listed(lister: str | None, url: str) -> dict[str, object]:
@@ -136,3 +137,19 @@ def test_an_address_a_peer_gives_with_an_upper_case_scheme_is_dropped() -> None:
         assert [one.url for one in member_urls(_listed("n0", "HTTP://b:1"))] == [
             "http://a:1", "http://b:1"]
     assert [entry["reason"] for entry in said] == ["has a scheme not in lower case"]
+
+
+def test_a_listed_address_no_lookup_takes_is_skipped() -> None:
+    """A host name no lookup takes (``node.checks.host_name_problem``): an older node
+    took it, and a dial of it fails at every retry. Skipped, its reason logged once at
+    debug, as any refused address."""
+    for url, said in HOST_NAMES_NO_LOOKUP_TAKES:
+        logged = RefusalsLogged()
+        with structlog.testing.capture_logs() as first:
+            assert [one.url for one in member_urls(_listed("n0", url), logged=logged)] == [
+                "http://a:1", "http://b:1"]
+        with structlog.testing.capture_logs() as second:
+            member_urls(_listed("n0", url), logged=logged)
+        assert [(entry["reason"], entry["log_level"]) for entry in first] == [
+            (said, "debug")]
+        assert second == []

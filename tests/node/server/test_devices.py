@@ -22,7 +22,11 @@ from node.cli.openclaw_sink import HttpSink
 from node.client.api import Client
 from node.server.devices import DEVICES
 from node.server.run import RunningNode, start
-from tests.support.addresses import HIDDEN_PASSWORDS, HIDDEN_TOKENS
+from tests.support.addresses import (
+    HIDDEN_PASSWORDS,
+    HIDDEN_TOKENS,
+    HOST_NAMES_NO_LOOKUP_TAKES,
+)
 from tests.support.nodes import read_sse
 
 NodeFactory = Callable[..., Awaitable[RunningNode]]
@@ -134,6 +138,10 @@ async def test_refusals_say_why_and_write_nothing(client: aiohttp.ClientSession,
         ("POST", "/v1/devices", {"json": {"device_id": PHONE, "name": "p",
                                           "address": "http://phone:7878/v1/node"}}, 400,
          "('http://phone:7878'?)"),
+        # A host name no lookup takes: every peer dialing it would fail, for good.
+        *[("POST", "/v1/devices", {"json": {"device_id": PHONE, "name": "p",
+                                            "address": address}}, 400, f"{address!r} {said}")
+          for address, said in HOST_NAMES_NO_LOOKUP_TAKES],
         ("POST", "/v1/devices", {"json": [PHONE]}, 400, "must be an object"),
         # Not a string: refused as the record would be, not taken as null (cleared).
         *[("POST", "/v1/devices", {"json": {"device_id": PHONE, "name": "p",

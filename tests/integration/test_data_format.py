@@ -156,6 +156,22 @@ def _bump_log_format(folder: Path, **fields: object) -> None:
         storage.close()
 
 
+def test_openclaw_import_says_which_version_wrote_the_log(tmp_path: Path) -> None:
+    """An import into a fresh folder writes the log as a node does: its meta record
+    names this version (``written_by``), as the marker does."""
+    state = tmp_path / "openclaw"
+    (state / "agents").mkdir(parents=True)
+    folder = tmp_path / "fresh"
+    imported = subprocess.run(
+        [sys.executable, "-m", "node.main", "openclaw", "import", "--data-dir", str(folder),
+         "--state-dir", str(state)],
+        capture_output=True, text=True, env=child_env(), timeout=CLI_TIMEOUT_S)
+    assert imported.returncode == 0, imported.stderr
+    assert _meta(folder)["written_by"] == software_version()
+    marker = json.loads((folder / FORMAT_FILE).read_text())
+    assert marker["written_by"] == software_version()
+
+
 def test_a_log_of_a_newer_format_is_refused_in_words(tmp_path: Path) -> None:
     """A log of a newer format in a folder whose marker says no newer one (a marker
     lost, a log moved in): the log's own check says what the marker's does."""

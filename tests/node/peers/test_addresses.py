@@ -1,12 +1,15 @@
 """node.peers.addresses: the addresses peers give, as a members round reads them
 (``node.peers.member_lists``): one no node could dial is dropped and logged once, by why
 only, not every round; the node's memory of what it logged is its own, bounded, and
-holds neither an address nor a peer's node id."""
+holds neither an address nor a peer's node id; a member's address no lookup takes is
+not dialed."""
 
 from __future__ import annotations
 
 import structlog
 
+from crdt.events import Draft
+from crdt.membership import AGENT_ID, DEVICE_ADDED, DEVICES_SESSION
 from node.peers.addresses import (
     REFUSALS_LOGGED_MAX,
     SAID_BY_SHOWN_MAX,
@@ -14,7 +17,10 @@ from node.peers.addresses import (
     dialable,
 )
 from node.peers.member_lists import SKIPPED, member_urls
+from node.server.devices import DEVICES
+from tests.node.peers.support import FAST, NodeFactory, add_member, new_device_id, until
 from tests.support.addresses import HOST_NAMES_NO_LOOKUP_TAKES
+from tests.support.processes import free_port
 
 
 def _listed(lister: str | None, url: str) -> dict[str, object]:
@@ -153,3 +159,22 @@ def test_a_listed_address_no_lookup_takes_is_skipped() -> None:
         assert [(entry["reason"], entry["log_level"]) for entry in first] == [
             (said, "debug")]
         assert second == []
+
+
+async def test_a_member_address_no_lookup_takes_is_not_dialed(make_node: NodeFactory
+                                                              ) -> None:
+    """A member record whose address an older node took (``http://a..example``): every
+    dial of it would fail at its lookup, for good. Not dialed; a member's address that
+    can be looked up is, in the same round."""
+    node = await make_node(sync=FAST)
+    dead = f"http://127.0.0.1:{free_port()}"
+    await add_member(node, "laptop", dead)
+    taken = [url for url, _said in HOST_NAMES_NO_LOOKUP_TAKES]
+    for url in taken:  # written as an older node wrote it: POST /v1/devices refuses it
+        await node.astore.append([Draft(DEVICES_SESSION, AGENT_ID, DEVICE_ADDED, {
+            "device_id": new_device_id(), "name": "old", "address": url})])
+    devices = node.runner.app[DEVICES]
+    await until(lambda: {m.address for m in devices.members().values()} >= set(taken))
+    await node.gossip.dial_members()
+    assert f"url:{dead}" in node.gossip.runners
+    assert not [url for url in taken if f"url:{url}" in node.gossip.runners]

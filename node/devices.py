@@ -39,7 +39,7 @@ import structlog
 from crdt import membership
 from crdt.addresses import normal_address
 from crdt.device import check_device_name, name_groups, name_key, parse_device_id
-from crdt.errors import InvalidInput, NotFound
+from crdt.errors import CrdtError, InvalidInput, NotFound
 from crdt.events import Draft
 from crdt.log.records import StoredEvent
 from crdt.membership import DEVICES_SESSION, Member, Membership, Removal
@@ -53,6 +53,12 @@ log = structlog.get_logger(__name__)
 
 #: Pause before reading the membership records again after a failed read.
 RETRY_S = 1.0
+
+#: Most times ``Devices.add`` checks and tries to write, when each time a record that
+#: bears on it (``_bears``) came in between: then ``AddsKeepChanging`` (503). Each try
+#: holds every other add waiting; a peer sending such records without pause is the
+#: only way to use them all up.
+ADD_TRIES_MAX = 8
 
 Listener = Callable[[], None]
 
@@ -87,6 +93,11 @@ class NameTaken(InvalidInput):
         super().__init__(message, field=field)
         #: The member that has the name (``POST /v1/devices`` gives it as ``member``).
         self.member = member
+
+
+class AddsKeepChanging(CrdtError):
+    """``ADD_TRIES_MAX`` times in a row, a membership record that bears on the add came
+    in between its checks and its record: nothing was written; try again."""
 
 
 class SelfRemoval(InvalidInput):
@@ -231,20 +242,24 @@ class Devices:
         ``KEEP`` (not given): a member keeps the address it has (as it advertised it).
         ``RemovalIsFinal`` if the device was removed: nothing is written then, but where
         a peer's removal is stored right after the record (which then counts for
-        nothing)."""
+        nothing). ``AddsKeepChanging`` after ``ADD_TRIES_MAX`` tries."""
         device_id = parse_device_id(device_id)
         async with self._adding:
-            while True:
+            for _ in range(ADD_TRIES_MAX):
                 added = await self._add(device_id, name, address)
                 if added is not None:
                     return added
-                # Membership records came in after those the checks read (a peer's
-                # removal, say): nothing was written; checked again with them.
+                # A record that bears on this add (``_bears``: a peer's removal of the
+                # device, say) came in after those the checks read: nothing was
+                # written; checked again with it.
+        raise AddsKeepChanging(
+            f"the devices records kept changing while this add was checked ({ADD_TRIES_MAX} "
+            "tries), so nothing was written; try again")
 
     async def _add(self, device_id: str, name: str, address: str | Keep | None
                    ) -> tuple[StoredEvent | None, Member] | None:
-        """``add``'s checks and record, written only if no membership record came in
-        after those the checks read (None: nothing written)."""
+        """``add``'s checks and record, written only if no record that bears on them
+        (``_bears``) came in after those the checks read (None: nothing written)."""
         read = self._position  # what the view below holds, till the first await
         held = self.members().get(device_id)
         said: str | membership.Unsaid | None
@@ -267,7 +282,9 @@ class Devices:
         if held is None or held.name != name:  # a name kept is not checked again
             check_device_name(name)  # InvalidInput: a character that hides text, or none shows
             self._refuse_taken(device_id, name)
-        stored = await self._append(draft, unless_after=read)
+        wanted, own = name_key(name), self.device_id
+        stored = await self._append(
+            draft, unless=(read, lambda record: _bears(record, device_id, wanted, own)))
         if stored is None:
             return None
         member = self.members().get(device_id)
@@ -309,14 +326,14 @@ class Devices:
         if device_id not in self.members():
             raise UnknownDevice(f"no device {device_id} is a member here")
         stored = await self._append(draft)
-        assert stored is not None  # written whatever came in: no ``unless_after``
+        assert stored is not None  # written whatever came in: no ``unless``
         return stored, self.removed()[device_id]
 
-    async def _append(self, draft: Draft, unless_after: int | None = None
+    async def _append(self, draft: Draft, unless: _Unless | None = None
                       ) -> StoredEvent | None:
         """Append ``draft``, after this device's own add if no record names it yet;
-        with ``unless_after``, only if the devices session holds nothing after that
-        position (None: nothing written)."""
+        with ``unless`` (a position and a test), only if the devices session holds no
+        record after that position that passes the test (None: nothing written)."""
         drafts = [draft]
         if not self._named:
             await self.refresh()  # a peer's record naming it may have come since
@@ -328,20 +345,21 @@ class Devices:
         # Shielded, and waited for when the add is cancelled: drafts once queued are
         # committed anyway, and ``add`` must not give up ``_adding`` before they are
         # read back (a second add would find their name free).
-        write = asyncio.ensure_future(self._write(drafts, unless_after))
+        write = asyncio.ensure_future(self._write(drafts, unless))
         try:
             return await asyncio.shield(write)
         except asyncio.CancelledError:
             await _finished(write)
             raise
 
-    async def _write(self, drafts: list[Draft], unless_after: int | None
+    async def _write(self, drafts: list[Draft], unless: _Unless | None
                      ) -> StoredEvent | None:
-        if unless_after is None:
+        if unless is None:
             appended = await self._astore.append(drafts)
         else:  # the look and the write in one call on the writer thread: nothing between
+            after, bears = unless
             appended = await self._astore.write(
-                lambda store: append_unless(store, drafts, unless_after))
+                lambda store: append_unless(store, drafts, after, bears))
         await self.refresh()
         return appended[-1].stored if appended else None
 
@@ -419,6 +437,28 @@ class Devices:
         for device, origin, final_seq in retired:
             log.info("device removed: origin retired", device_id=device, origin=origin,
                      final_seq=final_seq)
+
+
+#: ``Devices._append``'s ``unless``: a position of the devices session, and which
+#: records stored after it keep the record from being written.
+_Unless = tuple[int, Callable[[StoredEvent], bool]]
+
+
+def _bears(stored: StoredEvent, device_id: str, wanted: str, own: str) -> bool:
+    """Whether ``stored``, come in after an add's checks, may change what they found:
+    a membership record of the device added (a removal, a rename, another address) or
+    of this device (its own add may ride along), or an add under a name that reads as
+    the one wanted (``name_key``). Not token or ``device_key`` records, nor other
+    devices' membership records: a removal frees a name, it takes none. (A
+    ``device_key`` that makes a removal stored before count is found after the
+    write: ``add``'s "as this add was written".)"""
+    found = membership.read(stored.event)
+    if found is None:
+        return False
+    kind, device, fields = found
+    if device in (device_id, own):
+        return True
+    return kind == membership.DEVICE_ADDED and name_key(fields["name"]) == wanted
 
 
 def _names(stored: StoredEvent, device_id: str) -> bool:

@@ -1,10 +1,12 @@
 """What ``node.devices`` does on the store's threads: reading the membership records
 stored since a position (with the bindings of their origins and where removals are
-held), writing an add only if no record came in after those its checks read, and
+held), writing an add only if no record that bears on it came in after those its
+checks read, and
 retiring the origins of the devices this node removed."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import NamedTuple
 
 from crdt import membership
@@ -29,15 +31,20 @@ def records_after(store: EventStore, position: int, limit: int = READ_PAGE
         return []
 
 
-def append_unless(store: EventStore, drafts: list[Draft], position: int
-                  ) -> list[Appended]:
+def append_unless(store: EventStore, drafts: list[Draft], position: int,
+                  bears: Callable[[StoredEvent], bool]) -> list[Appended]:
     """On the writer thread: ``drafts`` appended, unless the devices session holds a
-    record after ``position`` (empty: nothing written), which the add's checks did not
-    read: a peer's removal stored meanwhile would otherwise leave a record written that
-    counts for nothing, and the add refused."""
-    if records_after(store, position, 1):
-        return []
-    return store.append_batch(drafts)
+    record after ``position`` (which the add's checks did not read) that ``bears`` on
+    the add (empty: nothing written): a peer's removal stored meanwhile would otherwise
+    leave a record written that counts for nothing, and the add refused. Other records
+    (tokens, ``device_key``, other devices' membership) do not hold the add back."""
+    while True:
+        page = records_after(store, position)
+        if any(bears(stored) for stored in page):
+            return []
+        if len(page) < READ_PAGE:
+            return store.append_batch(drafts)
+        position = page[-1].position
 
 
 class Read(NamedTuple):

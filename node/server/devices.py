@@ -19,7 +19,9 @@ renaming one, under a name another member has is 409 ``name_taken``, naming that
 removed itself gets 409 ``device_removed`` for adds and removals (and for tokens): no other
 device would take what it writes. Nothing is written on any refusal (but an add whose
 device a peer's removal, stored meanwhile, removed while its record was written: 409
-``device_removed``, the record counting for nothing).
+``device_removed``, the record counting for nothing). An add that found records bearing on
+it come in between its checks and its record ``ADD_TRIES_MAX`` times in a row is 503
+``devices_changing``, nothing written.
 """
 
 from __future__ import annotations
@@ -39,7 +41,14 @@ from crdt.membership import Member, Removal, check_reason
 from node.checks import api_path_base, host_name_problem
 from node.config import Config
 from node.device import DeviceKey
-from node.devices import KEEP, Devices, NameTaken, RemovalIsFinal, UnknownDevice
+from node.devices import (
+    KEEP,
+    AddsKeepChanging,
+    Devices,
+    NameTaken,
+    RemovalIsFinal,
+    UnknownDevice,
+)
 from node.http.errors import HttpError
 from node.http.params import one_param, takes_params
 from node.http.wire import respond
@@ -103,6 +112,9 @@ def setup(app: web.Application, config: Config, astore: AsyncStore,
         except NameTaken as refused:  # the member too, for a client to name its command
             raise HttpError(409, refused.code, refused.reason, field=refused.field,
                             details={"member": refused.member}) from None
+        except AddsKeepChanging as busy:  # a peer's records kept coming: nothing written
+            raise HttpError(503, "devices_changing", str(busy),
+                            headers={"Retry-After": "1"}) from None
         # As GET /v1/devices lists it, with ``name_shared_with``: an add that keeps a
         # name (a new address) keeps a name shared. Read in the turn the add returned
         # in, with the member it found (a removal read in meanwhile is 409 above).

@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 
-from crdt import membership
+from crdt import membership, tokens
 from crdt.clock import Hlc
 from crdt.device import private_key_from_seed
 from crdt.errors import InvalidInput
@@ -25,7 +25,7 @@ from crdt.log.store import EventStore
 from crdt.membership import DEVICES_SESSION
 from crdt.signing import Signer
 from node.device import DeviceKey
-from node.devices import Devices, NameTaken, RemovalIsFinal
+from node.devices import ADD_TRIES_MAX, AddsKeepChanging, Devices, NameTaken, RemovalIsFinal
 from node.store import AsyncStore, Commit
 
 
@@ -119,6 +119,59 @@ async def test_an_add_whose_device_is_removed_while_it_is_written_is_refused(
     after = [(s.origin, s.seq) for s in a.store.get_events_since(DEVICES_SESSION, 0, 1000)]
     b_origin = b.store.node_id
     assert [held for held in after if held[0] != b_origin] == written  # none of a's new
+
+
+async def test_records_that_do_not_bear_on_an_add_do_not_hold_it_back(
+        nodes: list[Node]) -> None:
+    """Token records, and other devices' membership records, stored between an add's
+    checks and its record: the add is written at its first try."""
+    a, b, c = nodes
+    await a.devices.add(b.key.device_id, "b")
+    write, tries = a.devices._write, []
+
+    async def records_first(*args: Any) -> StoredEvent | None:
+        tries.append(args)
+        if len(tries) <= ADD_TRIES_MAX + 1:  # an add held back would still end
+            _secret, issued = tokens.issue(["*"])
+            await a.astore.append([issued, tokens.revoke("0" * 16)])
+            # Another device's: a removal frees a name, it takes none; another name.
+            await a.astore.append([membership.removed(b.key.device_id, "lost"),
+                                   membership.added(b.key.device_id, "gone")])
+        return await write(*args)
+
+    a.devices._write = records_first  # type: ignore[method-assign]
+    stored, member = await a.devices.add(c.key.device_id, "phone")
+    assert stored is not None and member.name == "phone"
+    assert len(tries) == 1
+
+
+async def test_an_add_that_records_keep_bearing_on_gives_up(nodes: list[Node]) -> None:
+    """A peer renaming the device without pause, each rename stored between the add's
+    checks and its record: after ``ADD_TRIES_MAX`` tries the add gives up, writing
+    nothing."""
+    a, b, phone = nodes
+    phone_id = phone.key.device_id
+    await a.devices.add(b.key.device_id, "b")
+    await a.devices.add(phone_id, "phone")
+    await copy(a, b)
+    await settled(b)
+    write, tries = a.devices._write, []
+
+    async def rename_first(*args: Any) -> StoredEvent | None:
+        tries.append(args)
+        if len(tries) <= ADD_TRIES_MAX + 1:  # without a bound the add would end after
+            await b.devices.add(phone_id, f"phone b{len(tries)}")
+            await copy(b, a)
+        return await write(*args)
+
+    a.devices._write = rename_first  # type: ignore[method-assign]
+    with pytest.raises(AddsKeepChanging, match="kept changing"):
+        await a.devices.add(phone_id, "phone a")
+    assert len(tries) == ADD_TRIES_MAX
+    await settled(a)
+    assert a.devices.members()[phone_id].name == f"phone b{ADD_TRIES_MAX}"
+    assert not [s for s in a.store.get_events_since(DEVICES_SESSION, 0, 1000)
+                if s.event.payload.get("name") == "phone a"]
 
 
 async def test_a_record_counts_only_from_a_bound_origin(nodes: list[Node]) -> None:

@@ -14,12 +14,13 @@ from urllib.parse import quote
 import aiohttp
 import pytest
 
-from crdt import codec
+from crdt import codec, membership
 from crdt.device import device_id, private_key_from_seed, public_bytes
 from crdt.events import Draft
 from crdt.membership import AGENT_ID, DEVICE_ADDED, DEVICES_SESSION
 from node.cli.openclaw_sink import HttpSink
 from node.client.api import Client
+from node.devices import ADD_TRIES_MAX
 from node.server.devices import DEVICES
 from node.server.run import RunningNode, start
 from tests.support.addresses import (
@@ -172,6 +173,27 @@ async def test_refusals_say_why_and_write_nothing(client: aiohttp.ClientSession,
         _, body = await call(client, "POST", "/v1/devices",
                              json={"device_id": PHONE, "name": "p", "address": address})
         assert "hunter2" not in json.dumps(body), body
+
+
+async def test_an_add_that_records_keep_bearing_on_is_503(client: aiohttp.ClientSession,
+                                                         node: RunningNode) -> None:
+    """A rename of the device stored between the add's checks and its record, at every
+    try: 503 ``devices_changing`` after ``ADD_TRIES_MAX`` tries, the add not written."""
+    devices = node.runner.app[DEVICES]
+    write = devices._write
+
+    async def rename_first(*args: Any) -> Any:
+        await node.astore.append([membership.added(PHONE, f"phone {node.astore.head}")])
+        return await write(*args)
+
+    devices._write = rename_first  # type: ignore[method-assign]
+    status, body = await call(client, "POST", "/v1/devices",
+                              json={"device_id": PHONE, "name": "tablet"})
+    assert (status, body["error"]["code"]) == (503, "devices_changing"), body
+    assert f"({ADD_TRIES_MAX} tries)" in body["error"]["message"]
+    devices._write = write  # type: ignore[method-assign]
+    _, view = await call(client, "GET", "/v1/devices")
+    assert [m["name"] for m in view["members"] if m["device_id"] == PHONE] != ["tablet"]
 
 
 async def test_an_at_sign_beyond_the_host_is_no_password(client: aiohttp.ClientSession

@@ -121,6 +121,38 @@ async def test_an_add_whose_device_is_removed_while_it_is_written_is_refused(
     assert [held for held in after if held[0] != b_origin] == written  # none of a's new
 
 
+async def test_an_add_whose_device_is_removed_right_after_its_record_is_refused(
+        nodes: list[Node]) -> None:
+    """A peer's removal stored right after the add's record, before the add reads it
+    back: refused as "removed ... as this add was written", the record written counting
+    for nothing (a removal is final)."""
+    a, b, phone = nodes
+    phone_id = phone.key.device_id
+    await a.devices.add(b.key.device_id, "b")
+    await a.devices.add(phone_id, "phone")
+    await copy(a, b)
+    await settled(b)
+    await b.devices.remove(phone_id, "stolen")
+    write = a.astore.write
+
+    async def removal_after(work: Any) -> Any:
+        a.astore.write = write  # type: ignore[method-assign]
+        done = await write(work)  # the add's record (its only write), committed
+        await copy(b, a)  # as replication would store it, before the add reads it back
+        return done
+
+    a.astore.write = removal_after  # type: ignore[method-assign]
+    held = {s.position for s in a.store.get_events_since(DEVICES_SESSION, 0, 1000)}
+    with pytest.raises(RemovalIsFinal, match=f"removed by {b.key.device_id} as this add was "
+                                             "written"):
+        await a.devices.add(phone_id, "phone 2")
+    assert phone_id not in a.devices.members()
+    added = [(s.event.kind, s.event.payload)
+             for s in a.store.get_events_since(DEVICES_SESSION, 0, 1000)
+             if s.position not in held and s.origin == a.store.node_id]
+    assert added == [(membership.DEVICE_ADDED, {"device_id": phone_id, "name": "phone 2"})]
+
+
 async def test_records_that_do_not_bear_on_an_add_do_not_hold_it_back(
         nodes: list[Node]) -> None:
     """Token records, and other devices' membership records, stored between an add's

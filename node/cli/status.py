@@ -247,9 +247,12 @@ def status(ctx: click.Context, as_json: bool) -> None:
     print_rows(peer_rows(peers), PEER_HEADERS, headed=True, whole=True,
                wrap=PEER_WRAPPED, optional=PEER_OPTIONAL, apart=PEER_APART,
                wrap_last=PEER_WRAPPED_LAST)
-    for peer in peers:  # other refusals than the waiting said above
+    # Other refusals than those said above: a removed device's peers refuse it with
+    # the sentence of its REMOVED line.
+    said = {*waiting, removed_text}
+    for peer in peers:
         refused, url = maybe(peer, "refused", str), maybe(peer, "url", str)
-        if refused and field(peer, "state", str) != "up" and refused not in waiting:
+        if refused and field(peer, "state", str) != "up" and refused not in said:
             click.echo(printable(shown_words(f"{url or field(peer, 'link', str)}: {refused}")))
         # Why a dial backs off (absent from older nodes).
         elif failure := maybe(peer, "failure", str):

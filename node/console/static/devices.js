@@ -41,7 +41,7 @@ export function devicesView(context) {
     show("node", nodeAndPeers, ".node-error", "Cannot read the node", ([node, peers]) => {
       patchChildren(root.querySelector("[data-testid=this-node]"),
         [thisNode(node, peers.device || {}, note)]);
-      const rows = peerRows(peers.peers || [], (peers.device || {}).waiting || [], Date.now(),
+      const rows = peerRows(peers.peers || [], saidAbove(peers.device || {}), Date.now(),
         note);
       patchChildren(root.querySelector("[data-testid=peers]"), rows);
       root.querySelector(".no-peers").hidden = rows.length > 0;
@@ -179,8 +179,8 @@ function sessionsFact(node) {
 }
 
 // One row per peer node (a peer both nodes dial has two links), then the gone peers.
-// ``waiting``: the lines this node's card says already (`deviceNotes`).
-function peerRows(links, waiting, nowMs, note) {
+// ``said``: the sentences this node's card says already (`saidAbove`).
+function peerRows(links, said, nowMs, note) {
   const groups = new Map();
   links.forEach((link, index) => {
     const key = link.node_id || `link ${index}`; // not yet known: a row of its own
@@ -201,7 +201,7 @@ function peerRows(links, waiting, nowMs, note) {
     // counts are as of its last contact.
     rows.push(best.state === "down" && best.node_id
       ? gonePeerRow(best.node_id, seen.get(best.node_id), nowMs, note)
-      : peerRow(best, group, device, waiting, note));
+      : peerRow(best, group, device, said, note));
   }
   for (const [nodeId, last] of seen) {
     if (!groups.has(nodeId)) rows.push(gonePeerRow(nodeId, last, nowMs, note));
@@ -260,17 +260,23 @@ function lackCell(peer, count, testid) {
   return h("td", { class: "num", dataset: { testid } }, count ?? "?");
 }
 
+// The sentences this node's card says already: the ``waiting`` lines and its removal,
+// which its peers' refusals repeat (`whyNotUp` leaves those out).
+function saidAbove(device) {
+  return [...(device.waiting || []), ...(device.removed_text ? [device.removed_text] : [])];
+}
+
 // Why a link that is not up is refused (``refused``: the peer's words), or why its dials
 // back off (``failure``), as `clawsync status` says under its table: a refusal that is
-// one of the ``waiting`` lines this node's card shows already is not said twice.
-function whyNotUp(peer, waiting) {
+// one of the sentences this node's card shows already (``saidAbove``) is not said twice.
+function whyNotUp(peer, said) {
   if (peer.state === "up") return null;
-  const refused = waiting.includes(peer.refused) ? null : peer.refused;
+  const refused = said.includes(peer.refused) ? null : peer.refused;
   const why = refused || peer.failure;
   return why ? h("div", { class: "muted", dataset: { testid: "peer-why" } }, words(why)) : null;
 }
 
-function peerRow(peer, links, device, waiting, note) {
+function peerRow(peer, links, device, said, note) {
   const sync = syncText(peer);
   const syncClass = sync.startsWith("in sync") ? "sync-ok"
     : peer.state === "refused" ? "state-refused" : "sync-behind";
@@ -287,7 +293,7 @@ function peerRow(peer, links, device, waiting, note) {
     h("td", {},
       h("div", { class: `state-${peer.state}`, dataset: { testid: "peer-state" } },
         stateText(peer)),
-      whyNotUp(peer, waiting)),
+      whyNotUp(peer, said)),
     h("td", { class: syncClass, title: syncTitle(peer), dataset: { testid: "peer-sync" } }, sync),
     lackCell(peer, peer.events_we_lack, "peer-we-lack"),
     lackCell(peer, peer.events_peer_lacks, "peer-lacks"),

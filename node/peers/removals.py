@@ -24,13 +24,10 @@ from __future__ import annotations
 from collections.abc import Iterable
 
 from crdt import membership
-from crdt.errors import NotFound
 from crdt.log.records import Appended
 from crdt.log.store import EventStore
 from crdt.membership import DEVICES_SESSION
-
-#: Records read per page while catching up.
-READ_PAGE = 1000
+from node.devices_store import READ_PAGE, records_after
 
 
 def read(store: EventStore, position: int) -> tuple[set[str], int]:
@@ -38,10 +35,7 @@ def read(store: EventStore, position: int) -> tuple[set[str], int]:
     and the last position read; any thread."""
     removed: set[str] = set()
     while True:
-        try:
-            page = store.get_events_since(DEVICES_SESSION, position, READ_PAGE)
-        except NotFound:  # no membership record yet
-            page = []
+        page = records_after(store, position)  # none: no membership record yet
         for stored in page:
             record = membership.read(stored.event)
             if record is not None and record[0] == membership.DEVICE_REMOVED \

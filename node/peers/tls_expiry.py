@@ -1,28 +1,35 @@
 """The dates of the node's TLS certificates, watched: the one it serves (the first of
-``--tls-cert``), the intermediates served with it (the rest of that file), and the CAs of
-``--tls-ca``. Peers refuse the node once its certificate or an intermediate has expired,
-or the CA that issued its chain (peers that share the CA verify the node with it), and
-the node refuses its peers once their CA has: each has a line of its own
-(``certificate``: "served", "intermediate", "ca" for a CA that issued the chain served,
-by name and signature, "other_ca" for the others).
+``--tls-cert``), the intermediates on the chain peers build from it, and the CAs of
+``--tls-ca``. That chain (``Watched.path``) follows, from the served certificate, the
+blocks of ``--tls-cert`` that issued each (by name and signature) until a CA of
+``--tls-ca`` issued one, or one is self-signed: a block off it (a cross-signed copy of the
+root at the end of a fullchain, expired) is not used by peers, and not judged. Peers
+refuse the node once its certificate or an intermediate on the chain has expired, or the
+CA that issued the chain (peers that share the CA verify the node with it), and the node
+refuses its peers once their CA has: each has a line of its own (``certificate``:
+"served", "intermediate", "ca" for the CA that issued the chain, the copy lasting longest
+if the file holds several of one name and key, "other_ca" for the other blocks of
+``--tls-ca``).
 
 From ``TLS_EXPIRY_WARN_DAYS`` before a certificate expires a warning names its file and
 date, once per certificate, at start or at the first look that finds it so; once expired
 it is said again, as an error, with how long ago in words. A certificate not valid yet
 (its notBefore ahead: a clock or a CA gone wrong) is warned of too: peers refuse it until
-then. The other CAs of ``--tls-ca`` (old roots of a bundle, a CA rotated out) are only
-warned of, even expired, ``TLS_CA_LINES_MAX`` lines a look, the rest counted in one line;
-no CA of the file having issued the chain is said once. Each file is read block by block,
-as OpenSSL does: a block whose dates cannot be read (a ``BEGIN TRUSTED CERTIFICATE`` of
+then. The other CAs of ``--tls-ca`` (old roots of a bundle, a CA rotated out: not warned
+of again for dates already said of as the ``ca``) are only warned of, even expired,
+``TLS_CA_LINES_MAX`` lines a look, the rest counted in one line; no CA of the file having
+issued the chain is said once. Each file is read block by block, line by line, as OpenSSL
+does (``pem_blocks``), up to ``TLS_FILE_BYTES_MAX`` (a file over it is said of once, its
+dates not read): a block whose dates cannot be read (a ``BEGIN TRUSTED CERTIFICATE`` of
 ``openssl x509 -trustout``, or one malformed) is said once per content, with its place,
 and moves no other. A certificate no longer in use is forgotten: put back later (a
 renewal rolled back), it is said again.
 
 The gauge ``clawsync_tls_certificate_expiry_timestamp_seconds`` (label ``certificate``;
 ``TlsCollector``), for an alert that warns sooner: the served certificate's expiry, the
-soonest intermediate's, and the latest of the CAs that issued the chain (the chain
-verifies until then). No other CA is in it: an old root left in a bundle would keep the
-alert firing.
+soonest intermediate's on the chain, and the CA's that issued it (the chain verifies
+until then). No other CA is in it: an old root left in a bundle would keep the alert
+firing.
 
 >>> ago(timedelta(minutes=3, seconds=20))
 '3 minutes'
@@ -97,7 +104,12 @@ class Served:
 #: The PEM labels OpenSSL reads a certificate from (``PEM_read_bio_X509_AUX``): the
 #: ``TRUSTED CERTIFICATE`` of ``openssl x509 -trustout`` too, whose dates are not read here.
 CERTIFICATE_LABELS = (b"CERTIFICATE", b"X509 CERTIFICATE", b"TRUSTED CERTIFICATE")
-_PEM_BLOCK = re.compile(rb"-----BEGIN ([A-Z0-9 ]+)-----(.*?)-----END \1-----", re.DOTALL)
+_BEGIN = re.compile(rb"-----BEGIN ([A-Z0-9 ]+)-----")
+
+#: Bytes read of a certificate or CA file for its dates: a system bundle is some 200 KiB,
+#: a fullchain a few KiB. A file over it is said of, and its dates not read (OpenSSL
+#: loads it or not, as it would anyway).
+TLS_FILE_BYTES_MAX = 4 * 1024 * 1024
 
 #: Lines said in one look of the blocks of ``--tls-ca`` other than the CA that issued the
 #: node's own chain (old roots, an organisation's bundle, a CA rotated out, blocks whose
@@ -125,6 +137,8 @@ class Read:
 
     blocks: tuple[Block, ...]
     digest: bytes
+    #: Over ``TLS_FILE_BYTES_MAX``: not read for its dates.
+    too_large: bool = False
 
     @property
     def certificates(self) -> tuple[Served, ...]:
@@ -148,47 +162,96 @@ class Watched:
         cannot be read, even when the others' can: OpenSSL serves the first)."""
         return self.cert.blocks[0].cert if self.cert and self.cert.blocks else None
 
+    def path(self) -> tuple[tuple[Block, ...], tuple[Block, ...]]:
+        """The chain peers build from the served certificate: the blocks of
+        ``--tls-cert`` on it after the first (each issued the one before, by name and
+        signature), and the CAs of ``--tls-ca`` that issued its top (the first of them
+        lasting longest). Other blocks of the file (a cross-signed copy of the root, kept
+        at the end of a fullchain and expired) are not on it: peers stop at the CA they
+        trust. A served certificate whose dates cannot be read starts the path at the
+        next block read, taken as its issuer."""
+        if self.cert is None or not self.cert.blocks:
+            return (), ()
+        blocks = self.cert.blocks
+        on: list[Block] = []
+        current = blocks[0].parsed
+        if current is None:
+            first = next((block for block in blocks[1:] if block.parsed is not None), None)
+            if first is None:
+                return (), ()
+            on.append(first)
+            current = first.parsed
+        assert current is not None
+        while True:
+            issuers = self._ca_issuers(current)
+            if issuers or issued_by(current, current):
+                return tuple(on), issuers
+            # Each block at most once: the path ends, whatever the file holds.
+            candidates = [block for block in blocks[1:] if block not in on
+                          and block.parsed is not None and issued_by(block.parsed, current)]
+            if not candidates:
+                return tuple(on), ()
+            # Of several (copies of one CA), the one lasting longest, as peers would.
+            chosen = max(candidates, key=_expiry)
+            on.append(chosen)
+            current = chosen.parsed
+            assert current is not None
+
+    def _ca_issuers(self, cert: x509.Certificate) -> tuple[Block, ...]:
+        """The CAs of ``--tls-ca`` that issued ``cert``, by name and signature, the one
+        lasting longest first."""
+        if self.ca is None:
+            return ()
+        found = [block for block in self.ca.blocks
+                 if block.parsed is not None and issued_by(block.parsed, cert)]
+        return tuple(sorted(found, key=_expiry, reverse=True))
+
     @property
     def top(self) -> x509.Certificate | None:
-        """The top of the chain served (the last block of ``--tls-cert``), if read."""
-        return self.cert.blocks[-1].parsed if self.cert and self.cert.blocks else None
-
-    def issuers(self) -> tuple[Block, ...]:
-        """The CAs of ``--tls-ca`` that issued the top of the chain served, by name and
-        by signature: peers that share the CA verify the node with them."""
-        top = self.top
-        if top is None or self.ca is None:
-            return ()
-        return tuple(block for block in self.ca.blocks
-                     if block.parsed is not None and issued_by(block.parsed, top))
+        """The top of the chain peers build from the served certificate, if read."""
+        on, _ = self.path()
+        if on:
+            return on[-1].parsed
+        return self.cert.blocks[0].parsed if self.cert and self.cert.blocks else None
 
     def each(self) -> Iterator[tuple[str, Path, Block]]:
-        """Each certificate block watched, with its kind ("served", "intermediate", "ca":
-        a CA that issued the chain served, "other_ca": any other block of ``--tls-ca``)
-        and its file's path. The one place a certificate's kind is named."""
+        """Each certificate block watched, with its kind ("served"; "intermediate", on
+        the chain peers build, or unread; "unused", a block of ``--tls-cert`` off it;
+        "ca", the CA of ``--tls-ca`` that issued the chain and lasts longest; "other_ca", any
+        other block of ``--tls-ca``) and its file's path. The one place a certificate's
+        kind is named."""
+        on, issuers = self.path()
         if self.cert_path is not None and self.cert is not None:
             for block in self.cert.blocks:
-                yield ("served" if block.index == 0 else "intermediate"), self.cert_path, block
+                # One whose dates cannot be read cannot be placed: said of as unknown.
+                kind = "intermediate" if block in on or block.parsed is None else "unused"
+                yield ("served" if block.index == 0 else kind), self.cert_path, block
         if self.ca_path is not None and self.ca is not None:
-            issuers = self.issuers()
             for block in self.ca.blocks:
-                yield ("ca" if block in issuers else "other_ca"), self.ca_path, block
+                yield ("ca" if issuers and block == issuers[0] else "other_ca"), \
+                    self.ca_path, block
 
     def soonest(self) -> dict[str, Served]:
         """The expiry samples: the served certificate, the soonest intermediate, and the
         latest of the CAs that issued the chain (it verifies until then); no other CA."""
         found: dict[str, list[Served]] = {}
         for kind, _, block in self.each():
-            if block.cert is not None and kind != "other_ca":
+            if block.cert is not None and kind not in ("other_ca", "unused"):
                 found.setdefault(kind, []).append(block.cert)
-        return {kind: (max if kind == "ca" else min)(certs, key=lambda cert: cert.expires)
+        return {kind: min(certs, key=lambda cert: cert.expires)
                 for kind, certs in found.items()}
+
+
+def _expiry(block: Block) -> float:
+    """When ``block`` expires, in Unix seconds (a block of unknown dates: never first)."""
+    return block.cert.expires.timestamp() if block.cert is not None else float("-inf")
 
 
 def read_file(path: Path | None) -> Read | None:
     """The certificate blocks ``path`` holds (None without a path, or if it cannot be
     read: OpenSSL will say why), each parsed alone: one whose dates cannot be read
-    (trusted form, or malformed) leaves the others, and their places, as they are.
+    (trusted form, or malformed) leaves the others, and their places, as they are. A file
+    over ``TLS_FILE_BYTES_MAX`` is not read for its dates (``Read.too_large``).
 
     >>> read_file(Path("/nonexistent/tls.pem")) is None
     True
@@ -196,21 +259,51 @@ def read_file(path: Path | None) -> Read | None:
     if path is None:
         return None
     try:
-        content = path.read_bytes()
+        with path.open("rb") as file:
+            content = file.read(TLS_FILE_BYTES_MAX + 1)
     except OSError:
         return None
-    blocks = [match for match in _PEM_BLOCK.finditer(content)
-              if match.group(1) in CERTIFICATE_LABELS]
-    return Read(tuple(_block(index, match) for index, match in enumerate(blocks)),
-                hashlib.sha256(content).digest())
+    digest = hashlib.sha256(content).digest()
+    if len(content) > TLS_FILE_BYTES_MAX:
+        return Read((), digest, too_large=True)
+    blocks = [found for found in pem_blocks(content) if found[0] in CERTIFICATE_LABELS]
+    return Read(tuple(_block(index, *found) for index, found in enumerate(blocks)), digest)
 
 
-def _block(index: int, match: re.Match[bytes]) -> Block:
-    digest = hashlib.sha256(match.group(0)).digest()
-    if match.group(1) == b"TRUSTED CERTIFICATE":
+def pem_blocks(content: bytes) -> Iterator[tuple[bytes, bytes, bytes]]:
+    """The PEM blocks of ``content`` as OpenSSL reads them, line by line: a block begins
+    at a line that is ``-----BEGIN label-----`` from its start (not indented, not after
+    other text), and ends at the next line beginning ``-----END ``; each is (label, body,
+    the block's text). One ended under another label, or not ended, is not a block. Lines
+    end with LF (CRLF too); CR alone ends none, as for OpenSSL. Linear in the size.
+
+    >>> [label for label, _, _ in pem_blocks(
+    ...     b"-----BEGIN A-----\\nQQ==\\n-----END A-----\\n  -----BEGIN B-----\\n"
+    ...     b"-----END B-----\\nx-----BEGIN C-----\\n-----END C-----\\n")]
+    [b'A']
+    """
+    label: bytes | None = None
+    lines: list[bytes] = []
+    for line in content.split(b"\n"):
+        line = line.removesuffix(b"\r")
+        if label is None:
+            begun = _BEGIN.fullmatch(line)
+            if begun is not None:
+                label, lines = begun.group(1), [line]
+            continue
+        lines.append(line)
+        if line.startswith(b"-----END "):
+            if line == b"-----END " + label + b"-----":
+                yield label, b"".join(lines[1:-1]), b"\n".join(lines)
+            label = None
+
+
+def _block(index: int, label: bytes, body: bytes, text: bytes) -> Block:
+    digest = hashlib.sha256(text).digest()
+    if label == b"TRUSTED CERTIFICATE":
         return Block(index, digest, None)
     try:
-        cert = x509.load_der_x509_certificate(base64.b64decode(match.group(2)))
+        cert = x509.load_der_x509_certificate(base64.b64decode(body))
         dates = Served(cert.serial_number, cert.not_valid_before_utc,
                        cert.not_valid_after_utc)
     except ValueError:  # binascii.Error is one: not base64, not DER, not a certificate
@@ -285,7 +378,11 @@ class ExpiryWarnings:
         current: set[Said] = set()
         lines: Counter[Path] = Counter()  # of other CAs, said in this look
         left_out: Counter[Path] = Counter()
+        current |= self._say_too_large(watched)
         for kind, path, block in watched.each():
+            if kind == "unused":
+                current |= self._say_unused(path, block)
+                continue
             said = self._to_say(kind, block, now)
             if said is None:
                 continue
@@ -321,12 +418,41 @@ class ExpiryWarnings:
         if said is None:
             return None
         what, event, say, fields = said
-        return (kind, block.cert, what), event, say, {**block.cert.fields(), **fields}
+        # The CAs of ``--tls-ca`` keyed as one kind: a CA rotated out, warned of as
+        # "ca", is not warned of again as "other_ca" for the same dates.
+        key_kind = "ca" if kind == "other_ca" else kind
+        return (key_kind, block.cert, what), event, say, {**block.cert.fields(), **fields}
+
+    def _say_unused(self, path: Path, block: Block) -> set[Said]:
+        """Say once, at debug level, that a block of ``--tls-cert`` is not on the chain
+        peers build (a cross-signed root kept at the end of a fullchain): its dates are
+        not judged, peers do not use it."""
+        said: Said = ("unused", block.digest, str(path))
+        if said not in self._said:
+            self._said.add(said)
+            log.debug("tls certificate not on the chain", path=str(path), index=block.index,
+                      **(block.cert.fields() if block.cert is not None else {}))
+        return {said}
+
+    def _say_too_large(self, watched: Watched) -> set[Said]:
+        """Say once per content that a file is over ``TLS_FILE_BYTES_MAX``, its dates
+        not read."""
+        current: set[Said] = set()
+        for path, read in ((watched.cert_path, watched.cert), (watched.ca_path, watched.ca)):
+            if read is None or not read.too_large:
+                continue
+            said: Said = ("too large", read.digest, str(path))
+            current.add(said)
+            if said not in self._said:
+                self._said.add(said)
+                log.warning("tls certificate file too large", path=str(path),
+                            bytes_max=TLS_FILE_BYTES_MAX, effect="its dates are not read")
+        return current
 
     def _say_no_issuer(self, watched: Watched) -> set[Said]:
         """Say once that no CA of ``--tls-ca`` issued the chain served, if so."""
         top = watched.top
-        if top is None or watched.ca is None or watched.issuers():
+        if top is None or watched.ca is None or watched.ca.too_large or watched.path()[1]:
             return set()
         # Keyed by the issuer's name: a renewal the same CA signs is not said of again.
         said: Said = ("no issuer", watched.ca.digest, top.issuer.rfc4514_string())

@@ -23,9 +23,10 @@ a look at least ``tls_files_settle_s`` after they were found so, once per change
 The certificates' dates are watched (``node.peers.tls_expiry``): at start and at each
 look, warnings of those that expire soon, expired or are not valid yet. A renewal to a
 certificate out of its dates (expired, or not valid yet: a clock or a CA gone wrong), or
-served with an intermediate out of its dates, is files that cannot be used: peers would
-refuse it, and the one in use is kept. A renewed ``--tls-ca`` is not judged by its
-dates (a bundle may hold old CAs): its expired CA is said of, as at start.
+served with an intermediate out of its dates on the chain peers build, is files that
+cannot be used: peers would refuse it, and the one in use is kept. A renewed
+``--tls-ca`` is not judged by its dates (a bundle may hold old CAs): its expired CA is
+said of, as at start.
 
 Any other error of a look (a bug, a thread that could not start) is logged once per
 kind and the looks go on: renewals are never left untaken without a line saying why.
@@ -101,8 +102,10 @@ def load(config: Config) -> tuple[Contexts, Watched]:
 
 def chain_invalid(dates: Watched, now: datetime) -> str | None:
     """Why peers would refuse the chain of ``dates`` at ``now`` (its served certificate
-    or an intermediate served with it expired, or not valid yet), else None. The CAs of
-    ``--tls-ca`` are not judged: a bundle may well hold old ones."""
+    or an intermediate on the chain peers build expired, or not valid yet), else None.
+    Neither the CAs of ``--tls-ca`` (a bundle may well hold old ones) nor the blocks of
+    ``--tls-cert`` off that chain (an expired cross-sign at the end of a fullchain) are
+    judged: peers do not refuse the node for them."""
     for kind, _, block in dates.each():
         if kind in ("served", "intermediate") and block.cert is not None:
             invalid = block.cert.invalid(now)

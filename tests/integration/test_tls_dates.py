@@ -17,7 +17,7 @@ import pytest
 from cryptography import x509
 from prometheus_client.parser import text_string_to_metric_families
 
-from node.peers.tls_expiry import TLS_CA_LINES_MAX
+from node.peers.tls_expiry import TLS_CA_LINES_MAX, TLS_FILE_BYTES_MAX
 from tests.support.certs import (
     install,
     long_length_form,
@@ -25,6 +25,7 @@ from tests.support.certs import (
     make_ca_expiring,
     make_cert_expiring,
     openssl,
+    sign_again,
 )
 from tests.support.cluster import wait_until
 from tests.support.processes import NodeProcess
@@ -205,6 +206,7 @@ def test_other_cas_of_a_bundle_are_warned_of_a_few_lines_a_look_and_not_sampled(
         wait_until(lambda: said(node, "tls certificate lines left out"), SAID_WITHIN_S,
                    "the node counts the lines it left out")
         assert expiry_samples(node) == {"served": expires(leaf[0]), "ca": expires(ca[0])}
+        later_looks(node, tmp_path, cas)
     expired = said(node, "tls certificate expired")
     assert len(expired) == TLS_CA_LINES_MAX
     assert all(line["level"] == "warning" and line["certificate"] == "other_ca"
@@ -214,6 +216,16 @@ def test_other_cas_of_a_bundle_are_warned_of_a_few_lines_a_look_and_not_sampled(
     assert not said(node, "tls certificate issuer not found")
     # A root of a serial not positive (system bundles hold some) is read without a word.
     assert "positive" not in node.log_path.read_text()
+
+
+def later_looks(node: NodeProcess, tmp_path: Path, ca: Path) -> None:
+    """Wait until the node has looked at its files again, twice, after what it said:
+    ``ca`` written anew (the same content) twice, each taken; the second is taken at a
+    look after the one that took the first had said all it would."""
+    for n in (1, 2):
+        install(bundle(tmp_path / f"again{n}.pem", ca), ca)
+        wait_until(lambda n=n: len(said(node, "tls files reloaded")) == n, SAID_WITHIN_S,
+                   "the node takes its files written anew")
 
 
 def test_no_ca_of_the_bundle_having_issued_the_chain_is_said_once(tmp_path: Path) -> None:
@@ -284,3 +296,97 @@ def test_a_renewal_served_with_an_expired_intermediate_is_not_taken(tmp_path: Pa
     [refused] = said(node, "tls files not reloaded")
     assert "intermediate 1 of the file: the certificate expired at" in refused["error"]
     assert not said(node, "tls files reloaded")
+
+
+def cross_signed_chain(tmp_path: Path, leaf: tuple[Path, Path], middle: tuple[Path, Path],
+                       root: tuple[Path, Path], old: tuple[Path, Path], name: str) -> Path:
+    """A fullchain: ``leaf``, ``middle`` (``root`` signed it), then ``root``'s name and
+    key cross-signed by ``old``, expired 5 days ago: peers trusting ``root`` build leaf,
+    middle, root, and never use the cross-sign (Let's Encrypt's DST Root X3 was one)."""
+    cross = sign_again(tmp_path, f"cross-{name}", root, old, days=-5, begins_days=-2000)
+    return bundle(tmp_path / f"{name}.pem", leaf[0], middle[0], cross)
+
+
+def test_an_expired_cross_sign_off_the_chain_peers_build_is_not_judged(
+        tmp_path: Path) -> None:
+    """Started with a fullchain ending with an expired cross-sign: no error line, no
+    issuer not found, the ``ca`` sample the root; a renewal to another such chain is
+    taken."""
+    old = make_ca_expiring(tmp_path, "oldroot", days=-10, begins_days=-4000)
+    root = make_ca_expiring(tmp_path, "root", days=3000)
+    middle = make_ca_expiring(tmp_path, "middle", days=1000, signer=root)
+    first, second = (make_cert_expiring(tmp_path, name, middle, days=days)
+                     for name, days in (("first", 60), ("second", 90)))
+    cert, key = live_files(tmp_path, cross_signed_chain(tmp_path, first, middle, root, old,
+                                                        "chain1"), first[1])
+    with tls_node_of(tmp_path, cert, key, root[0], root[0]) as node:
+        install(second[1], key)
+        install(cross_signed_chain(tmp_path, second, middle, root, old, "chain2"), cert)
+        wait_until(lambda: said(node, "tls files reloaded"), SAID_WITHIN_S,
+                   "the node takes the renewal")
+        later_looks(node, tmp_path, root[0])
+        assert expiry_samples(node) == {"served": expires(second[0]),
+                                        "intermediate": expires(middle[0]),
+                                        "ca": expires(root[0])}
+    lines = [json.loads(line) for line in node.log_path.read_text().splitlines()
+             if line.startswith("{")]
+    assert not [line for line in lines if line["level"] == "error"], lines
+    assert not said(node, "tls certificate expired")
+    assert not said(node, "tls certificate issuer not found")
+    assert not said(node, "tls files not reloaded")
+
+
+def test_a_ca_issued_again_under_its_name_and_key_is_the_ca_once(tmp_path: Path) -> None:
+    """``--tls-ca`` holds a CA's old copy, expired, and the copy issued again (same name
+    and key, new dates): the old one is an other CA, warned of; no error line."""
+    ca = make_ca_expiring(tmp_path, "ca", days=-2, begins_days=-400)
+    again = sign_again(tmp_path, "ca-again", ca, ca, days=700)
+    leaf = make_cert_expiring(tmp_path, "leaf", (again, ca[1]), days=90)
+    cas = bundle(tmp_path / "bundle.pem", ca[0], again)
+    with tls_node_of(tmp_path, *leaf, cas, again) as node:
+        wait_until(lambda: said(node, "tls certificate expired"), SAID_WITHIN_S,
+                   "the node warns of the old copy")
+        assert expiry_samples(node) == {"served": expires(leaf[0]), "ca": expires(again)}
+    [expired] = said(node, "tls certificate expired")
+    assert expired["level"] == "warning" and expired["certificate"] == "other_ca", expired
+
+
+def test_a_ca_rotated_out_is_not_warned_of_again(tmp_path: Path) -> None:
+    """``--tls-ca`` holds the old CA, expiring soon, and the new one; the node's
+    certificate is renewed by the new: the old one, warned of as the ``ca``, is not
+    warned of again as another CA."""
+    old = make_ca_expiring(tmp_path, "oldca", days=10)
+    new = make_ca_expiring(tmp_path, "newca", days=700)
+    cas = bundle(tmp_path / "bundle.pem", old[0], new[0])
+    cert, key = live_files(tmp_path, *make_cert_expiring(tmp_path, "first", old, days=90))
+    with tls_node_of(tmp_path, cert, key, cas, cas) as node:
+        wait_until(lambda: said(node, "tls certificate expires soon"), SAID_WITHIN_S,
+                   "the node warns of its CA")
+        renewed = make_cert_expiring(tmp_path, "renewed", new, days=90)
+        install(renewed[1], key)
+        install(renewed[0], cert)
+        wait_until(lambda: said(node, "tls files reloaded"), SAID_WITHIN_S,
+                   "the node takes the renewal")
+        later_looks(node, tmp_path, cas)
+        assert expiry_samples(node)["ca"] == expires(new[0])
+    [soon] = said(node, "tls certificate expires soon")
+    assert soon["certificate"] == "ca"
+
+
+def test_a_certificate_file_over_the_bound_is_not_read_for_its_dates(
+        tmp_path: Path) -> None:
+    """A ``--tls-cert`` of the leaf then comment lines, over ``TLS_FILE_BYTES_MAX``:
+    OpenSSL serves the leaf; the node says once the file is too large, and has no
+    sample of it."""
+    ca = make_ca(tmp_path, "ca")
+    leaf = make_cert_expiring(tmp_path, "leaf", ca, days=90)
+    padded = tmp_path / "padded.pem"
+    padded.write_bytes(leaf[0].read_bytes() + b"# padding\n" * (TLS_FILE_BYTES_MAX // 10 + 1))
+    with tls_node(tmp_path, padded, leaf[1], ca[0]) as node:
+        wait_until(lambda: said(node, "tls certificate file too large"), SAID_WITHIN_S,
+                   "the node says the file is too large")
+        later_looks(node, tmp_path, ca[0])
+        assert expiry_samples(node) == {}
+    [large] = said(node, "tls certificate file too large")
+    assert large["path"] == str(padded) and large["bytes_max"] == TLS_FILE_BYTES_MAX
+    assert large["level"] == "warning"

@@ -130,3 +130,27 @@ def long_length_form(pem: Path, target: Path) -> Path:
     body = base64.encodebytes(b"\x30\x83\x00" + der[2:]).decode()
     target.write_text(f"-----BEGIN CERTIFICATE-----\n{body}-----END CERTIFICATE-----\n")
     return target
+
+
+def sign_again(folder: Path, name: str, subject: tuple[Path, Path],
+               signer: tuple[Path, Path], days: float,
+               begins_days: float = FIVE_MINUTES_AGO_DAYS) -> Path:
+    """A CA certificate of ``subject``'s name and key, signed by ``signer`` (``subject``
+    itself: the CA issued again, with new dates; another CA: a cross-sign), valid from
+    ``begins_days`` to ``days`` from now, written to ``folder`` as ``name``.pem."""
+    cert = x509.load_pem_x509_certificate(subject[0].read_bytes())
+    issuer = x509.load_pem_x509_certificate(signer[0].read_bytes())
+    key = serialization.load_pem_private_key(signer[1].read_bytes(), password=None)
+    assert isinstance(key, ec.EllipticCurvePrivateKey)
+    now = datetime.datetime.now(datetime.UTC)
+    again = (x509.CertificateBuilder()
+             .subject_name(cert.subject)
+             .issuer_name(issuer.subject)
+             .public_key(cert.public_key())
+             .serial_number(x509.random_serial_number())
+             .not_valid_before(now + datetime.timedelta(days=begins_days))
+             .not_valid_after(now + datetime.timedelta(days=days))
+             .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+             .sign(key, hashes.SHA256()))
+    (folder / f"{name}.pem").write_bytes(again.public_bytes(serialization.Encoding.PEM))
+    return folder / f"{name}.pem"

@@ -336,6 +336,29 @@ def test_an_expired_cross_sign_off_the_chain_peers_build_is_not_judged(
     assert not said(node, "tls files not reloaded")
 
 
+def test_without_a_ca_a_renewal_is_not_refused_for_its_intermediates(
+        tmp_path: Path) -> None:
+    """No ``--tls-ca``: which chain peers build is their trust store's, so a fullchain
+    ending with an expired cross-sign (which they stop before) is taken on renewal."""
+    old = make_ca_expiring(tmp_path, "oldroot", days=-10, begins_days=-4000)
+    root = make_ca_expiring(tmp_path, "root", days=3000)
+    middle = make_ca_expiring(tmp_path, "middle", days=1000, signer=root)
+    first, second = (make_cert_expiring(tmp_path, name, middle, days=days)
+                     for name, days in (("first", 60), ("second", 90)))
+    cert, key = live_files(tmp_path, cross_signed_chain(tmp_path, first, middle, root, old,
+                                                        "chain1"), first[1])
+    config = tmp_path / "clawsync.toml"
+    config.write_text(LOOKS)
+    with NodeProcess(tmp_path, tls_ca=root[0], extra_args=[
+            "--config", str(config), "--log-format", "json", "--tls-cert", str(cert),
+            "--tls-key", str(key)]) as node:
+        install(second[1], key)
+        install(cross_signed_chain(tmp_path, second, middle, root, old, "chain2"), cert)
+        wait_until(lambda: said(node, "tls files reloaded"), SAID_WITHIN_S,
+                   "the node takes the renewal")
+    assert not said(node, "tls files not reloaded")
+
+
 def test_a_ca_issued_again_under_its_name_and_key_is_the_ca_once(tmp_path: Path) -> None:
     """``--tls-ca`` holds a CA's old copy, expired, and the copy issued again (same name
     and key, new dates): the old one is an other CA, warned of; no error line."""

@@ -105,6 +105,8 @@ class Served:
 #: ``TRUSTED CERTIFICATE`` of ``openssl x509 -trustout`` too, whose dates are not read here.
 CERTIFICATE_LABELS = (b"CERTIFICATE", b"X509 CERTIFICATE", b"TRUSTED CERTIFICATE")
 _BEGIN = re.compile(rb"-----BEGIN ([A-Z0-9 ]+)-----")
+#: What OpenSSL strips from the end of each line of a PEM file (CR of a CRLF among it).
+_TRAILING = bytes(range(0x21))
 
 #: Bytes read of a certificate or CA file for its dates: a system bundle is some 200 KiB,
 #: a fullchain a few KiB. A file over it is said of, and its dates not read (OpenSSL
@@ -168,8 +170,10 @@ class Watched:
         signature), and the CAs of ``--tls-ca`` that issued its top (the first of them
         lasting longest). Other blocks of the file (a cross-signed copy of the root, kept
         at the end of a fullchain and expired) are not on it: peers stop at the CA they
-        trust. A served certificate whose dates cannot be read starts the path at the
-        next block read, taken as its issuer."""
+        trust. A chain that reaches no CA of ``--tls-ca`` is its first intermediate
+        alone: which CA peers stop at is their trust store's. A served certificate whose
+        dates cannot be read starts the path at the next block read, taken as its
+        issuer."""
         if self.cert is None or not self.cert.blocks:
             return (), ()
         blocks = self.cert.blocks
@@ -184,13 +188,19 @@ class Watched:
         assert current is not None
         while True:
             issuers = self._ca_issuers(current)
-            if issuers or issued_by(current, current):
+            if issuers:
                 return tuple(on), issuers
+            if issued_by(current, current):  # a root the file holds, no CA of --tls-ca
+                return tuple(on[:1]), ()
             # Each block at most once: the path ends, whatever the file holds.
             candidates = [block for block in blocks[1:] if block not in on
                           and block.parsed is not None and issued_by(block.parsed, current)]
             if not candidates:
-                return tuple(on), ()
+                # Reaching no CA of --tls-ca, peers build it up to one of their own
+                # trust, which may be any block above the first intermediate (a
+                # fullchain's expired cross-sign is one they stop before): only that
+                # first intermediate, which they all need, is taken as on it.
+                return tuple(on[:1]), ()
             # Of several (copies of one CA), the one lasting longest, as peers would.
             chosen = max(candidates, key=_expiry)
             on.append(chosen)
@@ -275,7 +285,8 @@ def pem_blocks(content: bytes) -> Iterator[tuple[bytes, bytes, bytes]]:
     at a line that is ``-----BEGIN label-----`` from its start (not indented, not after
     other text), and ends at the next line beginning ``-----END ``; each is (label, body,
     the block's text). One ended under another label, or not ended, is not a block. Lines
-    end with LF (CRLF too); CR alone ends none, as for OpenSSL. Linear in the size.
+    end with LF (CRLF too), trailing white space left out; CR alone ends none, as for
+    OpenSSL. Linear in the size.
 
     >>> [label for label, _, _ in pem_blocks(
     ...     b"-----BEGIN A-----\\nQQ==\\n-----END A-----\\n  -----BEGIN B-----\\n"
@@ -285,7 +296,7 @@ def pem_blocks(content: bytes) -> Iterator[tuple[bytes, bytes, bytes]]:
     label: bytes | None = None
     lines: list[bytes] = []
     for line in content.split(b"\n"):
-        line = line.removesuffix(b"\r")
+        line = line.rstrip(_TRAILING)  # as OpenSSL: a BEGIN line with a space after
         if label is None:
             begun = _BEGIN.fullmatch(line)
             if begun is not None:
@@ -477,8 +488,9 @@ class TlsCollector(Collector):
         family = GaugeMetricFamily(
             "clawsync_tls_certificate_expiry_timestamp_seconds", "When the node's TLS "
             "certificates in use expire: its notAfter, in seconds since the Unix epoch, "
-            "of the one served (--tls-cert), the soonest of the intermediates served with "
-            "it, and the CA of --tls-ca that issued them", labels=["certificate"])
+            "of the one served (--tls-cert), the soonest of the intermediates on the "
+            "chain peers build from it, and the CA of --tls-ca that issued that chain",
+            labels=["certificate"])
         for kind, cert in sorted(self.watched().soonest().items()):
             family.add_metric([kind], cert.expires.timestamp())
         yield family

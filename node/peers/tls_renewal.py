@@ -105,14 +105,10 @@ def chain_invalid(dates: Watched, now: datetime) -> str | None:
     or an intermediate on the chain peers build expired, or not valid yet), else None.
     Neither the CAs of ``--tls-ca`` (a bundle may well hold old ones) nor the blocks of
     ``--tls-cert`` off that chain (an expired cross-sign at the end of a fullchain) are
-    judged: peers do not refuse the node for them. Nor are the intermediates of a chain
-    that reaches no CA of ``--tls-ca`` (none given: peers build it up to a CA of their
-    own trust store, which this node cannot see, and may stop before an expired block
-    the file ends with)."""
-    anchored = bool(dates.path()[1])
+    judged: peers do not refuse the node for them (of a chain that reaches no CA of
+    ``--tls-ca``, only its first intermediate is on it: ``Watched.path``)."""
     for kind, _, block in dates.each():
-        if (kind == "served" or (kind == "intermediate" and anchored)) \
-                and block.cert is not None:
+        if kind in ("served", "intermediate") and block.cert is not None:
             invalid = block.cert.invalid(now)
             if invalid is not None:
                 return invalid if kind == "served" else \

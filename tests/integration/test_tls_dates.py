@@ -338,8 +338,10 @@ def test_an_expired_cross_sign_off_the_chain_peers_build_is_not_judged(
 
 def test_without_a_ca_a_renewal_is_not_refused_for_its_intermediates(
         tmp_path: Path) -> None:
-    """No ``--tls-ca``: which chain peers build is their trust store's, so a fullchain
-    ending with an expired cross-sign (which they stop before) is taken on renewal."""
+    """No ``--tls-ca``: which chain peers build is their trust store's, so of a
+    fullchain ending with an expired cross-sign (which they stop before) only the first
+    intermediate is judged: no error line, no sample of the cross-sign, and a renewal to
+    another such chain is taken."""
     old = make_ca_expiring(tmp_path, "oldroot", days=-10, begins_days=-4000)
     root = make_ca_expiring(tmp_path, "root", days=3000)
     middle = make_ca_expiring(tmp_path, "middle", days=1000, signer=root)
@@ -356,6 +358,11 @@ def test_without_a_ca_a_renewal_is_not_refused_for_its_intermediates(
         install(cross_signed_chain(tmp_path, second, middle, root, old, "chain2"), cert)
         wait_until(lambda: said(node, "tls files reloaded"), SAID_WITHIN_S,
                    "the node takes the renewal")
+        assert expiry_samples(node) == {"served": expires(second[0]),
+                                        "intermediate": expires(middle[0])}
+    lines = [json.loads(line) for line in node.log_path.read_text().splitlines()
+             if line.startswith("{")]
+    assert not [line for line in lines if line["level"] == "error"], lines
     assert not said(node, "tls files not reloaded")
 
 

@@ -23,6 +23,8 @@ CASES = {
                                                   for line in b.splitlines(keepends=True)), 1),
     "second after text on its line": (lambda a, b: a + b"xx" + b, 1),
     "CR alone": (lambda a, b: (a + b).replace(b"\n", b"\r"), 0),
+    "white space after BEGIN and END": (
+        lambda a, b: a.replace(b"CERTIFICATE-----\n", b"CERTIFICATE-----\t \n") + b, 2),
 }
 
 

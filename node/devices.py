@@ -41,6 +41,7 @@ from crdt.addresses import normal_address
 from crdt.device import check_device_name, name_groups, name_key, parse_device_id
 from crdt.errors import CrdtError, InvalidInput, NotFound
 from crdt.events import Draft
+from crdt.log import bound
 from crdt.log.records import StoredEvent
 from crdt.membership import DEVICES_SESSION, Member, Membership, Removal
 from node import removal_records
@@ -81,6 +82,18 @@ class RemovalIsFinal(InvalidInput):
     """The device id was removed: it cannot be added again (a new key is a new id)."""
 
     code = "device_removed"
+
+
+class OwnRemoval(RemovalIsFinal):
+    """This device's own removal was found as an add was checked again: every member
+    refuses what it writes now, so a record written would look done and reach no other
+    device (``POST /v1/devices`` answers it as its check before the add,
+    ``refuse_if_removed``)."""
+
+    def __init__(self, message: str, *, removal: dict[str, Any]) -> None:
+        super().__init__(message)
+        #: ``Devices.own_removal()``: what the answer says of the removal.
+        self.removal = removal
 
 
 class NameTaken(InvalidInput):
@@ -242,7 +255,9 @@ class Devices:
         ``KEEP`` (not given): a member keeps the address it has (as it advertised it).
         ``RemovalIsFinal`` if the device was removed: nothing is written then, but where
         a peer's removal is stored right after the record (which then counts for
-        nothing). ``AddsKeepChanging`` after ``ADD_TRIES_MAX`` tries."""
+        nothing). ``OwnRemoval`` if this device's removal is found by a check (the
+        caller checks it before: ``refuse_if_removed``). ``AddsKeepChanging`` after
+        ``ADD_TRIES_MAX`` tries."""
         device_id = parse_device_id(device_id)
         async with self._adding:
             for _ in range(ADD_TRIES_MAX):
@@ -272,6 +287,7 @@ class Devices:
         else:  # as the record says it: the scheme in lower case; not a string: refused
             said = address = normal_address(address) if isinstance(address, str) else address
         draft = membership.added(device_id, name, said)  # InvalidInput
+        self._refuse_own_removal()  # come in since the caller's check (a try held back)
         removal = self.removed().get(device_id)
         if removal is not None:
             raise RemovalIsFinal(
@@ -287,6 +303,7 @@ class Devices:
             draft, unless=(read, lambda record: _bears(record, device_id, wanted, own)))
         if stored is None:
             return None
+        self._refuse_own_removal()  # stored right after: the record reaches no other device
         member = self.members().get(device_id)
         if member is None:  # a peer's removal stored right after: the record counts for nothing
             by = getattr(self.removed().get(device_id), "by", "a member")
@@ -294,6 +311,13 @@ class Devices:
                                  "is final, so a device comes back only with a new key (a new "
                                  "device id)", field="device_id")
         return stored, member
+
+    def _refuse_own_removal(self) -> None:
+        """``OwnRemoval`` if this device's removal is stored here."""
+        removal = self.own_removal()
+        if removal is not None:
+            raise OwnRemoval(f"this device was removed by {removal['by']}: no other device "
+                             "takes what it writes now", removal=removal)
 
     def _refuse_taken(self, device_id: str, name: str) -> None:
         """``NameTaken`` if another member has ``name`` as people read it
@@ -447,11 +471,15 @@ _Unless = tuple[int, Callable[[StoredEvent], bool]]
 def _bears(stored: StoredEvent, device_id: str, wanted: str, own: str) -> bool:
     """Whether ``stored``, come in after an add's checks, may change what they found:
     a membership record of the device added (a removal, a rename, another address) or
-    of this device (its own add may ride along), or an add under a name that reads as
-    the one wanted (``name_key``). Not token or ``device_key`` records, nor other
-    devices' membership records: a removal frees a name, it takes none. (A
-    ``device_key`` that makes a removal stored before count is found after the
-    write: ``add``'s "as this add was written".)"""
+    of this device (its own add may ride along, its removal refuses the add), an add
+    under a name that reads as the one wanted (``name_key``), or a ``device_key``
+    record: it binds an origin, and a record of that origin stored before it (the log
+    takes events past a gap) counts from then on, a rename to the name wanted say.
+    There are a few in a device's life (one per origin), so they do not flood an add.
+    Not token records, nor other devices' membership records: a removal frees a name,
+    it takes none."""
+    if bound.read(stored.event) is not None:
+        return True
     found = membership.read(stored.event)
     if found is None:
         return False

@@ -37,7 +37,7 @@ def append_unless(store: EventStore, drafts: list[Draft], position: int,
     record after ``position`` (which the add's checks did not read) that ``bears`` on
     the add (empty: nothing written): a peer's removal stored meanwhile would otherwise
     leave a record written that counts for nothing, and the add refused. Other records
-    (tokens, ``device_key``, other devices' membership) do not hold the add back."""
+    (tokens, other devices' membership) do not hold the add back."""
     while True:
         page = records_after(store, position)
         if any(bears(stored) for stored in page):

@@ -25,7 +25,14 @@ from crdt.log.store import EventStore
 from crdt.membership import DEVICES_SESSION
 from crdt.signing import Signer
 from node.device import DeviceKey
-from node.devices import ADD_TRIES_MAX, AddsKeepChanging, Devices, NameTaken, RemovalIsFinal
+from node.devices import (
+    ADD_TRIES_MAX,
+    AddsKeepChanging,
+    Devices,
+    NameTaken,
+    OwnRemoval,
+    RemovalIsFinal,
+)
 from node.store import AsyncStore, Commit
 
 
@@ -204,6 +211,93 @@ async def test_an_add_that_records_keep_bearing_on_gives_up(nodes: list[Node]) -
     assert a.devices.members()[phone_id].name == f"phone b{ADD_TRIES_MAX}"
     assert not [s for s in a.store.get_events_since(DEVICES_SESSION, 0, 1000)
                 if s.event.payload.get("name") == "phone a"]
+
+
+async def test_a_rename_that_counts_once_its_origin_is_bound_meanwhile_bears_on_an_add(
+        nodes: list[Node]) -> None:
+    """A peer's rename to the name wanted, stored before its origin's ``device_key``
+    (the log takes events past a gap): the binding stored between the add's checks and
+    its record makes it count, so the add is checked again and refused, writing
+    nothing (not two members sharing a name)."""
+    a, b, phone = nodes
+    b_id, phone_id = b.key.device_id, phone.key.device_id
+    await a.devices.add(b_id, "b")
+    [renamed] = await phone.astore.append([membership.added(b_id, "Tablet")])
+    origin = renamed.stored.origin
+    key_record, rename = phone.store.origin_after(origin, 0, 10)
+    assert (key_record.seq, rename.seq) == (1, 2)
+
+    async def ingest(stored: StoredEvent) -> None:
+        item = (stored.event, stored.origin, stored.seq, stored.signature)
+        await a.astore.write(lambda store: store.ingest([item]))
+
+    await ingest(rename)  # its origin not bound yet here: it counts for nothing
+    await settled(a)
+    assert a.devices.members()[b_id].name == "b"
+    write = a.devices._write
+
+    async def binding_first(*args: Any) -> StoredEvent | None:
+        a.devices._write = write  # type: ignore[method-assign]
+        await ingest(key_record)  # as replication would store it, just before this write
+        return await write(*args)
+
+    a.devices._write = binding_first  # type: ignore[method-assign]
+    held = len(a.store.get_events_since(DEVICES_SESSION, 0, 1000))
+    with pytest.raises(NameTaken, match=f"'tablet' is the name of the member {b_id}"):
+        await a.devices.add(phone_id, "tablet")
+    assert phone_id not in a.devices.members()
+    assert a.devices.members()[b_id].name == "Tablet"
+    assert len(a.store.get_events_since(DEVICES_SESSION, 0, 1000)) == held + 1  # the binding
+
+
+async def test_an_add_held_back_by_this_devices_removal_is_refused(nodes: list[Node]) -> None:
+    """This device's removal stored between an add's checks and its record: the add is
+    checked again and refused as a removed device's writes are, writing nothing."""
+    a, b, phone = nodes
+    a_id = a.key.device_id
+    await a.devices.add(b.key.device_id, "b")
+    await copy(a, b)
+    await settled(b)
+    await b.devices.remove(a_id, "lost")
+    write, tries = a.devices._write, []
+
+    async def removal_first(*args: Any) -> StoredEvent | None:
+        tries.append(args)
+        if len(tries) == 1:
+            await copy(b, a)  # as replication would store it, just before this write
+        return await write(*args)
+
+    a.devices._write = removal_first  # type: ignore[method-assign]
+    with pytest.raises(OwnRemoval, match=f"this device was removed by {b.key.device_id}"
+                                         ": no other device"):
+        await a.devices.add(phone.key.device_id, "phone")
+    assert len(tries) == 1
+    assert a.devices.own_removal() is not None
+    assert not [s for s in a.store.get_events_since(DEVICES_SESSION, 0, 1000)
+                if s.event.payload.get("device_id") == phone.key.device_id]
+
+
+async def test_an_add_whose_own_device_is_removed_right_after_its_record_is_refused(
+        nodes: list[Node]) -> None:
+    """This device's removal stored right after the add's record, before the add reads
+    it back: refused, the record written reaching no other device."""
+    a, b, phone = nodes
+    a_id = a.key.device_id
+    await a.devices.add(b.key.device_id, "b")
+    await copy(a, b)
+    await settled(b)
+    await b.devices.remove(a_id, "lost")
+    write = a.astore.write
+
+    async def removal_after(work: Any) -> Any:
+        a.astore.write = write  # type: ignore[method-assign]
+        done = await write(work)  # the add's record (its only write), committed
+        await copy(b, a)  # as replication would store it, before the add reads it back
+        return done
+
+    a.astore.write = removal_after  # type: ignore[method-assign]
+    with pytest.raises(OwnRemoval, match=f"this device was removed by {b.key.device_id}"):
+        await a.devices.add(phone.key.device_id, "phone")
 
 
 async def test_a_record_counts_only_from_a_bound_origin(nodes: list[Node]) -> None:

@@ -46,6 +46,7 @@ from node.devices import (
     AddsKeepChanging,
     Devices,
     NameTaken,
+    OwnRemoval,
     RemovalIsFinal,
     UnknownDevice,
 )
@@ -107,6 +108,8 @@ def setup(app: web.Application, config: Config, astore: AsyncStore,
         refuse_if_removed(request)
         try:
             stored, _member = await devices.add(device_id, name, address)
+        except OwnRemoval as refused:  # come in since the check above
+            raise removed_refusal(refused.removal) from None
         except RemovalIsFinal as refused:
             raise HttpError(409, refused.code, refused.reason, field=refused.field) from None
         except NameTaken as refused:  # the member too, for a client to name its command
@@ -161,10 +164,14 @@ def refuse_if_removed(request: web.Request) -> None:
     and reach no other device."""
     told = request.app[GOSSIP].own_removal() if GOSSIP in request.app \
         else request.app[DEVICES].own_removal()
-    if told is None:
-        return
-    raise HttpError(409, "device_removed", f"this device was {removal_text(told)}: no "
-                    "other device takes what it writes now")
+    if told is not None:
+        raise removed_refusal(told)
+
+
+def removed_refusal(told: Mapping[str, Any]) -> HttpError:
+    """The 409 of a device removed (``told``: its removal, as ``own_removal`` says it)."""
+    return HttpError(409, "device_removed", f"this device was {removal_text(told)}: no "
+                     "other device takes what it writes now")
 
 
 def key_names(store: EventStore, device_ids: list[str]) -> dict[str, str]:

@@ -8,6 +8,7 @@ import dataclasses
 import hashlib
 import json
 from collections.abc import Awaitable, Callable
+from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
@@ -17,7 +18,9 @@ import pytest
 from crdt import codec, membership
 from crdt.device import device_id, private_key_from_seed, public_bytes
 from crdt.events import Draft
+from crdt.log.store import EventStore
 from crdt.membership import AGENT_ID, DEVICE_ADDED, DEVICES_SESSION
+from crdt.signing import Signer
 from node.cli.openclaw_sink import HttpSink
 from node.client.api import Client
 from node.devices import ADD_TRIES_MAX
@@ -180,20 +183,57 @@ async def test_an_add_that_records_keep_bearing_on_is_503(client: aiohttp.Client
     """A rename of the device stored between the add's checks and its record, at every
     try: 503 ``devices_changing`` after ``ADD_TRIES_MAX`` tries, the add not written."""
     devices = node.runner.app[DEVICES]
-    write = devices._write
+    write, tries = devices._write, []
 
     async def rename_first(*args: Any) -> Any:
-        await node.astore.append([membership.added(PHONE, f"phone {node.astore.head}")])
+        tries.append(args)
+        if len(tries) <= ADD_TRIES_MAX + 1:  # without a bound the add would end after
+            await node.astore.append([membership.added(PHONE, f"phone {len(tries)}")])
         return await write(*args)
 
     devices._write = rename_first  # type: ignore[method-assign]
-    status, body = await call(client, "POST", "/v1/devices",
-                              json={"device_id": PHONE, "name": "tablet"})
-    assert (status, body["error"]["code"]) == (503, "devices_changing"), body
+    async with client.post("/v1/devices", json={"device_id": PHONE, "name": "tablet"}) as resp:
+        status, body, retry_after = resp.status, await resp.json(), resp.headers.get("Retry-After")
+    assert (status, body.get("error", {}).get("code"), retry_after) == (
+        503, "devices_changing", "1"), body
     assert f"({ADD_TRIES_MAX} tries)" in body["error"]["message"]
+    assert len(tries) == ADD_TRIES_MAX
     devices._write = write  # type: ignore[method-assign]
     _, view = await call(client, "GET", "/v1/devices")
     assert [m["name"] for m in view["members"] if m["device_id"] == PHONE] != ["tablet"]
+
+
+async def test_an_add_that_finds_this_devices_removal_on_a_second_look_is_409(
+        client: aiohttp.ClientSession, node: RunningNode, tmp_path: Path) -> None:
+    """This device's removal stored between the add's checks and its record: the add is
+    checked again and answered as a removed device's writes are, 409 ``device_removed``,
+    nothing of it written."""
+    own = node.device.device_id
+    tablet = EventStore.open(tmp_path / "tablet",
+                             signer=Signer(private_key_from_seed(bytes([8]) * 32), "tablet"))
+    try:
+        tablet.append_batch([membership.removed(own, "lost")])  # signed, its origin bound
+        items = [(s.event, s.origin, s.seq, s.signature) for origin in tablet.version
+                 for s in tablet.origin_after(origin, 0, 100)]
+    finally:
+        tablet.close()
+    devices = node.runner.app[DEVICES]
+    write = devices._write
+
+    async def removal_first(*args: Any) -> Any:
+        devices._write = write  # type: ignore[method-assign]
+        await node.astore.write(lambda store: store.ingest(items))  # as a peer sends it
+        return await write(*args)
+
+    devices._write = removal_first  # type: ignore[method-assign]
+    status, body = await call(client, "POST", "/v1/devices",
+                              json={"device_id": PHONE, "name": "phone"})
+    assert (status, body.get("error", {}).get("code")) == (409, "device_removed"), body
+    assert f"this device was removed from the cluster by {TABLET}" in body["error"]["message"]
+    assert not devices.is_member(PHONE)
+    held = await node.astore.read(
+        lambda store: store.get_events_since(DEVICES_SESSION, 0, 1000))
+    assert not [s for s in held if s.event.payload.get("device_id") == PHONE]
 
 
 async def test_an_at_sign_beyond_the_host_is_no_password(client: aiohttp.ClientSession

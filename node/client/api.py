@@ -47,6 +47,13 @@ def session_path(session_key: str) -> str:
     return "/v1/sessions/" + quote(session_key, safe="")
 
 
+#: How many times ``Client.add_device`` sends the add again after a 503
+#: ``devices_changing`` (nothing was written), each after the answer's ``Retry-After``.
+DEVICES_CHANGING_RETRIES = 3
+#: The longest ``Retry-After`` waited for there: a node that asks for more is asked
+#: again sooner.
+RETRY_AFTER_MAX_S = 5.0
+
 #: ``on_news(what, position, reason)`` of ``Client.stream``: what is "open", "lost" or
 #: "back"; reason says why the stream was lost.
 StreamNews = Callable[[str, int, "str | None"], None]
@@ -138,8 +145,25 @@ class Client(Transport):
         body: dict[str, Any] = {"device_id": device_id, "name": name}
         if address is not None or clear_address:
             body["address"] = address
-        return await self._request("POST", "/v1/devices", json_body=body,
-                                   what="adding the device")
+        for retries_left in range(DEVICES_CHANGING_RETRIES, -1, -1):
+            try:
+                return await self._request("POST", "/v1/devices", json_body=body,
+                                           what="adding the device")
+            except ClientError as error:
+                # 503 ``devices_changing``: a peer's records kept coming in while the node
+                # checked the add, and nothing was written; the same add is safe again.
+                if (error.status, error.code) != (503, "devices_changing"):
+                    raise
+                if not retries_left:
+                    raise ClientError(
+                        "the node's device records kept changing while it checked the add "
+                        f"({DEVICES_CHANGING_RETRIES + 1} times), so nothing was written; "
+                        "try again", status=error.status,
+                        code=error.code, said=error.said, details=error.details,
+                        retry_after_s=error.retry_after_s) from None
+                wait = error.retry_after_s if error.retry_after_s is not None else 1.0
+                await asyncio.sleep(min(wait, RETRY_AFTER_MAX_S))
+        raise AssertionError("unreachable: the last try returns or raises")
 
     async def remove_device(self, device_id: str, reason: str = "") -> dict[str, Any]:
         """``DELETE /v1/devices/{id}``: remove a device for good."""

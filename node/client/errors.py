@@ -41,13 +41,16 @@ class ClientError(Exception):
 
     def __init__(self, message: str, *, status: int | None = None, code: str | None = None,
                  field: str | None = None, said: str | None = None,
-                 details: dict[str, object] | None = None) -> None:
+                 details: dict[str, object] | None = None,
+                 retry_after_s: float | None = None) -> None:
         super().__init__(message)
         self.status = status
         self.code = code
         self.field = field
         self.said = said
         self.details = details or {}
+        #: The answer's ``Retry-After``, in seconds, if it gave one.
+        self.retry_after_s = retry_after_s
 
     def with_hint(self, hint: str) -> ClientError:
         """This error with ``hint`` after its message (where to look for the right
@@ -59,4 +62,5 @@ class ClientError(Exception):
         ('no such origin; `clawsync origins` lists them', 404, 'not_found')
         """
         return ClientError(f"{self}; {hint}", status=self.status, code=self.code,
-                           field=self.field, said=self.said, details=self.details)
+                           field=self.field, said=self.said, details=self.details,
+                           retry_after_s=self.retry_after_s)

@@ -246,7 +246,8 @@ class Transport:
         else:
             text = f"the node refused {what}: {message}"
         raise ClientError(text, status=status, code=code, field=field, said=said,
-                          details=details)
+                          details=details,
+                          retry_after_s=_retry_after(response.headers.get("Retry-After")))
 
     async def _no_route(self, response: aiohttp.ClientResponse, what: str,
                         node_said: bool) -> str:
@@ -290,6 +291,18 @@ class Transport:
             return None
         software = body.get("software") if isinstance(body, dict) else None
         return printable(software) if isinstance(software, str) else None
+
+
+def _retry_after(text: str | None) -> float | None:
+    """A ``Retry-After`` of seconds as a number; None for none, or a date (no node sends
+    one).
+
+    >>> _retry_after("1"), _retry_after(" 2 "), _retry_after("-1"), _retry_after("soon")
+    (1.0, 2.0, None, None)
+    """
+    if text is None or not text.strip().isdigit():
+        return None
+    return float(text.strip())
 
 
 def _release(version: str) -> tuple[int, ...] | None:

@@ -22,7 +22,7 @@ from crdt.log.store import EventStore
 from crdt.membership import AGENT_ID, DEVICE_ADDED, DEVICES_SESSION
 from crdt.signing import Signer
 from node.cli.openclaw_sink import HttpSink
-from node.client.api import Client
+from node.client.api import DEVICES_CHANGING_RETRIES, Client, ClientError
 from node.devices import ADD_TRIES_MAX
 from node.server.devices import DEVICES
 from node.server.run import RunningNode, start
@@ -201,6 +201,49 @@ async def test_an_add_that_records_keep_bearing_on_is_503(client: aiohttp.Client
     devices._write = write  # type: ignore[method-assign]
     _, view = await call(client, "GET", "/v1/devices")
     assert [m["name"] for m in view["members"] if m["device_id"] == PHONE] != ["tablet"]
+
+
+def renames_first(node: RunningNode, renames: int) -> list[Any]:
+    """The node's adds, each try after a rename of PHONE stored between its checks and
+    its record, for the first ``renames`` tries; the tries made."""
+    devices = node.runner.app[DEVICES]
+    write, tries = devices._write, []
+
+    async def rename_first(*args: Any) -> Any:
+        tries.append(args)
+        if len(tries) <= renames:
+            await node.astore.append([membership.added(PHONE, f"phone {len(tries)}")])
+        return await write(*args)
+
+    devices._write = rename_first  # type: ignore[method-assign]
+    return tries
+
+
+async def test_the_client_sends_an_add_again_after_a_503_devices_changing(
+        node: RunningNode) -> None:
+    """A 503 ``devices_changing`` wrote nothing: ``Client.add_device`` (and so
+    ``clawsync devices add``) sends the add again after the answer's Retry-After."""
+    tries = renames_first(node, ADD_TRIES_MAX)  # the first request's tries, all held back
+    async with Client(node.url) as client:
+        answer = await client.add_device(PHONE, "tablet")
+    assert answer["created"] and answer["device"]["name"] == "tablet"
+    assert len(tries) == ADD_TRIES_MAX + 1
+
+
+async def test_the_client_gives_up_an_add_that_keeps_being_503(node: RunningNode) -> None:
+    """Past ``DEVICES_CHANGING_RETRIES``, the error says plainly that the records kept
+    changing and nothing was written (not that the node failed)."""
+    tries = renames_first(node, (DEVICES_CHANGING_RETRIES + 1) * ADD_TRIES_MAX + 1)
+    async with Client(node.url) as client:
+        with pytest.raises(ClientError) as raised:
+            await client.add_device(PHONE, "tablet")
+    error = raised.value
+    assert (error.status, error.code, error.retry_after_s) == (503, "devices_changing", 1.0)
+    assert str(error) == ("the node's device records kept changing while it checked the add "
+                          f"({DEVICES_CHANGING_RETRIES + 1} times), so nothing was written; "
+                          "try again")
+    assert len(tries) == (DEVICES_CHANGING_RETRIES + 1) * ADD_TRIES_MAX
+    assert node.runner.app[DEVICES].members()[PHONE].name != "tablet"
 
 
 async def test_an_add_that_finds_this_devices_removal_on_a_second_look_is_409(

@@ -60,7 +60,9 @@ def _readings(text: str) -> list[str]:
     readings = []
     for read in (text, octal):
         once = unquote(html.unescape(read))
-        readings += [re.sub(r"\\u([0-9a-fA-F]{4})|\\(.)", lambda escape: chr(int(escape[1], 16))
+        # A ``\u`` that starts no escape (no four hex digits after it) is read as
+        # nothing by JSON, JavaScript or Python (they refuse it), not as a "u".
+        readings += [re.sub(r"\\u([0-9a-fA-F]{4})|\\([^u])", lambda escape: chr(int(escape[1], 16))
                             if escape[1] else {"n": "\n", "t": "\t"}.get(escape[2], escape[2]),
                             twice) for twice in (once, unquote(once))]
     return readings

@@ -125,13 +125,16 @@ def host_name_problem(url: str) -> str | None:
     """What keeps the host name of ``url`` from being looked up, in words to follow the
     address: a label over ``HOST_LABEL_CHARS_MAX`` characters (as the lookup encodes
     it: a Unicode label longer once encoded) or an empty one (a dot at the start, two in
-    a row, two at the end), or an A-label ("xn--") that is not punycode. yarl takes such
-    a name (or fails on it, with a ``UnicodeError``), and the lookup's IDNA encoding
-    fails with an error that is no connection's. None if it can be, or ``url`` has no
-    host or is no URL (said elsewhere). The one check of every address a node, its
-    ``--peer``, ``--node``, the client's node URL and ``devices add --address`` take; it
-    shows no part of the address (the label's length instead), so that what quotes the
-    address quotes it once.
+    a row, two at the end), or an A-label ("xn--") that is not punycode. Judged on the
+    ASCII form yarl gives the lookup (IDNA 2008 with UTS 46, as aiohttp dials; IDNA 2003
+    only where that fails, as yarl does), never on Python's IDNA 2003 codec alone, which
+    refuses names a lookup takes (a right-to-left label ending in a digit). yarl takes
+    such a name (or fails on it, with a ``UnicodeError``), and the lookup fails with an
+    error that is no connection's. None if it can be, or ``url`` has no host or is no
+    URL (said elsewhere). The one check of every address a node, its ``--peer``,
+    ``--node``, the client's node URL and ``devices add --address`` take; it shows no
+    part of the address (the label's length instead), so that what quotes the address
+    quotes it once.
 
     >>> host_name_problem("http://phone.local:7878") is None, host_name_problem("http://a..b")
     (True, 'has an empty label in its host name (two dots in a row)')
@@ -139,33 +142,44 @@ def host_name_problem(url: str) -> str | None:
     ('has a host name that starts with a dot', 'has a host name that ends in two dots')
     >>> host_name_problem("http://" + "p" * 64 + ".example")
     'has a host name label over 63 characters (64), which no name holds'
-    >>> host_name_problem("http://" + "ü" * 60 + ".example")
+    >>> host_name_problem("http://" + "\u00fc" * 60 + ".example")
     'has a host name label over 63 characters (66 once encoded), which no name holds'
     >>> host_name_problem("http://xn--zz.example")
     'has a host name that cannot be looked up'
+    >>> host_name_problem("http://xn--1-ymcl5hc.example") is None
+    True
     """
     from yarl import URL
 
     try:
-        host = URL(url).host
-    except UnicodeError:  # yarl encodes the name: a label too long, or not punycode
+        parsed = URL(url)
+        raw = parsed.raw_host
+    except UnicodeError:  # yarl encodes the name: a label too long, or empty
         try:
             host = urlsplit(url).hostname
         except ValueError:
             host = None
-        if not host:
-            return "has a host name that cannot be looked up"
+        return (_labels_problem(host) if host else None) or _NO_LOOKUP
     except ValueError:
         return None
-    else:
-        if not host:
-            return None
-        try:
-            host.encode("idna")
-        except UnicodeError:
-            pass
-        else:
-            return None
+    if not raw or ":" in raw:  # no host, or an IPv6 address
+        return None
+    problem = _labels_problem(raw)
+    if problem is not None:
+        return problem
+    try:
+        _ = parsed.host  # yarl decodes each A-label: one that is not punycode fails
+    except UnicodeError:
+        return _NO_LOOKUP
+    return None
+
+
+_NO_LOOKUP = "has a host name that cannot be looked up"
+
+
+def _labels_problem(host: str) -> str | None:
+    """What is wrong with the labels of ``host`` (an empty one, or one too long once
+    encoded), or None."""
     labels = host.split(".")
     if labels[0] == "" and len(labels) > 1:
         return "has a host name that starts with a dot"
@@ -179,7 +193,7 @@ def host_name_problem(url: str) -> str | None:
             encoded = "" if label.isascii() else " once encoded"
             return (f"has a host name label over {HOST_LABEL_CHARS_MAX} characters "
                     f"({length}{encoded}), which no name holds")
-    return "has a host name that cannot be looked up"
+    return None
 
 
 def _encoded_length(label: str) -> int:

@@ -11,7 +11,12 @@ import pytest
 from click.testing import CliRunner
 
 from node.main import main
-from tests.support.addresses import HIDDEN_PASSWORDS, HIDDEN_TOKENS, HOST_NAMES_NO_LOOKUP_TAKES
+from tests.support.addresses import (
+    HIDDEN_PASSWORDS,
+    HIDDEN_TOKENS,
+    HOST_NAMES_A_LOOKUP_TAKES,
+    HOST_NAMES_NO_LOOKUP_TAKES,
+)
 
 
 @pytest.mark.parametrize(("args", "said"), [
@@ -83,6 +88,16 @@ def test_an_at_sign_beyond_the_host_is_no_password(option: str, url: str) -> Non
     result = CliRunner().invoke(main, ["serve", option, url, "--print-config"])
     assert result.exit_code == 0, result.output
     assert url in result.output
+
+
+@pytest.mark.parametrize("option", ["--peer", "--advertise-url"])
+@pytest.mark.parametrize("url", HOST_NAMES_A_LOOKUP_TAKES)
+def test_an_address_whose_name_idna_2008_encodes_is_taken(option: str, url: str) -> None:
+    """A right-to-left label ending in a digit: IDNA 2003 refuses it, the lookup (IDNA
+    2008, as yarl encodes) takes it."""
+    result = CliRunner().invoke(main, ["serve", option, url, "--print-config"])
+    assert result.exit_code == 0, result.output
+    assert url in json.dumps(json.loads(result.output), ensure_ascii=False)
 
 
 @pytest.mark.parametrize("url", ["http:/hub:7878", "http//hub:7878", "HTTP:/hub"])

@@ -41,3 +41,11 @@ HOST_NAMES_NO_LOOKUP_TAKES = [
     ("http://.a.example:7878", "has a host name that starts with a dot"),
     ("http://a.example..:7878", "has a host name that ends in two dots"),
     ("http://xn--zz.example:7878", "has a host name that cannot be looked up")]
+
+#: Addresses whose host name a lookup takes though Python's IDNA 2003 codec refuses it: a
+#: right-to-left label ending in a digit, which IDNA 2008 (yarl's encoding, so aiohttp's
+#: lookup) allows, in its Unicode form and its ASCII "xn--" form. Taken the same by the
+#: node, ``--peer``, ``--advertise-url``, ``--node``, ``Client`` and a peer list.
+HOST_NAMES_A_LOOKUP_TAKES = [
+    "http://xn--1-ymcl5hc.example:7878", "http://\u0645\u062b\u0627\u06441.example:7878",
+    "http://\u05e9\u05dc\u05d5\u05dd1.example:7878", "http://xn--1-9hcuf1d.example:7878"]

@@ -12,7 +12,12 @@ from click.testing import CliRunner, Result
 from node.cli.options import node_url
 from node.client.errors import NODE_SHOWN_CHARS_MAX
 from node.main import main
-from tests.support.addresses import HIDDEN_PASSWORDS, HIDDEN_TOKENS, HOST_NAMES_NO_LOOKUP_TAKES
+from tests.support.addresses import (
+    HIDDEN_PASSWORDS,
+    HIDDEN_TOKENS,
+    HOST_NAMES_A_LOOKUP_TAKES,
+    HOST_NAMES_NO_LOOKUP_TAKES,
+)
 from tests.support.processes import NodeProcess, free_port
 
 #: An address no request could use: a usage error wherever it is given.
@@ -302,3 +307,10 @@ def test_a_node_address_with_a_query_or_fragment_is_refused_without_showing_it(
 def test_an_address_with_an_at_sign_beyond_its_host_is_a_node_address(typed: str,
                                                                         url: str) -> None:
     assert node_url(typed) == url
+
+
+@pytest.mark.parametrize("node", HOST_NAMES_A_LOOKUP_TAKES)
+def test_a_node_address_whose_name_idna_2008_encodes_is_taken(node: str) -> None:
+    """A right-to-left label ending in a digit: IDNA 2003 refuses it, the lookup (IDNA
+    2008, as yarl encodes) takes it, so no usage error."""
+    assert node_url(node) == node

@@ -6,7 +6,7 @@ import pytest
 
 from node.client.api import Client, ClientError
 from tests.node.client.support import NO_NODE_URLS
-from tests.support.addresses import HIDDEN_PASSWORDS, HIDDEN_TOKENS
+from tests.support.addresses import HIDDEN_PASSWORDS, HIDDEN_TOKENS, HOST_NAMES_A_LOOKUP_TAKES
 
 
 @pytest.mark.parametrize("url", HIDDEN_PASSWORDS)
@@ -45,3 +45,10 @@ def test_a_node_url_with_an_upper_case_scheme_is_taken() -> None:
 
 def test_a_node_url_is_kept_without_its_trailing_slash() -> None:
     assert Client("http://hub:7878/").base_url == "http://hub:7878"
+
+
+@pytest.mark.parametrize("url", HOST_NAMES_A_LOOKUP_TAKES)
+def test_a_node_url_whose_name_idna_2008_encodes_is_taken(url: str) -> None:
+    """A right-to-left label ending in a digit: IDNA 2003 refuses it, the lookup (IDNA
+    2008, as yarl encodes) takes it."""
+    assert Client(url).base_url == url

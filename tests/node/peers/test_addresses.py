@@ -19,7 +19,7 @@ from node.peers.addresses import (
 from node.peers.member_lists import SKIPPED, member_urls
 from node.server.devices import DEVICES
 from tests.node.peers.support import FAST, NodeFactory, add_member, new_device_id, until
-from tests.support.addresses import HOST_NAMES_NO_LOOKUP_TAKES
+from tests.support.addresses import HOST_NAMES_A_LOOKUP_TAKES, HOST_NAMES_NO_LOOKUP_TAKES
 from tests.support.processes import free_port
 
 
@@ -178,3 +178,26 @@ async def test_a_member_address_no_lookup_takes_is_not_dialed(make_node: NodeFac
     await node.gossip.dial_members()
     assert f"url:{dead}" in node.gossip.runners
     assert not [url for url in taken if f"url:{url}" in node.gossip.runners]
+
+
+async def test_a_member_address_idna_2008_encodes_is_dialed(make_node: NodeFactory) -> None:
+    """A right-to-left label ending in a digit: IDNA 2003 refuses it, the lookup (IDNA
+    2008, as yarl encodes) takes it, so the member is dialed."""
+    node = await make_node(sync=FAST)
+    for url in HOST_NAMES_A_LOOKUP_TAKES:  # written as the record is: no check of ours
+        await node.astore.append([Draft(DEVICES_SESSION, AGENT_ID, DEVICE_ADDED, {
+            "device_id": new_device_id(), "name": "rtl", "address": url})])
+    devices = node.runner.app[DEVICES]
+    await until(lambda: {m.address for m in devices.members().values()}
+                >= set(HOST_NAMES_A_LOOKUP_TAKES))
+    await node.gossip.dial_members()
+    assert [url for url in HOST_NAMES_A_LOOKUP_TAKES if f"url:{url}" not in node.gossip.runners
+            ] == []
+
+
+def test_a_listed_address_idna_2008_encodes_is_kept() -> None:
+    for url in HOST_NAMES_A_LOOKUP_TAKES:
+        with structlog.testing.capture_logs() as said:
+            assert [one.url for one in member_urls(_listed("n0", url))] == [
+                "http://a:1", url, "http://b:1"]
+        assert said == []

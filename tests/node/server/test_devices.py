@@ -29,6 +29,7 @@ from node.server.run import RunningNode, start
 from tests.support.addresses import (
     HIDDEN_PASSWORDS,
     HIDDEN_TOKENS,
+    HOST_NAMES_A_LOOKUP_TAKES,
     HOST_NAMES_NO_LOOKUP_TAKES,
 )
 from tests.support.nodes import read_sse
@@ -283,6 +284,16 @@ async def test_an_at_sign_beyond_the_host_is_no_password(client: aiohttp.ClientS
                                                          ) -> None:
     for address in ("http://[fe80::1%eth0]:7878", "http://[::1]:7878/", "http://phone/",
                     "http://phone:7878/a@b"):
+        status, body = await call(client, "POST", "/v1/devices",
+                                  json={"device_id": PHONE, "name": "p", "address": address})
+        assert status in (200, 201) and body["device"]["address"] == address, body
+
+
+async def test_an_address_whose_name_idna_2008_encodes_is_taken(
+        client: aiohttp.ClientSession) -> None:
+    """A right-to-left label ending in a digit: IDNA 2003 refuses it, the lookup (IDNA
+    2008, as yarl encodes) takes it."""
+    for address in HOST_NAMES_A_LOOKUP_TAKES:
         status, body = await call(client, "POST", "/v1/devices",
                                   json={"device_id": PHONE, "name": "p", "address": address})
         assert status in (200, 201) and body["device"]["address"] == address, body

@@ -9,7 +9,15 @@ import asyncio
 import os
 from pathlib import Path
 
-from crdt.errors import CrdtError, FolderInUse, LogFormatError, StoreError
+from crdt.errors import (
+    CrdtError,
+    FolderInUse,
+    LogFormatError,
+    StorageBusy,
+    StorageDamaged,
+    StorageFull,
+    StoreError,
+)
 from crdt.log.store import EventStore
 from crdt.storage.backends import backend_of
 from crdt.storage.disk import holds_storage
@@ -61,11 +69,12 @@ def check_storage_log(config: Config) -> None:
     """``StartError`` if the log elsewhere (``--storage DIR``) is refused as another
     version's or damaged; before the data folder is made or locked (``folder_lock``), so
     that a refused start leaves that folder as it found it: no folder made, no lock file
-    in it. A log that cannot be read at all (its database damaged, not one) is refused
-    here too: the open would fail the same way, after making the folder. A new log, a
-    storage URL, or a log in the data folder (``check_log_first``) is not read here.
-    Another node holding the log, or an ``OSError`` (which may pass), is said where it is
-    opened, as before."""
+    in it. A log that cannot be read at all (SQLite finds no database, or a malformed
+    one) is refused here too: the open would fail the same way, after making the folder.
+    A new log, a storage URL, or a log in the data folder (``check_log_first``) is not
+    read here. What may pass is said where the log is opened, as before: another node
+    holding it, a lock held past the wait (the open waits again, and serves once it is
+    let go), a full disk, an I/O error."""
     storage = config.storage
     if storage is None or not folder_lock_needed(config) or backend_of(storage) is not None \
             or not holds_storage(storage):
@@ -75,9 +84,13 @@ def check_storage_log(config: Config) -> None:
     except LogFormatError as error:
         raise StartError(str(log_refusal(error, config.log_location,
                                          software_version()))) from None
-    except FolderInUse:
-        return
-    except StoreError as error:  # the open would fail too: the database is damaged
+    except (FolderInUse, StorageBusy, StorageFull):
+        return  # may pass (a lock let go, space freed): the open waits, or says it
+    except StorageDamaged as error:
+        if isinstance(error.__cause__, OSError):
+            return  # an I/O error, which may pass: said where the log is opened
+        raise StartError(str(error)) from None  # no database, or a malformed one
+    except StoreError as error:  # a record that cannot be read: the open refuses it too
         raise StartError(str(error)) from None
     except (CrdtError, OSError):
         return

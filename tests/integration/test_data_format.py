@@ -310,6 +310,58 @@ def test_a_storage_log_that_is_no_database_leaves_no_data_folder(tmp_path: Path)
     assert list(empty.iterdir()) == []
 
 
+#: A node serving on the data folder ``sys.argv[1]``, its log in ``sys.argv[2]``
+#: (``--storage``), whose check of that log before the folder is made gives up on a held
+#: lock after some 0.2 s, not diskcache's 60 s (its clock runs 300 times as fast during
+#: the check), and says on stdout when the check is done; the open after it waits as
+#: long as ever.
+SERVE_WITH_A_SHORT_LOG_CHECK = """import sys, time, types
+from pathlib import Path
+import diskcache.core
+from node.config import Config
+from node.server import run as running
+real_check = running.check_storage_log
+def check_storage_log(config):
+    diskcache.core.time = types.SimpleNamespace(time=lambda: time.time() * 300,
+                                                sleep=time.sleep)
+    try:
+        real_check(config)
+    finally:
+        diskcache.core.time = time
+        print("checked", flush=True)
+running.check_storage_log = check_storage_log
+running.run(Config(data_dir=Path(sys.argv[1]), storage=sys.argv[2], host="127.0.0.1",
+                   port=0, log_format="json"))
+"""
+
+
+def test_a_storage_log_locked_a_while_is_not_refused_before_the_open(tmp_path: Path
+                                                                      ) -> None:
+    """``--storage`` naming a log another process holds locked (a backup, a ``sqlite3``
+    shell) past the check's wait: the check lets it through, and the open, which waits
+    for the lock, serves once it is let go. Refused there, the start failed for good."""
+    log = tmp_path / "log"
+    EventStore.open(log).close()
+    locker = sqlite3.connect(log / "cache.db", isolation_level=None)
+    locker.execute("BEGIN EXCLUSIVE")
+    try:
+        with subprocess.Popen(
+                [sys.executable, "-c", SERVE_WITH_A_SHORT_LOG_CHECK,
+                 str(tmp_path / "data"), str(log)],
+                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                env=child_env()) as served:
+            assert served.stdout is not None and served.stderr is not None
+            assert served.stdout.readline() == "checked\n"
+            locker.rollback()
+            line = served.stderr.readline()
+            assert json.loads(line)["event"] == "serving", line[-500:]
+            served.send_signal(signal.SIGTERM)
+            said = served.stderr.read()
+            assert served.wait(CLI_TIMEOUT_S) == 0, said[-500:]
+    finally:
+        locker.close()
+
+
 def test_a_refused_log_leaves_no_device_key_behind(tmp_path: Path) -> None:
     """A folder holding only a log of a newer format (moved in): the key is made before
     the log is read (the log signs with it), and is removed again as the log is refused,

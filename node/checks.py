@@ -174,6 +174,17 @@ def host_name_problem(url: str) -> str | None:
     return None
 
 
+def dial_problem(url: str) -> str | None:
+    """Why no node could dial the http(s) URL ``url`` (``crdt.addresses.address_problem``:
+    no host, a port out of range; ``host_name_problem``: a host name no lookup takes),
+    in words to follow the address; None if one could. The one check a ``--peer``, a
+    device's address, a member's record and a peer's list each pass (crdt knows no URL
+    parser's lookup)."""
+    from crdt.addresses import address_problem
+
+    return address_problem(url) or host_name_problem(url)
+
+
 _NO_LOOKUP = "has a host name that cannot be looked up"
 
 

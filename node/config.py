@@ -27,11 +27,11 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
-from crdt.addresses import address_problem, normal_address, unshown_refusal
+from crdt.addresses import normal_address, unshown_refusal
 from crdt.device import DEVICE_NAME_BYTES_MAX, check_device_name, stored_device_name
 from crdt.errors import InvalidInput, Picklable
 from crdt.storage.backends import backend_of
-from node.checks import HIDDEN, api_path_base, check_token, host_name_problem, is_loopback
+from node.checks import HIDDEN, api_path_base, check_token, dial_problem, is_loopback
 from node.limits import ClientLimits, Limits, check_order
 from sync.peer.config import SyncConfig
 from sync.repo.config import RepoConfig
@@ -229,7 +229,7 @@ class Config:
                 raise ValueError(f"{what} {url!r} must start with http:// or https://{guess}")
             # A host name no lookup takes (``host_name_problem``) too: the URL parser
             # takes it, and the lookup fails at every retry.
-            problem = address_problem(url) or host_name_problem(url)
+            problem = dial_problem(url)
             if problem is not None:  # dialed, it would fail at every retry
                 # CLAWSYNC_PEERS splits on spaces: a comma-separated list is one URL,
                 # whose port then reads "1,http:".

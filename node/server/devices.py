@@ -31,14 +31,14 @@ from typing import Any
 
 from aiohttp import web
 
-from crdt.addresses import address_problem, unshown_refusal
+from crdt.addresses import unshown_refusal
 from crdt.clock import Hlc
 from crdt.device import parse_device_id, shared_with
 from crdt.errors import InvalidInput
 from crdt.log import bound
 from crdt.log.store import EventStore
 from crdt.membership import Member, Removal, check_reason
-from node.checks import api_path_base, host_name_problem
+from node.checks import api_path_base, dial_problem
 from node.config import Config
 from node.device import DeviceKey
 from node.devices import (
@@ -95,9 +95,9 @@ def setup(app: web.Application, config: Config, astore: AsyncStore,
                 raise InvalidInput(f"{unshown.why}, so {said}: give the node's address "
                                    "alone", field="address")
             # Its scheme in any case ("HTTP://"): Devices.add writes it in lower case.
-            # A host name no lookup takes (``host_name_problem``): the URL parser takes
-            # it, and every peer's lookup of it fails.
-            problem = (address_problem(address) or host_name_problem(address)) \
+            # A host name no lookup takes (``node.checks.dial_problem``): the URL parser
+            # takes it, and every peer's lookup of it fails.
+            problem = dial_problem(address) \
                 if address.lower().startswith(("http://", "https://")) else None
             if problem is not None:  # every peer would dial it, and fail, for good
                 raise InvalidInput(f"{address!r} {problem}", field="address")

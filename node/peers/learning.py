@@ -41,7 +41,7 @@ import aiohttp
 import structlog
 
 from crdt.membership import Member
-from node.checks import host_name_problem
+from node.checks import dial_problem
 from node.config import Config
 from node.devices import Devices
 from node.peers import members_answer
@@ -80,6 +80,10 @@ from node.store import AsyncStore
 from sync.peer.forgotten import Forgotten, HeldOff
 
 log = structlog.get_logger(__name__)
+
+#: What is logged, once per member and address, of a member's record whose address no
+#: node could dial (an older node took it): the member is not dialed at it.
+MEMBER_ADDRESS_NOT_DIALED = "member address not dialed"
 
 #: How many peers' member lists this node asks for at once (``Learning.asks``), a
 #: members round's asks (``learn_once``) and those made as links come up
@@ -211,12 +215,23 @@ class Learning:
                 continue
             if self._member_held(device_id, member, members):
                 continue  # another device answered there, and the hold still runs
-            if host_name_problem(member.address) is not None:
-                continue  # an older node took it: every lookup of it fails, for good
+            problem = dial_problem(member.address)
+            if problem is not None:  # an older node took it: every dial fails, for good
+                self._unusable_member_address(device_id, member.address, problem)
+                continue
             # A member proves its key: the secret is not sent to an address any member
             # may have written in a record (it would hand the secret to whoever is there).
             if await self._dial(member.address, learned=True, secret=False):
                 log.info("dialing member", device_id=device_id, url=member.address)
+
+    def _unusable_member_address(self, device_id: str, address: str, problem: str) -> None:
+        """Warn, once per member and address (``refusals``), that the member's record
+        names an address no node could dial, and how to give another. The address is
+        not shown: an older node may have taken one holding a password."""
+        if self.refusals.first(MEMBER_ADDRESS_NOT_DIALED, f"{device_id}\0{address}", problem):
+            log.warning(MEMBER_ADDRESS_NOT_DIALED, device_id=device_id,
+                        reason=f"its address {problem}",
+                        fix=f"clawsync devices add {device_id} --address URL")
 
     async def learn_once(self) -> None:
         """Ask each peer this node dialed for its member list (``learn_from``, at once

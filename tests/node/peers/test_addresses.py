@@ -16,6 +16,7 @@ from node.peers.addresses import (
     RefusalsLogged,
     dialable,
 )
+from node.peers.learning import MEMBER_ADDRESS_NOT_DIALED
 from node.peers.member_lists import SKIPPED, member_urls
 from node.server.devices import DEVICES
 from tests.node.peers.support import FAST, NodeFactory, add_member, new_device_id, until
@@ -178,6 +179,32 @@ async def test_a_member_address_no_lookup_takes_is_not_dialed(make_node: NodeFac
     await node.gossip.dial_members()
     assert f"url:{dead}" in node.gossip.runners
     assert not [url for url in taken if f"url:{url}" in node.gossip.runners]
+
+
+async def test_a_member_address_no_node_could_dial_is_warned_of_once(
+        make_node: NodeFactory) -> None:
+    """Not dialed, and said: a warning once per member and address (each round meets it
+    again), naming the member, why, and how to give another address; not the address,
+    which an older node may have taken with a password in it."""
+    node = await make_node(sync=FAST)
+    with structlog.testing.capture_logs() as said:
+        added = {}
+        for url, why in HOST_NAMES_NO_LOOKUP_TAKES:
+            member = new_device_id()
+            added[member] = why
+            await node.astore.append([Draft(DEVICES_SESSION, AGENT_ID, DEVICE_ADDED, {
+                "device_id": member, "name": "old", "address": url})])
+        devices = node.runner.app[DEVICES]
+        await until(lambda: set(devices.members()) >= set(added))
+        await node.gossip.dial_members()
+        await node.gossip.dial_members()
+    warned = [entry for entry in said if entry["event"] == MEMBER_ADDRESS_NOT_DIALED]
+    assert sorted((entry["device_id"], entry["reason"], entry["fix"], entry["log_level"])
+                  for entry in warned) == sorted(
+        (member, f"its address {why}", f"clawsync devices add {member} --address URL",
+         "warning") for member, why in added.items())
+    shown = repr(warned)
+    assert not [url for url, _why in HOST_NAMES_NO_LOOKUP_TAKES if url in shown]
 
 
 async def test_a_member_address_idna_2008_encodes_is_dialed(make_node: NodeFactory) -> None:

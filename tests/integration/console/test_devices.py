@@ -157,9 +157,18 @@ def test_the_devices_view_changes_only_what_changed(
     button swapped between a press and its release loses the click, and a tooltip
     vanishes), also when the peer's row changes its state."""
     a, b = pair
+    b_id = node_id(b)
+
+    def settled() -> bool:
+        links = [p["state"] for p in a.get("/v1/peers")["peers"] if p["node_id"] == b_id]
+        return links.count("up") == 1 and set(links) <= {"up", "standby"}
+
+    # The links of the two dials settled (one kept, the other on standby or gone) before
+    # the page opens: one coming up or giving way meanwhile redraws the row's cells.
+    wait_until(settled, WAIT_MS / 1000, "A's links to B settled")
     open_console(page, a)
     card = page.get_by_test_id("this-node")
-    peer = peer_rows(page, node_id(b))
+    peer = peer_rows(page, b_id)
     expect(peer.get_by_test_id("device-id")).to_have_count(1)
     page.evaluate("""() => {
         const button = (where) => document.querySelector(

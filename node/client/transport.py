@@ -11,6 +11,7 @@ from __future__ import annotations
 import errno
 import json
 import os
+import time
 from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass
 from types import TracebackType
@@ -22,6 +23,7 @@ from yarl import URL
 
 from crdt import codec
 from crdt.addresses import address_refusal, normal_address, unshown_refusal
+from node.asked_waits import asked_wait_s
 from node.checks import host_name_problem
 from node.client.errors import ClientError, shown_address
 from node.client.tls_probe import answers_tls
@@ -247,7 +249,8 @@ class Transport:
             text = f"the node refused {what}: {message}"
         raise ClientError(text, status=status, code=code, field=field, said=said,
                           details=details,
-                          retry_after_s=_retry_after(response.headers.get("Retry-After")))
+                          retry_after_s=asked_wait_s(response.headers.get("Retry-After"),
+                                                     time.time()))
 
     async def _no_route(self, response: aiohttp.ClientResponse, what: str,
                         node_said: bool) -> str:
@@ -291,18 +294,6 @@ class Transport:
             return None
         software = body.get("software") if isinstance(body, dict) else None
         return printable(software) if isinstance(software, str) else None
-
-
-def _retry_after(text: str | None) -> float | None:
-    """A ``Retry-After`` of seconds as a number; None for none, or a date (no node sends
-    one).
-
-    >>> _retry_after("1"), _retry_after(" 2 "), _retry_after("-1"), _retry_after("soon")
-    (1.0, 2.0, None, None)
-    """
-    if text is None or not text.strip().isdigit():
-        return None
-    return float(text.strip())
 
 
 def _release(version: str) -> tuple[int, ...] | None:

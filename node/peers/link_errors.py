@@ -51,7 +51,7 @@ class LinkRefused(LinkClosed):
 
 class PeerBusy(LinkClosed):
     """The peer answered the dial 429 or 503 with a ``Retry-After``
-    (``node.peers.asked_waits``): it asks for ``asked_s`` seconds before the next."""
+    (``node.asked_waits``): it asks for ``asked_s`` seconds before the next."""
 
     def __init__(self, message: str, asked_s: float) -> None:
         super().__init__(message)

@@ -31,7 +31,7 @@ HELD_OFF_LISTED_MAX = 100
 #: ``failing``, a learned address forgotten after its failures (those ``held_off`` lists
 #: and ``held_off_total`` counts); ``answered_by_another_device``, an address where a
 #: device that may not link answered our dial (``node.peers.holds``);
-#: ``asked_to_wait``, a dial whose peer asked for a wait (``node.peers.asked_waits``).
+#: ``asked_to_wait``, a dial whose peer asked for a wait (``node.asked_waits``).
 HELD_OFF_KINDS = ("failing", "answered_by_another_device", "asked_to_wait")
 
 

@@ -34,9 +34,9 @@ from aiohttp import web
 from crdt import device as crdt_device
 from crdt import linkproof
 from crdt.errors import InvalidInput
+from node.asked_waits import ASKED_WAIT_STATUSES, asked_wait_s
 from node.device import DeviceKey
 from node.peers.addresses import RefusalsLogged, dialable
-from node.peers.asked_waits import ASKED_WAIT_STATUSES, asked_wait_s
 from node.peers.dial_words import why
 from node.peers.link_errors import (
     NETWORK_ERRORS,

@@ -1,4 +1,4 @@
-"""A peer that answers a dial 429 with ``Retry-After`` (``node.peers.asked_waits``): a
+"""A peer that answers a dial 429 with ``Retry-After`` (``node.asked_waits``): a
 real node process dials a real aiohttp server on loopback, which records when each dial
 came; the node waits at least what it was asked, up to its longest back-off, before the
 next dial, and logs the wait once."""

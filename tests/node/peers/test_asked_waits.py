@@ -1,10 +1,10 @@
-"""The wait a peer's ``Retry-After`` asks for (``node.peers.asked_waits``)."""
+"""The wait a peer's ``Retry-After`` asks for (``node.asked_waits``)."""
 
 from __future__ import annotations
 
 import pytest
 
-from node.peers.asked_waits import asked_wait_s
+from node.asked_waits import asked_wait_s
 
 #: 1994-11-06 08:49:37 GMT, the date RFC 9110 writes in each of its three forms.
 WHEN_UNIX_S = 784111777.0

@@ -1,8 +1,9 @@
-"""A peer that answers a dial "too many requests" (429) or "unavailable" (503) with a
-``Retry-After`` header asks for a wait before the next dial: the dialer takes it as the
-least wait before dialing that address again (``PeerSync.connection_failed``), bounded
-by its longest back-off (``SyncConfig.backoff_max_s``, 60 s by default), so that a peer,
-or a proxy in front of it, cannot park the dial for a day. Pure: the header's text in,
+"""An answer "too many requests" (429) or "unavailable" (503) with a ``Retry-After``
+header asks for a wait before the next try. A dial takes it as the least wait before
+dialing that address again (``PeerSync.connection_failed``), bounded by its longest
+back-off (``SyncConfig.backoff_max_s``, 60 s by default), so that a peer, or a proxy in
+front of it, cannot park the dial for a day; the Python client waits it (bounded too)
+before sending an add again (``Client.add_device``). Pure: the header's text in,
 seconds out.
 """
 

@@ -1,8 +1,7 @@
 """What ``node.devices`` does on the store's threads: reading the membership records
 stored since a position (with the bindings of their origins and where removals are
 held), writing an add only if no record that bears on it came in after those its
-checks read, and
-retiring the origins of the devices this node removed."""
+checks read, and retiring the origins of the devices this node removed."""
 
 from __future__ import annotations
 

@@ -27,7 +27,7 @@ from typing import TypeGuard
 import structlog
 
 from crdt.addresses import address_refusal, normal_address
-from node.checks import dial_problem
+from node.checks import host_name_problem
 
 log = structlog.get_logger(__name__)
 
@@ -109,7 +109,7 @@ def dialable(url: object, said_by: object, dropped: str,
     given) is not, and is not logged."""
     if not isinstance(url, str):
         return False
-    refusal = address_refusal(url) or dial_problem(url)
+    refusal = address_refusal(url) or host_name_problem(url)
     if refusal is None and normal_address(url) != url:
         refusal = "has a scheme not in lower case"
     if refusal is not None:

@@ -381,7 +381,6 @@ def _refused(url: str, headers: Mapping[str, str], own_id: str, nonce: bytes) ->
     return LinkRefused(f"{url} refused this device ({code or 'no reason'})", refusal)
 
 
-
 async def accept(request: web.Request, config: SyncConfig, *,
                  device: DeviceKey | None = None,
                  claimed: tuple[str, bytes] | None = None,

@@ -366,7 +366,6 @@ async def test_a_fault_of_ours_before_a_rounds_ask_is_logged_at_error_once_per_t
     await _logged_once_per_type(node, peer, faults)
 
 
-
 async def test_a_fault_of_ours_in_the_ask_on_each_new_link_is_logged_at_error_once(
         make_node: NodeFactory, monkeypatch: pytest.MonkeyPatch) -> None:
     """A peer whose link is cut and comes back, again and again, and whose ask meets

@@ -29,7 +29,7 @@ class SyncConfig:
     * ``backoff_base_s`` (1 s), ``backoff_max_s`` (60 s): the first retry delay after a
       failure, doubled per failure up to the cap. A lower cap finds a returning peer
       sooner; a higher one wastes less on a peer that is gone. The cap also bounds
-      the wait a busy peer asks for (``Retry-After``: ``node.peers.asked_waits``).
+      the wait a busy peer asks for (``Retry-After``: ``node.asked_waits``).
     * ``batch_events_max`` (512): most events this node puts in one batch; at most the
       protocol's ``BATCH_EVENTS_MAX``, which every node accepts. Smaller batches cost
       more round trips in a catch-up; each batch is one commit on the receiver.

@@ -75,14 +75,43 @@ async def settled(*nodes: Node) -> None:
         await node.devices.refresh()
 
 
-async def test_concurrent_add_and_remove_resolve_alike_in_either_order(
-        nodes: list[Node]) -> None:
-    a, b, phone = nodes
+async def phone_known_to_b(a: Node, b: Node, phone: Node) -> str:
+    """a adds b and the phone, and b reads both records: the phone's device id."""
     phone_id = phone.key.device_id
     await a.devices.add(b.key.device_id, "b")
     await a.devices.add(phone_id, "phone")
     await copy(a, b)
     await settled(b)
+    return phone_id
+
+
+async def a_removed_by_b(a: Node, b: Node) -> None:
+    """a adds b, b reads it and removes a; a does not hold the removal yet."""
+    await a.devices.add(b.key.device_id, "b")
+    await copy(a, b)
+    await settled(b)
+    await b.devices.remove(a.key.device_id, "lost")
+
+
+def copy_right_after_next_write(source: Node, target: Node) -> None:
+    """The target's next write (an add's record, its only write), once committed, is
+    followed by a copy from the source, as replication would store it before the add
+    reads its record back."""
+    write = target.astore.write
+
+    async def then_copy(work: Any) -> Any:
+        target.astore.write = write  # type: ignore[method-assign]
+        done = await write(work)
+        await copy(source, target)
+        return done
+
+    target.astore.write = then_copy  # type: ignore[method-assign]
+
+
+async def test_concurrent_add_and_remove_resolve_alike_in_either_order(
+        nodes: list[Node]) -> None:
+    a, b, phone = nodes
+    phone_id = await phone_known_to_b(a, b, phone)
     assert b.devices.is_member(phone_id) and b.devices.is_member(a.key.device_id)
     # Apart: a renames the phone, b removes it.
     await a.devices.add(phone_id, "phone 2")
@@ -104,11 +133,7 @@ async def test_an_add_whose_device_is_removed_while_it_is_written_is_refused(
     refused as the removal says, and writes nothing (a record then would count for
     nothing)."""
     a, b, phone = nodes
-    phone_id = phone.key.device_id
-    await a.devices.add(b.key.device_id, "b")
-    await a.devices.add(phone_id, "phone")
-    await copy(a, b)
-    await settled(b)
+    phone_id = await phone_known_to_b(a, b, phone)
     await b.devices.remove(phone_id, "stolen")
     write = a.devices._write
 
@@ -134,21 +159,9 @@ async def test_an_add_whose_device_is_removed_right_after_its_record_is_refused(
     back: refused as "removed ... as this add was written", the record written counting
     for nothing (a removal is final)."""
     a, b, phone = nodes
-    phone_id = phone.key.device_id
-    await a.devices.add(b.key.device_id, "b")
-    await a.devices.add(phone_id, "phone")
-    await copy(a, b)
-    await settled(b)
+    phone_id = await phone_known_to_b(a, b, phone)
     await b.devices.remove(phone_id, "stolen")
-    write = a.astore.write
-
-    async def removal_after(work: Any) -> Any:
-        a.astore.write = write  # type: ignore[method-assign]
-        done = await write(work)  # the add's record (its only write), committed
-        await copy(b, a)  # as replication would store it, before the add reads it back
-        return done
-
-    a.astore.write = removal_after  # type: ignore[method-assign]
+    copy_right_after_next_write(b, a)
     held = {s.position for s in a.store.get_events_since(DEVICES_SESSION, 0, 1000)}
     with pytest.raises(RemovalIsFinal, match=f"removed by {b.key.device_id} as this add was "
                                              "written"):
@@ -189,11 +202,7 @@ async def test_an_add_that_records_keep_bearing_on_gives_up(nodes: list[Node]) -
     checks and its record: after ``ADD_TRIES_MAX`` tries the add gives up, writing
     nothing."""
     a, b, phone = nodes
-    phone_id = phone.key.device_id
-    await a.devices.add(b.key.device_id, "b")
-    await a.devices.add(phone_id, "phone")
-    await copy(a, b)
-    await settled(b)
+    phone_id = await phone_known_to_b(a, b, phone)
     write, tries = a.devices._write, []
 
     async def rename_first(*args: Any) -> StoredEvent | None:
@@ -254,11 +263,7 @@ async def test_an_add_held_back_by_this_devices_removal_is_refused(nodes: list[N
     """This device's removal stored between an add's checks and its record: the add is
     checked again and refused as a removed device's writes are, writing nothing."""
     a, b, phone = nodes
-    a_id = a.key.device_id
-    await a.devices.add(b.key.device_id, "b")
-    await copy(a, b)
-    await settled(b)
-    await b.devices.remove(a_id, "lost")
+    await a_removed_by_b(a, b)
     write, tries = a.devices._write, []
 
     async def removal_first(*args: Any) -> StoredEvent | None:
@@ -282,20 +287,8 @@ async def test_an_add_whose_own_device_is_removed_right_after_its_record_is_refu
     """This device's removal stored right after the add's record, before the add reads
     it back: refused, the record written reaching no other device."""
     a, b, phone = nodes
-    a_id = a.key.device_id
-    await a.devices.add(b.key.device_id, "b")
-    await copy(a, b)
-    await settled(b)
-    await b.devices.remove(a_id, "lost")
-    write = a.astore.write
-
-    async def removal_after(work: Any) -> Any:
-        a.astore.write = write  # type: ignore[method-assign]
-        done = await write(work)  # the add's record (its only write), committed
-        await copy(b, a)  # as replication would store it, before the add reads it back
-        return done
-
-    a.astore.write = removal_after  # type: ignore[method-assign]
+    await a_removed_by_b(a, b)
+    copy_right_after_next_write(b, a)
     with pytest.raises(OwnRemoval, match=f"this device was removed by {b.key.device_id}"):
         await a.devices.add(phone.key.device_id, "phone")
 
@@ -503,6 +496,21 @@ async def note(node: Node) -> None:
         "type": "message_received", "content": "note"}}, session_key="notes")])
 
 
+async def removed_then_moved(a: Node, b: Node, c: Node) -> tuple[StoredEvent, str]:
+    """a adds c (c writing a message) and removes it, holding none of c yet; b retires
+    a's origin at all a holds and a reads that, moving to a new origin. The removal
+    record, and the origin a left."""
+    await a.devices.add(c.key.device_id, "c")
+    await note(c)
+    stored, _ = await a.devices.remove(c.key.device_id, "lost")  # a holds none of c yet
+    assert stored is not None
+    await copy(a, b)
+    old = a.store.node_id
+    await b.astore.write(lambda store: store.retire(old))  # at all a holds
+    await copy(b, a)
+    return stored, old
+
+
 async def test_a_removal_record_moved_with_this_nodes_origin_is_pushed_from_there(
         nodes: list[Node]) -> None:
     """Retired below the record that removes a device (by a node that held less of
@@ -555,14 +563,7 @@ async def test_a_retirement_written_under_a_new_origin_rides_along_a_removal_of_
     of the device's origin in the next: it rides along if only ``device_key`` records
     and retirements come before it there; a client's event there keeps it out."""
     a, b, c = nodes
-    await a.devices.add(c.key.device_id, "c")
-    await note(c)
-    stored, _ = await a.devices.remove(c.key.device_id, "lost")  # a holds none of c yet
-    assert stored is not None
-    await copy(a, b)
-    old = a.store.node_id
-    await b.astore.write(lambda store: store.retire(old))  # at all a holds
-    await copy(b, a)
+    stored, old = await removed_then_moved(a, b, c)
     await settled(a)
     new = a.store.node_id
     assert new != old and a.store.retired[old] == stored.seq
@@ -579,14 +580,7 @@ async def test_a_retirement_written_under_a_new_origin_rides_along_a_removal_of_
 async def test_a_clients_event_under_the_new_origin_keeps_the_retirement_out(
         nodes: list[Node]) -> None:
     a, b, c = nodes
-    await a.devices.add(c.key.device_id, "c")
-    await note(c)
-    stored, _ = await a.devices.remove(c.key.device_id, "lost")
-    assert stored is not None
-    await copy(a, b)
-    old = a.store.node_id
-    await b.astore.write(lambda store: store.retire(old))
-    await copy(b, a)
+    stored, old = await removed_then_moved(a, b, c)
     await note(a)  # under the new origin, before the retirement
     await copy(c, a)
     await settled(a)

@@ -9,17 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.support.cluster import Cluster, wait_until
-from tests.support.devices import (
-    FAST,
-    LINK_TIMEOUT_S,
-    add_device,
-    device_id,
-    device_node,
-    linked_devices,
-    remove_device,
-    told_removed,
-)
+from tests.support.cluster import Cluster
+from tests.support.devices import device_id, removed_phone
 from tests.support.processes import run_cli
 
 pytestmark = pytest.mark.integration
@@ -32,14 +23,7 @@ REASON = "lost\u3164"
 
 def test_status_shows_a_removal_with_its_hidden_characters_escaped(tmp_path: Path) -> None:
     with Cluster(tmp_path) as cluster:
-        a = cluster.node("a", secret=None, advertise=True,
-                         extra_args=[*FAST, "--name", REMOVER])
-        phone = device_node(cluster, "phone", peers=[a.url])
-        add_device(a, phone, "phone")
-        wait_until(lambda: device_id(phone) in linked_devices(a), LINK_TIMEOUT_S,
-                   "the phone linked with a")
-        remove_device(a, device_id(phone), REASON)
-        told_removed(phone)
+        a, phone = removed_phone(cluster, REMOVER, REASON)
         shown = run_cli(phone, "status")
         assert shown.returncode == 0, shown.stderr
         [line] = [line for line in shown.stdout.splitlines() if line.startswith("REMOVED:")]

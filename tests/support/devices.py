@@ -1,8 +1,9 @@
 """Devices paired without a shared secret, for the tests of real node processes: a node
 named as a device (``device_node``), its id and what it shows of itself, the devices
 linked with it, the ``devices add`` and ``devices remove`` commands run on a member,
-three devices added on the first (``paired``), and two nodes whose members came to share a
-name (``sharing_a_name``)."""
+three devices added on the first (``paired``), a device its remover removed
+(``removed_phone``), and two nodes whose members came to share a name
+(``sharing_a_name``)."""
 
 from __future__ import annotations
 
@@ -69,6 +70,21 @@ def paired(cluster: Cluster) -> tuple[NodeProcess, NodeProcess, NodeProcess]:
     wait_until(lambda: {device_id(b), device_id(p)} <= linked_devices(a), LINK_TIMEOUT_S,
                "b and p linked with a")
     return a, b, p
+
+
+def removed_phone(cluster: Cluster, remover: str,
+                  reason: str) -> tuple[NodeProcess, NodeProcess]:
+    """A (named ``remover``) and a phone added on it and linked with it, which A then
+    removed for ``reason``, the phone told so: (a, phone)."""
+    a = cluster.node("a", secret=None, advertise=True,
+                     extra_args=[*FAST, "--name", remover])
+    phone = device_node(cluster, "phone", peers=[a.url])
+    add_device(a, phone, "phone")
+    wait_until(lambda: device_id(phone) in linked_devices(a), LINK_TIMEOUT_S,
+               "the phone linked with a")
+    remove_device(a, device_id(phone), reason)
+    told_removed(phone)
+    return a, phone
 
 
 def member_ids(node: NodeProcess) -> set[str]:

@@ -17,16 +17,7 @@ import pytest
 from node.text import printable
 from tests.support.cluster import Cluster, append, message, wait_until
 from tests.support.console import expect, node_id, open_console, peer_rows
-from tests.support.devices import (
-    FAST,
-    LINK_TIMEOUT_S,
-    add_device,
-    device_id,
-    device_node,
-    linked_devices,
-    remove_device,
-    told_removed,
-)
+from tests.support.devices import LINK_TIMEOUT_S, device_id, removed_phone
 from tests.support.processes import run_cli
 
 pytestmark = pytest.mark.integration
@@ -45,14 +36,7 @@ REASON = "lost\u202e on the train"
 def test_a_removed_device_says_so_and_its_refused_peer_shows_why(
         tmp_path: Path, page: Page) -> None:
     with Cluster(tmp_path) as cluster:
-        a = cluster.node("a", secret=None, advertise=True,
-                         extra_args=[*FAST, "--name", REMOVER])
-        phone = device_node(cluster, "phone", peers=[a.url])
-        add_device(a, phone, "phone")
-        wait_until(lambda: device_id(phone) in linked_devices(a), LINK_TIMEOUT_S,
-                   "the phone linked with a")
-        remove_device(a, device_id(phone), REASON)
-        told_removed(phone)
+        a, phone = removed_phone(cluster, REMOVER, REASON)
         # Stored on the phone, and never taken by A: the counts of the link's last
         # contact say A lacks it.
         append(phone, "chat", [message("written after the removal")])
@@ -98,14 +82,7 @@ def test_a_removers_name_typed_as_an_escape_reads_as_status_shows_it(
     once, and the console shows the sentence as ``clawsync status`` does, escaping
     nothing twice."""
     with Cluster(tmp_path) as cluster:
-        a = cluster.node("a", secret=None, advertise=True,
-                         extra_args=[*FAST, "--name", "mallory\\u3164"])
-        phone = device_node(cluster, "phone", peers=[a.url])
-        add_device(a, phone, "phone")
-        wait_until(lambda: device_id(phone) in linked_devices(a), LINK_TIMEOUT_S,
-                   "the phone linked with a")
-        remove_device(a, device_id(phone), "lost\u3164")
-        told_removed(phone)
+        a, phone = removed_phone(cluster, "mallory\\u3164", "lost\u3164")
         removed = f"removed from the cluster by mallory\\\\u3164 ({device_id(a)}) at "
         status = run_cli(phone, "status").stdout
         assert f"REMOVED: this device was {removed}" in status, status

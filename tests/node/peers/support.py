@@ -3,12 +3,14 @@ shows, a server that records what a dial sends, one that stalls, one that answer
 same to every ask, the member lists a node logs as refused, and the set-ups several
 tests start from (a laptop that stopped, a phone linked through a proxy, a learner
 linked to peers, its members rounds run by hand), a link a member's device key proves,
-and one dial's proof made by hand (honest or forged)."""
+one dial's proof made by hand (honest or forged), and a store's writer held busy after a
+failed dial."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import threading
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
@@ -381,3 +383,44 @@ async def prove(node: RunningNode, claimed: str, key: Ed25519PrivateKey,
         if answer.type == aiohttp.WSMsgType.BINARY:
             return "open", ours, nonce  # the node's hello: the link is up
         return str(ws.close_code and answer.extra), ours, nonce
+
+
+class WriterHeld:
+    """The node's store writer held busy (as a group commit or other links' calls hold
+    it) from the save of the first failed dial until ``release_once_waited``: when that
+    dial had failed, and when the writer was let go."""
+
+    def __init__(self, node: RunningNode) -> None:
+        loop = asyncio.get_running_loop()
+        self.held, self.release = threading.Event(), threading.Event()
+        self.failed_at: list[float] = []
+        self.released_at: list[float] = []
+        self.tasks: list[asyncio.Future[None]] = []
+        save = node.gossip.driver.save_checkpoint
+
+        def busy_writer(_store: object) -> None:
+            self.held.set()
+            self.release.wait(DEADLINE_S)
+            self.released_at.append(loop.time())
+
+        async def save_then_busy(runner: Runner, force: bool = False) -> None:
+            if runner.failure is not None and not self.failed_at:
+                self.failed_at.append(loop.time())  # the dial failed before this
+            await save(runner, force)
+            if runner.failure is not None and not self.held.is_set():  # busy from here
+                self.tasks.append(asyncio.ensure_future(node.astore.write(busy_writer)))
+                while not self.held.is_set():
+                    await asyncio.sleep(0.001)
+
+        node.gossip.driver.save_checkpoint = save_then_busy  # type: ignore[method-assign]
+
+    async def release_once_waited(self) -> None:
+        """Lets the writer go once it is held and the dial has gone on to wait for it."""
+        async with asyncio.timeout(DEADLINE_S):
+            while not self.held.is_set():
+                await asyncio.sleep(0.01)
+        await asyncio.sleep(0.05)  # the dial goes on to wait for the writer
+        self.release.set()
+
+    async def finished(self) -> None:
+        await asyncio.gather(*self.tasks)

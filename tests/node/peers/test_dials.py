@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
-import threading
 import time
 from pathlib import Path
 
@@ -28,6 +27,7 @@ from tests.node.peers.support import (
     SECRET,
     STALLED_REFUSAL,
     NodeFactory,
+    WriterHeld,
     busy,
     forgotten,
     phone_behind_proxy,
@@ -366,37 +366,15 @@ async def test_a_wait_a_peer_asked_for_counts_from_when_the_writer_takes_the_fai
     from before the wait for the writer, which would cut it short by that much."""
     node = await make_node(sync=dataclasses.replace(FAST, backoff_base_s=1.0,
                                                     backoff_max_s=600.0))
-    loop = asyncio.get_running_loop()
-    held, release = threading.Event(), threading.Event()
-    released_at: list[float] = []
-    save = node.gossip.driver.save_checkpoint
-    busy_tasks: list[asyncio.Future[None]] = []
-
-    def busy_writer(_store: object) -> None:
-        held.set()
-        release.wait(DEADLINE_S)
-        released_at.append(loop.time())
-
-    async def save_then_busy(runner: Runner, force: bool = False) -> None:
-        await save(runner, force)
-        if runner.failure is not None and not held.is_set():  # the writer busy from here
-            busy_tasks.append(asyncio.ensure_future(node.astore.write(busy_writer)))
-            while not held.is_set():
-                await asyncio.sleep(0.001)
-
-    node.gossip.driver.save_checkpoint = save_then_busy  # type: ignore[method-assign]
+    writer = WriterHeld(node)
 
     async with serving(busy) as url:
         assert await node.gossip.add_peer(url, learned=False)
         runner = node.gossip.runners[f"url:{url}"]
-        async with asyncio.timeout(DEADLINE_S):
-            while not held.is_set():
-                await asyncio.sleep(0.01)
-        await asyncio.sleep(0.05)  # the dial goes on to wait for the writer
-        release.set()
+        await writer.release_once_waited()
         await until(lambda: runner.state == "backoff")
-    await asyncio.gather(*busy_tasks)
-    assert runner.machine.asked_until >= released_at[0] + 600.0
+    await writer.finished()
+    assert runner.machine.asked_until >= writer.released_at[0] + 600.0
 
 
 async def test_a_refused_device_redials_within_a_pull_interval_of_the_failure(
@@ -405,43 +383,21 @@ async def test_a_refused_device_redials_within_a_pull_interval_of_the_failure(
     pull interval of the failed one, counted from when it failed, not from when the
     store's writer (busy with a group commit, other links' calls) took the failure."""
     node = await make_node(sync=dataclasses.replace(PATIENT, pull_interval_s=30.0))
-    loop = asyncio.get_running_loop()
-    refused, held, release = asyncio.Event(), threading.Event(), threading.Event()
-    failed_by: list[float] = []
-    save = node.gossip.driver.save_checkpoint
-    busy_tasks: list[asyncio.Future[None]] = []
+    refused = asyncio.Event()
+    writer = WriterHeld(node)
 
     async def unavailable(_request: web.Request) -> web.Response:
         await refused.wait()  # answered once the refusal is said
         return web.Response(status=500)
-
-    def busy_writer(_store: object) -> None:
-        held.set()
-        release.wait(DEADLINE_S)
-
-    async def save_then_busy(runner: Runner, force: bool = False) -> None:
-        if runner.failure is not None and not failed_by:
-            failed_by.append(loop.time())  # the dial failed before this
-        await save(runner, force)
-        if runner.failure is not None and not held.is_set():  # the writer busy from here
-            busy_tasks.append(asyncio.ensure_future(node.astore.write(busy_writer)))
-            while not held.is_set():
-                await asyncio.sleep(0.001)
-
-    node.gossip.driver.save_checkpoint = save_then_busy  # type: ignore[method-assign]
 
     async with serving(unavailable) as url:
         assert await node.gossip.add_peer(url, learned=False)
         runner = node.gossip.runners[f"url:{url}"]
         runner.refused = "refused by a member: waiting to be added"
         refused.set()
-        async with asyncio.timeout(DEADLINE_S):
-            while not held.is_set():
-                await asyncio.sleep(0.01)
-        await asyncio.sleep(0.05)  # the dial goes on to wait for the writer
-        release.set()
+        await writer.release_once_waited()
         await until(lambda: runner.state == "backoff")
-    await asyncio.gather(*busy_tasks)
+    await writer.finished()
     assert runner.refused is not None and runner.machine.asked_until == float("-inf")
     assert runner.redial_at is not None
-    assert runner.redial_at <= failed_by[0] + 30.0  # not the back-off's ten minutes either
+    assert runner.redial_at <= writer.failed_at[0] + 30.0  # not the back-off's ten minutes either

@@ -10,6 +10,7 @@ import json
 import re
 import ssl
 import urllib.request
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -307,11 +308,27 @@ def cross_signed_chain(tmp_path: Path, leaf: tuple[Path, Path], middle: tuple[Pa
     return bundle(tmp_path / f"{name}.pem", leaf[0], middle[0], cross)
 
 
-def test_an_expired_cross_sign_off_the_chain_peers_build_is_not_judged(
-        tmp_path: Path) -> None:
-    """Started with a fullchain ending with an expired cross-sign: no error line, no
-    issuer not found, the ``ca`` sample the root; a renewal to another such chain is
-    taken."""
+@dataclass
+class CrossSignedFiles:
+    """A root (``old`` cross-signed it, expired), ``middle`` it signed, and two leaves
+    ``middle`` signed: the first's ``cross_signed_chain`` live at ``cert`` and ``key``,
+    the second's installed there by ``renew``."""
+
+    tmp_path: Path
+    old: tuple[Path, Path]
+    root: tuple[Path, Path]
+    middle: tuple[Path, Path]
+    second: tuple[Path, Path]
+    cert: Path
+    key: Path
+
+    def renew(self) -> None:
+        install(self.second[1], self.key)
+        install(cross_signed_chain(self.tmp_path, self.second, self.middle, self.root,
+                                   self.old, "chain2"), self.cert)
+
+
+def cross_signed_files(tmp_path: Path) -> CrossSignedFiles:
     old = make_ca_expiring(tmp_path, "oldroot", days=-10, begins_days=-4000)
     root = make_ca_expiring(tmp_path, "root", days=3000)
     middle = make_ca_expiring(tmp_path, "middle", days=1000, signer=root)
@@ -319,14 +336,23 @@ def test_an_expired_cross_sign_off_the_chain_peers_build_is_not_judged(
                      for name, days in (("first", 60), ("second", 90)))
     cert, key = live_files(tmp_path, cross_signed_chain(tmp_path, first, middle, root, old,
                                                         "chain1"), first[1])
-    with tls_node_of(tmp_path, cert, key, root[0], root[0]) as node:
-        install(second[1], key)
-        install(cross_signed_chain(tmp_path, second, middle, root, old, "chain2"), cert)
+    return CrossSignedFiles(tmp_path, old, root, middle, second, cert, key)
+
+
+def test_an_expired_cross_sign_off_the_chain_peers_build_is_not_judged(
+        tmp_path: Path) -> None:
+    """Started with a fullchain ending with an expired cross-sign: no error line, no
+    issuer not found, the ``ca`` sample the root; a renewal to another such chain is
+    taken."""
+    files = cross_signed_files(tmp_path)
+    root = files.root
+    with tls_node_of(tmp_path, files.cert, files.key, root[0], root[0]) as node:
+        files.renew()
         wait_until(lambda: said(node, "tls files reloaded"), SAID_WITHIN_S,
                    "the node takes the renewal")
         later_looks(node, tmp_path, root[0])
-        assert expiry_samples(node) == {"served": expires(second[0]),
-                                        "intermediate": expires(middle[0]),
+        assert expiry_samples(node) == {"served": expires(files.second[0]),
+                                        "intermediate": expires(files.middle[0]),
                                         "ca": expires(root[0])}
     lines = [json.loads(line) for line in node.log_path.read_text().splitlines()
              if line.startswith("{")]
@@ -342,24 +368,17 @@ def test_without_a_ca_a_renewal_is_not_refused_for_its_intermediates(
     fullchain ending with an expired cross-sign (which they stop before) only the first
     intermediate is judged: no error line, no sample of the cross-sign, and a renewal to
     another such chain is taken."""
-    old = make_ca_expiring(tmp_path, "oldroot", days=-10, begins_days=-4000)
-    root = make_ca_expiring(tmp_path, "root", days=3000)
-    middle = make_ca_expiring(tmp_path, "middle", days=1000, signer=root)
-    first, second = (make_cert_expiring(tmp_path, name, middle, days=days)
-                     for name, days in (("first", 60), ("second", 90)))
-    cert, key = live_files(tmp_path, cross_signed_chain(tmp_path, first, middle, root, old,
-                                                        "chain1"), first[1])
+    files = cross_signed_files(tmp_path)
     config = tmp_path / "clawsync.toml"
     config.write_text(LOOKS)
-    with NodeProcess(tmp_path, tls_ca=root[0], extra_args=[
-            "--config", str(config), "--log-format", "json", "--tls-cert", str(cert),
-            "--tls-key", str(key)]) as node:
-        install(second[1], key)
-        install(cross_signed_chain(tmp_path, second, middle, root, old, "chain2"), cert)
+    with NodeProcess(tmp_path, tls_ca=files.root[0], extra_args=[
+            "--config", str(config), "--log-format", "json", "--tls-cert", str(files.cert),
+            "--tls-key", str(files.key)]) as node:
+        files.renew()
         wait_until(lambda: said(node, "tls files reloaded"), SAID_WITHIN_S,
                    "the node takes the renewal")
-        assert expiry_samples(node) == {"served": expires(second[0]),
-                                        "intermediate": expires(middle[0])}
+        assert expiry_samples(node) == {"served": expires(files.second[0]),
+                                        "intermediate": expires(files.middle[0])}
     lines = [json.loads(line) for line in node.log_path.read_text().splitlines()
              if line.startswith("{")]
     assert not [line for line in lines if line["level"] == "error"], lines

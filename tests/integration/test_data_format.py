@@ -238,6 +238,15 @@ def _damage_log(folder: Path, how: str) -> None:
         storage.close()
 
 
+def serve_on(data_dir: Path, log: Path) -> subprocess.CompletedProcess[str]:
+    """``serve`` on ``data_dir`` with its event log in ``log`` (``--storage``), run till
+    it ends (a start refused)."""
+    return subprocess.run(
+        [sys.executable, "-m", "node.main", "serve", "--data-dir", str(data_dir),
+         "--storage", str(log), "--host", "127.0.0.1", "--port", str(free_port())],
+        capture_output=True, text=True, env=child_env(), timeout=CLI_TIMEOUT_S)
+
+
 @pytest.mark.parametrize(("how", "said"), [
     ("bytes", "is damaged (it is not CBOR)"),
     ("no_node_id", "is damaged (it has no node_id field)"),
@@ -255,10 +264,7 @@ def test_a_damaged_log_is_refused_in_one_line_and_left_as_it_is(
     log = tmp_path / "log"
     _damage_log(log, how)
     before = _held(log)
-    started = subprocess.run(
-        [sys.executable, "-m", "node.main", "serve", "--data-dir", str(tmp_path / "data"),
-         "--storage", str(log), "--host", "127.0.0.1", "--port", str(free_port())],
-        capture_output=True, text=True, env=child_env(), timeout=CLI_TIMEOUT_S)
+    started = serve_on(tmp_path / "data", log)
     state = tmp_path / "openclaw"
     (state / "agents").mkdir(parents=True)
     imported = subprocess.run(
@@ -280,11 +286,7 @@ def test_a_refused_storage_log_leaves_the_data_folder_as_it_was(tmp_path: Path) 
     empty = tmp_path / "empty"
     empty.mkdir()
     for data_dir in (tmp_path / "new" / "data", empty):
-        started = subprocess.run(
-            [sys.executable, "-m", "node.main", "serve", "--data-dir", str(data_dir),
-             "--storage", str(log), "--host", "127.0.0.1", "--port", str(free_port())],
-            capture_output=True, text=True, env=child_env(), timeout=CLI_TIMEOUT_S)
-        line = one_error_line(started)
+        line = one_error_line(serve_on(data_dir, log))
         assert line.rstrip().endswith("(nothing in it was changed)"), line
     assert not (tmp_path / "new").exists()
     assert list(empty.iterdir()) == []
@@ -299,11 +301,7 @@ def test_a_storage_log_that_is_no_database_leaves_no_data_folder(tmp_path: Path)
     empty = tmp_path / "empty"
     empty.mkdir()
     for data_dir in (tmp_path / "new" / "data", empty):
-        started = subprocess.run(
-            [sys.executable, "-m", "node.main", "serve", "--data-dir", str(data_dir),
-             "--storage", str(log), "--host", "127.0.0.1", "--port", str(free_port())],
-            capture_output=True, text=True, env=child_env(), timeout=CLI_TIMEOUT_S)
-        line = one_error_line(started)
+        line = one_error_line(serve_on(data_dir, log))
         assert "file is not a database" in line, line
         assert "this start made" not in line, line
     assert not (tmp_path / "new").exists()

@@ -6,15 +6,12 @@ tests.support.devices_failing_node serve ...``; importing it changes nothing."""
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
-from typing import Any
-
 from aiohttp import web
+
+from tests.support.middleware_node import Handler, run_with
 
 #: The route that fails.
 FAILING_ROUTE = "/v1/devices"
-
-Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 
 @web.middleware
@@ -26,19 +23,5 @@ async def _failing_devices(request: web.Request, handler: Handler) -> web.Stream
     return await handler(request)
 
 
-def _failing(make_app: Callable[..., web.Application]) -> Callable[..., web.Application]:
-    def failing_app(*args: Any, **kwargs: Any) -> web.Application:
-        app = make_app(*args, **kwargs)
-        app.middlewares.append(_failing_devices)  # innermost: inside the error middleware
-        return app
-
-    return failing_app
-
-
 if __name__ == "__main__":
-    import node.server.run as run_module
-    from node.main import main
-    from node.server.app import make_app
-
-    setattr(run_module, "make_app", _failing(make_app))  # noqa: B010 (what serve builds)
-    main(prog_name="clawsync")
+    run_with(_failing_devices)

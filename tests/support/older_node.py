@@ -10,18 +10,15 @@ DELETE (added later), as a node answers a method a path does not take: JSON 405 
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
-from typing import Any
-
 from aiohttp import web
+
+from tests.support.middleware_node import Handler, run_with
 
 #: The version this build says it is.
 OLDER_VERSION = "0.0.1"
 #: The routes it lacks.
 MISSING_ROUTES = "/v1/tokens"
 MISSING_METHOD = ("DELETE", "/v1/sessions/")
-
-Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 
 @web.middleware
@@ -37,21 +34,8 @@ async def _older_routes(request: web.Request, handler: Handler) -> web.StreamRes
     return await handler(request)
 
 
-def _older(make_app: Callable[..., web.Application]) -> Callable[..., web.Application]:
-    def older_app(*args: Any, **kwargs: Any) -> web.Application:
-        app = make_app(*args, **kwargs)
-        app.middlewares.append(_older_routes)  # innermost: inside the error middleware
-        return app
-
-    return older_app
-
-
 if __name__ == "__main__":
     import node.server.app as app_module
-    import node.server.run as run_module
-    from node.main import main
-    from node.server.app import make_app
 
     setattr(app_module, "software_version", lambda: OLDER_VERSION)  # noqa: B010 (GET /v1/node)
-    setattr(run_module, "make_app", _older(make_app))  # noqa: B010 (what serve builds)
-    main(prog_name="clawsync")
+    run_with(_older_routes)

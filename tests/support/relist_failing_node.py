@@ -14,20 +14,20 @@ serve ...``; importing it changes nothing."""
 from __future__ import annotations
 
 import json
-from collections.abc import Awaitable, Callable
-from typing import Any
 
 from aiohttp import web
+from aiohttp.typedefs import Middleware
+
+from tests.support.middleware_node import Handler, run_with
 
 #: The route that fails, and is added to.
 ROUTE = "/v1/devices"
 #: Where a test names the member the next list leaves out.
 HIDE_ROUTE = "/test/hide"
 
-Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
-
-def _failing(make_app: Callable[..., web.Application]) -> Callable[..., web.Application]:
+def _relist_failing() -> Middleware:
+    """The middleware, with what it holds between requests."""
     armed = [False]  # an add answered 200 since the last list
     hidden: list[str] = []  # the member the next list leaves out
 
@@ -53,18 +53,8 @@ def _failing(make_app: Callable[..., web.Application]) -> Callable[..., web.Appl
             armed[0] = True
         return response
 
-    def failing_app(*args: Any, **kwargs: Any) -> web.Application:
-        app = make_app(*args, **kwargs)
-        app.middlewares.append(relist_fails)  # innermost: inside the error middleware
-        return app
-
-    return failing_app
+    return relist_fails
 
 
 if __name__ == "__main__":
-    import node.server.run as run_module
-    from node.main import main
-    from node.server.app import make_app
-
-    setattr(run_module, "make_app", _failing(make_app))  # noqa: B010 (what serve builds)
-    main(prog_name="clawsync")
+    run_with(_relist_failing())

@@ -417,6 +417,17 @@ class Admission:
                 f"{removal_text(self.named(claimed))}; it is no member this device knows, "
                 "so that is not taken as this device's removal")
 
+    def refusal(self, runner: Runner) -> str | None:
+        """Why ``runner``'s peer refuses this device, for people: a removal in the words
+        it has now (``removal_refused``), not those of when it was told. A remover no
+        record named then is named once one does, as ``removed_text`` names it: ``clawsync
+        status`` and the console leave out a refusal that repeats that sentence, and
+        would say the removal twice, and the back-off of a removed device's dials is
+        long."""
+        if runner.refused is not None and runner.removal is not None:
+            return self.removal_refused(runner, runner.removal)
+        return runner.refused
+
     def connected(self, url: str) -> None:
         """A dial of ``url`` connected: a later refusal there is news again."""
         self._refusals.pop(url, None)

@@ -16,6 +16,7 @@ from node.server.run import RunningNode
 from tests.node.peers.support import (
     DEADLINE_S,
     FAST,
+    PATIENT,
     SECRET,
     NodeFactory,
     add_member,
@@ -25,6 +26,7 @@ from tests.node.peers.support import (
     new_device_id,
     rows_of,
     serving,
+    until,
 )
 from tests.support.metrics import scrape, value
 from tests.support.processes import free_port
@@ -233,3 +235,35 @@ async def test_the_addresses_not_dialed_are_counted_by_why(make_node: NodeFactor
     families = await scrape(node.url)
     assert {kind: value(families, "clawsync_peer_addresses_held_off", kind=kind)
             for kind in HELD_OFF_KINDS} == expected
+
+
+async def test_a_removal_told_before_the_removers_name_was_known_reads_as_it_does_now(
+        make_node: NodeFactory) -> None:
+    """The phone is told it was removed by a member whose name it has no record of yet,
+    then learns the name from another member (which has the remover's add, not the
+    removal): the refused link's words say the removal as ``removed_text`` says it now,
+    so that ``clawsync status`` and the console, which leave out a refusal that repeats
+    the removal said above, say it once. The back-off is long: no redial mends the row."""
+    mallory = await make_node(name="mallory", sync=FAST)
+    other = await make_node(name="other", sync=FAST)
+    phone = await make_node(name="phone", sync=PATIENT)
+    phone_id, remover = phone.gossip.device.device_id, mallory.gossip.device.device_id
+    assert mallory.gossip.membership is not None and phone.gossip.membership is not None
+    await mallory.gossip.membership.add(phone_id, "phone")
+    await mallory.gossip.membership.remove(phone_id, "lost")
+    await add_member(other, "mallory", device_id=remover)
+    await add_member(other, "phone", device_id=phone_id)
+
+    assert await phone.gossip.add_peer(mallory.url, learned=False)
+    refused = phone.gossip.runners[f"url:{mallory.url}"]
+    await until(lambda: refused.refused is not None and phone.gossip.removed.known)
+    assert refused.refused is not None and f"by {remover} at " in refused.refused
+    assert await phone.gossip.add_peer(other.url, learned=False)
+    await until(lambda: phone.gossip.membership is not None
+                and phone.gossip.membership.members().get(remover) is not None)
+
+    removed_text = phone.gossip.device_status()["removed_text"]
+    assert removed_text.startswith(f"removed from the cluster by mallory ({remover}) at ")
+    assert refused.state != "up"
+    [row] = [row for row in phone.gossip.peers() if row["url"] == mallory.url]
+    assert row["state"] == "refused" and row["refused"] == removed_text

@@ -23,7 +23,7 @@ to a device by its ``device_key`` record); records of origins not bound count fo
 until they are.
 
 What it does on the store's threads (the reads, the writes that must see no record come
-in between) is ``node.devices_store``'s.
+in between) is ``node.devices_store``'s. An add tries again as ``node.add_tries`` says.
 """
 
 from __future__ import annotations
@@ -39,12 +39,12 @@ import structlog
 from crdt import membership
 from crdt.addresses import normal_address
 from crdt.device import check_device_name, name_groups, name_key, parse_device_id
-from crdt.errors import CrdtError, InvalidInput, NotFound
+from crdt.errors import InvalidInput, NotFound
 from crdt.events import Draft
-from crdt.log import bound
 from crdt.log.records import StoredEvent
 from crdt.membership import DEVICES_SESSION, Member, Membership, Removal
 from node import removal_records
+from node.add_tries import bears, tried
 from node.device import DeviceKey
 from node.devices_store import append_unless, read_since, retire_removed
 from node.removal_records import Held
@@ -54,12 +54,6 @@ log = structlog.get_logger(__name__)
 
 #: Pause before reading the membership records again after a failed read.
 RETRY_S = 1.0
-
-#: Most times ``Devices.add`` checks and tries to write, when each time a record that
-#: bears on it (``_bears``) came in between: then ``AddsKeepChanging`` (503). Each try
-#: holds every other add waiting; a peer sending such records without pause is the
-#: only way to use them all up.
-ADD_TRIES_MAX = 8
 
 Listener = Callable[[], None]
 
@@ -106,11 +100,6 @@ class NameTaken(InvalidInput):
         super().__init__(message, field=field)
         #: The member that has the name (``POST /v1/devices`` gives it as ``member``).
         self.member = member
-
-
-class AddsKeepChanging(CrdtError):
-    """``ADD_TRIES_MAX`` times in a row, a membership record that bears on the add came
-    in between its checks and its record: nothing was written; try again."""
 
 
 class SelfRemoval(InvalidInput):
@@ -257,24 +246,16 @@ class Devices:
         a peer's removal is stored right after the record (which then counts for
         nothing). ``OwnRemoval`` if this device's removal is found by a check (the
         caller checks it before: ``refuse_if_removed``). ``AddsKeepChanging`` after
-        ``ADD_TRIES_MAX`` tries."""
+        ``ADD_TRIES_MAX`` tries (``node.add_tries``)."""
         device_id = parse_device_id(device_id)
         async with self._adding:
-            for _ in range(ADD_TRIES_MAX):
-                added = await self._add(device_id, name, address)
-                if added is not None:
-                    return added
-                # A record that bears on this add (``_bears``: a peer's removal of the
-                # device, say) came in after those the checks read: nothing was
-                # written; checked again with it.
-        raise AddsKeepChanging(
-            f"the devices records kept changing while this add was checked ({ADD_TRIES_MAX} "
-            "tries), so nothing was written; try again")
+            return await tried(lambda: self._add(device_id, name, address))
 
     async def _add(self, device_id: str, name: str, address: str | Keep | None
                    ) -> tuple[StoredEvent | None, Member] | None:
         """``add``'s checks and record, written only if no record that bears on them
-        (``_bears``) came in after those the checks read (None: nothing written)."""
+        (``node.add_tries.bears``) came in after those the checks read (None: nothing
+        written)."""
         read = self._position  # what the view below holds, till the first await
         held = self.members().get(device_id)
         said: str | membership.Unsaid | None
@@ -300,7 +281,7 @@ class Devices:
             self._refuse_taken(device_id, name)
         wanted, own = name_key(name), self.device_id
         stored = await self._append(
-            draft, unless=(read, lambda record: _bears(record, device_id, wanted, own)))
+            draft, unless=(read, lambda record: bears(record, device_id, wanted, own)))
         if stored is None:
             return None
         self._refuse_own_removal()  # stored right after: the record reaches no other device
@@ -466,27 +447,6 @@ class Devices:
 #: ``Devices._append``'s ``unless``: a position of the devices session, and which
 #: records stored after it keep the record from being written.
 _Unless = tuple[int, Callable[[StoredEvent], bool]]
-
-
-def _bears(stored: StoredEvent, device_id: str, wanted: str, own: str) -> bool:
-    """Whether ``stored``, come in after an add's checks, may change what they found:
-    a membership record of the device added (a removal, a rename, another address) or
-    of this device (its own add may ride along, its removal refuses the add), an add
-    under a name that reads as the one wanted (``name_key``), or a ``device_key``
-    record: it binds an origin, and a record of that origin stored before it (the log
-    takes events past a gap) counts from then on, a rename to the name wanted say.
-    There are a few in a device's life (one per origin), so they do not flood an add.
-    Not token records, nor other devices' membership records: a removal frees a name,
-    it takes none."""
-    if bound.read(stored.event) is not None:
-        return True
-    found = membership.read(stored.event)
-    if found is None:
-        return False
-    kind, device, fields = found
-    if device in (device_id, own):
-        return True
-    return kind == membership.DEVICE_ADDED and name_key(fields["name"]) == wanted
 
 
 def _names(stored: StoredEvent, device_id: str) -> bool:

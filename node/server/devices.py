@@ -38,12 +38,12 @@ from crdt.errors import InvalidInput
 from crdt.log import bound
 from crdt.log.store import EventStore
 from crdt.membership import Member, Removal, check_reason
+from node.add_tries import AddsKeepChanging
 from node.checks import api_path_base, dial_problem
 from node.config import Config
 from node.device import DeviceKey
 from node.devices import (
     KEEP,
-    AddsKeepChanging,
     Devices,
     NameTaken,
     OwnRemoval,

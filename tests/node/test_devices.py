@@ -24,15 +24,9 @@ from crdt.log.retire import ORIGINS_SESSION
 from crdt.log.store import EventStore
 from crdt.membership import DEVICES_SESSION
 from crdt.signing import Signer
+from node.add_tries import ADD_TRIES_MAX, AddsKeepChanging
 from node.device import DeviceKey
-from node.devices import (
-    ADD_TRIES_MAX,
-    AddsKeepChanging,
-    Devices,
-    NameTaken,
-    OwnRemoval,
-    RemovalIsFinal,
-)
+from node.devices import Devices, NameTaken, OwnRemoval, RemovalIsFinal
 from node.store import AsyncStore, Commit
 
 

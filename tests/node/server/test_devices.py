@@ -21,9 +21,9 @@ from crdt.events import Draft
 from crdt.log.store import EventStore
 from crdt.membership import AGENT_ID, DEVICE_ADDED, DEVICES_SESSION
 from crdt.signing import Signer
+from node.add_tries import ADD_TRIES_MAX
 from node.cli.openclaw_sink import HttpSink
 from node.client.api import DEVICES_CHANGING_RETRIES, Client, ClientError
-from node.devices import ADD_TRIES_MAX
 from node.server.devices import DEVICES
 from node.server.run import RunningNode, start
 from tests.support.addresses import (

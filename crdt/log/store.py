@@ -42,7 +42,7 @@ from crdt.log.reads import Reads
 from crdt.log.reads import SessionRef as SessionRef  # what ``list_sessions`` returns
 from crdt.log.records import META, Appended, Meta
 from crdt.signing import Signer
-from crdt.storage.backends import open_storage
+from crdt.storage.backends import open_storage, peek
 from crdt.storage.base import Storage
 
 logger = logging.getLogger(__name__)
@@ -118,14 +118,12 @@ class EventStore(Reads):
     def check_format(location: str | os.PathLike[str]) -> None:
         """Read the meta record at ``location`` and change nothing: ``LogFormatError`` if
         ``open`` would refuse the log (another format, a damaged record), ``FolderInUse``
-        if another process holds the folder. A store with no log yet passes."""
-        storage = open_storage(location)
-        try:
-            raw = storage.get(META)
-            if raw is not None:
-                Meta.from_fields(Meta.fields(raw))
-        finally:
-            storage.close()
+        if another process holds the folder. A store with no log yet passes. A folder
+        is read without a byte of it written (``crdt.storage.backends.peek``): a log
+        refused here is left as it was found."""
+        raw = peek(location, META)
+        if raw is not None:
+            Meta.from_fields(Meta.fields(raw))
 
     def _bind_own_origin(self, signer: Signer) -> None:
         """A folder written under a random origin (before events were signed, or by

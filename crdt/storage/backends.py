@@ -65,3 +65,22 @@ def open_storage(location: str | os.PathLike[str]) -> Storage:
     from crdt.storage.disk import DiskStorage  # imports diskcache only when used
 
     return DiskStorage.open(location)
+
+
+def peek(location: str | os.PathLike[str], key: str) -> bytes | None:
+    """``key``'s value at ``location`` (None if it has none), read changing nothing there:
+    a folder as ``crdt.storage.disk.peek`` reads it; a backend's URL through an open,
+    which for ``memory:`` holds nothing yet.
+
+    >>> peek("memory:", "meta") is None
+    True
+    """
+    if backend_of(location) is not None:
+        storage = open_storage(location)
+        try:
+            return storage.get(key)
+        finally:
+            storage.close()
+    from crdt.storage.disk import peek as peek_folder  # imports diskcache only when used
+
+    return peek_folder(location, key)

@@ -80,6 +80,37 @@ def holds_storage(folder: str | os.PathLike[str]) -> bool:
     return (Path(folder) / database).is_file()
 
 
+def peek(folder: str | os.PathLike[str], key: str) -> bytes | None:
+    """``key``'s value in the store in ``folder`` (None if it has none, or there is no
+    store), read without changing a byte there: no lock written, no setting stored, no
+    WAL file made. A start reads the log's meta record so before it makes anything, and
+    a log it refuses is left as it was. While no process holds the folder
+    (``FolderLock.none_holds``), a database with no WAL file is the whole store, read as
+    immutable (SQLite would else make a WAL and its index even to read); one with a WAL
+    (a crash left it, or an outside reader or writer, a ``sqlite3`` shell, has it open)
+    is read through it without writing its index (``readonly_shm``).
+    ``StorageUnavailable`` for a WAL without its index, which only an open rebuilds;
+    ``FolderInUse``, and SQLite's errors as ``_translated`` says them, as ``open``."""
+    path = Path(folder)
+    database = path / diskcache.core.DBNAME
+    wal = database.with_name(f"{database.name}-wal")
+    if not holds_storage(path):
+        return None  # no store yet: ``open`` makes an empty one
+    with _translated(str(path)), FolderLock.none_holds(path):
+        if not wal.exists():
+            how = "immutable=1"
+        elif database.with_name(f"{database.name}-shm").exists():
+            how = "mode=ro&readonly_shm=1"
+        else:
+            raise StorageUnavailable("its WAL has no index: opening it rebuilds one",
+                                     location=str(path))
+        uri = f"{database.resolve().as_uri()}?{how}"
+        with contextlib.closing(sqlite3.connect(uri, uri=True, timeout=BUSY_TIMEOUT_S)
+                                ) as connection:
+            row = connection.execute(_SELECT_ONE, (key, time.time())).fetchone()
+            return None if row is None else _fetch(diskcache.Disk(str(path)), *row)
+
+
 class DiskStorage:
     """The ``crdt.storage.base.Storage`` interface over one diskcache folder."""
 
@@ -229,7 +260,7 @@ class _DiskTransaction:
         row = self._cache._con.execute(_SELECT_ONE, (key, time.time())).fetchone()
         if row is None:
             return None
-        return _fetch(self._cache, *row)
+        return _fetch(self._cache._disk, *row)
 
     def get_many(self, keys: Sequence[str]) -> list[bytes | None]:
         return _select_many(self._cache, keys)
@@ -271,18 +302,19 @@ def _select_many(cache: diskcache.Cache, keys: Sequence[str]) -> list[bytes | No
         rows = cache._con.execute(
             _SELECT_MANY.format(", ".join("?" * len(part))), (now, *part)).fetchall()
         for key, mode, filename, value in rows:
-            found[key] = _fetch(cache, mode, filename, value)
+            found[key] = _fetch(cache._disk, mode, filename, value)
     return [found.get(key) for key in keys]
 
 
-def _fetch(cache: diskcache.Cache, mode: int, filename: str | None,
+def _fetch(disk: diskcache.Disk, mode: int, filename: str | None,
            value: object) -> bytes | None:
-    """The value of a row read from diskcache's table, as ``Cache.get`` reads it: a
+    """The value of a row read from diskcache's table, as ``Cache.get`` reads it (its
+    ``disk`` reads a value kept in a file): a
     value kept in a file (only logs written before ``SETTINGS`` have such) whose file
     cannot be read is absent. ``Cache.delete`` removes a value's file after its row, so
     a reader that still sees the row may find no file: the record was deleted."""
     try:
-        return _as_bytes(cache._disk.fetch(mode, filename, value, False))
+        return _as_bytes(disk.fetch(mode, filename, value, False))
     except OSError:
         return None
 

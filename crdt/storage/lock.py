@@ -24,6 +24,8 @@ import fcntl
 import os
 import sys
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 from crdt.errors import FolderInUse
@@ -50,10 +52,7 @@ class FolderLock:
             try:
                 fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
             except BlockingIOError:
-                holder = os.pread(fd, HOLDER_BYTES_MAX, 0).decode(errors="replace").strip()
-                raise FolderInUse(
-                    f"the data folder {path} is in use by {holder or 'another process'}; "
-                    "stop that node first, or give this one another folder") from None
+                raise _in_use(path, fd) from None
             # Who holds it, for the error message of the next one to try. Never the
             # command line: it may carry a token.
             since = time.strftime("%Y-%m-%d %H:%M:%S %Z")
@@ -71,8 +70,38 @@ class FolderLock:
             raise
         return cls(path, fd)
 
+    @staticmethod
+    @contextmanager
+    def none_holds(folder: str | os.PathLike[str]) -> Iterator[None]:
+        """While no process holds ``folder``: a shared lock on its lock file, taken
+        without writing to it (``acquire`` writes who holds it), so that what is read
+        from the folder meanwhile changes nothing there. A folder with no lock file was
+        never opened by a node: nothing is locked. ``FolderInUse`` at once if a process
+        holds it."""
+        path = Path(folder).resolve()
+        try:
+            fd = os.open(path / LOCK_NAME, os.O_RDONLY)
+        except FileNotFoundError:
+            yield
+            return
+        try:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+            except BlockingIOError:
+                raise _in_use(path, fd) from None
+            yield
+        finally:
+            os.close(fd)
+
     def release(self) -> None:
         """Unlock (closing the file drops the lock); a second call does nothing."""
         if self._fd is not None:
             os.close(self._fd)
             self._fd = None
+
+
+def _in_use(folder: Path, fd: int) -> FolderInUse:
+    """The refusal of ``folder``, whose lock file ``fd`` another process holds, naming it."""
+    holder = os.pread(fd, HOLDER_BYTES_MAX, 0).decode(errors="replace").strip()
+    return FolderInUse(f"the data folder {folder} is in use by {holder or 'another process'}; "
+                       "stop that node first, or give this one another folder")

@@ -13,9 +13,8 @@ from crdt.errors import (
     CrdtError,
     FolderInUse,
     LogFormatError,
-    StorageBusy,
     StorageDamaged,
-    StorageFull,
+    StorageUnavailable,
     StoreError,
 )
 from crdt.log.store import EventStore
@@ -69,12 +68,14 @@ def check_storage_log(config: Config) -> None:
     """``StartError`` if the log elsewhere (``--storage DIR``) is refused as another
     version's or damaged; before the data folder is made or locked (``folder_lock``), so
     that a refused start leaves that folder as it found it: no folder made, no lock file
-    in it. A log that cannot be read at all (SQLite finds no database, or a malformed
-    one) is refused here too: the open would fail the same way, after making the folder.
+    in it; the log is read changing nothing in its folder (``EventStore.check_format``),
+    which a refused start leaves as it found it too. A log that cannot be read at all
+    (SQLite finds no database, or a malformed one) is refused here too: the open would
+    fail the same way, after making the folder.
     A new log, a storage URL, or a log in the data folder (``check_log_first``) is not
     read here. What may pass is said where the log is opened, as before: another node
     holding it, a lock held past the wait (the open waits again, and serves once it is
-    let go), a full disk, an I/O error."""
+    let go), a full disk, an I/O error, a WAL only the open can read."""
     storage = config.storage
     if storage is None or not folder_lock_needed(config) or backend_of(storage) is not None \
             or not holds_storage(storage):
@@ -84,12 +85,14 @@ def check_storage_log(config: Config) -> None:
     except LogFormatError as error:
         raise StartError(str(log_refusal(error, config.log_location,
                                          software_version()))) from None
-    except (FolderInUse, StorageBusy, StorageFull):
-        return  # may pass (a lock let go, space freed): the open waits, or says it
     except StorageDamaged as error:
         if isinstance(error.__cause__, OSError):
             return  # an I/O error, which may pass: said where the log is opened
         raise StartError(str(error)) from None  # no database, or a malformed one
+    except (FolderInUse, StorageUnavailable):
+        # May pass (a lock let go, space freed), or only the open can read it (a WAL
+        # a crash left without its index): the open waits, or says it.
+        return
     except StoreError as error:  # a record that cannot be read: the open refuses it too
         raise StartError(str(error)) from None
     except (CrdtError, OSError):

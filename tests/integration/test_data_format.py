@@ -308,6 +308,49 @@ def test_a_storage_log_that_is_no_database_leaves_no_data_folder(tmp_path: Path)
     assert list(empty.iterdir()) == []
 
 
+def _refused_log(log: Path, how: str) -> str:
+    """A log in ``log`` that a start refuses, ``how``: of a newer format; its meta record
+    damaged; no database; or of a newer format said only in the WAL a crash left (with
+    its index), which the open would have checkpointed. What the refusal says."""
+    if how == "no_database":
+        log.mkdir()
+        (log / "cache.db").write_bytes(random.Random(7).randbytes(5000))
+        return "file is not a database"
+    if how == "damaged":
+        _damage_log(log, "bytes")
+        return "is damaged (it is not CBOR)"
+    EventStore.open(log).close()
+    if how == "newer":
+        _bump_log_format(log)
+        return "(nothing in it was changed)"
+    # A reader left open keeps the WAL (its last connection would checkpoint it): the
+    # files copied meanwhile are what a node killed after the bump leaves.
+    live = log.with_name("live")
+    log.rename(live)
+    with contextlib.closing(sqlite3.connect(live / "cache.db")) as reader:
+        reader.execute("SELECT count(*) FROM Cache").fetchone()
+        _bump_log_format(live)
+        log.mkdir()
+        for path in live.iterdir():
+            (log / path.name).write_bytes(path.read_bytes())
+    assert {"cache.db-wal", "cache.db-shm"} <= {path.name for path in log.iterdir()}
+    return "(nothing in it was changed)"
+
+
+@pytest.mark.parametrize("how", ["newer", "damaged", "no_database", "newer_in_wal"])
+def test_a_refused_storage_log_is_left_byte_for_byte(tmp_path: Path, how: str) -> None:
+    """``--storage`` naming a log that is refused: not a byte of its folder changes, not
+    the database (a writable open rewrites its pages and settings), nor the lock file,
+    and no WAL file or index is made or written (the check opens nothing writable)."""
+    log = tmp_path / "log"
+    said = _refused_log(log, how)
+    before = _files(log)
+    line = one_error_line(serve_on(tmp_path / "data", log))
+    assert said in line, line
+    assert _files(log) == before
+    assert not (tmp_path / "data").exists()
+
+
 #: A node serving on the data folder ``sys.argv[1]``, its log in ``sys.argv[2]``
 #: (``--storage``), whose check of that log before the folder is made gives up on a held
 #: lock after some 0.2 s, not diskcache's 60 s (its clock runs 300 times as fast during

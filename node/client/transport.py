@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import errno
 import json
+import math
 import os
 import time
 from collections.abc import AsyncIterator, Mapping
@@ -213,6 +214,7 @@ class Transport:
         if isinstance(field, str):
             field = printable(field)
         said = message.removeprefix(f"{field}: ") if field else message  # the words alone
+        wait = asked_wait_s(response.headers.get("Retry-After"), time.time())
         bearer = response.headers.get("WWW-Authenticate", "").lower().startswith("bearer")
         if status in (401, 403) and code is None and not bearer:
             # Every refusal of a node carries its JSON error, and its 401 asks for a Bearer
@@ -243,14 +245,14 @@ class Transport:
         elif status == 405 and code == "method_not_allowed" and (
                 gap := await self._version_gap(response)) is not None:
             text = f"{gap} ({message})"  # the path, but not the method: an older node
+        elif status == 503:
+            text = _unavailable(what, message, wait)
         elif status >= 500:
             text = f"the node failed to handle {what} (HTTP {status}): {message}"
         else:
             text = f"the node refused {what}: {message}"
         raise ClientError(text, status=status, code=code, field=field, said=said,
-                          details=details,
-                          retry_after_s=asked_wait_s(response.headers.get("Retry-After"),
-                                                     time.time()))
+                          details=details, retry_after_s=wait)
 
     async def _no_route(self, response: aiohttp.ClientResponse, what: str,
                         node_said: bool) -> str:
@@ -294,6 +296,21 @@ class Transport:
             return None
         software = body.get("software") if isinstance(body, dict) else None
         return printable(software) if isinstance(software, str) else None
+
+
+def _unavailable(what: str, message: str, wait_s: float | None) -> str:
+    """A 503 in words: the node says it cannot take ``what`` now (its store busy or its
+    disk full, its device records changing, its streams all taken, shutting down), not
+    that it failed at it; the wait it asked for (``Retry-After``), in whole seconds.
+
+    >>> _unavailable("the forget", "the disk is full (/data)", 30.0)
+    'the node could not handle the forget now (HTTP 503, try again in 30 s): the disk is \
+full (/data)'
+    >>> _unavailable("the request", "the node is shutting down", None)
+    'the node could not handle the request now (HTTP 503): the node is shutting down'
+    """
+    wait = "" if wait_s is None else f", try again in {math.ceil(wait_s)} s"
+    return f"the node could not handle {what} now (HTTP 503{wait}): {message}"
 
 
 def _release(version: str) -> tuple[int, ...] | None:

@@ -181,6 +181,15 @@ class ClientLimits:
     #: with an error instead of gathering it.
     stream_message_bytes_max: int = Limits().body_bytes_max + 64 * 1024
 
+    def __post_init__(self) -> None:
+        """``ValueError`` for a pair out of order (``CLIENT_ORDERED``). No flag, variable
+        or file sets these: an app that builds them hears of a swapped pair at once, not
+        as pauses that never grow."""
+        values = _values(self)
+        for order in CLIENT_ORDERED:
+            if order.broken(values):
+                raise ValueError(f"ClientLimits: {_said(order, values, '', None)}")
+
 
 #: Tables of a ``--config`` file that set limits, and what each fills.
 LIMIT_TABLES: dict[str, type[DataclassInstance]] = {
@@ -259,6 +268,14 @@ ORDERED: dict[type, tuple[Order, ...]] = {
         Order("forgotten_hold_s", "forgotten_hold_max_s", "every hold-off would be "
               "forgotten_hold_max_s: none would grow"))}
 
+#: ``ClientLimits`` that only work in order, refused when built (its ``__post_init__``):
+#: each pause is capped with min(), so out of order the cap is every pause.
+CLIENT_ORDERED = (
+    Order("reconnect_delay_min_s", "reconnect_delay_max_s", "a live stream's first "
+          "reconnection would wait longer than every later one"),
+    Order("subscribe_retry_base_s", "subscribe_retry_max_s", "every reconnection of the "
+          "projection follower would wait subscribe_retry_max_s: no back-off"))
+
 #: Limits of a table that risk dropping a client out of order, but that files did not
 #: have to keep in order before: the node starts and logs a warning (``out_of_order``).
 RISKY: dict[type, tuple[Order, ...]] = {
@@ -314,8 +331,9 @@ def _said(order: Order, values: Mapping[str, Any], where: str,
             return int(value)  # as a person writes it: 60, not 60.0 nor 6e+01
         return value
 
-    def key(name: str) -> str:
-        return f"[{where}] {name if keys is None else keys.get(name, name)}"
+    def key(name: str) -> str:  # ``where`` empty: limits of no table (``ClientLimits``)
+        shown = name if keys is None else keys.get(name, name)
+        return f"[{where}] {shown}" if where else shown
 
     def named(name: str) -> str:
         if keys is None:

@@ -20,6 +20,7 @@ from click.testing import CliRunner
 
 from node.config import Config
 from node.limits import (
+    CLIENT_ORDERED,
     LIMIT_TABLES,
     ORDERED,
     POINTLESS,
@@ -466,6 +467,30 @@ def test_the_defaults_keep_every_order_of_limits() -> None:
         names = {field.name for field in dataclasses.fields(kind)}
         for order in (*ORDERED.get(kind, ()), *RISKY.get(kind, ()), *POINTLESS.get(kind, ())):
             assert {order.low, order.high} <= names, order  # two settings of its table
+
+
+@pytest.mark.parametrize(("swapped", "said"), [
+    ({"reconnect_delay_min_s": 10.0},
+     "ClientLimits: reconnect_delay_min_s (10) is above reconnect_delay_max_s (5): a live "
+     "stream's first reconnection would wait longer than every later one; set "
+     "reconnect_delay_min_s to at most 5, or reconnect_delay_max_s to at least 10"),
+    ({"subscribe_retry_base_s": 2.0, "subscribe_retry_max_s": 1.5},
+     "ClientLimits: subscribe_retry_base_s (2) is above subscribe_retry_max_s (1.5): every "
+     "reconnection of the projection follower would wait subscribe_retry_max_s: no "
+     "back-off; set subscribe_retry_base_s to at most 1.5, or subscribe_retry_max_s to at "
+     "least 2")])
+def test_client_limits_out_of_order_are_refused_when_built(swapped: dict[str, float],
+                                                           said: str) -> None:
+    """No flag, variable or file sets ``ClientLimits``: an app that swaps a pair hears
+    of it when it builds them, not as pauses that never grow. A pair equal is taken."""
+    with pytest.raises(ValueError) as refused:
+        ClientLimits(**swapped)
+    assert str(refused.value) == said
+    names = {field.name for field in dataclasses.fields(ClientLimits)}
+    for order in CLIENT_ORDERED:
+        assert {order.low, order.high} <= names, order
+        equal = ClientLimits(**{order.low: 1.0, order.high: 1.0})
+        assert getattr(equal, order.low) == getattr(equal, order.high)
 
 
 @pytest.mark.parametrize(("table", "said"), [

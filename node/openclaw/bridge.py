@@ -184,12 +184,12 @@ class Bridge:
         # is read, so that it does not take the read's row budget from the sessions after
         # it; a JSONL file (read on a budget of its own) only once it changed.
         keys = self._keys[name]
-        read = list(source.read(cursor, waits))
         if isinstance(source, AgentSessions):
+            read = list(source.read(cursor, waits, keys.wants_first))
             items = keyed(read, keys, source.named, source.read_to(cursor),
                           source.restarted, source.held, source.identities)
         else:
-            items = keyed(read, keys)
+            items = keyed(list(source.read(cursor, waits)), keys)
         if keys.unsaved:  # till a save goes through: one that fails is tried again
             saved = keys.saved()
             if saved != keys.on_node:  # the node holds it already: nothing to send

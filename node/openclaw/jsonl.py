@@ -8,12 +8,15 @@ byte offset read up to.
 A last line without its newline is being written: it is left for the next pass. A file
 shorter than its offset was replaced or cut: it is read again from the start (the events
 it maps to are recognised, so nothing is stored twice); its device, inode and first
-record (``first_record``) tell the keys which (``session_keys``). The file of a session whose next
-record waits (for the node's clock) is read again only once it changed (inode, size,
-modification or change time) or the index gives it another key; until then, what its
-last read found of it is given again. The entry of a session whose file a read no longer
-finds (deleted, or renamed aside as OpenClaw does) is not in ``present``: the bridge drops
-it, and the file is read from its start if it comes back.
+record (``first_record``) tell the keys which (``session_keys``). A file's first line
+is read only to tell that, or to be remembered: when the file got shorter, when records
+are read of it under its session id (they may mark it), or when the keys ask for it
+(``SessionKeys.wants_first``); not every file of every pass. The file of a session
+whose next record waits (for the node's clock) is read again only once it changed
+(inode, size, modification or change time) or the index gives it another key; until
+then, what its last read found of it is given again. The entry of a session whose file
+a read no longer finds (deleted, or renamed aside as OpenClaw does) is not in
+``present``: the bridge drops it, and the file is read from its start if it comes back.
 """
 
 from __future__ import annotations
@@ -21,7 +24,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-from collections.abc import Collection, Iterator
+from collections.abc import Callable, Collection, Iterator
 from pathlib import Path
 from typing import BinaryIO
 
@@ -42,6 +45,13 @@ BYTES_PER_READ = 8 * 1024 * 1024
 #: OpenClaw header is about 200; a first line longer than this is hashed up to here.
 FIRST_RECORD_BYTES = 4096
 
+#: Whether the first record of the file of a session (id, device, inode) is wanted.
+WantsFirst = Callable[[str, int, int], bool]
+
+
+def _never(_session_id: str, _device: int, _inode: int) -> bool:
+    return False
+
 
 class AgentSessions:
     """One agent's ``sessions`` folder, read from a cursor."""
@@ -56,8 +66,10 @@ class AgentSessions:
         #: through its own record's place (``AgentDatabase.reread`` is the rows' case).
         self.reread: frozenset[str] = frozenset()
         #: Of the last read, session id -> the device, inode and first record of each
-        #: file it read (what tells another file from one only cut shorter: ``session_keys``).
+        #: file it read whose first record it hashed (what tells another file from one
+        #: only cut shorter: ``session_keys``).
         self.identities: dict[str, FileIdentity] = {}
+        self._wants_first: WantsFirst = _never
         #: Of the last read, the session ids whose file was read again from its start
         #: because it got shorter than its offset (replaced, or its end cut).
         self.restarted: set[str] = set()
@@ -101,11 +113,14 @@ class AgentSessions:
     def close(self) -> None:
         pass
 
-    def read(self, cursor: dict[str, int],
-             waiting: Collection[str] = ()) -> Iterator[Item]:
+    def read(self, cursor: dict[str, int], waiting: Collection[str] = (),
+             wants_first: WantsFirst = _never) -> Iterator[Item]:
         """The records after ``cursor``, problems in their place; of a session whose
         entry is in ``waiting``, its file unchanged since its last read, what that read
-        found (its first ``RECORDS_OF_WAITING`` records), without reading it again."""
+        found (its first ``RECORDS_OF_WAITING`` records), without reading it again. In
+        ``identities``, each file read that got shorter, has something new read under
+        its session id, or whose first record ``wants_first`` (``SessionKeys``) asks."""
+        self._wants_first = wants_first
         self._kept = {entry: kept for entry, kept in self._kept.items() if entry in waiting}
         self.emptied, self.present, self.named, self._read_entries = {}, None, {}, {}
         self.held = None
@@ -254,13 +269,18 @@ class AgentSessions:
         try:
             with path.open("rb") as file:
                 info = os.fstat(file.fileno())
-                self.identities[session_id] = FileIdentity(
-                    info.st_dev, info.st_ino,
-                    first_record(os.pread(file.fileno(), FIRST_RECORD_BYTES, 0)))
                 size = file.seek(0, 2)
-                if size < start:
+                shorter = size < start
+                if shorter:
                     start = 0  # replaced by a shorter file, or cut: read it all again
                     self.restarted.add(session_id)
+                # Its first line only when the keys are to tell or remember its file:
+                # 4 KiB more of each file at each pass otherwise.
+                if shorter or (session_key is None and start < size) or \
+                        self._wants_first(session_id, info.st_dev, info.st_ino):
+                    self.identities[session_id] = FileIdentity(
+                        info.st_dev, info.st_ino,
+                        first_record(os.pread(file.fileno(), FIRST_RECORD_BYTES, 0)))
                 file.seek(start)
                 data = file.read(BYTES_PER_READ)
                 if len(data) == BYTES_PER_READ and b"\n" not in data:

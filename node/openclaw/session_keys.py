@@ -241,18 +241,34 @@ class SessionKeys:
             return False
         return kept.first is None or kept.first == identity.first
 
+    def wants_first(self, session_id: str, device: int, inode: int) -> bool:
+        """Whether ``file_is`` would learn something of ``session_id``'s file, on
+        ``device`` and ``inode``, from its first record: the file of a byte, and none
+        kept for it with that device, inode and a first record. A reader hashes a file's
+        first line only then (or when it must tell, ``same_file``): not every file of
+        every pass."""
+        if not self._files_kept(session_id):
+            return False
+        kept = self._files.get(session_id)
+        return kept is None or kept[:2] != (device, inode) or kept.first is None
+
     def file_is(self, session_id: str, identity: FileIdentity) -> None:
         """``session_id``'s file, read now, is the one of ``identity``: remembered while
         a byte of it is (a mark, or where its key applies from). One whose first record
         is not known (its first line not complete yet) tells nothing: the one kept, if
         any, stays; an identity without one is only ever the release before's."""
-        kept = self._keys.get(session_id)
-        if kept is None or (kept.key is not None and not kept.byte) or \
-                session_id in self._unfiled or identity.first is None:
+        if not self._files_kept(session_id) or identity.first is None:
             return
         if self._files.get(session_id) != identity:
             self._files[session_id] = identity
             self.unsaved = True
+
+    def _files_kept(self, session_id: str) -> bool:
+        """Whether the file ``session_id`` is read from is remembered: that of a byte
+        (a mark, or where its key applies from), not left out for room."""
+        kept = self._keys.get(session_id)
+        return kept is not None and (kept.key is None or kept.byte > 0) and \
+            session_id not in self._unfiled
 
     def restart(self, session_id: str) -> bool:
         """``session_id``'s file is read again from its start (it got shorter than its
@@ -385,7 +401,8 @@ def keyed(items: list[Item], keys: SessionKeys, named: Mapping[str, str] | None 
     marked so, up to what of it is stored; a file read again from its start because it
     got shorter than its offset (``restarted``: session ids) is another file, read as
     new, unless it is the same file (``identities``: session id -> device, inode and
-    first record of each file read), only cut: what was stored of it stays so; a
+    first record of each file read that got shorter, or that the keys may remember:
+    ``jsonl``), only cut: what was stored of it stays so; a
     session whose file the folder no longer holds (not among ``held``, if known) is no
     longer marked. Whatever was learnt (``keys.unsaved``) is to be saved before
     the records' events are stored, so that a cursor never passes a record whose key is

@@ -16,9 +16,11 @@ from crdt.log.store import EventStore
 from node.cli.openclaw_sink import EmbeddedSink
 from node.client.errors import ClientError
 from node.openclaw.bridge import Bridge
-from node.openclaw.key_entries import entry_of, file_of
+from node.openclaw.jsonl import first_record
+from node.openclaw.key_entries import entry_of, file_entry, file_of
 from node.openclaw.mapping import session_key_for
 from node.openclaw.session_keys import KEYS_SUFFIX, keys_name
+from node.openclaw.source import FileIdentity
 from node.openclaw.state import StateFolder, cursor_name
 from tests.node.openclaw.waiting import KEY_A, A, B, one_pass
 from tests.support.openclaw import replaced_anew, turn_records, write_jsonl
@@ -282,3 +284,61 @@ def test_an_unnamed_file_replaced_by_a_shorter_one_is_marked_from_its_own_start(
         assert after.get(SESSION_A, 0) > 0
         assert set(byte_entries(store, name) or {}) == {
             entry_of(A, KEY_A), entry_of(A, None, len(lines(replaced[:1])))}
+
+
+def bytes_read() -> int:
+    """What this thread read so far, of any file (Linux's count of its reads' bytes)."""
+    counts = Path("/proc/thread-self/io").read_text().split()
+    return int(counts[counts.index("rchar:") + 1])
+
+
+def test_a_pass_over_unchanged_files_reads_no_first_line(tmp_path: Path) -> None:
+    """A file's first line tells another file from one only cut shorter: it is read
+    when that is to be told or remembered, not at every pass. A pass over files named by
+    their index and files read under their id (marked, their file remembered), none
+    changed, reads the index and nothing of the files."""
+    header = {"cwd": "/w/" + "x" * 2000}  # heads bigger than the index
+    folder = tmp_path / "agents" / "main" / "sessions"
+    for n in range(20):
+        session_id = f"named-{n:02d}"
+        write_jsonl(tmp_path, f"agent:main:{n}", session_id, [
+            {**record, **header} if record["type"] == "session" else record
+            for record in records(session_id)])
+    for n in range(20):
+        (folder / f"unnamed-{n:02d}.jsonl").write_bytes(lines(
+            [{**records(f"unnamed-{n:02d}")[0], **header}]))
+    index = (folder / "sessions.json").stat().st_size
+    with EventStore.open("memory:") as store:
+        bridge = Bridge(StateFolder(tmp_path), EmbeddedSink(store))
+        assert one_pass(bridge, only_changed=False).records == 20 * 3 + 20
+        name = keys_name(cursor_name(tmp_path.resolve(), "main"))
+        assert sum(file_of(entry) is not None for entry in read_cursor(store, name) or {}) == 20
+        before = bytes_read()
+        assert one_pass(bridge, only_changed=False).records == 0
+        read = bytes_read() - before
+    assert index <= read < index + 1024, (read, index)
+
+
+def test_an_identity_kept_without_a_first_record_gets_one_from_an_unchanged_file(
+        tmp_path: Path) -> None:
+    """The file of a mark remembered by device and inode alone (as the release before
+    kept it): the next pass reads its first line, though nothing of it is new, and keeps
+    it beside them."""
+    folder = tmp_path / "agents" / "main" / "sessions"
+    folder.mkdir(parents=True)
+    path = folder / f"{A}.jsonl"
+    path.write_bytes(lines(records(A)))
+    name = keys_name(cursor_name(tmp_path.resolve(), "main"))
+    info = path.stat()
+    old = file_entry(A, FileIdentity(info.st_dev, info.st_ino))
+    new = file_entry(A, FileIdentity(info.st_dev, info.st_ino,
+                                     first_record(path.read_bytes())))
+    assert old is not None and new is not None
+    with EventStore.open("memory:") as store:
+        one_pass(Bridge(StateFolder(tmp_path), EmbeddedSink(store)), only_changed=False)
+        saved = read_cursor(store, name) or {}
+        assert new in saved
+        save_cursor(store, name, {old if entry == new else entry: order
+                                  for entry, order in saved.items()})
+        tally = one_pass(Bridge(StateFolder(tmp_path), EmbeddedSink(store)), only_changed=False)
+        assert tally.records == 0 and read_cursor(store, name) == saved

@@ -210,9 +210,24 @@ def test_an_identity_the_release_before_kept_is_the_device_and_inode_alone() -> 
     assert keys.since("s1") == 120
     assert keys.same_file("s1", FileIdentity(5, 77, "0011aaff"))
     assert not keys.same_file("s1", FileIdentity(5, 78, "0011aaff"))
+    assert keys.wants_first("s1", 5, 77)  # to keep its first record beside it
     keys.unsaved = False
     keys.file_is("s1", FileIdentity(5, 77, "0011aaff"))
     assert keys.unsaved and keys.saved() == {"120+2:s1": 0, "5.77.0011aaff@2:s1": 0}
+    assert not keys.wants_first("s1", 5, 77) and keys.wants_first("s1", 5, 78)
+
+
+def test_the_first_record_is_wanted_of_the_file_of_a_byte_not_kept_yet() -> None:
+    """A reader hashes a file's first line for the keys only when they would keep it: the
+    file of a byte (a mark, or where a key applies from) with none kept for its device
+    and inode; not a key's file that applies from its start, nor a session unknown."""
+    keys = SessionKeys(None)
+    keys.mark("s1", 120)
+    keys.learn("s2", "agent:main:b")
+    assert keys.wants_first("s1", 5, 77)
+    assert not keys.wants_first("s2", 5, 78) and not keys.wants_first("s3", 5, 79)
+    keys.file_is("s1", FileIdentity(5, 77, "0011aaff"))
+    assert not keys.wants_first("s1", 5, 77) and keys.wants_first("s1", 6, 77)
 
 
 def test_marks_are_forgotten_before_keys_and_past_their_own_count() -> None:

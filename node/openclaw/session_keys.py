@@ -187,6 +187,7 @@ class SessionKeys:
         # Session ids whose file was left out for room (``_trimmed``): not remembered
         # again, or each read would remember it and each save leave it out anew.
         self._unfiled: set[str] = set()
+        self._forget_files()  # a cursor may name the file of a byte it does not hold
 
     def key_of(self, session_id: str) -> str | None:
         kept = self._keys.get(session_id)
@@ -270,6 +271,13 @@ class SessionKeys:
         return kept is not None and (kept.key is None or kept.byte > 0) and \
             session_id not in self._unfiled
 
+    def _forget_files(self) -> None:
+        """Forget the files of the sessions no byte is remembered of (forgotten, or
+        their key applying from their file's start): nothing is told by them any more,
+        and a bridge that runs for months would keep one for each session it forgot."""
+        self._files = {session_id: identity for session_id, identity in self._files.items()
+                       if self._files_kept(session_id)}
+
     def restart(self, session_id: str) -> bool:
         """``session_id``'s file is read again from its start (it got shorter than its
         offset, and is another file now): what was read of it under its id no longer
@@ -295,6 +303,7 @@ class SessionKeys:
         for session_id in gone:
             del self._keys[session_id]
             self._unfiled.discard(session_id)
+            self._files.pop(session_id, None)
         self.unsaved = self.unsaved or bool(gone)
 
     def _keep(self, session_id: str, key: str | None, byte: int) -> None:
@@ -339,6 +348,7 @@ class SessionKeys:
                                in self._keys.items() if session_id not in kept)
         self._unfiled &= kept.keys()
         self._keys = kept
+        self._forget_files()
         return cursor
 
     def stored(self, cursor: dict[str, int]) -> None:

@@ -230,6 +230,26 @@ def test_the_first_record_is_wanted_of_the_file_of_a_byte_not_kept_yet() -> None
     assert not keys.wants_first("s1", 5, 77) and keys.wants_first("s1", 6, 77)
 
 
+def test_the_file_of_a_session_forgotten_is_forgotten_with_it() -> None:
+    """The file of a byte is remembered while the byte is: not once its mark is
+    forgotten (its file gone from the folder, or past ``MARKS_MAX``), nor when a cursor
+    names it without its byte."""
+    def filed(keys: SessionKeys, session_id: str) -> bool:
+        return keys.same_file(session_id, FileIdentity(5, 77, "0011aaff"))
+
+    keys = SessionKeys(None)
+    for n in range(MARKS_MAX + 1):
+        keys.mark(f"m{n}", 10)
+        keys.file_is(f"m{n}", FileIdentity(5, 77, "0011aaff"))
+    assert filed(keys, "m0") and filed(keys, "m1")
+    keys.forget_marks({f"m{n}" for n in range(1, MARKS_MAX + 1)})  # m0's file gone
+    assert not filed(keys, "m0") and filed(keys, "m1")
+    keys.mark("m0", 10)  # a file of that name again: read under its id anew
+    keys.saved()  # MARKS_MAX marks, the last ones: m1 forgotten for room
+    assert not filed(keys, "m1") and filed(keys, f"m{MARKS_MAX}")
+    assert not filed(SessionKeys({"5.77.0011aaff@2:m0": 0, "2:m0:agent:main:a": 1}), "m0")
+
+
 def test_marks_are_forgotten_before_keys_and_past_their_own_count() -> None:
     """A session read under its id takes a place only till its key is learnt; an agent
     without an index (every file marked) keeps ``MARKS_MAX`` marks, the last ones, and

@@ -297,7 +297,11 @@ class SessionKeys:
     def forget_marks(self, held: Collection[str]) -> None:
         """Forget the marks of the sessions whose file is not among ``held`` (session ids
         of the files an agent's folder holds): a mark is of use till its key is learnt,
-        which a file gone will not have."""
+        which a file gone will not have. So is what was forgotten of them for room: a
+        file gone is named by no index, nor read, to learn again; one of that name that
+        comes back is a session learnt anew."""
+        self._forgotten = {session_id: key for session_id, key in self._forgotten.items()
+                           if session_id in held}
         gone = [session_id for session_id, kept in self._keys.items()
                 if kept.key is None and session_id not in held]
         for session_id in gone:

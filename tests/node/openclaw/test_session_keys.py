@@ -250,6 +250,21 @@ def test_the_file_of_a_session_forgotten_is_forgotten_with_it() -> None:
     assert not filed(SessionKeys({"5.77.0011aaff@2:m0": 0, "2:m0:agent:main:a": 1}), "m0")
 
 
+def test_a_session_forgotten_for_room_is_forgotten_whole_once_its_file_is_gone() -> None:
+    """A mark forgotten for room is not marked again while its file is there; once its
+    file is gone, nothing is kept of it, and a file of that name that comes back is
+    marked as new."""
+    keys = SessionKeys(None)
+    for n in range(MARKS_MAX + 1):
+        keys.mark(f"m{n}", 10)
+    keys.saved()
+    held = {f"m{n}" for n in range(MARKS_MAX + 1)}
+    keys.forget_marks(held)
+    assert not keys.mark("m0", 20)
+    keys.forget_marks(held - {"m0"})
+    assert keys.mark("m0", 20) and keys.since("m0") == 20
+
+
 def test_marks_are_forgotten_before_keys_and_past_their_own_count() -> None:
     """A session read under its id takes a place only till its key is learnt; an agent
     without an index (every file marked) keeps ``MARKS_MAX`` marks, the last ones, and

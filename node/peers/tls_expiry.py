@@ -18,12 +18,11 @@ it is said again, as an error, with how long ago in words. A certificate not val
 then. The other CAs of ``--tls-ca`` (old roots of a bundle, a CA rotated out: not warned
 of again for dates already said of as the ``ca``) are only warned of, even expired,
 ``TLS_CA_LINES_MAX`` lines a look, the rest counted in one line; no CA of the file having
-issued the chain is said once. Each file is read block by block, line by line, as OpenSSL
-does (``pem_blocks``), up to ``TLS_FILE_BYTES_MAX`` (a file over it is said of once, its
-dates not read): a block whose dates cannot be read (a ``BEGIN TRUSTED CERTIFICATE`` of
-``openssl x509 -trustout``, or one malformed) is said once per content, with its place,
-and moves no other. A certificate no longer in use is forgotten: put back later (a
-renewal rolled back), it is said again.
+issued the chain is said once. Each file is read as OpenSSL reads it
+(``node.peers.tls_pem``): a file over ``TLS_FILE_BYTES_MAX`` is said of once, its dates
+not read; a block whose dates cannot be read (trusted form, or malformed) is said once
+per content, with its place, and moves no other. A certificate no longer in use is
+forgotten: put back later (a renewal rolled back), it is said again.
 
 The gauge ``clawsync_tls_certificate_expiry_timestamp_seconds`` (label ``certificate``;
 ``TlsCollector``), for an alert that warns sooner: the served certificate's expiry, the
@@ -37,30 +36,21 @@ firing.
 
 from __future__ import annotations
 
-import base64
-import hashlib
-import re
-import warnings
 from collections import Counter
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
 
 import structlog
 from cryptography import x509
 from cryptography.exceptions import InvalidSignature
-from cryptography.utils import CryptographyDeprecationWarning
 from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
-log = structlog.get_logger(__name__)
+from node.peers.tls_pem import TLS_FILE_BYTES_MAX, Block, Read, Served
 
-# Old roots of system bundles have serials that are not positive: cryptography parses
-# them with this warning, once per certificate, which would be a ``py.warnings`` line at
-# every start. OpenSSL takes them, and the dates are all that is read of them here.
-warnings.filterwarnings("ignore", message="Parsed a serial number which wasn't positive",
-                        category=CryptographyDeprecationWarning)
+log = structlog.get_logger(__name__)
 
 #: Days before a certificate (served, intermediate or CA) expires from which the node
 #: warns of it. Let's Encrypt's certificates last 90 days and certbot renews them 30 days
@@ -69,83 +59,11 @@ warnings.filterwarnings("ignore", message="Parsed a serial number which wasn't p
 #: warn sooner.
 TLS_EXPIRY_WARN_DAYS = 14
 
-
-@dataclass(frozen=True, slots=True)
-class Served:
-    """A certificate watched: its serial number, and from when and until when it is
-    valid."""
-
-    serial: int
-    begins: datetime
-    expires: datetime
-
-    def fields(self) -> dict[str, str]:
-        """For a log line: the serial in hex and the expiry in ISO 8601, nothing else."""
-        return {"certificate_serial": format(self.serial, "x"),
-                "certificate_expires": self.expires.isoformat()}
-
-    def invalid(self, now: datetime) -> str | None:
-        """Why peers would refuse it at ``now`` (expired, or not valid yet), else None.
-
-        >>> from datetime import UTC
-        >>> day = datetime(2030, 1, 2, tzinfo=UTC)
-        >>> Served(1, day, day + timedelta(days=90)).invalid(day + timedelta(days=91))
-        'the certificate expired at 2030-04-02T00:00:00+00:00'
-        >>> Served(1, day, day + timedelta(days=90)).invalid(day) is None
-        True
-        """
-        if now > self.expires:
-            return f"the certificate expired at {self.expires.isoformat()}"
-        if now < self.begins:
-            return f"the certificate is not valid before {self.begins.isoformat()}"
-        return None
-
-
-#: The PEM labels OpenSSL reads a certificate from (``PEM_read_bio_X509_AUX``): the
-#: ``TRUSTED CERTIFICATE`` of ``openssl x509 -trustout`` too, whose dates are not read here.
-CERTIFICATE_LABELS = (b"CERTIFICATE", b"X509 CERTIFICATE", b"TRUSTED CERTIFICATE")
-_BEGIN = re.compile(rb"-----BEGIN ([A-Z0-9 ]+)-----")
-#: What OpenSSL strips from the end of each line of a PEM file (CR of a CRLF among it).
-_TRAILING = bytes(range(0x21))
-
-#: Bytes read of a certificate or CA file for its dates: a system bundle is some 200 KiB,
-#: a fullchain a few KiB. A file over it is said of, and its dates not read (OpenSSL
-#: loads it or not, as it would anyway).
-TLS_FILE_BYTES_MAX = 4 * 1024 * 1024
-
 #: Lines said in one look of the blocks of ``--tls-ca`` other than the CA that issued the
 #: node's own chain (old roots, an organisation's bundle, a CA rotated out, blocks whose
 #: dates cannot be read): those beyond are counted in one line. A bundle of a hundred
 #: roots would otherwise say a hundred lines at every start.
 TLS_CA_LINES_MAX = 5
-
-
-@dataclass(frozen=True, slots=True)
-class Block:
-    """One certificate block of a file: its position among them, its SHA-256 (which
-    block a line of unknown dates was said of), and its dates and certificate (None if
-    they cannot be read)."""
-
-    index: int
-    digest: bytes
-    cert: Served | None
-    parsed: x509.Certificate | None = field(default=None, compare=False, repr=False)
-
-
-@dataclass(frozen=True, slots=True)
-class Read:
-    """The certificate blocks of one file, in its order (those whose dates cannot be
-    read kept in place), and its content's SHA-256."""
-
-    blocks: tuple[Block, ...]
-    digest: bytes
-    #: Over ``TLS_FILE_BYTES_MAX``: not read for its dates.
-    too_large: bool = False
-
-    @property
-    def certificates(self) -> tuple[Served, ...]:
-        """The certificates whose dates were read, in the file's order."""
-        return tuple(block.cert for block in self.blocks if block.cert is not None)
 
 
 @dataclass(frozen=True, slots=True)
@@ -256,70 +174,6 @@ def _expiry(block: Block) -> float:
     """When ``block`` expires, in Unix seconds (a block of unknown dates: never first)."""
     return block.cert.expires.timestamp() if block.cert is not None else float("-inf")
 
-
-def read_file(path: Path | None) -> Read | None:
-    """The certificate blocks ``path`` holds (None without a path, or if it cannot be
-    read: OpenSSL will say why), each parsed alone: one whose dates cannot be read
-    (trusted form, or malformed) leaves the others, and their places, as they are. A file
-    over ``TLS_FILE_BYTES_MAX`` is not read for its dates (``Read.too_large``).
-
-    >>> read_file(Path("/nonexistent/tls.pem")) is None
-    True
-    """
-    if path is None:
-        return None
-    try:
-        with path.open("rb") as file:
-            content = file.read(TLS_FILE_BYTES_MAX + 1)
-    except OSError:
-        return None
-    digest = hashlib.sha256(content).digest()
-    if len(content) > TLS_FILE_BYTES_MAX:
-        return Read((), digest, too_large=True)
-    blocks = [found for found in pem_blocks(content) if found[0] in CERTIFICATE_LABELS]
-    return Read(tuple(_block(index, *found) for index, found in enumerate(blocks)), digest)
-
-
-def pem_blocks(content: bytes) -> Iterator[tuple[bytes, bytes, bytes]]:
-    """The PEM blocks of ``content`` as OpenSSL reads them, line by line: a block begins
-    at a line that is ``-----BEGIN label-----`` from its start (not indented, not after
-    other text), and ends at the next line beginning ``-----END ``; each is (label, body,
-    the block's text). One ended under another label, or not ended, is not a block. Lines
-    end with LF (CRLF too), trailing white space left out; CR alone ends none, as for
-    OpenSSL. Linear in the size.
-
-    >>> [label for label, _, _ in pem_blocks(
-    ...     b"-----BEGIN A-----\\nQQ==\\n-----END A-----\\n  -----BEGIN B-----\\n"
-    ...     b"-----END B-----\\nx-----BEGIN C-----\\n-----END C-----\\n")]
-    [b'A']
-    """
-    label: bytes | None = None
-    lines: list[bytes] = []
-    for line in content.split(b"\n"):
-        line = line.rstrip(_TRAILING)  # as OpenSSL: a BEGIN line with a space after
-        if label is None:
-            begun = _BEGIN.fullmatch(line)
-            if begun is not None:
-                label, lines = begun.group(1), [line]
-            continue
-        lines.append(line)
-        if line.startswith(b"-----END "):
-            if line == b"-----END " + label + b"-----":
-                yield label, b"".join(lines[1:-1]), b"\n".join(lines)
-            label = None
-
-
-def _block(index: int, label: bytes, body: bytes, text: bytes) -> Block:
-    digest = hashlib.sha256(text).digest()
-    if label == b"TRUSTED CERTIFICATE":
-        return Block(index, digest, None)
-    try:
-        cert = x509.load_der_x509_certificate(base64.b64decode(body))
-        dates = Served(cert.serial_number, cert.not_valid_before_utc,
-                       cert.not_valid_after_utc)
-    except ValueError:  # binascii.Error is one: not base64, not DER, not a certificate
-        return Block(index, digest, None)
-    return Block(index, digest, dates, cert)
 
 
 def issued_by(issuer: x509.Certificate, cert: x509.Certificate) -> bool:

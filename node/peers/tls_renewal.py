@@ -52,7 +52,8 @@ import structlog
 
 from node.config import Config
 from node.peers.api import TlsFileError, client_tls, server_tls
-from node.peers.tls_expiry import ExpiryWarnings, Served, Watched, read_file
+from node.peers.tls_expiry import ExpiryWarnings, Watched
+from node.peers.tls_pem import Served, read_file
 
 log = structlog.get_logger(__name__)
 

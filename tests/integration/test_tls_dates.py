@@ -18,7 +18,8 @@ import pytest
 from cryptography import x509
 from prometheus_client.parser import text_string_to_metric_families
 
-from node.peers.tls_expiry import TLS_CA_LINES_MAX, TLS_FILE_BYTES_MAX
+from node.peers.tls_expiry import TLS_CA_LINES_MAX
+from node.peers.tls_pem import TLS_FILE_BYTES_MAX
 from tests.support.certs import (
     install,
     long_length_form,

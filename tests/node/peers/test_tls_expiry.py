@@ -1,4 +1,4 @@
-"""The certificate files read for their dates (``node.peers.tls_expiry.read_file``): the
+"""The certificate files read for their dates (``node.peers.tls_pem.read_file``): the
 blocks OpenSSL reads, no others, whatever the line ends and the text around them; a
 block never ended read to its end once."""
 
@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from node.peers.tls_expiry import read_file
+from node.peers.tls_pem import read_file
 from tests.support.certs import make_ca
 
 #: A file's text around two certificates, and how many of them OpenSSL reads (``openssl

@@ -157,17 +157,6 @@ class TlsFiles:
     def stamps(self) -> tuple[Stamp, ...]:
         return tuple(stamp_of(path) for path in self._paths)
 
-    def look(self) -> Contexts | None:
-        """New contexts if the files changed since they were loaded and can be used now
-        (``changed``; they are in use from now on: ``take``), else None; and a warning if
-        a certificate in use expires soon (``warn_of_expiry``). Blocking: it reads the
-        files."""
-        loaded = self.changed()
-        if loaded is not None:
-            self.take(loaded)
-        self.warn_of_expiry(datetime.now(UTC))
-        return loaded.contexts if loaded is not None else None
-
     def next_look_s(self) -> float:
         """Seconds until the next look: sooner while files that cannot be used have not
         been warned of, so that a renewal half written is seen again once settled."""
@@ -233,24 +222,32 @@ class TlsFiles:
         self.expiries.warn(self.dates, now)
 
 
+async def look(files: TlsFiles, use: Callable[[Contexts], None]) -> Contexts | None:
+    """One look at ``files``: if they changed and can be used (``TlsFiles.changed``, on a
+    thread: a file on a slow mount holds up no request), their contexts given to ``use``,
+    then in use (``take``); then what the dates of the certificates in use call for is
+    said. The new contexts, else None."""
+    loaded = await asyncio.to_thread(files.changed)
+    if loaded is not None:
+        use(loaded.contexts)
+        # Served from now on: not before, or the gauge would show a certificate not in
+        # use when ``use`` fails.
+        files.take(loaded)
+    files.warn_of_expiry(datetime.now(UTC))
+    return loaded.contexts if loaded is not None else None
+
+
 async def watch(files: TlsFiles, use: Callable[[Contexts], None]) -> None:
-    """Look at ``files`` until cancelled, every ``tls_files_check_interval_s`` (sooner
-    while files that cannot be used settle: ``TlsFiles.next_look_s``), and give ``use``
-    the new contexts each time they changed. The files are read on a thread: a
-    file on a slow mount holds up no request."""
+    """Look at ``files`` (``look``) until cancelled, every ``tls_files_check_interval_s``
+    (sooner while files that cannot be used settle: ``TlsFiles.next_look_s``), giving
+    ``use`` the new contexts each time they changed."""
     interval_s = files.config.limits.tls_files_check_interval_s
     failed: set[str] = set()  # the kinds of error logged already
     files.warn_of_expiry(datetime.now(UTC))  # at start: the certificate loaded then
     while True:
         await asyncio.sleep(files.next_look_s())
         try:
-            loaded = await asyncio.to_thread(files.changed)
-            if loaded is not None:
-                use(loaded.contexts)
-                # Served from now on: not before, or the gauge would show a certificate
-                # not in use when ``use`` fails.
-                files.take(loaded)
-            files.warn_of_expiry(datetime.now(UTC))
+            await look(files, use)
             failed.clear()  # a kind that comes back after a good look is said again
         except Exception as error:  # logged, and the next look may succeed
             files.unload()  # loaded but not in use: loaded and given again next time

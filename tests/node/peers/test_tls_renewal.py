@@ -20,7 +20,7 @@ from structlog.testing import capture_logs
 
 from node.config import Config
 from node.peers.tls_expiry import TLS_EXPIRY_WARN_DAYS, TlsCollector
-from node.peers.tls_renewal import Contexts, TlsFiles, watch
+from node.peers.tls_renewal import Contexts, TlsFiles, look, watch
 from tests.support.certs import install, make_ca, make_cert, make_cert_expiring
 from tests.support.waits import DEADLINE_S
 
@@ -42,6 +42,12 @@ def settled_at_once(config: Config) -> Config:
         config.limits, tls_files_settle_s=0.0))
 
 
+async def look_at(files: TlsFiles) -> Contexts | None:
+    """One look at ``files``, as the node's (``look``), by a node whose contexts are put
+    in use at once."""
+    return await look(files, lambda contexts: None)
+
+
 def served_files(tmp_path: Path) -> tuple[Config, tuple[Path, Path]]:
     """A config with certificate, key and CA files of its own, and that CA."""
     ca = make_ca(tmp_path, "ca")
@@ -54,15 +60,15 @@ def served_files(tmp_path: Path) -> tuple[Config, tuple[Path, Path]]:
                   tls_ca=live / "ca.pem"), ca
 
 
-def test_unchanged_files_give_nothing_new(tmp_path: Path) -> None:
+async def test_unchanged_files_give_nothing_new(tmp_path: Path) -> None:
     config, _ = served_files(tmp_path)
     files = TlsFiles(config)
     assert files.watched
-    assert files.look() is None
+    assert await look_at(files) is None
     assert not TlsFiles(Config()).watched  # nothing to look at: no TLS
 
 
-def test_renewed_files_and_a_new_ca_give_new_contexts(tmp_path: Path) -> None:
+async def test_renewed_files_and_a_new_ca_give_new_contexts(tmp_path: Path) -> None:
     config, ca = served_files(tmp_path)
     assert config.tls_cert is not None and config.tls_key is not None
     assert config.tls_ca is not None
@@ -72,30 +78,30 @@ def test_renewed_files_and_a_new_ca_give_new_contexts(tmp_path: Path) -> None:
     install(key, config.tls_key)
     install(cert, config.tls_cert)
     with capture_logs() as logs:
-        renewed = files.look()
+        renewed = await look_at(files)
     assert renewed is not None and renewed is files.contexts
     assert renewed.server is not before.server and renewed.client is not before.client
     assert of_files(logs) == ["tls files reloaded"]
     serial = x509.load_pem_x509_certificate(cert.read_bytes()).serial_number
     assert logs[0]["certificate_serial"] == format(serial, "x")
-    assert files.look() is None  # taken once
+    assert await look_at(files) is None  # taken once
 
     # The CA rotates: a bundle of the old and the new, then the new alone.
     new_ca = make_ca(tmp_path, "new-ca")
     bundle = tmp_path / "bundle.pem"
     bundle.write_bytes(ca[0].read_bytes() + new_ca[0].read_bytes())
     install(bundle, config.tls_ca)
-    renewed = files.look()
+    renewed = await look_at(files)
     assert renewed is not None and renewed.client is not None and renewed.server is not None
     assert set(renewed.client.get_ca_certs(binary_form=True)) == {der(ca[0]), der(new_ca[0])}
     install(new_ca[0], config.tls_ca)
-    renewed = files.look()
+    renewed = await look_at(files)
     assert renewed is not None and renewed.client is not None and renewed.server is not None
     assert renewed.client.get_ca_certs(binary_form=True) == [der(new_ca[0])]
     assert der(ca[0]) not in renewed.server.get_ca_certs(binary_form=True)
 
 
-def test_files_that_cannot_be_used_keep_the_contexts_and_warn_once(tmp_path: Path) -> None:
+async def test_files_that_cannot_be_used_keep_the_contexts_and_warn_once(tmp_path: Path) -> None:
     config, ca = served_files(tmp_path)
     config = settled_at_once(config)
     assert config.tls_cert is not None and config.tls_key is not None
@@ -104,10 +110,10 @@ def test_files_that_cannot_be_used_keep_the_contexts_and_warn_once(tmp_path: Pat
     cert, key = make_cert(tmp_path, "second", ca)
     install(cert, config.tls_cert)  # the renewal is half written: the key is the old one
     with capture_logs() as logs:
-        assert files.look() is None
+        assert await look_at(files) is None
         # Warned of: looked at again at the interval, not the settle's.
         assert files.next_look_s() == config.limits.tls_files_check_interval_s
-        assert files.look() is None  # looked at again: the same files, no second warning
+        assert await look_at(files) is None  # looked at again: the same files, no second warning
     assert files.contexts is before
     [warned] = [line for line in logs if line["event"] == "tls files not reloaded"]
     assert of_files(logs) == ["tls files settling", "tls files not reloaded"]
@@ -122,17 +128,17 @@ def test_files_that_cannot_be_used_keep_the_contexts_and_warn_once(tmp_path: Pat
     # Half written in another way (an empty key file): warned of again, as a new state.
     config.tls_key.write_text("")
     with capture_logs() as logs:
-        assert files.look() is None
+        assert await look_at(files) is None
     assert of_files(logs) == ["tls files settling", "tls files not reloaded"]
 
     install(key, config.tls_key)  # the renewal completes: taken at the next look
     with capture_logs() as logs:
-        renewed = files.look()
+        renewed = await look_at(files)
     assert renewed is not None and renewed.server is not before.server
     assert of_files(logs) == ["tls files reloaded"]
 
 
-def test_a_copy_in_place_that_keeps_the_modification_time_is_seen(tmp_path: Path) -> None:
+async def test_a_copy_in_place_that_keeps_the_modification_time_is_seen(tmp_path: Path) -> None:
     """``cp -p`` of a renewed certificate of the same size over the file in use: the same
     inode, size and modification time; only the change time tells."""
     config, _ = served_files(tmp_path)
@@ -153,7 +159,7 @@ def test_a_copy_in_place_that_keeps_the_modification_time_is_seen(tmp_path: Path
     found = os.stat(config.tls_ca)
     assert (found.st_ino, found.st_size, found.st_mtime_ns) == \
         (kept.st_ino, kept.st_size, kept.st_mtime_ns)
-    renewed = files.look()
+    renewed = await look_at(files)
     assert renewed is not None and renewed.client is not None
     assert renewed.client.get_ca_certs(binary_form=True) == [der(other_ca[0])]
 
@@ -233,7 +239,7 @@ async def test_contexts_that_could_not_be_put_in_use_are_given_again(tmp_path: P
     assert files.served.serial == x509.load_pem_x509_certificate(cert.read_bytes()).serial_number
 
 
-def test_a_certificate_expiring_soon_is_warned_of_once(tmp_path: Path) -> None:
+async def test_a_certificate_expiring_soon_is_warned_of_once(tmp_path: Path) -> None:
     """Within ``TLS_EXPIRY_WARN_DAYS`` of its expiry the certificate served is warned of,
     once per certificate however often the files are looked at, naming its file and
     date (never what it holds); the gauge is its notAfter."""
@@ -254,7 +260,7 @@ def test_a_certificate_expiring_soon_is_warned_of_once(tmp_path: Path) -> None:
     assert gauge() == expires.timestamp()
     now = datetime.now(UTC)
     with capture_logs() as logs:
-        assert files.look() is None
+        assert await look_at(files) is None
         files.warn_of_expiry(now)
         # The day it is within the bound, and each look after: one warning.
         for days in (90 - TLS_EXPIRY_WARN_DAYS + 0.5, 80, 85):
@@ -271,8 +277,8 @@ def test_a_certificate_expiring_soon_is_warned_of_once(tmp_path: Path) -> None:
     install(key, config.tls_key)
     install(soon, config.tls_cert)
     with capture_logs() as logs:
-        assert files.look() is not None
-        assert files.look() is None
+        assert await look_at(files) is not None
+        assert await look_at(files) is None
     assert [line["event"] for line in logs] == ["tls files reloaded",
                                                 "tls certificate expires soon"]
     assert 2.9 < logs[1]["days_left"] <= 3
@@ -285,15 +291,15 @@ def test_a_certificate_expiring_soon_is_warned_of_once(tmp_path: Path) -> None:
     # then this one put back (a renewal rolled back): warned of again.
     install(soon, config.tls_cert)
     with capture_logs() as logs:
-        assert files.look() is not None
+        assert await look_at(files) is not None
     assert [line["event"] for line in logs] == ["tls files reloaded"]
     install(key_later, config.tls_key)
     install(later, config.tls_cert)
-    assert files.look() is not None
+    assert await look_at(files) is not None
     install(key, config.tls_key)
     install(soon, config.tls_cert)
     with capture_logs() as logs:
-        assert files.look() is not None
+        assert await look_at(files) is not None
     assert [line["event"] for line in logs] == ["tls files reloaded",
                                                 "tls certificate expires soon"]
     registry = CollectorRegistry()  # without a certificate (plain HTTP): no series
@@ -301,7 +307,7 @@ def test_a_certificate_expiring_soon_is_warned_of_once(tmp_path: Path) -> None:
     assert gauge() is None
 
 
-def test_a_renewal_half_written_is_given_time_to_settle(tmp_path: Path) -> None:
+async def test_a_renewal_half_written_is_given_time_to_settle(tmp_path: Path) -> None:
     """The certificate written, not yet its key: no warning while the pair may still be
     settling, and the next look is sooner; the key written, the pair is taken."""
     config, ca = served_files(tmp_path)
@@ -312,10 +318,10 @@ def test_a_renewal_half_written_is_given_time_to_settle(tmp_path: Path) -> None:
     cert, key = make_cert(tmp_path, "second", ca)
     install(cert, config.tls_cert)
     with capture_logs() as logs:
-        assert files.look() is None
+        assert await look_at(files) is None
         assert files.next_look_s() == 30.0
         install(key, config.tls_key)
-        assert files.look() is not None
+        assert await look_at(files) is not None
         assert files.next_look_s() == 60.0
     assert of_files(logs) == ["tls files settling", "tls files reloaded"]
 
@@ -337,13 +343,13 @@ async def test_a_lasting_mismatch_is_warned_of_once_settled(tmp_path: Path) -> N
             looks.cancel()
             await asyncio.wait([looks])
         for _ in range(3):  # more looks at the same files
-            assert files.look() is None
+            assert await look_at(files) is None
             assert files.next_look_s() == config.limits.tls_files_check_interval_s
     assert of_files(logs).count("tls files not reloaded") == 1
     assert of_files(logs)[0] == "tls files settling"
 
 
-def test_files_warned_of_that_come_back_are_looked_at_at_the_interval(
+async def test_files_warned_of_that_come_back_are_looked_at_at_the_interval(
         tmp_path: Path) -> None:
     """A key missing (warned of), then half written (settling), then missing again: the
     same files as warned of, so the looks go back to the interval."""
@@ -354,21 +360,21 @@ def test_files_warned_of_that_come_back_are_looked_at_at_the_interval(
     files = TlsFiles(config)
     config.tls_key.unlink()
     with capture_logs() as logs:
-        assert files.look() is None
+        assert await look_at(files) is None
         assert files.next_look_s() == 0.2  # settling
         time.sleep(0.25)  # the settle passes, the key still missing
-        assert files.look() is None
+        assert await look_at(files) is None
         assert files.next_look_s() == 60.0
         config.tls_key.write_text("not a key")
-        assert files.look() is None
+        assert await look_at(files) is None
         assert files.next_look_s() == 0.2  # a new state: settling
         config.tls_key.unlink()
-        assert files.look() is None
+        assert await look_at(files) is None
         assert files.next_look_s() == 60.0
     assert of_files(logs).count("tls files not reloaded") == 1
 
 
-def test_a_renewal_to_a_certificate_out_of_its_dates_is_not_taken(tmp_path: Path) -> None:
+async def test_a_renewal_to_a_certificate_out_of_its_dates_is_not_taken(tmp_path: Path) -> None:
     """Expired, or not valid yet: peers would refuse it, so the certificate in use is
     kept, with the usual warning naming why and the date."""
     config, ca = served_files(tmp_path)
@@ -383,7 +389,7 @@ def test_a_renewal_to_a_certificate_out_of_its_dates_is_not_taken(tmp_path: Path
         install(key, config.tls_key)
         install(cert, config.tls_cert)
         with capture_logs() as logs:
-            assert files.look() is None
+            assert await look_at(files) is None
         assert files.contexts is before and files.served == served
         [warned] = [line for line in logs if line["event"] == "tls files not reloaded"]
         read = x509.load_pem_x509_certificate(cert.read_bytes())
@@ -392,7 +398,7 @@ def test_a_renewal_to_a_certificate_out_of_its_dates_is_not_taken(tmp_path: Path
                                    f"the certificate {why}{date.isoformat()}")
 
 
-def test_a_certificate_expired_is_said_as_an_error(tmp_path: Path) -> None:
+async def test_a_certificate_expired_is_said_as_an_error(tmp_path: Path) -> None:
     """Loaded at start (it was accepted before): an error once. One warned of as
     expiring soon is said again once it has expired."""
     config, ca = served_files(tmp_path)
@@ -415,7 +421,7 @@ def test_a_certificate_expired_is_said_as_an_error(tmp_path: Path) -> None:
     install(key, config.tls_key)
     install(soon, config.tls_cert)
     with capture_logs() as logs:
-        assert files.look() is not None
+        assert await look_at(files) is not None
         files.warn_of_expiry(now + timedelta(days=2))
         files.warn_of_expiry(now + timedelta(days=4))
         files.warn_of_expiry(now + timedelta(days=5))
@@ -424,7 +430,7 @@ def test_a_certificate_expired_is_said_as_an_error(tmp_path: Path) -> None:
         ("tls certificate expired", "error")]
 
 
-def test_a_certificate_whose_expiry_cannot_be_read_is_warned_of_once(tmp_path: Path) -> None:
+async def test_a_certificate_whose_expiry_cannot_be_read_is_warned_of_once(tmp_path: Path) -> None:
     """OpenSSL serves a ``TRUSTED CERTIFICATE`` (``openssl x509 -trustout``) that the
     expiry's reader cannot read: no gauge, so a warning says so, once, with the path."""
     config, ca = served_files(tmp_path)
@@ -437,7 +443,7 @@ def test_a_certificate_whose_expiry_cannot_be_read_is_warned_of_once(tmp_path: P
     assert files.served is None and files.contexts.server is not None
     with capture_logs() as logs:
         for _ in range(2):
-            assert files.look() is None
+            assert await look_at(files) is None
     assert [(line["event"], line["log_level"]) for line in logs] == [
         ("tls certificate expiry unknown", "warning")]
     assert logs[0]["path"] == str(config.tls_cert)
@@ -446,7 +452,7 @@ def test_a_certificate_whose_expiry_cannot_be_read_is_warned_of_once(tmp_path: P
     install(key, config.tls_key)
     install(cert, config.tls_cert)
     with capture_logs() as logs:
-        assert files.look() is not None
+        assert await look_at(files) is not None
     assert files.served is not None
     assert "tls certificate expiry unknown" not in [line["event"] for line in logs]
     with capture_logs() as logs:  # no certificate (plain HTTP): nothing to say

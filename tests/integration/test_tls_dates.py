@@ -21,6 +21,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from node.peers.tls_expiry import TLS_CA_LINES_MAX
 from node.peers.tls_pem import TLS_FILE_BYTES_MAX
 from tests.support.certs import (
+    bundle,
     install,
     long_length_form,
     make_ca,
@@ -180,11 +181,6 @@ def tls_node_of(tmp_path: Path, cert: Path, key: Path, ca: Path, trusted: Path,
     return kind(tmp_path, tls_ca=trusted, extra_args=[
         "--config", str(config), "--log-format", "json", "--tls-cert", str(cert),
         "--tls-key", str(key), "--tls-ca", str(ca)])
-
-
-def bundle(target: Path, *pems: Path) -> Path:
-    target.write_bytes(b"".join(pem.read_bytes() for pem in pems))
-    return target
 
 
 def test_other_cas_of_a_bundle_are_warned_of_a_few_lines_a_look_and_not_sampled(

@@ -53,6 +53,12 @@ def make_cert(folder: Path, name: str, ca: tuple[Path, Path]) -> tuple[Path, Pat
     return folder / f"{name}.pem", folder / f"{name}.key"
 
 
+def bundle(target: Path, *pems: Path) -> Path:
+    """The files ``pems`` one after the other (a fullchain, a CA bundle), at ``target``."""
+    target.write_bytes(b"".join(pem.read_bytes() for pem in pems))
+    return target
+
+
 def install(source: Path, target: Path) -> None:
     """Put ``source`` at ``target`` as a renewal does: a new file renamed over the old."""
     shutil.copyfile(source, target.with_suffix(".new"))

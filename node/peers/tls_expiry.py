@@ -1,6 +1,6 @@
 """The dates of the node's TLS certificates, watched: the one it serves (the first of
 ``--tls-cert``), the intermediates on the chain peers build from it, and the CAs of
-``--tls-ca``. That chain (``Watched.path``) follows, from the served certificate, the
+``--tls-ca``. That chain (``Watched.chain``) follows, from the served certificate, the
 blocks of ``--tls-cert`` that issued each (by name and signature) until a CA of
 ``--tls-ca`` issued one, or one is self-signed: a block off it (a cross-signed copy of the
 root at the end of a fullchain, expired) is not used by peers, and not judged. Peers
@@ -82,86 +82,96 @@ class Watched:
         cannot be read, even when the others' can: OpenSSL serves the first)."""
         return self.cert.blocks[0].cert if self.cert and self.cert.blocks else None
 
-    def path(self) -> tuple[tuple[Block, ...], tuple[Block, ...]]:
+    def chain(self) -> Chain:
         """The chain peers build from the served certificate: the blocks of
         ``--tls-cert`` on it after the first (each issued the one before, by name and
-        signature), and the CAs of ``--tls-ca`` that issued its top (the first of them
-        lasting longest). Other blocks of the file (a cross-signed copy of the root, kept
-        at the end of a fullchain and expired) are not on it: peers stop at the CA they
-        trust. A chain that reaches no CA of ``--tls-ca`` is its first intermediate
-        alone: which CA peers stop at is their trust store's. A served certificate whose
-        dates cannot be read starts the path at the next block read, taken as its
-        issuer."""
+        signature), and the CA of ``--tls-ca`` that issued its top. Of several copies of
+        one issuer (same name and key), the one lasting longest, as peers would. Other
+        blocks of the file (a cross-signed copy of the root, kept at the end of a
+        fullchain and expired) are not on it: peers stop at the CA they trust. A chain
+        that reaches no CA of ``--tls-ca`` is its first intermediate alone: which CA
+        peers stop at is their trust store's. A served certificate whose dates cannot be
+        read starts the chain at the next block read, taken as its issuer. Each step
+        checks signatures: built once per look, or per scrape."""
         if self.cert is None or not self.cert.blocks:
-            return (), ()
+            return Chain(self)
         blocks = self.cert.blocks
         on: list[Block] = []
         current = blocks[0].parsed
         if current is None:
             first = next((block for block in blocks[1:] if block.parsed is not None), None)
             if first is None:
-                return (), ()
+                return Chain(self)
             on.append(first)
             current = first.parsed
         assert current is not None
         while True:
-            issuers = self._ca_issuers(current)
-            if issuers:
-                return tuple(on), issuers
+            ca = max(self._ca_issuers(current), key=_expiry, default=None)
+            if ca is not None:
+                return Chain(self, tuple(on), ca)
             if issued_by(current, current):  # a root the file holds, no CA of --tls-ca
-                return tuple(on[:1]), ()
-            # Each block at most once: the path ends, whatever the file holds.
-            candidates = [block for block in blocks[1:] if block not in on
-                          and block.parsed is not None and issued_by(block.parsed, current)]
-            if not candidates:
+                return Chain(self, tuple(on[:1]))
+            # Each block at most once: the chain ends, whatever the file holds.
+            chosen = max([block for block in blocks[1:] if block not in on
+                          and block.parsed is not None and issued_by(block.parsed, current)],
+                         key=_expiry, default=None)
+            if chosen is None:
                 # Reaching no CA of --tls-ca, peers build it up to one of their own
                 # trust, which may be any block above the first intermediate (a
                 # fullchain's expired cross-sign is one they stop before): only that
                 # first intermediate, which they all need, is taken as on it.
-                return tuple(on[:1]), ()
-            # Of several (copies of one CA), the one lasting longest, as peers would.
-            chosen = max(candidates, key=_expiry)
+                return Chain(self, tuple(on[:1]))
             on.append(chosen)
             current = chosen.parsed
             assert current is not None
 
-    def _ca_issuers(self, cert: x509.Certificate) -> tuple[Block, ...]:
-        """The CAs of ``--tls-ca`` that issued ``cert``, by name and signature, the one
-        lasting longest first."""
+    def _ca_issuers(self, cert: x509.Certificate) -> list[Block]:
+        """The CAs of ``--tls-ca`` that issued ``cert``, by name and signature, in the
+        file's order."""
         if self.ca is None:
-            return ()
-        found = [block for block in self.ca.blocks
-                 if block.parsed is not None and issued_by(block.parsed, cert)]
-        return tuple(sorted(found, key=_expiry, reverse=True))
+            return []
+        return [block for block in self.ca.blocks
+                if block.parsed is not None and issued_by(block.parsed, cert)]
+
+
+@dataclass(frozen=True, slots=True)
+class Chain:
+    """The chain peers build from ``watched``'s served certificate
+    (``Watched.chain``): the blocks of ``--tls-cert`` on it after the first, and the CA
+    of ``--tls-ca`` that issued its top (None if none did)."""
+
+    watched: Watched
+    on: tuple[Block, ...] = ()
+    ca: Block | None = None
 
     @property
     def top(self) -> x509.Certificate | None:
-        """The top of the chain peers build from the served certificate, if read."""
-        on, _ = self.path()
-        if on:
-            return on[-1].parsed
-        return self.cert.blocks[0].parsed if self.cert and self.cert.blocks else None
+        """The top of the chain, if read."""
+        if self.on:
+            return self.on[-1].parsed
+        cert = self.watched.cert
+        return cert.blocks[0].parsed if cert and cert.blocks else None
 
     def each(self) -> Iterator[tuple[str, Path, Block]]:
         """Each certificate block watched, with its kind ("served"; "intermediate", on
-        the chain peers build, or unread; "unused", a block of ``--tls-cert`` off it;
-        "ca", the CA of ``--tls-ca`` that issued the chain and lasts longest; "other_ca", any
-        other block of ``--tls-ca``) and its file's path. The one place a certificate's
-        kind is named."""
-        on, issuers = self.path()
-        if self.cert_path is not None and self.cert is not None:
-            for block in self.cert.blocks:
+        the chain, or unread; "unused", a block of ``--tls-cert`` off it; "ca", the CA
+        of ``--tls-ca`` that issued the chain; "other_ca", any other block of
+        ``--tls-ca``) and its file's path. The one place a certificate's kind is
+        named."""
+        watched = self.watched
+        if watched.cert_path is not None and watched.cert is not None:
+            for block in watched.cert.blocks:
                 # One whose dates cannot be read cannot be placed: said of as unknown.
-                kind = "intermediate" if block in on or block.parsed is None else "unused"
-                yield ("served" if block.index == 0 else kind), self.cert_path, block
-        if self.ca_path is not None and self.ca is not None:
-            for block in self.ca.blocks:
-                yield ("ca" if issuers and block == issuers[0] else "other_ca"), \
-                    self.ca_path, block
+                kind = "intermediate" if block in self.on or block.parsed is None \
+                    else "unused"
+                yield ("served" if block.index == 0 else kind), watched.cert_path, block
+        if watched.ca_path is not None and watched.ca is not None:
+            for block in watched.ca.blocks:
+                yield ("ca" if block == self.ca else "other_ca"), watched.ca_path, block
 
     def soonest(self) -> dict[str, Served]:
         """The expiry samples: the served certificate, the soonest intermediate, and the
-        latest of the CAs that issued the chain (it verifies until then); no other CA."""
+        CA that issued the chain (it verifies until then); no other CA."""
         found: dict[str, list[Served]] = {}
         for kind, _, block in self.each():
             if block.cert is not None and kind not in ("other_ca", "unused"):
@@ -173,7 +183,6 @@ class Watched:
 def _expiry(block: Block) -> float:
     """When ``block`` expires, in Unix seconds (a block of unknown dates: never first)."""
     return block.cert.expires.timestamp() if block.cert is not None else float("-inf")
-
 
 
 def issued_by(issuer: x509.Certificate, cert: x509.Certificate) -> bool:
@@ -244,7 +253,8 @@ class ExpiryWarnings:
         lines: Counter[Path] = Counter()  # of other CAs, said in this look
         left_out: Counter[Path] = Counter()
         current |= self._say_too_large(watched)
-        for kind, path, block in watched.each():
+        chain = watched.chain()
+        for kind, path, block in chain.each():
             if kind == "unused":
                 current |= self._say_unused(path, block)
                 continue
@@ -265,7 +275,7 @@ class ExpiryWarnings:
         for path, count in left_out.items():
             log.warning("tls certificate lines left out", certificate="other_ca",
                         path=str(path), count=count, lines_max=TLS_CA_LINES_MAX)
-        current |= self._say_no_issuer(watched)
+        current |= self._say_no_issuer(chain)
         self._said &= current
 
     @staticmethod
@@ -314,10 +324,10 @@ class ExpiryWarnings:
                             bytes_max=TLS_FILE_BYTES_MAX, effect="its dates are not read")
         return current
 
-    def _say_no_issuer(self, watched: Watched) -> set[Said]:
+    def _say_no_issuer(self, chain: Chain) -> set[Said]:
         """Say once that no CA of ``--tls-ca`` issued the chain served, if so."""
-        top = watched.top
-        if top is None or watched.ca is None or watched.ca.too_large or watched.path()[1]:
+        top, watched = chain.top, chain.watched
+        if top is None or watched.ca is None or watched.ca.too_large or chain.ca is not None:
             return set()
         # Keyed by the issuer's name: a renewal the same CA signs is not said of again.
         said: Said = ("no issuer", watched.ca.digest, top.issuer.rfc4514_string())
@@ -331,7 +341,7 @@ class ExpiryWarnings:
 
 
 class TlsCollector(Collector):
-    """The expiry of the certificates in use, read when scraped (``Watched.soonest``):
+    """The expiry of the certificates in use, read when scraped (``Chain.soonest``):
     none of a kind without (plain HTTP, no CA that issued the chain, dates that cannot be
     read)."""
 
@@ -345,6 +355,6 @@ class TlsCollector(Collector):
             "of the one served (--tls-cert), the soonest of the intermediates on the "
             "chain peers build from it, and the CA of --tls-ca that issued that chain",
             labels=["certificate"])
-        for kind, cert in sorted(self.watched().soonest().items()):
+        for kind, cert in sorted(self.watched().chain().soonest().items()):
             family.add_metric([kind], cert.expires.timestamp())
         yield family

@@ -7,9 +7,9 @@ root at the end of a fullchain, expired) is not used by peers, and not judged. P
 refuse the node once its certificate or an intermediate on the chain has expired, or the
 CA that issued the chain (peers that share the CA verify the node with it), and the node
 refuses its peers once their CA has: each has a line of its own (``certificate``:
-"served", "intermediate", "ca" for the CA that issued the chain, the copy lasting longest
-if the file holds several of one name and key, "other_ca" for the other blocks of
-``--tls-ca``).
+"served", "intermediate", "ca" for the CA that issued the chain, "other_ca" for the other
+blocks of ``--tls-ca``). Of several copies of one issuer (same name and key) in either
+file, the one peers take: the first valid now, else the one lasting longest.
 
 From ``TLS_EXPIRY_WARN_DAYS`` before a certificate expires a warning names its file and
 date, once per certificate, at start or at the first look that finds it so; once expired
@@ -39,7 +39,7 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import structlog
@@ -82,11 +82,11 @@ class Watched:
         cannot be read, even when the others' can: OpenSSL serves the first)."""
         return self.cert.blocks[0].cert if self.cert and self.cert.blocks else None
 
-    def chain(self) -> Chain:
-        """The chain peers build from the served certificate: the blocks of
+    def chain(self, now: datetime) -> Chain:
+        """The chain peers build at ``now`` from the served certificate: the blocks of
         ``--tls-cert`` on it after the first (each issued the one before, by name and
         signature), and the CA of ``--tls-ca`` that issued its top. Of several copies of
-        one issuer (same name and key), the one lasting longest, as peers would. Other
+        one issuer (same name and key), the one peers take (``peers_choice``). Other
         blocks of the file (a cross-signed copy of the root, kept at the end of a
         fullchain and expired) are not on it: peers stop at the CA they trust. A chain
         that reaches no CA of ``--tls-ca`` is its first intermediate alone: which CA
@@ -106,15 +106,15 @@ class Watched:
             current = first.parsed
         assert current is not None
         while True:
-            ca = max(self._ca_issuers(current), key=_expiry, default=None)
+            ca = peers_choice(self._ca_issuers(current), now)
             if ca is not None:
                 return Chain(self, tuple(on), ca)
             if issued_by(current, current):  # a root the file holds, no CA of --tls-ca
                 return Chain(self, tuple(on[:1]))
             # Each block at most once: the chain ends, whatever the file holds.
-            chosen = max([block for block in blocks[1:] if block not in on
-                          and block.parsed is not None and issued_by(block.parsed, current)],
-                         key=_expiry, default=None)
+            chosen = peers_choice(
+                [block for block in blocks[1:] if block not in on
+                 and block.parsed is not None and issued_by(block.parsed, current)], now)
             if chosen is None:
                 # Reaching no CA of --tls-ca, peers build it up to one of their own
                 # trust, which may be any block above the first intermediate (a
@@ -136,7 +136,7 @@ class Watched:
 
 @dataclass(frozen=True, slots=True)
 class Chain:
-    """The chain peers build from ``watched``'s served certificate
+    """The chain peers build at one time from ``watched``'s served certificate
     (``Watched.chain``): the blocks of ``--tls-cert`` on it after the first, and the CA
     of ``--tls-ca`` that issued its top (None if none did)."""
 
@@ -178,6 +178,28 @@ class Chain:
                 found.setdefault(kind, []).append(block.cert)
         return {kind: min(certs, key=lambda cert: cert.expires)
                 for kind, certs in found.items()}
+
+
+def peers_choice(copies: list[Block], now: datetime) -> Block | None:
+    """Of ``copies`` of one issuer (same name and key: a CA issued again with new dates,
+    or cross-signed), in their file's order, the one peers put on the chain at ``now``,
+    as OpenSSL chooses (``x509_vfy.c``, ``get0_best_issuer_sk``,
+    ``X509_STORE_CTX_get1_issuer``): the first valid at ``now``, else the first of those
+    lasting longest. A copy not valid yet is not taken while another is valid, however
+    long it lasts. (Of several valid now in ``--tls-ca``, OpenSSL's store may keep them
+    in another order: all of them hold now.) None without copies.
+
+    >>> day = datetime(2030, 1, 2, tzinfo=UTC)
+    >>> later = Served(1, day + timedelta(days=5), day + timedelta(days=400))
+    >>> copies = [Block(0, b"", later), Block(1, b"", Served(2, day, day + timedelta(30)))]
+    >>> peers_choice(copies, day + timedelta(days=1)).index
+    1
+    >>> peers_choice(copies, day + timedelta(days=6)).index
+    0
+    """
+    valid = (block for block in copies
+             if block.cert is not None and block.cert.invalid(now) is None)
+    return next(valid, None) or max(copies, key=_expiry, default=None)
 
 
 def _expiry(block: Block) -> float:
@@ -253,7 +275,7 @@ class ExpiryWarnings:
         lines: Counter[Path] = Counter()  # of other CAs, said in this look
         left_out: Counter[Path] = Counter()
         current |= self._say_too_large(watched)
-        chain = watched.chain()
+        chain = watched.chain(now)
         for kind, path, block in chain.each():
             if kind == "unused":
                 current |= self._say_unused(path, block)
@@ -355,6 +377,7 @@ class TlsCollector(Collector):
             "of the one served (--tls-cert), the soonest of the intermediates on the "
             "chain peers build from it, and the CA of --tls-ca that issued that chain",
             labels=["certificate"])
-        for kind, cert in sorted(self.watched().chain().soonest().items()):
+        samples = self.watched().chain(datetime.now(UTC)).soonest()
+        for kind, cert in sorted(samples.items()):
             family.add_metric([kind], cert.expires.timestamp())
         yield family

@@ -108,7 +108,7 @@ def chain_invalid(dates: Watched, now: datetime) -> str | None:
     ``--tls-cert`` off that chain (an expired cross-sign at the end of a fullchain) are
     judged: peers do not refuse the node for them (of a chain that reaches no CA of
     ``--tls-ca``, only its first intermediate is on it: ``Watched.chain``)."""
-    for kind, _, block in dates.chain().each():
+    for kind, _, block in dates.chain(now).each():
         if kind in ("served", "intermediate") and block.cert is not None:
             invalid = block.cert.invalid(now)
             if invalid is not None:

@@ -20,7 +20,7 @@ of again for dates already said of as the ``ca``) are only warned of, even expir
 ``TLS_CA_LINES_MAX`` lines a look, the rest counted in one line; no CA of the file having
 issued the chain is said once. Each file is read as OpenSSL reads it
 (``node.peers.tls_pem``): a file over ``TLS_FILE_BYTES_MAX`` is said of once, its dates
-not read; a block whose dates cannot be read (trusted form, or malformed) is said once
+not read; a block whose dates cannot be read (malformed) is said once
 per content, with its place, and moves no other. A certificate no longer in use is
 forgotten: put back later (a renewal rolled back), it is said again.
 
@@ -310,7 +310,7 @@ class ExpiryWarnings:
             return (("unknown", block.digest, f"{kind} {block.index}"),
                     "tls certificate expiry unknown", log.warning, {
                         "index": block.index,
-                        "reason": "not read as a PEM certificate (BEGIN CERTIFICATE)"})
+                        "reason": "not read as an X.509 certificate"})
         said = verdict(kind, block.cert, now)
         if said is None:
             return None

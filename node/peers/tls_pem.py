@@ -1,8 +1,9 @@
 """The certificate files of ``--tls-cert`` and ``--tls-ca`` read for their dates
 (``node.peers.tls_expiry`` watches them): block by block, line by line, as OpenSSL reads
-them (``pem_blocks``), up to ``TLS_FILE_BYTES_MAX``; each block parsed alone, so that one
-whose dates cannot be read (a ``BEGIN TRUSTED CERTIFICATE`` of ``openssl x509
--trustout``, or one malformed) keeps its place and moves no other.
+them (``pem_blocks``), up to ``TLS_FILE_BYTES_MAX``; a ``BEGIN TRUSTED CERTIFICATE`` of
+``openssl x509 -trustout`` by the certificate it begins with. Each block is parsed alone,
+so that one whose dates cannot be read (malformed, or a form OpenSSL takes and the
+``cryptography`` library refuses) keeps its place and moves no other.
 """
 
 from __future__ import annotations
@@ -58,7 +59,8 @@ class Served:
 
 
 #: The PEM labels OpenSSL reads a certificate from (``PEM_read_bio_X509_AUX``): the
-#: ``TRUSTED CERTIFICATE`` of ``openssl x509 -trustout`` too, whose dates are not read here.
+#: ``TRUSTED CERTIFICATE`` of ``openssl x509 -trustout`` too, a certificate followed by
+#: trust settings, whose dates are read from the certificate.
 CERTIFICATE_LABELS = (b"CERTIFICATE", b"X509 CERTIFICATE", b"TRUSTED CERTIFICATE")
 _BEGIN = re.compile(rb"-----BEGIN ([A-Z0-9 ]+)-----")
 #: What OpenSSL strips from the end of each line of a PEM file (CR of a CRLF among it).
@@ -102,7 +104,7 @@ class Read:
 def read_file(path: Path | None) -> Read | None:
     """The certificate blocks ``path`` holds (None without a path, or if it cannot be
     read: OpenSSL will say why), each parsed alone: one whose dates cannot be read
-    (trusted form, or malformed) leaves the others, and their places, as they are. A file
+    (malformed) leaves the others, and their places, as they are. A file
     over ``TLS_FILE_BYTES_MAX`` is not read for its dates (``Read.too_large``).
 
     >>> read_file(Path("/nonexistent/tls.pem")) is None
@@ -153,13 +155,34 @@ def pem_blocks(content: bytes) -> Iterator[tuple[bytes, bytes, bytes]]:
 
 def _block(index: int, label: bytes, body: bytes, text: bytes) -> Block:
     digest = hashlib.sha256(text).digest()
-    if label == b"TRUSTED CERTIFICATE":
-        return Block(index, digest, None)
     try:
-        cert = x509.load_der_x509_certificate(base64.b64decode(body))
+        der = base64.b64decode(body)
+        if label == b"TRUSTED CERTIFICATE":
+            der = der[:_first_element_end(der)]
+        cert = x509.load_der_x509_certificate(der)
         dates = Served(cert.serial_number, cert.not_valid_before_utc,
                        cert.not_valid_after_utc)
     except ValueError:  # binascii.Error is one: not base64, not DER, not a certificate
         return Block(index, digest, None)
     return Block(index, digest, dates, cert)
 
+
+def _first_element_end(der: bytes) -> int:
+    """Where the DER element ``der`` begins with ends, by the length in its header: a
+    trusted form (``openssl x509 -trustout``) is a certificate, then OpenSSL's trust
+    settings. A header that cannot be read gives the whole, which the certificate's
+    parser then refuses (the dates unknown, said).
+
+    >>> _first_element_end(bytes([0x30, 0x82, 0x01, 0x00]) + bytes(300))
+    260
+    >>> _first_element_end(bytes([0x30, 0x80, 0, 0]))  # indefinite length: not DER
+    4
+    """
+    if len(der) < 2 or der[0] != 0x30:  # a certificate is a SEQUENCE
+        return len(der)
+    if der[1] < 0x80:
+        return 2 + der[1]
+    count = der[1] & 0x7F
+    if not 1 <= count <= 4 or len(der) < 2 + count:
+        return len(der)
+    return 2 + count + int.from_bytes(der[2:2 + count], "big")

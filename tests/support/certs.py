@@ -138,6 +138,14 @@ def long_length_form(pem: Path, target: Path) -> Path:
     return target
 
 
+def trusted_form(pem: Path, target: Path) -> Path:
+    """``pem`` as ``openssl x509 -trustout`` writes it (``BEGIN TRUSTED CERTIFICATE``: the
+    certificate, then trust settings), at ``target``."""
+    openssl("x509", "-in", str(pem), "-trustout", "-addtrust", "serverAuth",
+            "-out", str(target), cwd=target.parent)
+    return target
+
+
 def sign_again(folder: Path, name: str, subject: tuple[Path, Path],
                signer: tuple[Path, Path], days: float,
                begins_days: float = FIVE_MINUTES_AGO_DAYS) -> Path:

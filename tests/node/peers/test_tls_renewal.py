@@ -21,7 +21,14 @@ from structlog.testing import capture_logs
 from node.config import Config
 from node.peers.tls_expiry import TLS_EXPIRY_WARN_DAYS, TlsCollector
 from node.peers.tls_renewal import Contexts, TlsFiles, look, watch
-from tests.support.certs import install, make_ca, make_cert, make_cert_expiring
+from tests.support.certs import (
+    install,
+    long_length_form,
+    make_ca,
+    make_cert,
+    make_cert_expiring,
+    trusted_form,
+)
 from tests.support.waits import DEADLINE_S
 
 
@@ -375,8 +382,9 @@ async def test_files_warned_of_that_come_back_are_looked_at_at_the_interval(
 
 
 async def test_a_renewal_to_a_certificate_out_of_its_dates_is_not_taken(tmp_path: Path) -> None:
-    """Expired, or not valid yet: peers would refuse it, so the certificate in use is
-    kept, with the usual warning naming why and the date."""
+    """Expired, or not valid yet, in trusted form (``openssl x509 -trustout``) too: peers
+    would refuse it, so the certificate in use is kept, with the usual warning naming why
+    and the date."""
     config, ca = served_files(tmp_path)
     config = settled_at_once(config)
     assert config.tls_cert is not None and config.tls_key is not None
@@ -384,16 +392,18 @@ async def test_a_renewal_to_a_certificate_out_of_its_dates_is_not_taken(tmp_path
     before, served = files.contexts, files.served
     for name, days, begins_days, why in (
             ("expired", -3 / (24 * 60), -1.0, "expired at "),
-            ("early", 90.0, 1.0, "is not valid before ")):
+            ("early", 90.0, 1.0, "is not valid before "),
+            ("trusted", -3 / (24 * 60), -1.0, "expired at ")):
         cert, key = make_cert_expiring(tmp_path, name, ca, days=days, begins_days=begins_days)
         install(key, config.tls_key)
-        install(cert, config.tls_cert)
+        install(trusted_form(cert, tmp_path / "trusted-form.pem") if name == "trusted" else cert,
+                config.tls_cert)
         with capture_logs() as logs:
             assert await look_at(files) is None
         assert files.contexts is before and files.served == served
         [warned] = [line for line in logs if line["event"] == "tls files not reloaded"]
         read = x509.load_pem_x509_certificate(cert.read_bytes())
-        date = read.not_valid_after_utc if name == "expired" else read.not_valid_before_utc
+        date = read.not_valid_before_utc if name == "early" else read.not_valid_after_utc
         assert warned["error"] == (f"cannot use --tls-cert {config.tls_cert}: "
                                    f"the certificate {why}{date.isoformat()}")
 
@@ -431,14 +441,11 @@ async def test_a_certificate_expired_is_said_as_an_error(tmp_path: Path) -> None
 
 
 async def test_a_certificate_whose_expiry_cannot_be_read_is_warned_of_once(tmp_path: Path) -> None:
-    """OpenSSL serves a ``TRUSTED CERTIFICATE`` (``openssl x509 -trustout``) that the
-    expiry's reader cannot read: no gauge, so a warning says so, once, with the path."""
+    """OpenSSL serves a certificate of a length it reads and the expiry's reader
+    (``cryptography``) refuses: no gauge, so a warning says so, once, with the path."""
     config, ca = served_files(tmp_path)
     assert config.tls_cert is not None and config.tls_key is not None
-    trusted = tmp_path / "trusted.pem"
-    trusted.write_text(config.tls_cert.read_text().replace(" CERTIFICATE-----",
-                                                          " TRUSTED CERTIFICATE-----"))
-    install(trusted, config.tls_cert)
+    install(long_length_form(config.tls_cert, tmp_path / "long.pem"), config.tls_cert)
     files = TlsFiles(config)
     assert files.served is None and files.contexts.server is not None
     with capture_logs() as logs:

@@ -7,7 +7,15 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
-from node.cli.common import field, maybe, next_position, note, rows, with_client
+from node.cli.common import (
+    field,
+    maybe,
+    next_position,
+    note,
+    rows,
+    unknown_session,
+    with_client,
+)
 from node.cli.options import client_options, session_key, settings
 from node.cli.output import (
     Pages,
@@ -291,13 +299,16 @@ def projection(ctx: click.Context, session: str, as_json: bool, url_only: bool,
 
 async def say_if_missing(client: Client, key: str) -> None:
     """Say once that the node holds no session ``key`` (a typo follows in silence
-    otherwise), and keep following: its first event may come later."""
+    otherwise), with the keys close to it as the other commands name them, and keep
+    following: its first event may come later."""
     try:
         await client.events(key, limit=1)
     except ClientError as error:
         if error.status != 404 or error.code is None:  # not the node's "no such session"
             raise
-        note(f"there is no session {key!r} on the node yet: waiting for its first event")
+        hint = await unknown_session(client, key)
+        note(f"there is no session {key!r} on the node yet: waiting for its first event"
+             + (f"; {hint}" if hint else ""))
 
 
 @click.command()

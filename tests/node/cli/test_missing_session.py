@@ -12,7 +12,7 @@ import pytest
 
 from node.cli.common import SESSIONS_COMPARED_MAX, SESSIONS_HINT_TIMEOUT_S
 from node.limits import ClientLimits
-from tests.support.processes import NodeProcess, run_cli
+from tests.support.processes import LineReader, NodeProcess, run_cli, spawn_cli
 from tests.support.stand_in import Quiet, serving
 
 
@@ -33,6 +33,22 @@ def test_a_mistyped_session_names_the_close_one(node: NodeProcess,
     assert done.stderr.strip() == ("Error: there is no session 'tg:alise' on the node; "
                                    "did you mean 'tg:alice'?"), done.stderr
     assert "Traceback" not in done.stderr
+
+
+def test_tail_of_a_mistyped_session_names_the_close_one_and_keeps_following(
+        node: NodeProcess) -> None:
+    """The session may yet begin, so tail waits for it: saying the close key at once
+    spares waiting for a session that never comes."""
+    tail = spawn_cli(node, "tail", "--session", "tg:alise")
+    try:
+        assert tail.stderr is not None
+        line = LineReader(tail.stderr).wait_for("tg:alise")
+        assert line.strip() == ("there is no session 'tg:alise' on the node yet: waiting "
+                                "for its first event; did you mean 'tg:alice'?"), line
+        assert tail.poll() is None
+    finally:
+        tail.kill()
+        tail.wait()
 
 
 def test_a_session_like_none_says_how_to_list_them(node: NodeProcess) -> None:

@@ -45,7 +45,7 @@ from crdt.log.records import StoredEvent
 from crdt.membership import DEVICES_SESSION, Member, Membership, Removal
 from node import removal_records
 from node.add_tries import bears, tried
-from node.device import DeviceKey
+from node.device import KEY_FILE, DeviceKey
 from node.devices_store import append_unless, read_since, retire_removed
 from node.removal_records import Held
 from node.store import AsyncStore, Commit
@@ -63,6 +63,12 @@ class Keep(enum.Enum):
 
     ADDRESS = "keep"
 
+
+#: What an add of a removed device is told: how that device comes back, which only its
+#: own folder can do (a removed id is never a member again).
+COMES_BACK = (f"a removal is final, so a device comes back only with a new key (a new device "
+              f"id): on it, stop the node, move {KEY_FILE} out of its data folder, start it "
+              "and add the id it then shows")
 
 #: ``Devices.add`` without an address: a member keeps the one it has.
 KEEP = Keep.ADDRESS
@@ -271,9 +277,8 @@ class Devices:
         self._refuse_own_removal()  # come in since the caller's check (a try held back)
         removal = self.removed().get(device_id)
         if removal is not None:
-            raise RemovalIsFinal(
-                f"was removed by {removal.by}; a removal is final, so a device comes back "
-                "only with a new key (a new device id)", field="device_id")
+            raise RemovalIsFinal(f"was removed by {removal.by}; {COMES_BACK}",
+                                 field="device_id")
         if held is not None and (held.name, held.address) == (name, address):
             return None, held
         if held is None or held.name != name:  # a name kept is not checked again
@@ -288,9 +293,8 @@ class Devices:
         member = self.members().get(device_id)
         if member is None:  # a peer's removal stored right after: the record counts for nothing
             by = getattr(self.removed().get(device_id), "by", "a member")
-            raise RemovalIsFinal(f"was removed by {by} as this add was written; a removal "
-                                 "is final, so a device comes back only with a new key (a new "
-                                 "device id)", field="device_id")
+            raise RemovalIsFinal(f"was removed by {by} as this add was written; {COMES_BACK}",
+                                 field="device_id")
         return stored, member
 
     def _refuse_own_removal(self) -> None:

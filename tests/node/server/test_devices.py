@@ -105,7 +105,9 @@ async def test_adding_and_removing_a_device(client: aiohttp.ClientSession,
     status, body = await call(client, "POST", "/v1/devices",
                               json={"device_id": PHONE, "name": "phone"})
     assert status == 409 and body["error"]["code"] == "device_removed"
-    assert "new key" in body["error"]["message"] and node.astore.head == head
+    # It says how that device comes back: a new key, made by its own node.
+    assert "new key" in body["error"]["message"] and "move device.key out of its data " \
+        "folder" in body["error"]["message"] and node.astore.head == head
 
 
 async def test_refusals_say_why_and_write_nothing(client: aiohttp.ClientSession,

@@ -368,9 +368,6 @@ class Admission:
             runner.removal = refusal
             if self.trusted(runner, refusal.by) and not self.removed.known:
                 self.removed.record(refusal)
-                for other in self.runners.values():  # told by others, not believed: now
-                    if other.removal is not None and other is not runner:
-                        other.refused = self.removal_refused(other, other.removal)
             runner.refused = self.removal_refused(runner, refusal)
         elif refusal.code == NOT_MEMBER and refusal.detail.get("secret") == "wrong":
             runner.refused = (f"refused by {refusal.by}: the cluster secret this node gave "

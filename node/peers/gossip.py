@@ -275,7 +275,7 @@ class Gossip:
                 runner.failure = str(exc)
             else:
                 runner.dialing = False  # judged on what it proves, from here on
-                runner.refused = runner.failure = None
+                runner.dial_connected()
                 self.admission.connected(runner.url)  # a later refusal is news again
                 if await self._keep_dialed(runner, link):
                     await self.driver.run_until_down(runner, link, runner.url)

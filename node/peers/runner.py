@@ -101,6 +101,11 @@ class Runner:
         "up" once its start is sent, with ``node`` still that of its last link."""
         return self.identified_as if self.state == "up" else None
 
+    def dial_connected(self) -> None:
+        """A dial of this address connected: the peer refuses this device no more (its
+        refusal, a removal it said too, are no longer its word), nor did the dial fail."""
+        self.refused = self.removal = self.failure = None
+
 
 def linked_devices(runners: Iterable[Runner]) -> set[str]:
     """Devices with a link up that proved their key."""

@@ -363,8 +363,30 @@ async def test_a_removal_said_by_a_device_not_trusted_is_shown_not_recorded(
     node.gossip.admission.refused_by_peer(trusted, LinkRefused(
         "refused", Refusal(DEVICE_REMOVED, detail, member)))
     assert node.gossip.own_removal() is not None
-    assert trusted.refused == untrusted.refused \
-        == node.gossip.device_status()["removed_text"]
+    rows = {row["url"]: row["refused"] for row in node.gossip.peers()}
+    assert rows[given] == rows[learned] == node.gossip.device_status()["removed_text"]
+
+
+async def test_a_link_up_again_is_not_said_refused_by_its_old_removal(
+        make_node: NodeFactory) -> None:
+    """A peer not trusted said this device was removed, then a dial there connected: its
+    row says no refusal, and a trusted peer's refusal as removed later puts none back on
+    it (the link is up: the peer no longer says so)."""
+    node = await make_node(cluster_secret=SECRET, sync=FAST)
+    learned, given = (f"http://127.0.0.1:{free_port()}" for _ in range(2))
+    assert await node.gossip.add_peer(learned, learned=True)
+    assert await node.gossip.add_peer(given, learned=False)
+    stranger, member = (new_device_id() for _ in range(2))
+    detail = {"by": member, "at_ms": 1_000, "reason": "lost"}
+    untrusted = node.gossip.runners[f"url:{learned}"]
+    node.gossip.admission.refused_by_peer(untrusted, LinkRefused(
+        "refused", Refusal(DEVICE_REMOVED, detail, stranger)))
+    untrusted.dial_connected()  # as a later dial there that connects does (Gossip._dial_loop)
+    untrusted.state = "up"
+    node.gossip.admission.refused_by_peer(node.gossip.runners[f"url:{given}"], LinkRefused(
+        "refused", Refusal(DEVICE_REMOVED, detail, member)))
+    assert untrusted.refused is None
+    assert {row["url"]: row["refused"] for row in node.gossip.peers()}[learned] is None
 
 
 async def test_a_removers_name_typed_as_an_escape_is_told_from_the_character(

@@ -136,10 +136,11 @@ class Admission:
         self.waiting = Waiting()
         #: Peers refused for proving no device key, logged once (``keyless_refusal``).
         self._keyless: set[str] = set()
-        #: The refusal last warned of, by dialed address, kept when its runner is
-        #: forgotten: a peer's member list can name an address that refuses this device
-        #: (a node of another cluster took a stopped node's port), which is forgotten
-        #: after ``learned_failures_max`` refusals and learned again later.
+        #: The refusal last warned of (what the peer signed, else its words), by dialed
+        #: address, kept when its runner is forgotten: a peer's member list can name an
+        #: address that refuses this device (a node of another cluster took a stopped
+        #: node's port), which is forgotten after ``learned_failures_max`` refusals and
+        #: learned again later.
         self._refusals: dict[str, str] = {}
         #: Devices that refused this device as waiting to be added since this process
         #: started (in memory only), until a link with each is up: its ``peer link up``
@@ -361,7 +362,6 @@ class Admission:
         """The peer turned this device away: say why (in the log once, until it changes),
         and remember a signed removal."""
         refusal = exc.refusal
-        said = runner.refused or self._refusals.get(runner.url or "")
         runner.removal = None
         if refusal is None:
             runner.refused = str(exc)
@@ -383,12 +383,15 @@ class Admission:
                                           address=runner.url)
         else:
             runner.refused = f"refused by {refusal.by} ({refusal.code})"
-        if runner.refused != said:
+        # Told apart by what the peer said, not by the words saying it: those of a
+        # removal change once a record names its remover, and it is no news.
+        said = str(exc) if refusal is None else f"{refusal.by} {refusal.text()}"
+        if runner.url is None or self._refusals.get(runner.url) != said:
             log.warning("peer refused this device", peer=runner.url, reason=runner.refused)
             if runner.url is not None:
                 if len(self._refusals) >= REFUSALS_KEPT_MAX:
                     self._refusals.clear()
-                self._refusals[runner.url] = runner.refused
+                self._refusals[runner.url] = said
 
     def added_since_refused(self, device_id: str) -> tuple[bool, str | None]:
         """Whether ``device_id`` refused this device as waiting to be added before this

@@ -421,3 +421,25 @@ async def test_a_members_name_in_the_waiting_line_is_shown_as_the_tables_show_it
         shown[name] = runner.refused.partition(" (")[0]
     assert shown == {"lap\u3164": "waiting to be added on lap\\u3164",
                      "lap\\u3164": "waiting to be added on lap\\\\u3164"}
+
+
+async def test_a_removal_told_again_is_not_warned_of_again_once_its_remover_is_named(
+        make_node: NodeFactory) -> None:
+    """A peer says the same removal at each dial: warned of once, though a record names
+    its remover in between, which changes the words that say it."""
+    node = await make_node(cluster_secret=SECRET, sync=PATIENT)
+    learned = f"http://127.0.0.1:{free_port()}"
+    assert await node.gossip.add_peer(learned, learned=True)
+    runner = node.gossip.runners[f"url:{learned}"]
+    remover = new_device_id()
+    refused = LinkRefused("refused", Refusal(
+        DEVICE_REMOVED, {"by": remover, "at_ms": 1_000, "reason": "lost"}, new_device_id()))
+    with structlog.testing.capture_logs() as said:
+        node.gossip.admission.refused_by_peer(runner, refused)
+        before = node.gossip.admission.refusal(runner, {})
+        await add_member(node, "laptop", device_id=remover)
+        node.gossip.admission.refused_by_peer(runner, refused)
+    assert runner.refused is not None and f"laptop ({remover})" in runner.refused
+    assert runner.refused != before  # the words changed, not the refusal
+    assert [entry["peer"] for entry in said
+            if entry["event"] == "peer refused this device"] == [learned]

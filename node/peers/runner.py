@@ -106,6 +106,12 @@ class Runner:
         refusal, a removal it said too, are no longer its word), nor did the dial fail."""
         self.refused = self.removal = self.failure = None
 
+    def dial_failed(self, failure: str) -> None:
+        """A dial of this address failed (not reached, or no link in its answer): that
+        is what is wrong now, not a refusal an earlier dial got (a member that refused
+        this device as waiting to be added and then went down is to be reached first)."""
+        self.failure, self.refused, self.removal = failure, None, None
+
 
 def linked_devices(runners: Iterable[Runner]) -> set[str]:
     """Devices with a link up that proved their key."""

@@ -387,8 +387,8 @@ async def prove(node: RunningNode, claimed: str, key: Ed25519PrivateKey,
 
 class WriterHeld:
     """The node's store writer held busy (as a group commit or other links' calls hold
-    it) from the save of the first failed dial until ``release_once_waited``: when that
-    dial had failed, and when the writer was let go."""
+    it) from the save of the first dial that failed or was refused until
+    ``release_once_waited``: when that dial had ended, and when the writer was let go."""
 
     def __init__(self, node: RunningNode) -> None:
         loop = asyncio.get_running_loop()
@@ -404,10 +404,11 @@ class WriterHeld:
             self.released_at.append(loop.time())
 
         async def save_then_busy(runner: Runner, force: bool = False) -> None:
-            if runner.failure is not None and not self.failed_at:
-                self.failed_at.append(loop.time())  # the dial failed before this
+            ended = runner.failure is not None or runner.refused is not None
+            if ended and not self.failed_at:
+                self.failed_at.append(loop.time())  # the dial ended before this
             await save(runner, force)
-            if runner.failure is not None and not self.held.is_set():  # busy from here
+            if ended and not self.held.is_set():  # busy from here
                 self.tasks.append(asyncio.ensure_future(node.astore.write(busy_writer)))
                 while not self.held.is_set():
                     await asyncio.sleep(0.001)

@@ -267,3 +267,24 @@ async def test_a_removal_told_before_the_removers_name_was_known_reads_as_it_doe
     assert refused.state != "up"
     [row] = [row for row in phone.gossip.peers() if row["url"] == mallory.url]
     assert row["state"] == "refused" and row["refused"] == removed_text
+
+
+async def test_a_member_that_refused_this_device_then_stopped_is_said_unreachable(
+        make_node: NodeFactory) -> None:
+    """A member refuses this device as waiting to be added, then stops: its row says the
+    dial that fails now (backing off, the failure), not the old refusal, and this device
+    no longer says it waits to be added there (what is wrong is that it is not reached)."""
+    laptop = await make_node(name="laptop", sync=FAST)
+    phone = await make_node(name="phone", sync=FAST, advertise_url=None)
+    url = laptop.url  # read while it serves
+    assert await phone.gossip.add_peer(url, learned=False)
+    runner = phone.gossip.runners[f"url:{url}"]
+    await until(lambda: phone.gossip.device_status()["waiting"] != [])
+    await laptop.stop()
+    await until(lambda: runner.failure is not None)
+    [row] = [row for row in phone.gossip.peers() if row["url"] == url]
+    assert row["refused"] is None and row["state"] in ("backoff", "connecting", "down")
+    assert phone.gossip.device_status()["waiting"] == []
+    await until(lambda: runner.state == "backoff")
+    [row] = [row for row in phone.gossip.peers() if row["url"] == url]
+    assert row["state"] == "backoff" and "cannot reach" in row["failure"]

@@ -305,10 +305,13 @@ class Draft:
             # The four entries that sort before "timestamp", put together in their
             # canonical order: only the payload needs its keys sorted
             # (``codec.encode_json``).
-            before = b"".join((_UP_TO_KIND, codec.encode_text(self.kind), _PAYLOAD_KEY,
-                               codec.encode_json(self.payload), _AGENT_ID_KEY,
-                               codec.encode_text(self.agent_id), _TIMESTAMP_KEY))
-            after = _SESSION_KEY_KEY + codec.encode_text(self.session_key)
+            # Names a check took are encoded already (``encoded_name``).
+            before = b"".join((_UP_TO_KIND, NAMES.get(self.kind) or codec.encode_text(self.kind),
+                               _PAYLOAD_KEY, codec.encode_json(self.payload), _AGENT_ID_KEY,
+                               NAMES.get(self.agent_id) or codec.encode_text(self.agent_id),
+                               _TIMESTAMP_KEY))
+            after = _SESSION_KEY_KEY + (SESSION_KEYS.get(self.session_key)
+                                        or codec.encode_text(self.session_key))
             object.__setattr__(self, "_parts", _Parts(
                 before, after, hashlib.blake2b(before, digest_size=ID_BYTES)))
         assert self._parts is not None
@@ -380,12 +383,18 @@ def parse_event(obj: Any, *, session_key: str | None = None, where: str = "",
     key = obj.get("session_key", session_key)
     if key is None:
         raise InvalidInput("is required", field=f"{prefix}session_key")
-    key = check_session_key(key, f"{prefix}session_key")
+    # Names taken before are known (``encoded_name``, which ``Draft.parts`` reads
+    # too): a client repeats its session keys and agent ids. Any other is checked the
+    # long way, which names the fault.
+    if encoded_name(key, SESSION_KEY_BYTES_MAX, SESSION_KEYS) is None:
+        key = check_session_key(key, f"{prefix}session_key")
     if session_key is not None and key != session_key:
         raise InvalidInput("differs from the session in the URL", field=f"{prefix}session_key")
     if "agent_id" not in obj:
         raise InvalidInput("is required", field=f"{prefix}agent_id")
-    agent_id = check_name(obj["agent_id"], f"{prefix}agent_id")
+    agent_id = obj["agent_id"]
+    if encoded_name(agent_id, NAME_BYTES_MAX, NAMES) is None:
+        agent_id = check_name(agent_id, f"{prefix}agent_id")
     if "kind" not in obj:
         raise InvalidInput("is required", field=f"{prefix}kind")
     timestamp = parse_timestamp(obj, prefix)

@@ -1,5 +1,6 @@
 """The cheap checks ``Event.from_canonical`` tries first (``crdt.events``): names, with the
-encodings of those it took kept, and whether a kind's validators take plain values only."""
+encodings of those it took kept (``parse_event`` takes a name known there without
+checking it again), and whether a kind's validators take plain values only."""
 
 from __future__ import annotations
 
@@ -13,8 +14,8 @@ from crdt.kinds import KINDS, Validator
 
 def encoded_name(value: object, bytes_max: int, known: dict[str, bytes]) -> bytes | None:
     """``codec.encode_text(value)`` if ``check_name`` takes ``value``, else None. A
-    catch-up repeats a few kinds, agents and session keys many times: ``known`` keeps
-    the encodings of the names it took with this ``bytes_max``.
+    catch-up, and a client's appends, repeat a few kinds, agents and session keys many
+    times: ``known`` keeps the encodings of the names it took with this ``bytes_max``.
 
     >>> known: dict[str, bytes] = {}
     >>> encoded_name("main", 64, known), known

@@ -335,6 +335,29 @@ class Draft:
                           canonical, event_id)
 
 
+def _new_draft(session_key: str, agent_id: str, kind: str, payload: dict[str, Any],
+               timestamp: Hlc | None, claimed_id: bytes | None) -> Draft:
+    """``Draft(session_key, ..., claimed_id)``, made as ``_new_event`` makes an event:
+    every event a client posts is parsed into one."""
+    draft = _new_object(Draft)
+    _SET_DRAFT_SESSION_KEY(draft, session_key)
+    _SET_DRAFT_AGENT_ID(draft, agent_id)
+    _SET_DRAFT_KIND(draft, kind)
+    _SET_DRAFT_PAYLOAD(draft, payload)
+    _SET_DRAFT_TIMESTAMP(draft, timestamp)
+    _SET_DRAFT_CLAIMED_ID(draft, claimed_id)
+    _SET_DRAFT_PARTS(draft, None)
+    return draft
+
+
+_DRAFT_FIELDS = ("session_key", "agent_id", "kind", "payload", "timestamp", "claimed_id",
+                 "_parts")
+assert tuple(f.name for f in fields(Draft)) == _DRAFT_FIELDS, "update _new_draft"
+(_SET_DRAFT_SESSION_KEY, _SET_DRAFT_AGENT_ID, _SET_DRAFT_KIND, _SET_DRAFT_PAYLOAD,
+ _SET_DRAFT_TIMESTAMP, _SET_DRAFT_CLAIMED_ID, _SET_DRAFT_PARTS) = (
+    Draft.__dict__[name].__set__ for name in _DRAFT_FIELDS)
+
+
 def _is_count(value: Any) -> bool:
     return type(value) is int and value >= 0  # not a boolean
 
@@ -410,7 +433,7 @@ def parse_event(obj: Any, *, session_key: str | None = None, where: str = "",
         raise InvalidInput(f"{kind!r} under the agent {NODES_AGENT_ID!r} is a record of a "
                            "later version, written by nodes and never taken from a client",
                            field=f"{prefix}kind.type")
-    draft = Draft(key, agent_id, kind, payload, timestamp, claimed)
+    draft = _new_draft(key, agent_id, kind, payload, timestamp, claimed)
     # An unstamped draft is measured with the widest timestamp, so it cannot outgrow the
     # limit when stamped.
     size = draft.parts().encoded_size(timestamp)

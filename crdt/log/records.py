@@ -77,8 +77,9 @@ class StoredEvent(NamedTuple):
     def to_json(self) -> dict[str, Any]:
         """The event as clients are shown it (``crdt.membership.shown``), and where this
         node keeps it."""
-        return {**shown(self.event), "position": self.position, "origin": self.origin,
-                "seq": self.seq}
+        out = shown(self.event)  # a new dict: added to in place, not copied
+        out["position"], out["origin"], out["seq"] = self.position, self.origin, self.seq
+        return out
 
     @classmethod
     def from_record(cls, raw: bytes, event_id: bytes) -> StoredEvent:

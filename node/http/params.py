@@ -5,6 +5,7 @@ with a 400 ``invalid_parameter`` that names it otherwise.
 
 from __future__ import annotations
 
+import functools
 import re
 import urllib.parse
 from collections.abc import Callable
@@ -38,6 +39,8 @@ def path_session_key(request: web.Request) -> str:
     ...     request = make_mocked_request("GET", path)
     ...     request._match_info = asyncio.run(router.resolve(request))
     ...     return path_session_key(request)
+    >>> key("/s/plain:key/e")
+    'plain:key'
     >>> key("/s/a%2Fb%25ff%C3%A9/e")
     'a/b%ffé'
     >>> key("/s/%ff/e")
@@ -46,13 +49,21 @@ def path_session_key(request: web.Request) -> str:
     """
     resource = request.match_info.route.resource
     assert resource is not None, "only for a request a route matched"
-    raw = request.rel_url.raw_path.split("/")[resource.canonical.split("/").index("{key}")]
-    try:
-        urllib.parse.unquote_to_bytes(raw).decode("utf-8")
-    except UnicodeDecodeError:
-        raise InvalidInput(f"must be percent-encoded UTF-8 ({raw[:64]!r} is not)",
-                           field="session_key") from None
+    raw = request.rel_url.raw_path.split("/")[_key_part(resource.canonical)]
+    if "%" in raw or not raw.isascii():  # else it is ASCII, which is UTF-8
+        try:
+            urllib.parse.unquote_to_bytes(raw).decode("utf-8")
+        except UnicodeDecodeError:
+            raise InvalidInput(f"must be percent-encoded UTF-8 ({raw[:64]!r} is not)",
+                               field="session_key") from None
     return check_session_key(request.match_info["key"], "session_key")
+
+
+@functools.lru_cache(maxsize=64)
+def _key_part(canonical: str) -> int:
+    """Which part of a route's path (split at its slashes) is ``{key}``: a route's path
+    is fixed, and every request to a session's route asks."""
+    return canonical.split("/").index("{key}")
 
 
 #: The attribute ``takes_params`` sets on a route's handler.

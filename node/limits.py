@@ -13,6 +13,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, fields, replace
 from typing import TYPE_CHECKING, Any, TypeVar
 
+from node.text import did_you_mean
 from sync.errors import SyncError
 from sync.peer.config import SyncConfig
 from sync.repo.config import RepoLimits
@@ -445,8 +446,8 @@ def limits_from(table: Mapping[str, Any], kind: type[_L], where: str) -> _L:
                              f"one setting, {name}: give one")
         keys[name] = raw_name
         if name not in known:
-            raise ValueError(f"[{where}] has no setting {raw_name!r}; it has: "
-                             f"{', '.join(sorted(known))}")
+            said = did_you_mean(name, sorted(known)) or f"it has: {', '.join(sorted(known))}"
+            raise ValueError(f"[{where}] has no setting {raw_name!r}; {said}")
         whole = isinstance(getattr(defaults, name), int)
         if isinstance(value, bool) or not isinstance(value, int if whole else (int, float)):
             raise ValueError(f"[{where}] {raw_name} must be "

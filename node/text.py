@@ -6,6 +6,7 @@ it receives them, and the commands (``node.cli.output``) the content they print.
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable
 
 #: C0 and C1 control characters and DEL: a terminal obeys escape sequences made of them.
 #: Then Unicode's bidirectional controls (the Arabic letter mark, the left-to-right and
@@ -26,6 +27,31 @@ def counted(count: int, noun: str, plural: str | None = None) -> str:
     ('1 event', '0 sessions', '2 records or files')
     """
     return f"{count} {noun if count == 1 else plural or noun + 's'}"
+
+
+#: How many close words a "did you mean" names at most, and how close each must be
+#: (``difflib``'s ratio: 0.6, its default, takes "prot" for "port").
+CLOSE_WORDS_MAX = 3
+CLOSE_WORDS_CUTOFF = 0.6
+
+
+def did_you_mean(word: str, words: Iterable[str]) -> str | None:
+    """"did you mean ...?" with those of ``words`` that look like ``word`` (a typo), or
+    None when none does (a caller then lists them, or says how to).
+
+    >>> did_you_mean("prot", ["port", "host", "peers"])
+    "did you mean 'port'?"
+    >>> did_you_mean("tg:alce", ["tg:alice", "tg:alicia", "dc:bob"])
+    "did you mean 'tg:alice' or 'tg:alicia'?"
+    >>> did_you_mean("zzz", ["port"]) is None
+    True
+    """
+    from difflib import get_close_matches  # only when asked: most commands never are
+
+    close = get_close_matches(word, list(words), n=CLOSE_WORDS_MAX, cutoff=CLOSE_WORDS_CUTOFF)
+    if not close:
+        return None
+    return printable("did you mean " + " or ".join(repr(name) for name in close) + "?")
 
 
 def printable(text: str) -> str:

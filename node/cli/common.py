@@ -17,7 +17,7 @@ from crdt.errors import InvalidInput, LimitExceeded
 from node.cli.options import settings
 from node.cli.output import print_json
 from node.client.errors import ClientError
-from node.text import printable
+from node.text import did_you_mean, printable
 
 if TYPE_CHECKING:  # loaded by ``with_client``, when a command runs: not for its --help
     from node.client.api import Client
@@ -164,8 +164,6 @@ async def unknown_session(client: Client, key: str) -> str | None:
     (401, 403: `clawsync sessions` would be refused too). Nothing more fails here: the
     node may refuse a page that long (its page_max), be slow to list, or answer
     something that is not a list."""
-    from difflib import get_close_matches
-
     listed = "`clawsync sessions` lists them"
     try:
         page = await asyncio.wait_for(client.sessions(limit=SESSIONS_COMPARED_MAX),
@@ -179,10 +177,7 @@ async def unknown_session(client: Client, key: str) -> str | None:
         return listed
     keys = [row["session_key"] for row in rows
             if isinstance(row, dict) and isinstance(row.get("session_key"), str)]
-    close = get_close_matches(key, keys, n=3, cutoff=0.6)
-    if not close:
-        return listed
-    return printable("did you mean " + " or ".join(repr(name) for name in close) + "?")
+    return did_you_mean(key, keys) or listed
 
 
 def listing(ctx: click.Context, as_json: bool,

@@ -18,7 +18,7 @@ import click
 
 from crdt.keys import type_name
 from node import limits as node_limits
-from node.text import NotUtf8, file_text
+from node.text import NotUtf8, did_you_mean, file_text
 from sync.peer.config import SyncConfig
 
 #: ``ctx.meta`` key of the ``--config`` file's path, for errors that may concern it.
@@ -99,10 +99,13 @@ def load_config(ctx: click.Context, _param: click.Parameter, path: Path | None) 
                                      f"two names of one setting, {name}: give one")
     unknown = sorted(key for name, key in named.items() if name not in params)
     if unknown:
-        settings = sorted(params)
-        raise click.BadParameter(f"{path}: unknown setting {unknown[0]!r}; the settings "
-                                 f"are: {', '.join(settings)} and the tables "
-                                 f"{', '.join(f'[{t}]' for t in node_limits.LIMIT_TABLES)}")
+        # A typo is told what it was meant to be, as click tells a mistyped option;
+        # the whole list only when nothing is close.
+        bracketed = [f"[{table}]" for table in node_limits.LIMIT_TABLES]
+        said = did_you_mean(unknown[0].replace("-", "_"), sorted(params) + bracketed) or \
+            (f"the settings are: {', '.join(sorted(params))} and the tables "
+             f"{', '.join(bracketed)}")
+        raise click.BadParameter(f"{path}: unknown setting {unknown[0]!r}; {said}")
     for name, key in named.items():  # checked here, so the error names the file
         try:
             param = params[name]

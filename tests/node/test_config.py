@@ -282,14 +282,36 @@ def test_a_wrong_value_in_the_config_file_names_the_file_not_an_environment_vari
 
 def test_an_unknown_setting_in_the_config_file_lists_the_known_ones(tmp_path: Path) -> None:
     file = tmp_path / "clawsync.toml"
-    file.write_text("members_intervall = 5\n")
+    file.write_text("colour = 5\n")  # like no setting: all of them are listed
     result = CliRunner().invoke(main, ["serve", "--config", str(file), "--print-config"],
                                 env={})
     assert result.exit_code == 2
-    assert f"{file}: unknown setting 'members_intervall'; the settings are: " in result.output
+    assert f"{file}: unknown setting 'colour'; the settings are: " in result.output
     listed = result.output.split("the settings are: ", 1)[1]
     assert "members_interval," in listed and "pull_interval," in listed
     assert "print_config" not in listed and "[limits]" in listed
+    assert "did you mean" not in result.output
+
+
+@pytest.mark.parametrize(("text", "said"), [
+    ("prot = 5\n", "unknown setting 'prot'; did you mean 'port'?"),
+    # The closest first (others may follow: "or 'pull_interval'").
+    ("members-intervall = 5\n", "unknown setting 'members-intervall'; did you mean "
+     "'members_interval'"),
+    ("[limit]\npage_max = 5\n", "unknown setting 'limit'; did you mean '[limits]'?"),
+    ("[limits]\npage-mx = 5\n", "[limits] has no setting 'page-mx'; did you mean "
+     "'page_max'"),
+])
+def test_a_mistyped_setting_in_the_config_file_is_told_the_close_one(
+        tmp_path: Path, text: str, said: str) -> None:
+    """As click tells a mistyped option: the setting meant, not the list to read through."""
+    file = tmp_path / "clawsync.toml"
+    file.write_text(text)
+    result = CliRunner().invoke(main, ["serve", "--config", str(file), "--print-config"],
+                                env={})
+    assert result.exit_code == 2
+    assert f"{file}: {said}" in " ".join(result.output.split()), result.output
+    assert "the settings are" not in result.output and "it has:" not in result.output
 
 
 @pytest.mark.parametrize(("name", "alias", "field"), [

@@ -38,7 +38,7 @@ import structlog
 
 from crdt import membership
 from crdt.addresses import normal_address
-from crdt.device import check_device_name, name_groups, name_key, parse_device_id
+from crdt.device import check_device_name, name_groups, name_key, parse_device_id, shown_name
 from crdt.errors import InvalidInput, NotFound
 from crdt.events import Draft
 from crdt.log.records import StoredEvent
@@ -224,6 +224,13 @@ class Devices:
         return {"by": removal.by, "at_ms": removal.at_ms, "reason": removal.reason,
                 "told_by": None, "told_at_ms": None}
 
+    def who(self, device_id: str) -> str:
+        """``device_id`` for people, as ``clawsync status`` names a remover: the name a
+        record gives it here, as the tables show it (``shown_name``), and the id; the id
+        alone when no record names it."""
+        name = self._view.name_of(device_id)
+        return f"{shown_name(name)} ({device_id})" if name is not None else device_id
+
     def is_member(self, device_id: str) -> bool:
         return self._view.is_member(device_id) or (
             device_id == self.device_id and not self._view.is_removed(device_id))
@@ -277,7 +284,7 @@ class Devices:
         self._refuse_own_removal()  # come in since the caller's check (a try held back)
         removal = self.removed().get(device_id)
         if removal is not None:
-            raise RemovalIsFinal(f"was removed by {removal.by}; {COMES_BACK}",
+            raise RemovalIsFinal(f"was removed by {self.who(removal.by)}; {COMES_BACK}",
                                  field="device_id")
         if held is not None and (held.name, held.address) == (name, address):
             return None, held
@@ -292,8 +299,9 @@ class Devices:
         self._refuse_own_removal()  # stored right after: the record reaches no other device
         member = self.members().get(device_id)
         if member is None:  # a peer's removal stored right after: the record counts for nothing
-            by = getattr(self.removed().get(device_id), "by", "a member")
-            raise RemovalIsFinal(f"was removed by {by} as this add was written; {COMES_BACK}",
+            by = getattr(self.removed().get(device_id), "by", None)
+            raise RemovalIsFinal(f"was removed by {self.who(by) if by else 'a member'} as this "
+                                 f"add was written; {COMES_BACK}",
                                  field="device_id")
         return stored, member
 

@@ -30,8 +30,6 @@ from typing import Any
 
 import structlog
 
-from crdt.device import shown_name
-from crdt.membership import Member
 from node.config import Config
 from node.device import DeviceKey
 from node.devices import Devices
@@ -402,34 +400,33 @@ class Admission:
             return False, None
         return True, self._waited_on.pop(device_id)
 
-    def removal_refused(self, runner: Runner, refusal: Refusal,
-                        members: dict[str, Member] | None = None) -> str:
+    def removal_refused(self, runner: Runner, refusal: Refusal) -> str:
         """What a peer's refusal of this device as removed says, for people (and the
         log): the removal this device believes, if the peer is trusted (``trusted``) or
         repeats it; else what the peer claims, said to be not taken. An untrusted
         device's claim is never recorded: anyone with the cluster secret could make it.
-        The remover is named from ``members`` if given (``named``)."""
+        The remover is named as the records name it now (``named``)."""
         believed = self.own_removal()  # as told by a trusted peer, or as its record says
         detail = refusal.detail
         if believed is not None and (self.trusted(runner, refusal.by) or (
                 detail.get("by"), detail.get("at_ms")) == (believed["by"], believed["at_ms"])):
-            return removal_text(self.named(believed, members))
+            return removal_text(self.named(believed))
         claimed = {"by": str(detail.get("by")), "at_ms": detail.get("at_ms"),
                    "reason": str(detail.get("reason", ""))}
         return (f"refused by {refusal.by}: it says this device was "
-                f"{removal_text(self.named(claimed, members))}; it is no member this device "
+                f"{removal_text(self.named(claimed))}; it is no member this device "
                 "knows, so that is not taken as this device's removal")
 
-    def refusal(self, runner: Runner, members: dict[str, Member]) -> str | None:
-        """Why ``runner``'s peer refuses this device, for people (``Rows``, which passes
-        the ``members`` it read): a removal with its remover named as ``members`` name it
-        now, not as when it was told. A remover no record named then is named once one
-        does, as ``removed_text`` names it: ``clawsync status`` and the console leave out
-        a refusal that repeats that sentence, and would say the removal twice. Whether
-        the removal is believed stays as when it was told (a claim of a device not
-        trusted then is taken only when a peer trusted says it again)."""
+    def refusal(self, runner: Runner) -> str | None:
+        """Why ``runner``'s peer refuses this device, for people (``Rows``): a removal
+        with its remover named as the records name it now, not as when it was told. A
+        remover no record named then is named once one does, as ``removed_text`` names
+        it: ``clawsync status`` and the console leave out a refusal that repeats that
+        sentence, and would say the removal twice. Whether the removal is believed stays
+        as when it was told (a claim of a device not trusted then is taken only when a
+        peer trusted says it again)."""
         if runner.refused is not None and runner.removal is not None:
-            return self.removal_refused(runner, runner.removal, members)
+            return self.removal_refused(runner, runner.removal)
         return runner.refused
 
     def connected(self, url: str) -> None:
@@ -446,15 +443,11 @@ class Admission:
             return told
         return self.membership.own_removal()
 
-    def named(self, removal: dict[str, Any],
-              members: dict[str, Member] | None = None) -> dict[str, Any]:
-        """``removal`` with its remover named for people, if a record names it here (in
-        ``members``, read now if not given): the name as the tables show it
-        (``shown_name``), so that every reader of the sentence (the CLI, the console, the
-        API) tells a name typed ``\\u3164`` from one holding U+3164."""
-        if members is None:
-            members = self.membership.members() if self.membership is not None else {}
-        member = members.get(str(removal.get("by")))
-        if member is None:
-            return removal
-        return {**removal, "by": f"{shown_name(member.name)} ({removal['by']})"}
+    def named(self, removal: dict[str, Any]) -> dict[str, Any]:
+        """``removal`` with its remover named for people, if a record names it here
+        (``Devices.who``): the name as the tables show it (``shown_name``), so that every
+        reader of the sentence (the CLI, the console, the API) tells a name typed
+        ``\\u3164`` from one holding U+3164."""
+        by = str(removal.get("by"))
+        named = self.membership.who(by) if self.membership is not None else by
+        return removal if named == by else {**removal, "by": named}

@@ -141,7 +141,7 @@ class Rows:
             "link": runner.key, "url": runner.url, "direction": runner.direction,
             "node_id": machine["peer_node"],
             "device_id": device, "device_name": member.name if member else None,
-            "refused": self.admission.refusal(runner, members),
+            "refused": self.admission.refusal(runner),
             # A link is "up" once the peer's hello on it named it; until then it connects
             # (a redial's machine still names the node of its last link).
             "state": "refused" if runner.refused and runner.state != "up"

@@ -436,7 +436,7 @@ async def test_a_removal_told_again_is_not_warned_of_again_once_its_remover_is_n
         DEVICE_REMOVED, {"by": remover, "at_ms": 1_000, "reason": "lost"}, new_device_id()))
     with structlog.testing.capture_logs() as said:
         node.gossip.admission.refused_by_peer(runner, refused)
-        before = node.gossip.admission.refusal(runner, {})
+        before = node.gossip.admission.refusal(runner)
         await add_member(node, "laptop", device_id=remover)
         node.gossip.admission.refused_by_peer(runner, refused)
     assert runner.refused is not None and f"laptop ({remover})" in runner.refused

@@ -105,7 +105,11 @@ async def test_adding_and_removing_a_device(client: aiohttp.ClientSession,
     status, body = await call(client, "POST", "/v1/devices",
                               json={"device_id": PHONE, "name": "phone"})
     assert status == 409 and body["error"]["code"] == "device_removed"
-    # It says how that device comes back: a new key, made by its own node.
+    # It names the remover as `clawsync status` does, and says how that device comes
+    # back: a new key, made by its own node.
+    [this] = view["members"]
+    assert f"was removed by {this['name']} ({node.device.device_id}); " in \
+        body["error"]["message"]
     assert "new key" in body["error"]["message"] and "move device.key out of its data " \
         "folder" in body["error"]["message"] and node.astore.head == head
 

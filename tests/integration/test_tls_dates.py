@@ -22,6 +22,7 @@ from node.peers.tls_expiry import TLS_CA_LINES_MAX
 from node.peers.tls_pem import TLS_FILE_BYTES_MAX
 from tests.support.certs import (
     bundle,
+    expires,
     install,
     long_length_form,
     make_ca,
@@ -139,10 +140,6 @@ def expiry_samples(node: NodeProcess) -> dict[str, float]:
     families = {family.name: family for family in text_string_to_metric_families(text)}
     return {sample.labels["certificate"]: sample.value
             for sample in families["clawsync_tls_certificate_expiry_timestamp_seconds"].samples}
-
-
-def expires(pem: Path) -> float:
-    return x509.load_pem_x509_certificate(pem.read_bytes()).not_valid_after_utc.timestamp()
 
 
 def test_the_ca_and_an_intermediate_expiring_soon_are_warned_of(tmp_path: Path) -> None:

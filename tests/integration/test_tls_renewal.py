@@ -15,7 +15,7 @@ import pytest
 from cryptography import x509
 from prometheus_client.parser import text_string_to_metric_families
 
-from tests.support.certs import install, make_ca, make_cert, make_cert_expiring
+from tests.support.certs import expires, install, make_ca, make_cert, make_cert_expiring
 from tests.support.cluster import (
     Cluster,
     append,
@@ -86,10 +86,6 @@ def expiry_served(node: NodeProcess, ca: Path) -> float:
                 families["clawsync_tls_certificate_expiry_timestamp_seconds"].samples
                 if sample.labels["certificate"] == "served"]
     return sample.value
-
-
-def expires(pem: Path) -> float:
-    return x509.load_pem_x509_certificate(pem.read_bytes()).not_valid_after_utc.timestamp()
 
 
 def test_renewed_files_are_served_to_new_connections_without_a_restart(tmp_path: Path) -> None:

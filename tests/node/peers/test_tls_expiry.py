@@ -8,32 +8,19 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from pathlib import Path
 
-from cryptography import x509
-from prometheus_client import CollectorRegistry
 from structlog.testing import capture_logs
 
 from node.config import Config
-from node.peers.tls_expiry import TlsCollector
 from node.peers.tls_renewal import TlsFiles, look
 from tests.support.certs import (
     bundle,
+    expires,
+    expiry_gauge,
     install,
     make_ca_expiring,
     make_cert_expiring,
     sign_again,
 )
-
-
-def samples(files: TlsFiles) -> dict[str, float]:
-    """The node's ``clawsync_tls_certificate_expiry_timestamp_seconds``, by certificate."""
-    registry = CollectorRegistry()
-    registry.register(TlsCollector(lambda: files.dates))
-    [family] = registry.collect()
-    return {sample.labels["certificate"]: sample.value for sample in family.samples}
-
-
-def expires(pem: Path) -> float:
-    return x509.load_pem_x509_certificate(pem.read_bytes()).not_valid_after_utc.timestamp()
 
 
 async def test_a_renewal_with_a_copy_of_its_intermediate_not_valid_yet_is_taken(
@@ -57,8 +44,8 @@ async def test_a_renewal_with_a_copy_of_its_intermediate_not_valid_yet_is_taken(
     with capture_logs() as logs:
         assert await look(files, lambda contexts: None) is not None
     assert "tls files reloaded" in [line["event"] for line in logs], logs
-    assert samples(files) == {"served": expires(second[0]), "intermediate": expires(middle[0]),
-                              "ca": expires(root[0])}
+    assert expiry_gauge(files) == {"served": expires(second[0]),
+                                   "intermediate": expires(middle[0]), "ca": expires(root[0])}
 
 
 def test_the_ca_is_the_copy_valid_now_not_one_lasting_longer_not_valid_yet(
@@ -71,7 +58,7 @@ def test_the_ca_is_the_copy_valid_now_not_one_lasting_longer_not_valid_yet(
     leaf = make_cert_expiring(tmp_path, "leaf", ca, days=90)
     cas = bundle(tmp_path / "cas.pem", again, ca[0])
     files = TlsFiles(Config(tls_cert=leaf[0], tls_key=leaf[1], tls_ca=cas))
-    assert samples(files) == {"served": expires(leaf[0]), "ca": expires(ca[0])}
+    assert expiry_gauge(files) == {"served": expires(leaf[0]), "ca": expires(ca[0])}
     with capture_logs() as logs:
         files.warn_of_expiry(datetime.now(UTC))
     assert [(line["event"], line["certificate"]) for line in logs] == [

@@ -15,18 +15,20 @@ from pathlib import Path
 from typing import Any
 
 from cryptography import x509
-from prometheus_client import CollectorRegistry
 from structlog.testing import capture_logs
 
 from node.config import Config
-from node.peers.tls_expiry import TLS_EXPIRY_WARN_DAYS, TlsCollector
+from node.peers.tls_expiry import TLS_EXPIRY_WARN_DAYS
 from node.peers.tls_renewal import Contexts, TlsFiles, look, watch
 from tests.support.certs import (
+    expires,
+    expiry_gauge,
     install,
     long_length_form,
     make_ca,
     make_cert,
     make_cert_expiring,
+    settled_at_once,
     trusted_form,
 )
 from tests.support.waits import DEADLINE_S
@@ -40,13 +42,6 @@ def of_files(logs: list[dict[str, Any]]) -> list[str]:
     """The lines about the files (the test certificates, of two days, are warned of as
     expiring soon too: ``test_a_certificate_expiring_soon_is_warned_of_once``)."""
     return [line["event"] for line in logs if line["event"].startswith("tls files")]
-
-
-def settled_at_once(config: Config) -> Config:
-    """``config`` whose files that cannot be used are warned of at the first look (the
-    settle of no time a config refuses: ``tls files settling``, then the warning)."""
-    return dataclasses.replace(config, limits=dataclasses.replace(
-        config.limits, tls_files_settle_s=0.0))
 
 
 async def look_at(files: TlsFiles) -> Contexts | None:
@@ -256,15 +251,7 @@ async def test_a_certificate_expiring_soon_is_warned_of_once(tmp_path: Path) -> 
     install(key_later, config.tls_key)
     install(later, config.tls_cert)
     files = TlsFiles(config)
-    registry = CollectorRegistry()
-    registry.register(TlsCollector(lambda: files.dates))
-
-    def gauge() -> float | None:
-        return registry.get_sample_value("clawsync_tls_certificate_expiry_timestamp_seconds",
-                                         {"certificate": "served"})
-
-    expires = x509.load_pem_x509_certificate(later.read_bytes()).not_valid_after_utc
-    assert gauge() == expires.timestamp()
+    assert expiry_gauge(files)["served"] == expires(later)
     now = datetime.now(UTC)
     with capture_logs() as logs:
         assert await look_at(files) is None
@@ -277,7 +264,8 @@ async def test_a_certificate_expiring_soon_is_warned_of_once(tmp_path: Path) -> 
     [warned] = [line for line in logs if line["event"] == "tls certificate expires soon"]
     assert len(logs) == 1
     assert warned["log_level"] == "warning" and warned["path"] == str(config.tls_cert)
-    assert warned["certificate_expires"] == expires.isoformat()
+    assert warned["certificate_expires"] == datetime.fromtimestamp(expires(later),
+                                                                   UTC).isoformat()
     assert warned["warn_days"] == TLS_EXPIRY_WARN_DAYS and warned["days_left"] < 14
 
     soon, key = make_cert_expiring(tmp_path, "soon", ca, days=3)  # a renewal gone wrong
@@ -289,8 +277,7 @@ async def test_a_certificate_expiring_soon_is_warned_of_once(tmp_path: Path) -> 
     assert [line["event"] for line in logs] == ["tls files reloaded",
                                                 "tls certificate expires soon"]
     assert 2.9 < logs[1]["days_left"] <= 3
-    expires = x509.load_pem_x509_certificate(soon.read_bytes()).not_valid_after_utc
-    assert gauge() == expires.timestamp()
+    assert expiry_gauge(files)["served"] == expires(soon)
     body = [line for line in key.read_text().splitlines() if not line.startswith("-----")]
     assert not any(part in str(logs) for part in body)
 
@@ -309,9 +296,7 @@ async def test_a_certificate_expiring_soon_is_warned_of_once(tmp_path: Path) -> 
         assert await look_at(files) is not None
     assert [line["event"] for line in logs] == ["tls files reloaded",
                                                 "tls certificate expires soon"]
-    registry = CollectorRegistry()  # without a certificate (plain HTTP): no series
-    registry.register(TlsCollector(lambda: TlsFiles(Config()).dates))
-    assert gauge() is None
+    assert expiry_gauge(TlsFiles(Config())) == {}  # no certificate (plain HTTP): no series
 
 
 async def test_a_renewal_half_written_is_given_time_to_settle(tmp_path: Path) -> None:
@@ -465,3 +450,4 @@ async def test_a_certificate_whose_expiry_cannot_be_read_is_warned_of_once(tmp_p
     with capture_logs() as logs:  # no certificate (plain HTTP): nothing to say
         TlsFiles(Config()).warn_of_expiry(datetime.now(UTC))
     assert logs == []
+

@@ -162,7 +162,9 @@ def _block(index: int, label: bytes, body: bytes, text: bytes) -> Block:
         cert = x509.load_der_x509_certificate(der)
         dates = Served(cert.serial_number, cert.not_valid_before_utc,
                        cert.not_valid_after_utc)
-    except ValueError:  # binascii.Error is one: not base64, not DER, not a certificate
+    # binascii.Error is a ValueError: not base64, not DER, not a certificate. A version
+    # field other than v1 to v3 is InvalidVersion, which is not: OpenSSL loads it.
+    except (ValueError, x509.InvalidVersion):
         return Block(index, digest, None)
     return Block(index, digest, dates, cert)
 

@@ -177,6 +177,18 @@ def sign_again(folder: Path, name: str, subject: tuple[Path, Path],
     return folder / f"{name}.pem"
 
 
+def unknown_version_form(pem: Path, target: Path) -> Path:
+    """``pem`` with its version field v4, which no X.509 version is: OpenSSL loads it,
+    the ``cryptography`` library refuses it (``InvalidVersion``). At ``target``."""
+    der = bytearray(x509.load_pem_x509_certificate(pem.read_bytes()).public_bytes(
+        serialization.Encoding.DER))
+    at = der.find(b"\xa0\x03\x02\x01\x02")  # [0] EXPLICIT INTEGER 2: v3
+    der[at + 4] = 3
+    body = base64.encodebytes(bytes(der)).decode()
+    target.write_text(f"-----BEGIN CERTIFICATE-----\n{body}-----END CERTIFICATE-----\n")
+    return target
+
+
 def expires(pem: Path) -> float:
     """The certificate ``pem``'s notAfter, in Unix seconds (as the gauge gives it)."""
     return x509.load_pem_x509_certificate(pem.read_bytes()).not_valid_after_utc.timestamp()

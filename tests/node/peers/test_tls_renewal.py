@@ -21,6 +21,7 @@ from node.config import Config
 from node.peers.tls_expiry import TLS_EXPIRY_WARN_DAYS
 from node.peers.tls_renewal import Contexts, TlsFiles, look, watch
 from tests.support.certs import (
+    bundle,
     expires,
     expiry_gauge,
     install,
@@ -30,6 +31,7 @@ from tests.support.certs import (
     make_cert_expiring,
     settled_at_once,
     trusted_form,
+    unknown_version_form,
 )
 from tests.support.waits import DEADLINE_S
 
@@ -451,3 +453,20 @@ async def test_a_certificate_whose_expiry_cannot_be_read_is_warned_of_once(tmp_p
         TlsFiles(Config()).warn_of_expiry(datetime.now(UTC))
     assert logs == []
 
+
+def test_a_ca_bundle_openssl_loads_with_a_block_of_unknown_version_starts(
+        tmp_path: Path) -> None:
+    """``--tls-ca`` holds a CA whose version field is none of X.509's (OpenSSL loads it,
+    ``cryptography`` refuses it with an error of its own), then the CA of the chain: the
+    files are used, that block is of unknown dates, the CA after it is the ``ca``."""
+    ca, other = make_ca(tmp_path, "ca"), make_ca(tmp_path, "other")
+    cert, key = make_cert(tmp_path, "leaf", ca)
+    cas = bundle(tmp_path / "cas.pem", unknown_version_form(other[0], tmp_path / "v4.pem"),
+                 ca[0])
+    files = TlsFiles(Config(tls_cert=cert, tls_key=key, tls_ca=cas))
+    assert expiry_gauge(files) == {"served": expires(cert), "ca": expires(ca[0])}
+    with capture_logs() as logs:
+        files.warn_of_expiry(datetime.now(UTC))
+    unknown = [(line["certificate"], line["index"]) for line in logs
+               if line["event"] == "tls certificate expiry unknown"]
+    assert unknown == [("other_ca", 0)], logs

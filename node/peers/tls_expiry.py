@@ -154,10 +154,10 @@ class Chain:
 
     def each(self) -> Iterator[tuple[str, Path, Block]]:
         """Each certificate block watched, with its kind ("served"; "intermediate", on
-        the chain, or unread; "unused", a block of ``--tls-cert`` off it; "ca", the CA
-        of ``--tls-ca`` that issued the chain; "other_ca", any other block of
-        ``--tls-ca``) and its file's path. The one place a certificate's kind is
-        named."""
+        the chain, or unread; "unused", a block of ``--tls-cert`` off it, or one OpenSSL
+        skips; "ca", the CA of ``--tls-ca`` that issued the chain; "other_ca", any other
+        block of ``--tls-ca``) and its file's path. The one place a certificate's kind
+        is named."""
         watched = self.watched
         if watched.cert_path is not None and watched.cert is not None:
             for block in watched.cert.blocks:
@@ -165,6 +165,8 @@ class Chain:
                 kind = "intermediate" if block in self.on or block.parsed is None \
                     else "unused"
                 yield ("served" if block.index == 0 else kind), watched.cert_path, block
+            for block in watched.cert.skipped:  # a trusted form OpenSSL does not send
+                yield "unused", watched.cert_path, block
         if watched.ca_path is not None and watched.ca is not None:
             for block in watched.ca.blocks:
                 yield ("ca" if block == self.ca else "other_ca"), watched.ca_path, block

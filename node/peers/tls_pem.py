@@ -1,9 +1,10 @@
 """The certificate files of ``--tls-cert`` and ``--tls-ca`` read for their dates
 (``node.peers.tls_expiry`` watches them): block by block, line by line, as OpenSSL reads
 them (``pem_blocks``), up to ``TLS_FILE_BYTES_MAX``; a ``BEGIN TRUSTED CERTIFICATE`` of
-``openssl x509 -trustout`` by the certificate it begins with. Each block is parsed alone,
-so that one whose dates cannot be read (malformed, or a form OpenSSL takes and the
-``cryptography`` library refuses) keeps its place and moves no other.
+``openssl x509 -trustout`` by the certificate it begins with, where OpenSSL reads one
+(``Labels``: any block of ``--tls-ca``, only the first of ``--tls-cert``). Each block is
+parsed alone, so that one whose dates cannot be read (malformed, or a form OpenSSL takes
+and the ``cryptography`` library refuses) keeps its place and moves no other.
 """
 
 from __future__ import annotations
@@ -62,6 +63,26 @@ class Served:
 #: ``TRUSTED CERTIFICATE`` of ``openssl x509 -trustout`` too, a certificate followed by
 #: trust settings, whose dates are read from the certificate.
 CERTIFICATE_LABELS = (b"CERTIFICATE", b"X509 CERTIFICATE", b"TRUSTED CERTIFICATE")
+#: The PEM labels of ``PEM_read_bio_X509``, which skips a ``TRUSTED CERTIFICATE``.
+PLAIN_LABELS = (b"CERTIFICATE", b"X509 CERTIFICATE")
+
+
+@dataclass(frozen=True, slots=True)
+class Labels:
+    """The PEM labels OpenSSL reads the certificate blocks of one kind of file with: the
+    first block, and those after it."""
+
+    first: tuple[bytes, ...]
+    rest: tuple[bytes, ...]
+
+
+#: ``--tls-cert`` (``SSL_CTX_use_certificate_chain_file``): the certificate served with
+#: ``PEM_read_bio_X509_AUX``, its chain with ``PEM_read_bio_X509``, so a trusted form
+#: after the first block is skipped: never sent to peers.
+CHAIN_FILE = Labels(CERTIFICATE_LABELS, PLAIN_LABELS)
+#: ``--tls-ca`` (``load_verify_locations``, ``PEM_X509_INFO_read_bio``): every block,
+#: trusted forms too.
+CA_FILE = Labels(CERTIFICATE_LABELS, CERTIFICATE_LABELS)
 _BEGIN = re.compile(rb"-----BEGIN ([A-Z0-9 ]+)-----")
 #: What OpenSSL strips from the end of each line of a PEM file (CR of a CRLF among it).
 _TRAILING = bytes(range(0x21))
@@ -93,6 +114,9 @@ class Read:
     digest: bytes
     #: Over ``TLS_FILE_BYTES_MAX``: not read for its dates.
     too_large: bool = False
+    #: Certificate blocks OpenSSL skips in this kind of file (``Labels``), with their
+    #: places among all: no part of what it loads.
+    skipped: tuple[Block, ...] = ()
 
     @property
     def certificates(self) -> tuple[Served, ...]:
@@ -101,13 +125,14 @@ class Read:
 
 
 
-def read_file(path: Path | None) -> Read | None:
+def read_file(path: Path | None, labels: Labels) -> Read | None:
     """The certificate blocks ``path`` holds (None without a path, or if it cannot be
     read: OpenSSL will say why), each parsed alone: one whose dates cannot be read
-    (malformed) leaves the others, and their places, as they are. A file
-    over ``TLS_FILE_BYTES_MAX`` is not read for its dates (``Read.too_large``).
+    (malformed) leaves the others, and their places, as they are. Those OpenSSL reads
+    with ``labels`` are its blocks, the others ``Read.skipped``. A file over
+    ``TLS_FILE_BYTES_MAX`` is not read for its dates (``Read.too_large``).
 
-    >>> read_file(Path("/nonexistent/tls.pem")) is None
+    >>> read_file(Path("/nonexistent/tls.pem"), CA_FILE) is None
     True
     """
     if path is None:
@@ -120,8 +145,13 @@ def read_file(path: Path | None) -> Read | None:
     digest = hashlib.sha256(content).digest()
     if len(content) > TLS_FILE_BYTES_MAX:
         return Read((), digest, too_large=True)
-    blocks = [found for found in pem_blocks(content) if found[0] in CERTIFICATE_LABELS]
-    return Read(tuple(_block(index, *found) for index, found in enumerate(blocks)), digest)
+    read: list[Block] = []
+    skipped: list[Block] = []
+    found = (block for block in pem_blocks(content) if block[0] in CERTIFICATE_LABELS)
+    for index, (label, body, text) in enumerate(found):
+        taken = label in (labels.rest if read else labels.first)
+        (read if taken else skipped).append(_block(index, label, body, text))
+    return Read(tuple(read), digest, skipped=tuple(skipped))
 
 
 def pem_blocks(content: bytes) -> Iterator[tuple[bytes, bytes, bytes]]:

@@ -53,7 +53,7 @@ import structlog
 from node.config import Config
 from node.peers.api import TlsFileError, client_tls, server_tls
 from node.peers.tls_expiry import ExpiryWarnings, Watched
-from node.peers.tls_pem import Served, read_file
+from node.peers.tls_pem import CA_FILE, CHAIN_FILE, Served, read_file
 
 log = structlog.get_logger(__name__)
 
@@ -96,8 +96,8 @@ def load(config: Config) -> tuple[Contexts, Watched]:
     dates); ``TlsFileError`` naming a file that cannot be used."""
     # Read before the contexts: a certificate renewed meanwhile is stamped anew and read
     # again next look, so the serial logged is never older than the one in use.
-    dates = Watched(config.tls_cert, read_file(config.tls_cert), config.tls_ca,
-                    read_file(config.tls_ca))
+    dates = Watched(config.tls_cert, read_file(config.tls_cert, CHAIN_FILE), config.tls_ca,
+                    read_file(config.tls_ca, CA_FILE))
     return Contexts(server_tls(config), client_tls(config)), dates
 
 

@@ -1,7 +1,8 @@
 """The chain the node's certificate dates are judged on (``node.peers.tls_expiry``): of
 several copies of one issuer (same name and key) in ``--tls-cert`` or ``--tls-ca``, the
 one peers take, as OpenSSL does: the first valid now, not one lasting longer that is not
-valid yet."""
+valid yet. A block of ``--tls-cert`` OpenSSL skips (a trusted form after the first) is
+no copy of it."""
 
 from __future__ import annotations
 
@@ -19,8 +20,25 @@ from tests.support.certs import (
     install,
     make_ca_expiring,
     make_cert_expiring,
+    settled_at_once,
     sign_again,
+    trusted_form,
 )
+
+
+def renewal_files(tmp_path: Path, root: tuple[Path, Path], middle: tuple[Path, Path],
+                  ) -> tuple[TlsFiles, Path, Path]:
+    """Files in use (a leaf ``middle`` signs and ``middle``, ``--tls-ca`` ``root``), a
+    renewal that cannot be used warned of at once; and the paths of the certificate and
+    key, for a renewal."""
+    first = make_cert_expiring(tmp_path, "first", middle, days=90)
+    live = tmp_path / "live"
+    live.mkdir()
+    cert, key = live / "cert.pem", live / "key.pem"
+    install(bundle(tmp_path / "chain1.pem", first[0], middle[0]), cert)
+    install(first[1], key)
+    config = settled_at_once(Config(tls_cert=cert, tls_key=key, tls_ca=root[0]))
+    return TlsFiles(config), cert, key
 
 
 async def test_a_renewal_with_a_copy_of_its_intermediate_not_valid_yet_is_taken(
@@ -30,15 +48,9 @@ async def test_a_renewal_with_a_copy_of_its_intermediate_not_valid_yet_is_taken(
     with the one valid now, so the renewal is taken, and that one is sampled."""
     root = make_ca_expiring(tmp_path, "root", days=3000)
     middle = make_ca_expiring(tmp_path, "middle", days=200, signer=root)
+    files, cert, key = renewal_files(tmp_path, root, middle)
     later = sign_again(tmp_path, "middle-later", middle, root, days=2000, begins_days=2.0)
-    first, second = (make_cert_expiring(tmp_path, name, middle, days=90)
-                     for name in ("first", "second"))
-    live = tmp_path / "live"
-    live.mkdir()
-    cert, key = live / "cert.pem", live / "key.pem"
-    install(bundle(tmp_path / "chain1.pem", first[0], middle[0]), cert)
-    install(first[1], key)
-    files = TlsFiles(Config(tls_cert=cert, tls_key=key, tls_ca=root[0]))
+    second = make_cert_expiring(tmp_path, "second", middle, days=90)
     install(second[1], key)
     install(bundle(tmp_path / "chain2.pem", second[0], later, middle[0]), cert)
     with capture_logs() as logs:
@@ -64,3 +76,34 @@ def test_the_ca_is_the_copy_valid_now_not_one_lasting_longer_not_valid_yet(
     assert [(line["event"], line["certificate"]) for line in logs] == [
         ("tls certificate not valid yet", "other_ca"),
         ("tls certificate expires soon", "ca")], logs
+
+
+async def test_a_trusted_form_after_the_first_block_is_skipped_as_openssl_does(
+        tmp_path: Path) -> None:
+    """OpenSSL reads the blocks of ``--tls-cert`` after the first with
+    ``PEM_read_bio_X509``, which skips a ``TRUSTED CERTIFICATE``: of a renewal holding
+    the intermediate in trusted form, valid, then a copy of it expired, peers get the
+    expired one, so the renewal is refused, naming that block by its place in the
+    file."""
+    root = make_ca_expiring(tmp_path, "root", days=3000)
+    middle = make_ca_expiring(tmp_path, "middle", days=200, signer=root)
+    files, cert, key = renewal_files(tmp_path, root, middle)
+    old = sign_again(tmp_path, "middle-old", middle, root, days=-1, begins_days=-30)
+    second = make_cert_expiring(tmp_path, "second", middle, days=90)
+    install(second[1], key)
+    install(bundle(tmp_path / "chain2.pem", second[0],
+                   trusted_form(middle[0], tmp_path / "trusted-middle.pem"), old), cert)
+    with capture_logs() as logs:
+        assert await look(files, lambda contexts: None) is None
+    [refused] = [line for line in logs if line["event"] == "tls files not reloaded"]
+    assert refused["error"].startswith(f"cannot use --tls-cert {cert}: intermediate 2 of "
+                                       "the file: the certificate expired at"), refused
+    install(bundle(tmp_path / "chain3.pem", second[0],
+                   trusted_form(middle[0], tmp_path / "trusted-middle.pem")), cert)
+    with capture_logs() as logs:  # the trusted form alone: peers get no intermediate
+        assert await look(files, lambda contexts: None) is not None
+        files.warn_of_expiry(datetime.now(UTC))
+    assert expiry_gauge(files) == {"served": expires(second[0])}
+    assert [(line["event"], line.get("index")) for line in logs] == [
+        ("tls files reloaded", None), ("tls certificate not on the chain", 1),
+        ("tls certificate issuer not found", None)], logs

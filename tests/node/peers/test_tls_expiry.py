@@ -1,8 +1,8 @@
 """The chain the node's certificate dates are judged on (``node.peers.tls_expiry``): of
 several copies of one issuer (same name and key) in ``--tls-cert`` or ``--tls-ca``, the
 one peers take, as OpenSSL does: the first valid now, not one lasting longer that is not
-valid yet. A block of ``--tls-cert`` OpenSSL skips (a trusted form after the first) is
-no copy of it."""
+valid yet; of copies none valid now, the one lasting longest. A block of
+``--tls-cert`` OpenSSL skips (a trusted form after the first) is no copy of it."""
 
 from __future__ import annotations
 
@@ -76,6 +76,26 @@ def test_the_ca_is_the_copy_valid_now_not_one_lasting_longer_not_valid_yet(
     assert [(line["event"], line["certificate"]) for line in logs] == [
         ("tls certificate not valid yet", "other_ca"),
         ("tls certificate expires soon", "ca")], logs
+
+
+async def test_of_copies_none_valid_now_the_one_lasting_longest_is_judged(
+        tmp_path: Path) -> None:
+    """The renewed fullchain holds two copies of its intermediate, both expired, the one
+    lasting longer second: peers take that one, so the refusal names its date."""
+    root = make_ca_expiring(tmp_path, "root", days=3000)
+    middle = make_ca_expiring(tmp_path, "middle", days=200, signer=root)
+    files, cert, key = renewal_files(tmp_path, root, middle)
+    older = sign_again(tmp_path, "middle-older", middle, root, days=-20, begins_days=-300)
+    newer = sign_again(tmp_path, "middle-newer", middle, root, days=-2, begins_days=-300)
+    second = make_cert_expiring(tmp_path, "second", middle, days=90)
+    install(second[1], key)
+    install(bundle(tmp_path / "chain2.pem", second[0], older, newer), cert)
+    with capture_logs() as logs:
+        assert await look(files, lambda contexts: None) is None
+    [refused] = [line for line in logs if line["event"] == "tls files not reloaded"]
+    newer_expires = datetime.fromtimestamp(expires(newer), UTC).isoformat()
+    assert refused["error"] == (f"cannot use --tls-cert {cert}: intermediate 2 of the "
+                                f"file: the certificate expired at {newer_expires}")
 
 
 async def test_a_trusted_form_after_the_first_block_is_skipped_as_openssl_does(

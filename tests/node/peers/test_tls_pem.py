@@ -1,9 +1,12 @@
 """The certificate files read for their dates (``node.peers.tls_pem.read_file``): the
 blocks OpenSSL reads, no others, whatever the line ends and the text around them, and a
-trusted form only where OpenSSL reads one; a block never ended read to its end once."""
+trusted form only where OpenSSL reads one; a block never ended read to its end once; a
+trusted form's certificate cut by its length, a length that cannot be read giving a
+block of unknown dates."""
 
 from __future__ import annotations
 
+import base64
 from pathlib import Path
 
 import pytest
@@ -66,3 +69,37 @@ def test_a_trusted_form_is_read_first_in_a_chain_file_and_anywhere_in_a_ca_file(
     serials = [cert.serial for cert in cas.certificates]
     assert [cert.serial for cert in chain.certificates] == [serials[0], serials[2]]
 
+
+#: Headers of a trusted form whose outer length cannot be read, or cuts no certificate:
+#: each put before the rest of the form (a certificate of 256 to 65535 bytes, then trust
+#: settings).
+HOSTILE = {
+    "truncated": lambda form: form[:1],
+    "length cut short": lambda form: form[:3],
+    "indefinite length": lambda form: b"\x30\x80" + form[4:],
+    "four length bytes, all ones": lambda form: b"\x30\x84\xff\xff\xff\xff" + form[4:],
+    "more than four length bytes": lambda form: b"\x30\x89" + bytes(7) + form[2:],
+    "long form not minimal": lambda form: b"\x30\x83\x00" + form[2:],
+    "length inside the certificate": lambda form: b"\x30\x82\x00\x10" + form[4:],
+    "not a SEQUENCE": lambda form: b"\x31" + form[1:],
+}
+
+
+@pytest.mark.parametrize("case", HOSTILE)
+def test_a_trusted_form_whose_length_cannot_be_read_is_of_unknown_dates(
+        tmp_path: Path, case: str) -> None:
+    """The outer length of a trusted form is read by hand (to cut the certificate from
+    the trust settings): whatever it holds, the block is one of unknown dates, in its
+    place, never an error, never another certificate."""
+    ca = make_ca(tmp_path, "ca")[0]
+    trusted = trusted_form(ca, tmp_path / "trusted.pem").read_text()
+    form = base64.b64decode("".join(trusted.splitlines()[1:-1]))
+    assert form[:2] == b"\x30\x82" and len(form) > 4 + int.from_bytes(form[2:4], "big")
+    body = base64.encodebytes(HOSTILE[case](form)).decode()
+    path = tmp_path / "hostile.pem"
+    path.write_text(f"-----BEGIN TRUSTED CERTIFICATE-----\n{body}"
+                    f"-----END TRUSTED CERTIFICATE-----\n{trusted}")
+    read = read_file(path, CA_FILE)
+    assert read is not None
+    assert [(block.index, block.cert is None) for block in read.blocks] == [
+        (0, True), (1, False)]

@@ -9,7 +9,8 @@ CA that issued the chain (peers that share the CA verify the node with it), and 
 refuses its peers once their CA has: each has a line of its own (``certificate``:
 "served", "intermediate", "ca" for the CA that issued the chain, "other_ca" for the other
 blocks of ``--tls-ca``). Of several copies of one issuer (same name and key) in either
-file, the one peers take: the first valid now, else the one lasting longest.
+file, the one peers take: the first valid now, else the one lasting longest (of several
+valid now in ``--tls-ca``, OpenSSL's store may put another first: ``peers_choice``).
 
 From ``TLS_EXPIRY_WARN_DAYS`` before a certificate expires a warning names its file and
 date, once per certificate, at start or at the first look that finds it so; once expired

@@ -294,12 +294,13 @@ class SessionKeys:
         self.unsaved = True
         return True
 
-    def forget_marks(self, held: Collection[str]) -> None:
-        """Forget the marks of the sessions whose file is not among ``held`` (session ids
-        of the files an agent's folder holds): a mark is of use till its key is learnt,
-        which a file gone will not have. So is what was forgotten of them for room: a
-        file gone is named by no index, nor read, to learn again; one of that name that
-        comes back is a session learnt anew."""
+    def forget_gone(self, held: Collection[str]) -> None:
+        """Forget what is kept of the sessions whose file the folder no longer holds (not
+        among ``held``, session ids): their marks (a mark is of use only till its key is
+        learnt, and a file gone will not be named to learn it), and which sessions were
+        forgotten for room, keyed or not (kept so that an index naming more than fit does
+        not learn them again at every read; a file gone is neither named nor read, and
+        one that comes back under that name is a session learnt anew)."""
         self._forgotten = {session_id: key for session_id, key in self._forgotten.items()
                            if session_id in held}
         gone = [session_id for session_id, kept in self._keys.items()
@@ -417,8 +418,8 @@ def keyed(items: list[Item], keys: SessionKeys, named: Mapping[str, str] | None 
     new, unless it is the same file (``identities``: session id -> device, inode and
     first record of each file read that got shorter, or that the keys may remember:
     ``jsonl``), only cut: what was stored of it stays so; a
-    session whose file the folder no longer holds (not among ``held``, if known) is no
-    longer marked. Whatever was learnt (``keys.unsaved``) is to be saved before
+    session whose file the folder no longer holds (not among ``held``, if known) is
+    forgotten (``forget_gone``). Whatever was learnt (``keys.unsaved``) is to be saved before
     the records' events are stored, so that a cursor never passes a record whose key is
     not remembered."""
     identities = identities or {}
@@ -427,7 +428,7 @@ def keyed(items: list[Item], keys: SessionKeys, named: Mapping[str, str] | None 
     for session_id in restarted:
         keys.restart(session_id)
     if held is not None:
-        keys.forget_marks(held)
+        keys.forget_gone(held)
     # A file read again from its start: its records stored up to 0 of this file.
     stored_to = {session_id: 0 if session_id in restarted else byte
                  for session_id, byte in (read_to or {}).items()}

@@ -242,7 +242,7 @@ def test_the_file_of_a_session_forgotten_is_forgotten_with_it() -> None:
         keys.mark(f"m{n}", 10)
         keys.file_is(f"m{n}", FileIdentity(5, 77, "0011aaff"))
     assert filed(keys, "m0") and filed(keys, "m1")
-    keys.forget_marks({f"m{n}" for n in range(1, MARKS_MAX + 1)})  # m0's file gone
+    keys.forget_gone({f"m{n}" for n in range(1, MARKS_MAX + 1)})  # m0's file gone
     assert not filed(keys, "m0") and filed(keys, "m1")
     keys.mark("m0", 10)  # a file of that name again: read under its id anew
     keys.saved()  # MARKS_MAX marks, the last ones: m1 forgotten for room
@@ -259,10 +259,25 @@ def test_a_session_forgotten_for_room_is_forgotten_whole_once_its_file_is_gone()
         keys.mark(f"m{n}", 10)
     keys.saved()
     held = {f"m{n}" for n in range(MARKS_MAX + 1)}
-    keys.forget_marks(held)
+    keys.forget_gone(held)
     assert not keys.mark("m0", 20)
-    keys.forget_marks(held - {"m0"})
+    keys.forget_gone(held - {"m0"})
     assert keys.mark("m0", 20) and keys.since("m0") == 20
+
+
+def test_a_key_forgotten_for_room_is_learnt_again_once_its_file_was_gone() -> None:
+    """A key forgotten for room is not learnt again while its file is there (each read
+    of an index naming more than fit would learn it and forget another); once its file
+    is gone, that is forgotten too, and a file of that name named again is learnt."""
+    keys = SessionKeys(None)
+    for n in range(SESSION_KEYS_MAX + 1):
+        keys.learn(f"k{n}", f"agent:main:k{n}")
+    keys.saved()  # k0 forgotten for room
+    held = {f"k{n}" for n in range(SESSION_KEYS_MAX + 1)}
+    keys.forget_gone(held)
+    assert not keys.learn("k0", "agent:main:k0")
+    keys.forget_gone(held - {"k0"})
+    assert keys.learn("k0", "agent:main:k0") and keys.key_of("k0") == "agent:main:k0"
 
 
 def test_marks_are_forgotten_before_keys_and_past_their_own_count() -> None:
@@ -346,7 +361,7 @@ def test_a_file_left_out_for_room_is_remembered_once_another_file_and_room_come(
     saved = check_cursor(keys.saved())
     assert len(saved) == CURSOR_ENTRIES_MAX and "10+2:m1" in saved
     assert not [entry for entry in saved if file_of(entry) is not None]
-    keys.forget_marks({"m0"})  # m1's file is gone: room for one file
+    keys.forget_gone({"m0"})  # m1's file is gone: room for one file
     assert keys.restart("m0") and keys.mark("m0", 0)
     keys.file_is("m0", FileIdentity(5, 9, "22ccdd44"))
     assert keys.same_file("m0", FileIdentity(5, 9, "22ccdd44"))
@@ -374,10 +389,10 @@ def test_marks_of_files_gone_are_forgotten() -> None:
     keys.learn("s2", "agent:main:b")
     keys.mark("s3", 10)
     keys.unsaved = False
-    keys.forget_marks({"s3"})
+    keys.forget_gone({"s3"})
     assert keys.unsaved and keys.saved() == {"2:s2:agent:main:b": 2, "10+2:s2": 2, "10+2:s3": 3}
     keys.unsaved = False
-    keys.forget_marks({"s3"})
+    keys.forget_gone({"s3"})
     assert not keys.unsaved
 
 

@@ -6,7 +6,6 @@ one that kept no mark of the sessions read under their id did."""
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import pytest
@@ -22,11 +21,16 @@ from node.openclaw.mapping import session_key_for
 from node.openclaw.session_keys import KEYS_SUFFIX, keys_name
 from node.openclaw.source import FileIdentity
 from node.openclaw.state import StateFolder, cursor_name
+from tests.node.openclaw.keyed import (
+    SESSION_A,
+    byte_entries,
+    bytes_read,
+    events_by_session,
+    lines,
+    records,
+)
 from tests.node.openclaw.waiting import KEY_A, A, B, one_pass
 from tests.support.openclaw import replaced_anew, turn_records, write_jsonl
-
-#: OpenClaw's session of KEY_A, as the node holds it.
-SESSION_A = session_key_for("main", KEY_A)
 
 
 class FailingKeysSink(EmbeddedSink):
@@ -64,21 +68,6 @@ class KeylessSink(EmbeddedSink):
     async def save_cursor(self, name: str, cursor: dict[str, int]) -> None:
         if not name.endswith(KEYS_SUFFIX):
             await super().save_cursor(name, cursor)
-
-
-def records(session_id: str, count: int = 2) -> list[dict[str, object]]:
-    return turn_records(session_id, [1_700_000_000_000 + n * 1000 for n in range(count)])
-
-
-def lines(written: list[dict[str, object]]) -> bytes:
-    return b"".join(json.dumps(record).encode() + b"\n" for record in written)
-
-
-def byte_entries(store: EventStore, name: str) -> dict[str, int] | None:
-    """The keys saved under ``name``, without the entries naming the file of a byte."""
-    saved = read_cursor(store, name)
-    return None if saved is None else {entry: order for entry, order in saved.items()
-                                       if file_of(entry) is None}
 
 
 def sessions(store: EventStore) -> list[str]:
@@ -193,13 +182,6 @@ def test_a_file_read_under_its_id_unmarked_goes_whole_under_its_key(tmp_path: Pa
         assert sessions(store) == sorted([session_key_for("main", A), SESSION_A])
 
 
-def events_by_session(store: EventStore) -> dict[str, int]:
-    counts: dict[str, int] = {}
-    for stored in store.events_after(0, 10_000):
-        counts[stored.event.session_key] = counts.get(stored.event.session_key, 0) + 1
-    return counts
-
-
 def test_a_cursor_reset_before_the_index_named_a_file_stores_nothing_twice(
         tmp_path: Path) -> None:
     """Read under its id, then its cursor entry dropped (the cursor reset) before the
@@ -284,12 +266,6 @@ def test_an_unnamed_file_replaced_by_a_shorter_one_is_marked_from_its_own_start(
         assert after.get(SESSION_A, 0) > 0
         assert set(byte_entries(store, name) or {}) == {
             entry_of(A, KEY_A), entry_of(A, None, len(lines(replaced[:1])))}
-
-
-def bytes_read() -> int:
-    """What this thread read so far, of any file (Linux's count of its reads' bytes)."""
-    counts = Path("/proc/thread-self/io").read_text().split()
-    return int(counts[counts.index("rchar:") + 1])
 
 
 def test_a_pass_over_unchanged_files_reads_no_first_line(tmp_path: Path) -> None:

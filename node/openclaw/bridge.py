@@ -185,7 +185,7 @@ class Bridge:
         # it; a JSONL file (read on a budget of its own) only once it changed.
         keys = self._keys[name]
         if isinstance(source, AgentSessions):
-            read = list(source.read(cursor, waits, keys.wants_first))
+            read = list(source.read(cursor, waits, keys))
             items = keyed(read, keys, source.named, source.read_to(cursor),
                           source.restarted, source.held, source.identities)
         else:

@@ -8,10 +8,12 @@ byte offset read up to.
 A last line without its newline is being written: it is left for the next pass. A file
 shorter than its offset was replaced or cut: it is read again from the start (the events
 it maps to are recognised, so nothing is stored twice); its device, inode and first
-record (``first_record``) tell the keys which (``session_keys``). A file's first line
-is read only to tell that, or to be remembered: when the file got shorter, when records
-are read of it under its session id (they may mark it), or when the keys ask for it
-(``SessionKeys.wants_first``); not every file of every pass. The file of a session
+record (``first_record``) tell the keys which (``session_keys``). So is one that grew
+but whose first record is not the one the keys remember of it: another file
+(``SessionKeys.another_file``). A file's first line is read only to tell that, or to be
+remembered: when the file got shorter, or when the keys ask for it
+(``SessionKeys.wants_first``: one they may mark, or whose byte they remember and that
+grew or moved); not every file of every pass. The file of a session
 whose next record waits (for the node's clock) is read again only once it changed
 (inode, size, modification or change time) or the index gives it another key; until
 then, what its last read found of it is given again. The entry of a session whose file
@@ -24,9 +26,9 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-from collections.abc import Callable, Collection, Iterator
+from collections.abc import Collection, Iterator
 from pathlib import Path
-from typing import BinaryIO
+from typing import BinaryIO, Protocol
 
 from node.openclaw.legacy_files import followed, js_trimmed, transcript_file
 from node.openclaw.source import (
@@ -45,12 +47,32 @@ BYTES_PER_READ = 8 * 1024 * 1024
 #: OpenClaw header is about 200; a first line longer than this is hashed up to here.
 FIRST_RECORD_BYTES = 4096
 
-#: Whether the first record of the file of a session (id, device, inode) is wanted.
-WantsFirst = Callable[[str, int, int], bool]
+
+class KeptFiles(Protocol):
+    """What a read asks of the files whose bytes the keys remember (``SessionKeys``):
+    whether to hash a file's first record, and whether a file that grew is another."""
+
+    def wants_first(self, session_id: str, session_key: str | None, device: int,
+                    inode: int, grows: bool) -> bool: ...
+
+    def another_file(self, session_id: str, identity: FileIdentity | None,
+                     shorter: bool = True) -> bool: ...
 
 
-def _never(_session_id: str, _device: int, _inode: int) -> bool:
-    return False
+class _NoneKept:
+    """No file remembered: a first record is hashed only of a file got shorter."""
+
+    def wants_first(self, session_id: str, session_key: str | None, device: int,
+                    inode: int, grows: bool) -> bool:
+        return False
+
+    def another_file(self, session_id: str, identity: FileIdentity | None,
+                     shorter: bool = True) -> bool:
+        return shorter
+
+
+#: What a read is asked without keys: nothing kept of any file.
+NONE_KEPT: KeptFiles = _NoneKept()
 
 
 class AgentSessions:
@@ -69,9 +91,9 @@ class AgentSessions:
         #: file it read whose first record it hashed (what tells another file from one
         #: only cut shorter: ``session_keys``).
         self.identities: dict[str, FileIdentity] = {}
-        self._wants_first: WantsFirst = _never
         #: Of the last read, the session ids whose file was read again from its start
-        #: because it got shorter than its offset (replaced, or its end cut).
+        #: because it got shorter than its offset (replaced, or its end cut), or grew
+        #: and is another file than the one the keys remember (``KeptFiles``).
         self.restarted: set[str] = set()
         #: The files the index named at the last read that are not among the folder's
         #: own entries (``sub/one.jsonl``): stamped by ``changed`` too.
@@ -114,13 +136,14 @@ class AgentSessions:
         pass
 
     def read(self, cursor: dict[str, int], waiting: Collection[str] = (),
-             wants_first: WantsFirst = _never) -> Iterator[Item]:
+             keys: KeptFiles = NONE_KEPT) -> Iterator[Item]:
         """The records after ``cursor``, problems in their place; of a session whose
         entry is in ``waiting``, its file unchanged since its last read, what that read
         found (its first ``RECORDS_OF_WAITING`` records), without reading it again. In
-        ``identities``, each file read that got shorter, has something new read under
-        its session id, or whose first record ``wants_first`` (``SessionKeys``) asks."""
-        self._wants_first = wants_first
+        ``identities``, each file read that got shorter, or whose first record ``keys``
+        asks for (``SessionKeys``); a file that grew and is another than the one
+        ``keys`` remembers (another first record) is read from its start, as one got
+        shorter."""
         self._kept = {entry: kept for entry, kept in self._kept.items() if entry in waiting}
         self.emptied, self.present, self.named, self._read_entries = {}, None, {}, {}
         self.held = None
@@ -144,12 +167,14 @@ class AgentSessions:
             entry = cursor_entry(self.folder, session_id, file)
             start = cursor.get(entry, 0)
             if entry in waiting:
-                items = list(self._read_waiting(file, session_id, session_key, entry, start))
+                items = list(self._read_waiting(file, session_id, session_key, entry,
+                                                start, keys))
                 if not items:
                     self._emptied(file, entry)
                 yield from items
             else:
-                yield from self._read_file(file, session_id, session_key, entry, start)
+                yield from self._read_file(file, session_id, session_key, entry, start,
+                                           keys)
 
     def read_to(self, cursor: dict[str, int]) -> dict[str, int]:
         """Of the last read, session id -> the byte ``cursor`` says its file was read up
@@ -198,7 +223,7 @@ class AgentSessions:
         return files, known
 
     def _read_waiting(self, path: Path, session_id: str, session_key: str | None,
-                      entry: str, start: int) -> Iterator[Item]:
+                      entry: str, start: int, keys: KeptFiles) -> Iterator[Item]:
         """A waiting session's file, read only if it (or its key) changed since its last
         read: a waiting session is looked at at every pass, and its file read up to
         ``BYTES_PER_READ`` each time otherwise."""
@@ -217,7 +242,7 @@ class AgentSessions:
         if kept is not None and kept[0] == stamp:
             yield from kept[1]
             return
-        items = list(self._read_file(path, session_id, session_key, entry, start))
+        items = list(self._read_file(path, session_id, session_key, entry, start, keys))
         self._kept.pop(entry, None)
         if stamp is not None and any(isinstance(item, Record) for item in items):
             # What the bridge tries of it; a problem of the whole file (a line still
@@ -264,23 +289,26 @@ class AgentSessions:
         return index, None
 
     def _read_file(self, path: Path, session_id: str, session_key: str | None,
-                   entry: str, start: int) -> Iterator[Item]:
+                   entry: str, start: int, keys: KeptFiles) -> Iterator[Item]:
         shown = f"{self.shown}/{path.relative_to(self.folder)}"
         try:
             with path.open("rb") as file:
                 info = os.fstat(file.fileno())
                 size = file.seek(0, 2)
-                shorter = size < start
-                if shorter:
-                    start = 0  # replaced by a shorter file, or cut: read it all again
-                    self.restarted.add(session_id)
+                anew = size < start  # got shorter: replaced, or cut
                 # Its first line only when the keys are to tell or remember its file:
                 # 4 KiB more of each file at each pass otherwise.
-                if shorter or (session_key is None and start < size) or \
-                        self._wants_first(session_id, info.st_dev, info.st_ino):
-                    self.identities[session_id] = FileIdentity(
-                        info.st_dev, info.st_ino,
-                        first_record(os.pread(file.fileno(), FIRST_RECORD_BYTES, 0)))
+                if anew or keys.wants_first(session_id, session_key, info.st_dev,
+                                                info.st_ino, start < size):
+                    identity = FileIdentity(info.st_dev, info.st_ino, first_record(
+                        os.pread(file.fileno(), FIRST_RECORD_BYTES, 0)))
+                    self.identities[session_id] = identity
+                    # Grown, but another file (rewritten or replaced): its records from
+                    # the old offset on are not what follows what was read.
+                    anew = anew or keys.another_file(session_id, identity, False)
+                if anew:
+                    start = 0  # replaced, cut, or another file: read it all again
+                    self.restarted.add(session_id)
                 file.seek(start)
                 data = file.read(BYTES_PER_READ)
                 if len(data) == BYTES_PER_READ and b"\n" not in data:

@@ -20,13 +20,16 @@ under its id is remembered as such, with the byte its file was stored up to (``m
 moved on as its cursor moves), and the key learnt for it later applies from there
 (``since``; or from where its cursor says the file was read up to, if further): read
 again from its start, even with its cursor entry dropped before the key was learnt, its
-first records go under the id again and the rest under the key, the same events both. A
-file read again from its start because it got shorter than its offset is another file
-(``restarted``) if its device, inode or first record changed (kept with the byte,
-``file_entry``; the file unknown for a byte a release before kept: another file then):
-what was read of it under its id no longer applies, and its key applies from its start.
-With the same device, inode and first record it was only cut, and what was read of it
-under its id stays so. A first record is a short hash (``jsonl.first_record``): a file
+first records go under the id again and the rest under the key, the same events both.
+The file of the byte is kept with it (its device, inode and first record,
+``file_entry``), and one rule tells, for a mark as for a key, whether the file read now
+is another (``another_file``, then ``restart``: read from its start, what was read of
+it under its id no longer applies, and its key applies from its start): another first
+record makes it another file, whatever its length, device and inode; with the same
+first record, one shorter than its offset was only cut on the same device and inode
+(what was read of it under its id stays so) and is another on others (or with no file
+known for the byte: a release before kept none), and one grown is the same file.
+A first record is a short hash (``jsonl.first_record``): a file
 rewritten in place that keeps its first line byte for byte (an OpenClaw header names
 only its session and when it began) is taken for cut, its records up to the byte under
 its id; an identity the release before kept, with no hash, is taken for cut on its
@@ -154,7 +157,7 @@ class SessionKeys:
         # Session id -> what is remembered of it. A saved entry that names none (written
         # otherwise) is left out, and so dropped at the next save.
         self._keys: dict[str, Kept] = {}
-        # Session id -> the file its byte is one of (``same_file``).
+        # Session id -> the file its byte is one of (``another_file``).
         self._files: dict[str, FileIdentity] = {}
         for entry, order in sorted((saved or {}).items(), key=lambda item: item[1]):
             file = file_of(entry)
@@ -231,27 +234,40 @@ class SessionKeys:
         self._keep(session_id, None, read_to)
         return True
 
-    def same_file(self, session_id: str, identity: FileIdentity | None) -> bool:
-        """Whether ``identity`` is that of the file ``session_id``'s byte is one of: a
-        file got shorter than its offset is then the same file, cut, and not another
-        one (``restart``). The same device and inode with another first record is a file
-        rewritten in place: another. A first record not kept (by the release before)
-        tells nothing: the device and inode alone do, as they did there."""
+    def another_file(self, session_id: str, identity: FileIdentity | None,
+                     shorter: bool = True) -> bool:
+        """Whether ``session_id``'s file, of ``identity`` now, is another file than the
+        one its byte is of (``restart``), the same rule for a mark and a key. Another
+        first record than the one kept: another file, whatever its device, inode and
+        length (rewritten in place, or replaced). The same first record, or none kept
+        (the release before kept none): a file ``shorter`` than its offset is the same
+        file, only cut, on the same device and inode, and another on others or with
+        nothing kept of it; one not shorter is the same file, grown or copied through a
+        rename."""
         kept = self._files.get(session_id)
-        if identity is None or kept is None or kept[:2] != identity[:2]:
-            return False
-        return kept.first is None or kept.first == identity.first
+        if kept is not None and kept.first is not None and identity is not None and \
+                identity.first != kept.first:
+            return True
+        return shorter and (identity is None or kept is None or kept[:2] != identity[:2])
 
-    def wants_first(self, session_id: str, device: int, inode: int) -> bool:
-        """Whether ``file_is`` would learn something of ``session_id``'s file, on
-        ``device`` and ``inode``, from its first record: the file of a byte, and none
-        kept for it with that device, inode and a first record. A reader hashes a file's
-        first line only then (or when it must tell, ``same_file``): not every file of
-        every pass."""
+    def wants_first(self, session_id: str, session_key: str | None, device: int,
+                    inode: int, grows: bool) -> bool:
+        """Whether a reader is to hash the first record of ``session_id``'s file, on
+        ``device`` and ``inode``, its index naming ``session_key`` (None: none), and
+        ``grows`` (it holds bytes past its offset); one got shorter is hashed anyway.
+        Wanted when the records read now may mark it (nothing remembered of it, no key
+        named): to remember its file; and of a file whose byte is remembered, when it
+        grew (another first record: another file, ``another_file``), is on another
+        device or inode (a copy through a rename: remembered anew) or is kept without a
+        first record (the release before's). Not otherwise: not every file of every
+        pass, nor one whose key applies from its start."""
+        kept = self._keys.get(session_id)
+        if kept is None:
+            return grows and session_key is None and session_id not in self._forgotten
         if not self._files_kept(session_id):
             return False
-        kept = self._files.get(session_id)
-        return kept is None or kept[:2] != (device, inode) or kept.first is None
+        file = self._files.get(session_id)
+        return grows or file is None or file[:2] != (device, inode) or file.first is None
 
     def file_is(self, session_id: str, identity: FileIdentity) -> None:
         """``session_id``'s file, read now, is the one of ``identity``: remembered while
@@ -279,9 +295,9 @@ class SessionKeys:
                        if self._files_kept(session_id)}
 
     def restart(self, session_id: str) -> bool:
-        """``session_id``'s file is read again from its start (it got shorter than its
-        offset, and is another file now): what was read of it under its id no longer
-        tells anything. Whether that changed anything (to save)."""
+        """``session_id``'s file is read again from its start, another file now
+        (``another_file``): what was read of it under its id no longer tells anything.
+        Whether that changed anything (to save)."""
         self._files.pop(session_id, None)
         self._unfiled.discard(session_id)  # another file: room for it is tried anew
         kept = self._keys.get(session_id)
@@ -413,18 +429,18 @@ def keyed(items: list[Item], keys: SessionKeys, named: Mapping[str, str] | None 
     to ``read_to`` (session id -> byte: its cursor before this read, what of it is
     stored). A file's records up to where its key applies from (``SessionKeys.since``)
     go under its id, as they were first read; a file whose records go under its id is
-    marked so, up to what of it is stored; a file read again from its start because it
-    got shorter than its offset (``restarted``: session ids) is another file, read as
-    new, unless it is the same file (``identities``: session id -> device, inode and
-    first record of each file read that got shorter, or that the keys may remember:
-    ``jsonl``), only cut: what was stored of it stays so; a
-    session whose file the folder no longer holds (not among ``held``, if known) is
-    forgotten (``forget_gone``). Whatever was learnt (``keys.unsaved``) is to be saved before
-    the records' events are stored, so that a cursor never passes a record whose key is
-    not remembered."""
+    marked so, up to what of it is stored; a file read again from its start
+    (``restarted``: session ids; it got shorter than its offset, or grew and is another
+    file) is another file, read as new, unless it is the same file, only cut
+    (``another_file`` of its ``identities``: session id -> device, inode and first
+    record of each file whose first record ``jsonl`` read): what was stored of it stays
+    so; what is kept of a session whose file the folder no longer holds (not among
+    ``held``, if known) is forgotten (``forget_gone``). Whatever was learnt
+    (``keys.unsaved``) is to be saved before the records' events are stored, so that a
+    cursor never passes a record whose key is not remembered."""
     identities = identities or {}
     restarted = {session_id for session_id in restarted
-                 if not keys.same_file(session_id, identities.get(session_id))}
+                 if keys.another_file(session_id, identities.get(session_id))}
     for session_id in restarted:
         keys.restart(session_id)
     if held is not None:

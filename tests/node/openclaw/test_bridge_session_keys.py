@@ -271,28 +271,60 @@ def test_an_unnamed_file_replaced_by_a_shorter_one_is_marked_from_its_own_start(
 def test_a_pass_over_unchanged_files_reads_no_first_line(tmp_path: Path) -> None:
     """A file's first line tells another file from one only cut shorter: it is read
     when that is to be told or remembered, not at every pass. A pass over files named by
-    their index and files read under their id (marked, their file remembered), none
-    changed, reads the index and nothing of the files."""
+    their index, files read under their id (marked, their file remembered) and files
+    read so before their index named them (their key applying from a byte, their file
+    remembered), none changed, reads the index and nothing of the files."""
     header = {"cwd": "/w/" + "x" * 2000}  # heads bigger than the index
     folder = tmp_path / "agents" / "main" / "sessions"
+
+    def written(session_id: str) -> list[dict[str, object]]:
+        return [{**record, **header} if record["type"] == "session" else record
+                for record in records(session_id)]
+
     for n in range(20):
-        session_id = f"named-{n:02d}"
-        write_jsonl(tmp_path, f"agent:main:{n}", session_id, [
-            {**record, **header} if record["type"] == "session" else record
-            for record in records(session_id)])
-    for n in range(20):
-        (folder / f"unnamed-{n:02d}.jsonl").write_bytes(lines(
-            [{**records(f"unnamed-{n:02d}")[0], **header}]))
-    index = (folder / "sessions.json").stat().st_size
+        write_jsonl(tmp_path, f"agent:main:{n}", f"named-{n:02d}", written(f"named-{n:02d}"))
+    for kind in ("unnamed", "early"):
+        for n in range(20):
+            (folder / f"{kind}-{n:02d}.jsonl").write_bytes(lines(written(f"{kind}-{n:02d}")[:2]))
     with EventStore.open("memory:") as store:
         bridge = Bridge(StateFolder(tmp_path), EmbeddedSink(store))
-        assert one_pass(bridge, only_changed=False).records == 20 * 3 + 20
+        assert one_pass(bridge, only_changed=False).records == 20 * 3 + 40 * 2
+        for n in range(20):  # named now, a record more: their key applies from a byte
+            write_jsonl(tmp_path, f"agent:main:early-{n}", f"early-{n:02d}",
+                        written(f"early-{n:02d}"))
+        assert one_pass(bridge, only_changed=False).records == 20
         name = keys_name(cursor_name(tmp_path.resolve(), "main"))
-        assert sum(file_of(entry) is not None for entry in read_cursor(store, name) or {}) == 20
+        saved = read_cursor(store, name) or {}
+        assert sum(file_of(entry) is not None for entry in saved) == 40
+        assert entry_of("early-00", None, len(lines(written("early-00")[:2]))) in saved
+        index = (folder / "sessions.json").stat().st_size
         before = bytes_read()
         assert one_pass(bridge, only_changed=False).records == 0
         read = bytes_read() - before
     assert index <= read < index + 1024, (read, index)
+
+
+def test_a_file_keyed_from_its_start_reads_no_first_line_as_it_grows(tmp_path: Path) -> None:
+    """A file no longer named (after ``/new``) whose key applies from its start: nothing
+    of it is remembered to tell by its first line, so a pass that reads what it grew by
+    reads that and the index, not its first line."""
+    header = {"cwd": "/w/" + "x" * 2000}
+    written = [{**record, **header} if record["type"] == "session" else record
+               for record in records(A, 6)]
+    path = write_jsonl(tmp_path, KEY_A, A, written[:3])
+    with EventStore.open("memory:") as store:
+        bridge = Bridge(StateFolder(tmp_path), EmbeddedSink(store))
+        one_pass(bridge, only_changed=False)
+        write_jsonl(tmp_path, KEY_A, B, records(B))  # /new: the key names B
+        one_pass(bridge, only_changed=False)
+        index = (tmp_path / "agents" / "main" / "sessions" / "sessions.json").stat().st_size
+        for count in range(4, len(written) + 1):
+            path.write_bytes(lines(written[:count]))
+            before = bytes_read()
+            assert one_pass(bridge, only_changed=False).records == 1
+            read = bytes_read() - before - len(lines(written[count - 1:count]))
+            assert index <= read < index + 1024, (read, index)
+        assert events_by_session(store).get(session_key_for("main", A)) is None
 
 
 def test_an_identity_kept_without_a_first_record_gets_one_from_an_unchanged_file(

@@ -172,7 +172,9 @@ def test_a_file_read_again_from_its_start_is_read_as_new() -> None:
 def test_a_file_only_cut_is_told_from_another_by_its_device_and_inode() -> None:
     """The file a byte is one of is remembered while the byte is, and read back: a file
     shorter than its offset with the same device, inode and first record is the same
-    file, cut; with another first record, one rewritten in place: another."""
+    file, cut; with another first record, one rewritten in place: another. Grown, it is
+    another only with another first record (rewritten in place, or replaced), whatever
+    its device and inode."""
     keys = SessionKeys(None)
     keys.mark("s1", 120)
     keys.learn("s2", "agent:main:b")
@@ -183,16 +185,21 @@ def test_a_file_only_cut_is_told_from_another_by_its_device_and_inode() -> None:
     saved = check_cursor(keys.saved())
     assert saved == {"120+2:s1": 0, "5.77.0011aaff@2:s1": 0, "2:s2:agent:main:b": 1}
     again = SessionKeys(saved)
-    assert again.same_file("s1", FileIdentity(5, 77, "0011aaff"))
-    assert not again.same_file("s1", FileIdentity(5, 79, "0011aaff"))
-    assert not again.same_file("s1", FileIdentity(5, 77, "0011aafe"))  # rewritten
-    assert not again.same_file("s1", FileIdentity(5, 77))  # no first record yet
-    assert not again.same_file("s1", None) and not again.same_file("s2", FileIdentity(5, 78))
+    assert not again.another_file("s1", FileIdentity(5, 77, "0011aaff"))
+    assert again.another_file("s1", FileIdentity(5, 79, "0011aaff"))
+    assert again.another_file("s1", FileIdentity(5, 77, "0011aafe"))  # rewritten
+    assert again.another_file("s1", FileIdentity(5, 77))  # no first record yet
+    assert again.another_file("s1", None) and again.another_file("s2", FileIdentity(5, 78))
+    assert not again.another_file("s1", FileIdentity(5, 77, "0011aaff"), shorter=False)
+    assert not again.another_file("s1", FileIdentity(5, 79, "0011aaff"), shorter=False)
+    assert again.another_file("s1", FileIdentity(5, 77, "0011aafe"), shorter=False)
+    assert again.another_file("s1", FileIdentity(6, 79, "0011aafe"), shorter=False)
+    assert not again.another_file("s2", FileIdentity(5, 78, "0011aafe"), shorter=False)
     again.unsaved = False
     again.file_is("s1", FileIdentity(5, 77, "0011aaff"))
     assert not again.unsaved
     again.restart("s1")
-    assert not again.same_file("s1", FileIdentity(5, 77, "0011aaff"))
+    assert again.another_file("s1", FileIdentity(5, 77, "0011aaff"))
     assert again.saved() == {"2:s2:agent:main:b": 1}
     assert file_of("5.77@2:s1") == ("s1", FileIdentity(5, 77)) and parts_of("5.77@2:s1") is None
     assert parts_of("5.77.0011aaff@2:s1") is None
@@ -208,26 +215,37 @@ def test_an_identity_the_release_before_kept_is_the_device_and_inode_alone() -> 
     the next read keeps the first record beside it."""
     keys = SessionKeys({"120+2:s1": 0, file_entry("s1", FileIdentity(5, 77)) or "": 0})
     assert keys.since("s1") == 120
-    assert keys.same_file("s1", FileIdentity(5, 77, "0011aaff"))
-    assert not keys.same_file("s1", FileIdentity(5, 78, "0011aaff"))
-    assert keys.wants_first("s1", 5, 77)  # to keep its first record beside it
+    assert not keys.another_file("s1", FileIdentity(5, 77, "0011aaff"))
+    assert keys.another_file("s1", FileIdentity(5, 78, "0011aaff"))
+    assert keys.wants_first("s1", None, 5, 77, False)  # to keep its first record beside it
+    # No first record kept: one grown is the same file, whatever its first record.
+    assert not keys.another_file("s1", FileIdentity(5, 77, "0011aafe"), shorter=False)
     keys.unsaved = False
     keys.file_is("s1", FileIdentity(5, 77, "0011aaff"))
     assert keys.unsaved and keys.saved() == {"120+2:s1": 0, "5.77.0011aaff@2:s1": 0}
-    assert not keys.wants_first("s1", 5, 77) and keys.wants_first("s1", 5, 78)
+    assert not keys.wants_first("s1", None, 5, 77, False)
+    assert keys.wants_first("s1", None, 5, 78, False)
+    assert keys.another_file("s1", FileIdentity(5, 77, "0011aafe"), shorter=False)
 
 
 def test_the_first_record_is_wanted_of_the_file_of_a_byte_not_kept_yet() -> None:
-    """A reader hashes a file's first line for the keys only when they would keep it: the
-    file of a byte (a mark, or where a key applies from) with none kept for its device
-    and inode; not a key's file that applies from its start, nor a session unknown."""
+    """A reader hashes a file's first line for the keys only when they would keep it or
+    tell by it: the file of a byte (a mark, or where a key applies from) with none kept
+    for its device and inode, or grown (another file?); a file with new records and
+    nothing known of it, which they may mark. Not a key's file that applies from its
+    start, grown or not, nor an unknown file with nothing new or named by its index."""
     keys = SessionKeys(None)
     keys.mark("s1", 120)
     keys.learn("s2", "agent:main:b")
-    assert keys.wants_first("s1", 5, 77)
-    assert not keys.wants_first("s2", 5, 78) and not keys.wants_first("s3", 5, 79)
+    assert keys.wants_first("s1", None, 5, 77, False)
+    assert not keys.wants_first("s2", None, 5, 78, False)
+    assert not keys.wants_first("s2", None, 5, 78, True)  # no longer named, grown
+    assert not keys.wants_first("s3", None, 5, 79, False)
+    assert keys.wants_first("s3", None, 5, 79, True)  # read under its id: marked
+    assert not keys.wants_first("s3", "agent:main:c", 5, 79, True)  # under its key
     keys.file_is("s1", FileIdentity(5, 77, "0011aaff"))
-    assert not keys.wants_first("s1", 5, 77) and keys.wants_first("s1", 6, 77)
+    assert not keys.wants_first("s1", None, 5, 77, False)
+    assert keys.wants_first("s1", None, 6, 77, False) and keys.wants_first("s1", None, 5, 77, True)
 
 
 def test_the_file_of_a_session_forgotten_is_forgotten_with_it() -> None:
@@ -235,7 +253,7 @@ def test_the_file_of_a_session_forgotten_is_forgotten_with_it() -> None:
     forgotten (its file gone from the folder, or past ``MARKS_MAX``), nor when a cursor
     names it without its byte."""
     def filed(keys: SessionKeys, session_id: str) -> bool:
-        return keys.same_file(session_id, FileIdentity(5, 77, "0011aaff"))
+        return not keys.another_file(session_id, FileIdentity(5, 77, "0011aaff"))
 
     keys = SessionKeys(None)
     for n in range(MARKS_MAX + 1):
@@ -364,7 +382,7 @@ def test_a_file_left_out_for_room_is_remembered_once_another_file_and_room_come(
     keys.forget_gone({"m0"})  # m1's file is gone: room for one file
     assert keys.restart("m0") and keys.mark("m0", 0)
     keys.file_is("m0", FileIdentity(5, 9, "22ccdd44"))
-    assert keys.same_file("m0", FileIdentity(5, 9, "22ccdd44"))
+    assert not keys.another_file("m0", FileIdentity(5, 9, "22ccdd44"))
     assert "5.9.22ccdd44@2:m0" in keys.saved()
 
 

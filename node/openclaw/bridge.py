@@ -100,7 +100,7 @@ class Bridge:
         self._told: set[str] = set()
         # Stores to read again even if unchanged: a pass over them failed (the node was
         # down) or met something that may mend (a line still being written).
-        self._again: set[object] = set()
+        self._again: set[Source] = set()
         # (cursor name, entry) -> the sessions whose next record the node refused for its
         # time, told once: where, and when to try it again.
         self._waiting: dict[tuple[str, str], _Wait] = {}
@@ -116,6 +116,7 @@ class Bridge:
             return tally
         self._say_unreadable(sources, tally)
         self._forget_stores_gone(sources)
+        self._again &= self.state.held()  # not those of the stores gone
         stores: dict[str, list[Source]] = {}
         due: dict[str, list[Source]] = {}
         for agent_id, source in sources:

@@ -295,6 +295,7 @@ class StateFolder:
         except OSError:
             return None
         self.unreadable, self.listed = {}, set()
+        present: set[tuple[str, str]] = set()
         for folder in folders:
             agent_id = folder.name
             if self.agents is not None and agent_id not in self.agents:
@@ -315,17 +316,34 @@ class StateFolder:
                 continue
             if database:
                 key = (agent_id, "db")
+                present.add(key)
                 if key not in self._sources:
                     self._sources[key] = AgentDatabase(folder / DATABASE, agent_id,
                                                        f"{shown}/{DATABASE}")
                 found.append((agent_id, self._sources[key]))
             if sessions:
                 key = (agent_id, "jsonl")
+                present.add(key)
                 if key not in self._sources:
                     self._sources[key] = AgentSessions(folder / SESSIONS, agent_id,
                                                        f"{shown}/{SESSIONS}")
                 found.append((agent_id, self._sources[key]))
+        self._drop_gone(present)
         return found
+
+    def held(self) -> set[Source]:
+        """The readers kept open: those of the stores the last ``sources`` found, and of
+        the agents it could not look into (not known gone)."""
+        return set(self._sources.values())
+
+    def _drop_gone(self, present: set[tuple[str, str]]) -> None:
+        """Close and forget the reader of each store no longer there (its agent's folder
+        or the store deleted): a SQLite connection left
+        open on a deleted file keeps its disk space taken while ``watch`` runs. One of an
+        agent that could not be looked into is kept: it is not known gone."""
+        for key in [key for key in self._sources
+                    if key not in present and key[0] not in self.unreadable]:
+            self._sources.pop(key).close()
 
     def close(self) -> None:
         for source in self._sources.values():

@@ -64,6 +64,7 @@ from node.openclaw.source import Item, Problem, Record
 from node.openclaw.sqlite import AgentDatabase
 from node.openclaw.state import Source, StateFolder, cursor_name
 from node.openclaw.tally import PassFull, Tally
+from node.openclaw.told import Reading, Told
 
 #: Seconds between two looks at the stores while watching: a commit reaches the node
 #: within about this plus one append.
@@ -97,7 +98,7 @@ class Bridge:
         self._cursors: dict[str, dict[str, int]] = {}
         # Cursor name -> the keys its agent's files were read under (``session_keys``).
         self._keys: dict[str, SessionKeys] = {}
-        self._told: set[str] = set()
+        self._told = Told()
         # Stores to read again even if unchanged: a pass over them failed (the node was
         # down) or met something that may mend (a line still being written).
         self._again: set[Source] = set()
@@ -116,7 +117,9 @@ class Bridge:
             return tally
         self._say_unreadable(sources, tally)
         self._forget_stores_gone(sources)
-        self._again &= self.state.held()  # not those of the stores gone
+        held = self.state.held()  # not the stores gone
+        self._again &= held
+        self._told.keep(held)
         stores: dict[str, list[Source]] = {}
         due: dict[str, list[Source]] = {}
         for agent_id, source in sources:
@@ -152,14 +155,19 @@ class Bridge:
     async def _read_store(self, name: str, source: Source, tally: Tally) -> None:
         """Read one store step by step, each saving the cursor, till nothing moves."""
         unsettled = False
-        while True:
-            step = await self._step(name, source)
-            tally.add(step)  # what a step over the limits stored is counted all the same
-            if step.full is not None:
-                raise step.full
-            unsettled = unsettled or step.unsettled
-            if not step.moved:  # nothing new, or only what waits for the node's clock
-                break
+        reading, whole = self._told.reading(source), False
+        try:
+            while True:
+                step = await self._step(name, source, reading)
+                tally.add(step)  # what a step over the limits stored is counted all the same
+                if step.full is not None:
+                    raise step.full
+                unsettled = unsettled or step.unsettled
+                if not step.moved:  # nothing new, or only what waits for the node's clock
+                    break
+            whole = True
+        finally:
+            reading.end(whole)
         if not unsettled:
             self._again.discard(source)
 
@@ -174,7 +182,7 @@ class Bridge:
             on_pass(await self.run_pass(only_changed=True))
             await asyncio.sleep(poll_s)
 
-    async def _step(self, name: str, source: Source) -> _Step:
+    async def _step(self, name: str, source: Source, reading: Reading) -> _Step:
         cursor = self._cursors[name]
         units: list[_Unit] = []
         moves: dict[str, int] = {}  # as read: the copy times of rewinds for what follows
@@ -219,7 +227,7 @@ class Bridge:
                     units.append(_Unit(item.entry, {item.entry: item.after},
                                        problem=str(item), where=item.where))
                 else:
-                    self._tell(step.problems, str(item))
+                    self._tell(reading, step.problems, str(item))
                     step.unsettled = True
                 continue
             copy_ms = rewind_copy_ms(item, items[n + 1:], cursor, moves)
@@ -243,9 +251,9 @@ class Bridge:
                 step.records += unit.record is not None
                 step.events += len(unit.events)
                 if unit.problem is not None:
-                    self._tell(step.problems, unit.problem)
+                    self._tell(reading, step.problems, unit.problem)
                 for warning in unit.warnings:
-                    self._tell(step.warnings, warning)
+                    self._tell(reading, step.warnings, warning)
         moved = {entry: after for entry, after in moved.items() if cursor.get(entry) != after}
         step.unsettled = step.unsettled or bool(held)
         if moved or gone:
@@ -431,10 +439,9 @@ class Bridge:
                     "away); it no longer waits, and what was imported of it stays")
         self.tell(text)
 
-    def _tell(self, into: list[str], text: str) -> None:
-        """Say it once (a file still being written is seen again at every look)."""
-        if text not in self._told:
-            self._told.add(text)
+    def _tell(self, reading: Reading, into: list[str], text: str) -> None:
+        """Say it once while its store's reads meet it (``node.openclaw.told``)."""
+        if reading.first(text):
             into.append(text)
             self.tell(text)
 

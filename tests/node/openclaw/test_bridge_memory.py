@@ -5,6 +5,7 @@ file still being written at ever new places, nothing piles up."""
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 from pathlib import Path
@@ -16,7 +17,7 @@ from node.cli.openclaw_sink import EmbeddedSink
 from node.openclaw.bridge import Bridge
 from node.openclaw.state import StateFolder
 from tests.node.openclaw.waiting import KEY_A, A, one_pass
-from tests.support.openclaw import database_path, turn_records, write_sessions
+from tests.support.openclaw import database_path, turn_records, write_jsonl, write_sessions
 
 
 def held_open(path: Path) -> list[str]:
@@ -58,3 +59,24 @@ def test_the_store_of_a_deleted_agent_is_closed_and_forgotten(tmp_path: Path,
         finally:
             folder.close()
 
+
+def test_a_file_still_being_written_is_remembered_as_it_is_now(tmp_path: Path) -> None:
+    """A line still being written, said once each time it is at another byte, is
+    remembered only as long as it is met: a file that grows for long leaves one text
+    held, not one per place it was ever cut at."""
+    told: list[str] = []
+    folder = StateFolder(tmp_path)
+    with EventStore.open("memory:") as store:
+        bridge = Bridge(folder, EmbeddedSink(store), told.append)
+        try:
+            written = records(A, 5)
+            for n in range(1, 5):  # each pass: the line cut before completed, another cut
+                write_jsonl(tmp_path, KEY_A, A, written[:n],
+                            tail=json.dumps(written[n]).encode()[:10])
+                one_pass(bridge, only_changed=n > 1)
+                one_pass(bridge)  # met again: not said again
+            cut = [text for text in told if "ends without a newline" in text]
+            assert len(cut) == len(set(cut)) == 4
+            assert len(bridge._told) == 1  # the line cut now
+        finally:
+            folder.close()

@@ -95,6 +95,7 @@ class Bridge:
                  tell: Callable[[str], None] = lambda _text: None,
                  monotonic: Callable[[], float] = time.monotonic) -> None:
         self.state, self.sink, self.tell, self._monotonic = state, sink, tell, monotonic
+        # Cursor name -> the agent's cursor as the node holds it, as last loaded or saved.
         self._cursors: dict[str, dict[str, int]] = {}
         # Cursor name -> the keys its agent's files were read under (``session_keys``).
         self._keys: dict[str, SessionKeys] = {}
@@ -117,9 +118,7 @@ class Bridge:
             return tally
         self._say_unreadable(sources, tally)
         self._forget_stores_gone(sources)
-        held = self.state.held()  # not the stores gone
-        self._again &= held
-        self._told.keep(held)
+        self._forget_agents_gone(sources)
         stores: dict[str, list[Source]] = {}
         due: dict[str, list[Source]] = {}
         for agent_id, source in sources:
@@ -130,11 +129,8 @@ class Bridge:
         full: list[str] = []
         for agent_id, reads in due.items():
             name = cursor_name(self.state.path, agent_id)
-            if name not in self._cursors:
-                self._cursors[name] = dict(await self.sink.cursor(name) or {})
-            if name not in self._keys:
-                self._keys[name] = SessionKeys(await self.sink.cursor(keys_name(name)))
-            self._again.update(reads)  # till read through: a failed save reads them again
+            self._again.update(reads)  # till read through: a failed request reads them again
+            await self._load_cursors(name)
             others = [source for source in stores[agent_id] if source is not reads[0]]
             kept = without_gone(self._cursors[name], others, reads, self._waits_of(name))
             if kept is not None:  # fewer entries: under the limits
@@ -151,6 +147,29 @@ class Bridge:
                 said += "\nThe other agents are imported."
             raise PassFull(said, tally)
         return tally
+
+    async def _load_cursors(self, name: str) -> None:
+        """Read an agent's cursors from the node at each pass that reads it. One changed
+        there since this bridge last loaded or saved it (its keys saved empty, as
+        ``refused_keys_hint`` says; reset, to import again) is read on from as the node
+        holds it, not saved back over with what was held here; said. The waits of a
+        cursor so changed end: its sessions are read from where it says, and a record
+        the node refuses for its time waits anew."""
+        cursor = dict(await self.sink.cursor(name) or {})
+        if self._cursors.get(name, cursor) != cursor:
+            self._changed_on_node(name)
+            for waiting in [waiting for waiting in self._waiting if waiting[0] == name]:
+                del self._waiting[waiting]
+        self._cursors[name] = cursor
+        keys, held = await self.sink.cursor(keys_name(name)), self._keys.get(name)
+        if held is None or (held.on_node or {}) != (keys or {}):
+            if held is not None:
+                self._changed_on_node(keys_name(name))
+            self._keys[name] = SessionKeys(keys)
+
+    def _changed_on_node(self, name: str) -> None:
+        self.tell(f"{self.state.path}: the cursor {name} was changed on the node since this "
+                  "import last read or saved it; read on from what the node holds now")
 
     async def _read_store(self, name: str, source: Source, tally: Tally) -> None:
         """Read one store step by step, each saving the cursor, till nothing moves."""
@@ -438,6 +457,20 @@ class Bridge:
             text = (f"{wait.where}: its session is gone from the store (deleted or moved "
                     "away); it no longer waits, and what was imported of it stays")
         self.tell(text)
+
+    def _forget_agents_gone(self, sources: list[tuple[str, Source]]) -> None:
+        """Forget what is held of the stores gone (``StateFolder.held``) and of the agents
+        with none left: their cursors stay on the node, read again if they come back. An
+        agent whose folder could not be looked into is not known gone: kept."""
+        held = self.state.held()
+        self._again &= held
+        self._told.keep(held)
+        kept = {cursor_name(self.state.path, agent_id)
+                for agent_id in [*(agent_id for agent_id, _source in sources),
+                                 *self.state.unreadable]}
+        self._cursors = {name: cursor for name, cursor in self._cursors.items()
+                         if name in kept}
+        self._keys = {name: keys for name, keys in self._keys.items() if name in kept}
 
     def _tell(self, reading: Reading, into: list[str], text: str) -> None:
         """Say it once while its store's reads meet it (``node.openclaw.told``)."""

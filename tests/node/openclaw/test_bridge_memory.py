@@ -12,12 +12,29 @@ from pathlib import Path
 
 import pytest
 
+from crdt.log.cursors import read_cursor, save_cursor
 from crdt.log.store import EventStore
-from node.cli.openclaw_sink import EmbeddedSink
+from node.cli.openclaw_sink import EmbeddedSink, HttpSink
+from node.client.api import Client
+from node.client.errors import ClientError
 from node.openclaw.bridge import Bridge
-from node.openclaw.state import StateFolder
-from tests.node.openclaw.waiting import KEY_A, A, one_pass
+from node.openclaw.key_entries import entry_of
+from node.openclaw.session_keys import keys_name
+from node.openclaw.state import StateFolder, cursor_name
+from node.server.run import RunningNode
+from tests.node.openclaw.waiting import KEY_A, A, B, one_pass
 from tests.support.openclaw import database_path, turn_records, write_jsonl, write_sessions
+
+
+class DownSink(EmbeddedSink):
+    """An embedded store that cannot be reached while ``down``."""
+
+    down = False
+
+    async def cursor(self, name: str) -> dict[str, int] | None:
+        if self.down:
+            raise ClientError("the node cannot be reached")
+        return await super().cursor(name)
 
 
 def held_open(path: Path) -> list[str]:
@@ -43,7 +60,8 @@ def records(session_id: str, count: int = 2) -> list[dict[str, object]]:
 def test_the_store_of_a_deleted_agent_is_closed_and_forgotten(tmp_path: Path,
                                                               deleted: str) -> None:
     """Its SQLite file deleted (or its agent's whole folder), the connection to it is
-    closed at the next pass, not held while ``watch`` runs (its disk space taken)."""
+    closed at the next pass, not held while ``watch`` runs (its disk space taken), and
+    its agent's cursors are no longer held (the node keeps them)."""
     write_sessions(tmp_path, {(KEY_A, A): records(A)})
     database = database_path(tmp_path)
     folder = StateFolder(tmp_path)
@@ -56,6 +74,32 @@ def test_the_store_of_a_deleted_agent_is_closed_and_forgotten(tmp_path: Path,
                           tmp_path / "agents" / "main")
             one_pass(bridge)
             assert held_open(database) == []
+            assert bridge._cursors == {} and bridge._keys == {}
+        finally:
+            folder.close()
+
+
+async def test_keys_saved_empty_on_the_node_while_watching_are_not_saved_back(
+        tmp_path: Path, node: RunningNode) -> None:
+    """The keys cursor saved empty on the node (as ``refused_keys_hint`` says) while a
+    bridge watches: the bridge reads on with the node's, and saves what it learns next
+    without the keys it held before (a file its index no longer names among them)."""
+    state = tmp_path / "state"
+    write_jsonl(state, KEY_A, A, records(A))
+    name = keys_name(cursor_name(state.resolve(), "main"))
+    told: list[str] = []
+    folder = StateFolder(state)
+    async with Client(node.url) as client:
+        bridge = Bridge(folder, HttpSink(client), told.append)
+        try:
+            await bridge.run_pass()
+            assert entry_of(A, KEY_A) in (await client.cursor(name) or {})
+            await client.save_cursor(name, {})
+            write_jsonl(state, KEY_A, B, records(B))  # /new: the key names B, not A
+            await bridge.run_pass(only_changed=True)
+            saved = await client.cursor(name) or {}
+            assert entry_of(B, KEY_A) in saved and entry_of(A, KEY_A) not in saved
+            assert f"the cursor {name} was changed on the node" in "\n".join(told)
         finally:
             folder.close()
 
@@ -78,5 +122,48 @@ def test_a_file_still_being_written_is_remembered_as_it_is_now(tmp_path: Path) -
             cut = [text for text in told if "ends without a newline" in text]
             assert len(cut) == len(set(cut)) == 4
             assert len(bridge._told) == 1  # the line cut now
+        finally:
+            folder.close()
+
+
+def test_a_cursor_reset_on_the_node_while_watching_is_read_from(tmp_path: Path) -> None:
+    """The agent's cursor saved empty on the node (to import again) while a bridge
+    watches: its next pass reads the agent from the start, as the node's cursor says,
+    not on from where the bridge had read to; what was stored is answered as stored."""
+    write_jsonl(tmp_path, KEY_A, A, records(A))
+    name = cursor_name(tmp_path.resolve(), "main")
+    told: list[str] = []
+    folder = StateFolder(tmp_path)
+    with EventStore.open("memory:") as store:
+        bridge = Bridge(folder, EmbeddedSink(store), told.append)
+        try:
+            first = one_pass(bridge, only_changed=False)
+            save_cursor(store, name, {})
+            path = write_jsonl(tmp_path, KEY_A, A, records(A, 3))  # one more record
+            again = one_pass(bridge)
+            assert again.records == first.records + 1 and again.created == 1
+            assert read_cursor(store, name) == {f"jsonl:{A}": path.stat().st_size}
+            assert f"the cursor {name} was changed on the node" in "\n".join(told)
+        finally:
+            folder.close()
+
+
+def test_a_store_whose_cursors_could_not_be_read_is_read_at_the_next_pass(
+        tmp_path: Path) -> None:
+    """The node down as a pass reads the cursors of a store that changed: the next pass
+    reads that store, though it changed no more since."""
+    write_jsonl(tmp_path, KEY_A, A, records(A))
+    folder = StateFolder(tmp_path)
+    with EventStore.open("memory:") as store:
+        sink = DownSink(store)
+        bridge = Bridge(folder, sink)
+        try:
+            one_pass(bridge, only_changed=False)
+            write_jsonl(tmp_path, KEY_A, A, records(A, 3))
+            sink.down = True
+            with pytest.raises(ClientError):
+                one_pass(bridge)
+            sink.down = False
+            assert one_pass(bridge).created == 1
         finally:
             folder.close()

@@ -26,10 +26,10 @@ from tests.node.openclaw.waiting import (
     A,
     B,
     Clock,
-    CountingSink,
     one_pass,
     saved_cursor,
     waiting_bridge,
+    widened,
     write_a,
 )
 from tests.support.openclaw import (
@@ -101,7 +101,7 @@ def _taken_once(state: Path, done: dict[str, int], looks: int = 1) -> None:
             assert len(one_pass(bridge).waiting) == 1
             for _look in range(looks - 1):
                 assert one_pass(bridge).waiting == []
-            bridge.sink = later = CountingSink(wide)
+            bridge.sink = later = widened(state, store, wide)
             clock.now_s += AHEAD_RETRY_MAX_S
             tally = one_pass(bridge)
         finally:
@@ -362,7 +362,7 @@ def test_a_waiting_transcript_named_anew_by_the_index_goes_in_under_its_key(
             # The transcript unchanged, the index now names it under a key.
             (folder_path / "sessions.json").write_text(json.dumps(
                 {KEY_A: {"sessionId": A, "updatedAt": 0, "sessionFile": str(path)}}))
-            bridge.sink = later = CountingSink(wide)
+            bridge.sink = later = widened(tmp_path, store, wide)
             clock.now_s += AHEAD_RETRY_MAX_S
             one_pass(bridge)
         finally:

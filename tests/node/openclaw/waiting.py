@@ -9,10 +9,11 @@ from pathlib import Path
 from typing import Any
 
 from crdt.events import Event
-from crdt.log.cursors import read_cursor
+from crdt.log.cursors import read_cursor, save_cursor
 from crdt.log.store import EventStore
 from node.cli.openclaw_sink import EmbeddedSink
 from node.openclaw.bridge import Bridge
+from node.openclaw.session_keys import keys_name
 from node.openclaw.state import StateFolder, cursor_name
 from node.openclaw.tally import Tally
 from tests.support.openclaw import write_jsonl, write_sessions
@@ -50,6 +51,16 @@ def waiting_bridge(state: Path, store: EventStore, told: list[str],
     sink = CountingSink(store)
     folder = StateFolder(state)
     return Bridge(folder, sink, told.append, monotonic=clock), sink, folder
+
+
+def widened(state: Path, store: EventStore, wide: EventStore) -> CountingSink:
+    """A sink on ``wide``, standing for the node of ``store`` with its bound widened: it
+    holds the agent's cursors as ``store`` does (a bridge reads on from a cursor the node
+    holds otherwise, as it is)."""
+    name = cursor_name(state.resolve(), "main")
+    for saved in (name, keys_name(name)):
+        save_cursor(wide, saved, read_cursor(store, saved) or {})
+    return CountingSink(wide)
 
 
 def saved_cursor(state: Path, store: EventStore) -> dict[str, int]:

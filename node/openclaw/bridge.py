@@ -58,7 +58,7 @@ from node.openclaw.cursor_entries import (
 from node.openclaw.cursor_room import COPY_PREFIX, CursorFull, cursor_full
 from node.openclaw.jsonl import AgentSessions
 from node.openclaw.mapping import Mapped, SessionRef, events_for
-from node.openclaw.refusals import refused_time, retry_s, said_waiting
+from node.openclaw.refusals import refused_time, retry_s, said_ended, said_moved, said_waiting
 from node.openclaw.session_keys import SessionKeys, keyed, keys_name, refused_keys_hint
 from node.openclaw.source import Item, Problem, Record
 from node.openclaw.sqlite import AgentDatabase
@@ -152,9 +152,8 @@ class Bridge:
         """Read an agent's cursors from the node at each pass that reads it. One changed
         there since this bridge last loaded or saved it (its keys saved empty, as
         ``refused_keys_hint`` says; reset, to import again) is read on from as the node
-        holds it, not saved back over with what was held here; said. The waits of a
-        cursor so changed end: its sessions are read from where it says, and a record
-        the node refuses for its time waits anew."""
+        holds it, said, not saved back over with what was held here. Its waits end: a
+        record the node refuses for its time, read again, waits anew."""
         cursor = dict(await self.sink.cursor(name) or {})
         if self._cursors.get(name, cursor) != cursor:
             self._changed_on_node(name)
@@ -354,18 +353,7 @@ class Bridge:
         which is not imported. Not counted as a problem (with what was skipped): OpenClaw
         deleted or replaced that record, as when a session got shorter (``_step``); the
         user has nothing to mend, and a summary that counted it would say otherwise."""
-        place = where.rsplit(", ", 1)[-1]  # "seq 3", "line at byte 0": its file is named
-        if where == wait.where:
-            text = (f"{wait.where}: its record was replaced by another; the wait ends, and "
-                    "the record there now is tried")
-        elif entry.startswith("db:"):
-            text = (f"{wait.where}: its row is gone (deleted); the wait ends, and its "
-                    f"session is read on from {place}")
-        else:
-            text = (f"{wait.where}: its session is no longer read on from there (its "
-                    "transcript was cut short or replaced); the wait ends, and it is read "
-                    f"again from {place}")
-        self.tell(text)
+        self.tell(said_moved(entry, wait.where, where))
 
     async def _try(self, name: str, unit: _Unit, step: _Step) -> bool:
         """Append one record's events: False if the node refuses them for their time
@@ -449,14 +437,7 @@ class Bridge:
         """End a session's wait, said (its record is not imported) but not counted as a
         problem: OpenClaw deleted it (``_say_moved``); ``why``: what became of that
         record, its session still in the store (else the session is gone)."""
-        wait = self._waiting.pop((name, entry))
-        if why is not None:
-            text = (f"{wait.where}: {why}; the wait ends, and what was imported of its "
-                    "session stays")
-        else:
-            text = (f"{wait.where}: its session is gone from the store (deleted or moved "
-                    "away); it no longer waits, and what was imported of it stays")
-        self.tell(text)
+        self.tell(said_ended(self._waiting.pop((name, entry)).where, why))
 
     def _forget_agents_gone(self, sources: list[tuple[str, Source]]) -> None:
         """Forget what is held of the stores gone (``StateFolder.held``) and of the agents

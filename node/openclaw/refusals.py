@@ -97,3 +97,27 @@ def said_waiting(record: Record, events: list[Event], refused: Refusal) -> str:
             "machine is fast or the node's is slow; the record and those after it in its "
             "session wait, not skipped, and are tried again until the node takes them "
             "(set the clocks right, or raise the node's [limits] clock_drift_max_ms)")
+
+
+def said_moved(entry: str, waited: str, where: str) -> str:
+    """What to tell of a wait (of the record at ``waited``) that ends as its session
+    (cursor ``entry``) is now read on from ``where``: that record replaced by another
+    there, its row deleted, or its transcript cut short or replaced."""
+    place = where.rsplit(", ", 1)[-1]  # "seq 3", "line at byte 0": its file is named
+    if where == waited:
+        return (f"{waited}: its record was replaced by another; the wait ends, and the "
+                "record there now is tried")
+    if entry.startswith("db:"):
+        return (f"{waited}: its row is gone (deleted); the wait ends, and its session is "
+                f"read on from {place}")
+    return (f"{waited}: its session is no longer read on from there (its transcript was "
+            f"cut short or replaced); the wait ends, and it is read again from {place}")
+
+
+def said_ended(waited: str, why: str | None) -> str:
+    """What to tell of a wait (of the record at ``waited``) that ends with its record
+    gone: ``why``, its session still in the store; else the session is gone."""
+    if why is not None:
+        return f"{waited}: {why}; the wait ends, and what was imported of its session stays"
+    return (f"{waited}: its session is gone from the store (deleted or moved away); it no "
+            "longer waits, and what was imported of it stays")

@@ -23,6 +23,7 @@ import structlog
 from crdt.errors import StorageUnavailable, StoreError
 from crdt.events import Draft, Event
 from crdt.log.records import Appended
+from node.text import counted
 
 log = structlog.get_logger(__name__)
 
@@ -96,7 +97,9 @@ class GroupCommit:
         """Queue ``items`` (not empty) for a group commit; their results once durable.
         ``StoreBusy`` at once if ``queue_events_max`` events would wait."""
         if self._queued_events + len(items) > self._queue_events_max:
-            raise StoreBusy(f"{self._queued_events} events already wait for the disk; "
+            waiting = self._queued_events
+            raise StoreBusy(f"{counted(waiting, 'event')} already "
+                            f"{'waits' if waiting == 1 else 'wait'} for the disk; "
                             "try again shortly")
         future: asyncio.Future[list[Appended]] = self._loop.create_future()
         self._queue.append(_Pending(list(items), future))

@@ -46,6 +46,10 @@ class StreamEvent:
 #: Statuses that say "no such route or method here" (not found, method not allowed, not
 #: implemented): without a node's JSON error body, the address serves no clawsync API.
 NO_ROUTE = frozenset({404, 405, 501})
+#: Statuses a reverse proxy or load balancer answers when it cannot reach what is behind
+#: it (bad gateway, unavailable, gateway time-out): without a node's JSON error body,
+#: they are not the node's.
+GATEWAY = frozenset({502, 503, 504})
 
 
 # NaN, Infinity and numbers past a float's range are a ValueError like any answer that
@@ -225,6 +229,16 @@ class Transport:
                               "a clawsync answer: a reverse proxy or another service in "
                               "between? Probably not the node's token",
                               status=status, code=None, field=None, said=said)
+        if status in GATEWAY and code is None:
+            # Every node's 503 carries its JSON error, and a node answers no 502 or 504:
+            # this one is from something in between that could not reach the node, or
+            # will not pass the request on now (a reverse proxy, a load balancer).
+            raise ClientError(f"{self.shown_url} could not pass on {what} ({status} "
+                              f"{message}{_wait_words(wait)}) without a clawsync answer: a "
+                              "reverse proxy or another service in between? Is the node "
+                              "behind it running?",
+                              status=status, code=None, field=None, said=said,
+                              retry_after_s=wait)
         if status == 403:  # a valid token, that does not open this: the node says why
             raise ClientError(f"the node refused {what} (this token does not allow it): "
                               f"{message}",
@@ -309,8 +323,17 @@ full (/data)'
     >>> _unavailable("the request", "the node is shutting down", None)
     'the node could not handle the request now (HTTP 503): the node is shutting down'
     """
-    wait = "" if wait_s is None else f", try again in {math.ceil(wait_s)} s"
-    return f"the node could not handle {what} now (HTTP 503{wait}): {message}"
+    return f"the node could not handle {what} now (HTTP 503{_wait_words(wait_s)}): {message}"
+
+
+def _wait_words(wait_s: float | None) -> str:
+    """The wait an answer asked for (``Retry-After``), in whole seconds, to follow its
+    status; nothing if it asked for none.
+
+    >>> _wait_words(0.2), _wait_words(None)
+    (', try again in 1 s', '')
+    """
+    return "" if wait_s is None else f", try again in {math.ceil(wait_s)} s"
 
 
 def _release(version: str) -> tuple[int, ...] | None:

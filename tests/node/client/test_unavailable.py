@@ -9,13 +9,16 @@ import asyncio
 import contextlib
 import os
 import sqlite3
+from http import HTTPStatus
 from pathlib import Path
 from typing import Any
 
 import pytest
+from aiohttp import web
 
 from crdt.errors import StorageBusy
 from node.client.api import Client, ClientError
+from node.client.transport import GATEWAY
 from node.group_commit import StoreClosing
 from node.server.run import RunningNode
 from tests.node.conftest import NodeFactory
@@ -117,3 +120,31 @@ async def test_a_writer_held_up(make_node: NodeFactory) -> None:
     assert str(refused) == ("the node could not handle the event now (HTTP 503, try again "
                             "in 1 s): 1 event already waits for the disk; try again shortly")
     assert len(waiting) == 2
+
+
+@pytest.mark.parametrize("status", sorted(GATEWAY))
+async def test_a_proxys_plain_answer_is_not_worded_as_the_nodes(status: int) -> None:
+    """A 502, 503 or 504 without a node's JSON error (a reverse proxy whose node is down)
+    is said as from something in between, not as the node's full disk or busy writer."""
+    async def down(_request: web.Request) -> web.Response:
+        return web.Response(status=status, text="no upstream\n", headers={"Retry-After": "5"})
+
+    app = web.Application()
+    app.router.add_route("*", "/{tail:.*}", down)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    try:
+        port = runner.addresses[0][1]
+        async with Client(f"http://127.0.0.1:{port}") as client:
+            with pytest.raises(ClientError) as refused:
+                await client.append("s", [EVENT])
+    finally:
+        await runner.cleanup()
+    reason = HTTPStatus(status).phrase
+    assert str(refused.value) == (
+        f"http://127.0.0.1:{port} could not pass on the event ({status} {reason}, try again "
+        "in 5 s) without a clawsync answer: a reverse proxy or another service in between? "
+        "Is the node behind it running?")
+    assert (refused.value.status, refused.value.code) == (status, None)

@@ -328,12 +328,13 @@ full (/data)'
 
 def _wait_words(wait_s: float | None) -> str:
     """The wait an answer asked for (``Retry-After``), in whole seconds, to follow its
-    status; nothing if it asked for none.
+    status; nothing if it asked for none, or for no wait (0, or a date past): "try again
+    in 0 s" would read as a wait all the same.
 
-    >>> _wait_words(0.2), _wait_words(None)
-    (', try again in 1 s', '')
+    >>> _wait_words(0.2), _wait_words(None), _wait_words(0.0)
+    (', try again in 1 s', '', '')
     """
-    return "" if wait_s is None else f", try again in {math.ceil(wait_s)} s"
+    return "" if not wait_s else f", try again in {math.ceil(wait_s)} s"
 
 
 def _release(version: str) -> tuple[int, ...] | None:

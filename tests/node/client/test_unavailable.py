@@ -9,6 +9,7 @@ import asyncio
 import contextlib
 import os
 import sqlite3
+from collections.abc import AsyncIterator
 from http import HTTPStatus
 from pathlib import Path
 from typing import Any
@@ -122,6 +123,21 @@ async def test_a_writer_held_up(make_node: NodeFactory) -> None:
     assert len(waiting) == 2
 
 
+@contextlib.asynccontextmanager
+async def answering(handler: Any) -> AsyncIterator[str]:
+    """Serve ``handler`` for every request on a loopback port; yield its base URL."""
+    app = web.Application()
+    app.router.add_route("*", "/{tail:.*}", handler)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    try:
+        yield f"http://127.0.0.1:{runner.addresses[0][1]}"
+    finally:
+        await runner.cleanup()
+
+
 @pytest.mark.parametrize("status", sorted(GATEWAY))
 async def test_a_proxys_plain_answer_is_not_worded_as_the_nodes(status: int) -> None:
     """A 502, 503 or 504 without a node's JSON error (a reverse proxy whose node is down)
@@ -129,22 +145,26 @@ async def test_a_proxys_plain_answer_is_not_worded_as_the_nodes(status: int) -> 
     async def down(_request: web.Request) -> web.Response:
         return web.Response(status=status, text="no upstream\n", headers={"Retry-After": "5"})
 
-    app = web.Application()
-    app.router.add_route("*", "/{tail:.*}", down)
-    runner = web.AppRunner(app)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    try:
-        port = runner.addresses[0][1]
-        async with Client(f"http://127.0.0.1:{port}") as client:
-            with pytest.raises(ClientError) as refused:
-                await client.append("s", [EVENT])
-    finally:
-        await runner.cleanup()
+    async with answering(down) as url, Client(url) as client:
+        with pytest.raises(ClientError) as refused:
+            await client.append("s", [EVENT])
     reason = HTTPStatus(status).phrase
     assert str(refused.value) == (
-        f"http://127.0.0.1:{port} could not pass on the event ({status} {reason}, try again "
+        f"{url} could not pass on the event ({status} {reason}, try again "
         "in 5 s) without a clawsync answer: a reverse proxy or another service in between? "
         "Is the node behind it running?")
     assert (refused.value.status, refused.value.code) == (status, None)
+
+
+@pytest.mark.parametrize("retry_after", ["0", "Thu, 01 Jan 1970 00:00:00 GMT"])
+async def test_no_wait_asked_is_not_said_as_one(retry_after: str) -> None:
+    """A node's 503 that asks to wait for nothing (0 s, or until a date past) is said
+    without "try again in 0 s"."""
+    async def busy(_request: web.Request) -> web.Response:
+        return web.json_response({"error": {"code": "busy", "message": "busy"}}, status=503,
+                                 headers={"Retry-After": retry_after})
+
+    async with answering(busy) as url, Client(url) as client:
+        with pytest.raises(ClientError) as refused:
+            await client.append("s", [EVENT])
+    assert str(refused.value) == "the node could not handle the event now (HTTP 503): busy"

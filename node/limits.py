@@ -183,11 +183,15 @@ class ClientLimits:
     stream_message_bytes_max: int = Limits().body_bytes_max + 64 * 1024
 
     def __post_init__(self) -> None:
-        """``ValueError`` for a pair out of order (``CLIENT_ORDERED``). No flag, variable
-        or file sets these: an app that builds them hears of a swapped pair at once, not
-        as pauses that never grow."""
+        """``ValueError`` for a value out of range, as a config file's would be (a pause
+        of 0 s is a loop that reconnects without one), or a pair out of order
+        (``ORDERED``). No flag, variable or file sets these: an app that builds them
+        hears of it at once, not as pauses that never come or never grow."""
         values = _values(self)
-        for order in CLIENT_ORDERED:
+        for name, value in values.items():
+            if (wrong := _out_of_range(name, value)) is not None:
+                raise ValueError(f"ClientLimits: {name} {wrong}")
+        for order in ORDERED[ClientLimits]:
             if order.broken(values):
                 raise ValueError(f"ClientLimits: {_said(order, values, '', None)}")
 
@@ -217,6 +221,19 @@ def _high(name: str) -> int:
     return SECONDS_MAX if name.endswith("_s") and not name.endswith("_per_s") else NUMBER_MAX
 
 
+def _out_of_range(name: str, value: float) -> str | None:
+    """What is wrong with ``value`` for setting ``name`` (every one is positive, and at
+    most ``_high``), to follow the setting's name; None if nothing.
+
+    >>> _out_of_range("reconnect_delay_min_s", 0), _out_of_range("page_max", 100)
+    ('must be positive and at most 10000000, not 0', None)
+    """
+    high = _high(name)
+    if 0 < value <= high:  # also refuses nan; inf is above
+        return None
+    return f"must be positive and at most {high}, not {value}"
+
+
 @dataclass(frozen=True, slots=True)
 class Order:
     """Two limits of one table in order: ``low`` at most ``high`` (below it, if
@@ -241,7 +258,8 @@ class Order:
 
 
 #: Limits of a table that only work in order: out of it, a setting would promise what
-#: the node cannot keep, and the node refuses to start (``check_order``).
+#: the node cannot keep, and the node refuses to start (``check_order``); a
+#: ``ClientLimits`` out of order is refused when built (its ``__post_init__``).
 ORDERED: dict[type, tuple[Order, ...]] = {
     Limits: (
         # The page size of a read that gives no limit= is not checked against the
@@ -267,15 +285,13 @@ ORDERED: dict[type, tuple[Order, ...]] = {
         Order("backoff_base_s", "backoff_max_s", "every retry delay would be "
               "backoff_max_s: no back-off"),
         Order("forgotten_hold_s", "forgotten_hold_max_s", "every hold-off would be "
-              "forgotten_hold_max_s: none would grow"))}
-
-#: ``ClientLimits`` that only work in order, refused when built (its ``__post_init__``):
-#: each pause is capped with min(), so out of order the cap is every pause.
-CLIENT_ORDERED = (
-    Order("reconnect_delay_min_s", "reconnect_delay_max_s", "a live stream's first "
-          "reconnection would wait longer than every later one"),
-    Order("subscribe_retry_base_s", "subscribe_retry_max_s", "every reconnection of the "
-          "projection follower would wait subscribe_retry_max_s: no back-off"))
+              "forgotten_hold_max_s: none would grow")),
+    ClientLimits: (
+        # Each pause is capped with min(): out of order, the cap is every pause.
+        Order("reconnect_delay_min_s", "reconnect_delay_max_s", "a live stream's first "
+              "reconnection would wait longer than every later one"),
+        Order("subscribe_retry_base_s", "subscribe_retry_max_s", "every reconnection of "
+              "the projection follower would wait subscribe_retry_max_s: no back-off"))}
 
 #: Limits of a table that risk dropping a client out of order, but that files did not
 #: have to keep in order before: the node starts and logs a warning (``out_of_order``).
@@ -452,10 +468,8 @@ def limits_from(table: Mapping[str, Any], kind: type[_L], where: str) -> _L:
         if isinstance(value, bool) or not isinstance(value, int if whole else (int, float)):
             raise ValueError(f"[{where}] {raw_name} must be "
                              f"{'a whole number' if whole else 'a number'}, not {value!r}")
-        high = _high(name)
-        if not 0 < value <= high:  # also refuses nan; inf is above
-            raise ValueError(f"[{where}] {raw_name} must be positive and at most {high}, "
-                             f"not {value}")
+        if (wrong := _out_of_range(name, value)) is not None:
+            raise ValueError(f"[{where}] {raw_name} {wrong}")
         values[name] = value if whole else float(value)
     values = {**_values(defaults), **values}
     # Before the dataclass's own checks (SyncConfig's), which say less.

@@ -20,11 +20,11 @@ from click.testing import CliRunner
 
 from node.config import Config
 from node.limits import (
-    CLIENT_ORDERED,
     LIMIT_TABLES,
     ORDERED,
     POINTLESS,
     RISKY,
+    SECONDS_MAX,
     ClientLimits,
     Limits,
     check_order,
@@ -482,8 +482,9 @@ def test_a_check_of_a_value_the_file_may_have_set_names_the_file(tmp_path: Path)
 
 
 def test_the_defaults_keep_every_order_of_limits() -> None:
-    assert {*ORDERED, *RISKY, *POINTLESS} <= set(LIMIT_TABLES.values())
-    for kind in LIMIT_TABLES.values():
+    kinds = (*LIMIT_TABLES.values(), ClientLimits)
+    assert {*ORDERED, *RISKY, *POINTLESS} <= set(kinds)
+    for kind in kinds:
         check_order(kind(), "table")
         assert out_of_order(kind(), "table") == []
         names = {field.name for field in dataclasses.fields(kind)}
@@ -509,10 +510,22 @@ def test_client_limits_out_of_order_are_refused_when_built(swapped: dict[str, fl
         ClientLimits(**swapped)
     assert str(refused.value) == said
     names = {field.name for field in dataclasses.fields(ClientLimits)}
-    for order in CLIENT_ORDERED:
+    for order in ORDERED[ClientLimits]:
         assert {order.low, order.high} <= names, order
         equal = ClientLimits(**{order.low: 1.0, order.high: 1.0})
         assert getattr(equal, order.low) == getattr(equal, order.high)
+
+
+@pytest.mark.parametrize("name", ["reconnect_delay_min_s", "subscribe_retry_base_s",
+                                  "connect_timeout_s"])
+@pytest.mark.parametrize("value", [0.0, -1.0, float("nan")])
+def test_client_limits_out_of_range_are_refused_when_built(name: str, value: float) -> None:
+    """A pause of 0 s (or less) would reconnect in a loop without one: refused as a
+    config file's value is, with the same words."""
+    with pytest.raises(ValueError) as refused:
+        ClientLimits(**{name: value})
+    assert str(refused.value) == (f"ClientLimits: {name} must be positive and at most "
+                                  f"{SECONDS_MAX}, not {value}")
 
 
 @pytest.mark.parametrize(("table", "said"), [

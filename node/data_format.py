@@ -118,12 +118,19 @@ def check_format(folder: Path, running: str = "") -> int | None:
     return int(found)
 
 
+#: What a refusal of a newer format says was left as it was: nothing, for what was only
+#: read; a log refused as it was opened (``log_refusal``'s ``opened``) only its records.
+UNCHANGED = "nothing in it was changed"
+OPENED_UNCHANGED = ("its records were not changed; the open that read them may have "
+                    "rewritten SQLite's files")
+
+
 def newer_format(what: str, format_named: str, known: int, writer: str | None,
-                 running: str) -> str:
+                 running: str, unchanged: str = UNCHANGED) -> str:
     """The refusal of ``what`` (the folder, the log), of a newer format (``format_named``,
     as "data folder format 2") than ``known``, the newest this version (``running``, if
-    known) reads: which version wrote it (``writer``, if known and fit to show) and what
-    to do, in one line.
+    known) reads: which version wrote it (``writer``, if known and fit to show), what to
+    do, and what was left as it was (``unchanged``), in one line.
 
     >>> newer_format("the log in d", "log format 2", 1, None, "0.3.0")
     'the log in d was written by a newer clawsync (log format 2); clawsync 0.3.0 reads \
@@ -134,13 +141,16 @@ format 1 at most. Run a newer clawsync on it (nothing in it was changed)'
     this = f"clawsync {running}" if running else "this clawsync"
     run = f"{by} or a later version" if by is not None else "a newer clawsync"
     return (f"{what} was written by {by or 'a newer clawsync'} ({format_named}); {this} "
-            f"reads format {known} at most. Run {run} on it (nothing in it was changed)")
+            f"reads format {known} at most. Run {run} on it ({unchanged})")
 
 
-def log_refusal(error: LogFormatError, location: object, running: str) -> FolderFormatError:
+def log_refusal(error: LogFormatError, location: object, running: str,
+                opened: bool = False) -> FolderFormatError:
     """``error`` (the log's meta record is of another format) in words for people, naming
     the log's ``location``: a newer format as ``newer_format`` says it; any other, a
-    damaged record (no version wrote it).
+    damaged record (no version wrote it). ``opened``: refused as the log was opened to
+    be written, not read before (a WAL without its index, which only the open recovers):
+    its records are as they were, not every byte.
 
     >>> print(log_refusal(LogFormatError(2, 1, writer="0.5.0"), "d", "0.3.0"))
     the event log in d was written by clawsync 0.5.0 (log format 2); clawsync 0.3.0 reads \
@@ -157,7 +167,8 @@ format 1 at most. Run clawsync 0.5.0 or a later version on it (nothing in it was
     if error.newer:
         # The writer's version as read from the log: shown only if fit (``newer_format``).
         return FolderFormatError(newer_format(
-            what, f"log format {error.found}", error.known, error.writer, running))
+            what, f"log format {error.found}", error.known, error.writer, running,
+            OPENED_UNCHANGED if opened else UNCHANGED))
     return FolderFormatError(f"{what} is damaged (its format reads {_found(error.found)}, "
                              f"not {error.known}): restore the folder from a backup")
 

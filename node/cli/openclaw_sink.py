@@ -163,8 +163,9 @@ def with_sink(ctx: click.Context, data_dir: Path | None,
         raise store_refusal(error, data_dir) from None
     except FolderFormatError as error:  # as ``serve`` refuses to start on it: 1
         raise NodeError(str(error)) from None
-    except LogFormatError as error:  # the same
-        raise NodeError(str(log_refusal(error, data_dir, software_version()))) from None
+    except LogFormatError as error:  # the same, refused by the open (which writes)
+        raise NodeError(str(log_refusal(error, data_dir, software_version(),
+                                        opened=True))) from None
     except DeviceKeyError as error:
         # A folder whose key cannot be used (damaged, open to others, not a file) is
         # input this command cannot use, as for ``clawsync device --data-dir``: exit 2,

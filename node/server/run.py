@@ -222,6 +222,7 @@ def _bind(config: Config) -> list[socket.socket]:
 async def _start(config: Config, tls: TlsFiles, socks: list[socket.socket]) -> RunningNode:
     limits = config.limits
     device: DeviceKey | None = None
+    opening = False  # the log is opened to be written: a refusal then changed its files
     try:
         await asyncio.to_thread(check_log_first, config)
         try:
@@ -229,13 +230,15 @@ async def _start(config: Config, tls: TlsFiles, socks: list[socket.socket]) -> R
             device = await asyncio.to_thread(open_key, config.data_dir)
         except DeviceKeyError as error:
             raise StartError(str(error)) from None
+        opening = True
         astore = await AsyncStore.open(config.log_location, limits,
                                        signer=device.signer(config.name),
                                        written_by=software_version())
     except FolderInUse as error:
         raise FolderTaken(str(error)) from None
     except LogFormatError as error:
-        said = str(log_refusal(error, config.log_location, software_version()))
+        said = str(log_refusal(error, config.log_location, software_version(),
+                               opened=opening))
         raise StartError(said + unmake_key(device)) from None
     except StoreError as error:
         raise StartError(str(error)) from None

@@ -23,7 +23,7 @@ from crdt.log.store import EventStore
 from crdt.storage.disk import DiskStorage
 from crdt.storage.lock import LOCK_NAME
 from node.config import software_version
-from node.data_format import DATA_FORMAT, FORMAT_FILE
+from node.data_format import DATA_FORMAT, FORMAT_FILE, OPENED_UNCHANGED
 from node.device import KEY_FILE
 from tests.support.processes import (
     CLI_TIMEOUT_S,
@@ -349,6 +349,26 @@ def test_a_refused_storage_log_is_left_byte_for_byte(tmp_path: Path, how: str) -
     assert said in line, line
     assert _files(log) == before
     assert not (tmp_path / "data").exists()
+
+
+def test_a_storage_log_whose_wal_lost_its_index_is_refused_by_the_open(tmp_path: Path
+                                                                       ) -> None:
+    """``--storage`` naming a log of a newer format said only in a WAL left without its
+    index (``-shm``: a backup that copied the database and its WAL alone). Only a
+    writable open reads such a WAL, recovering it, so the start goes on to the open,
+    which refuses the log: it says that the log's records were not changed, not that
+    nothing was, and that it made the data folder."""
+    log = tmp_path / "log"
+    _refused_log(log, "newer_in_wal")
+    (log / "cache.db-shm").unlink()
+    line = one_error_line(serve_on(tmp_path / "data", log))
+    assert f"on it ({OPENED_UNCHANGED}) (this start made {tmp_path / 'data'}" in line, line
+    assert "nothing in it was changed" not in line, line
+
+    def rows(folder: Path) -> list[str]:
+        with contextlib.closing(sqlite3.connect(folder / "cache.db")) as connection:
+            return list(connection.iterdump())
+    assert rows(log) == rows(log.with_name("live"))  # the records the copy was made of
 
 
 #: A node serving on the data folder ``sys.argv[1]``, its log in ``sys.argv[2]``

@@ -34,6 +34,12 @@ from crdt.errors import FolderInUse
 LOCK_NAME = "clawsync.lock"
 #: Most bytes of the holder's description read back for an error message.
 HOLDER_BYTES_MAX = 512
+#: Seconds ``acquire`` waits for another start's read of the folder (``none_holds``: a
+#: shared lock, held while a log's meta record is read) to end, ``PEEK_POLL_S`` apart:
+#: such a read is short, and refusing a start for it would name, as the holder, the
+#: last node that wrote the lock file, which may have exited long ago.
+PEEK_WAIT_S = 0.5
+PEEK_POLL_S = 0.01
 
 
 class FolderLock:
@@ -45,14 +51,12 @@ class FolderLock:
 
     @classmethod
     def acquire(cls, folder: str | os.PathLike[str]) -> FolderLock:
-        """Lock ``folder`` (which must exist) or raise ``FolderInUse`` at once."""
+        """Lock ``folder`` (which must exist) or raise ``FolderInUse``: at once if a
+        process holds it, after up to ``PEEK_WAIT_S`` if another start reads it."""
         path = Path(folder).resolve()
         fd = os.open(path / LOCK_NAME, os.O_RDWR | os.O_CREAT, 0o644)
         try:
-            try:
-                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            except BlockingIOError:
-                raise _in_use(path, fd) from None
+            _lock_waiting_for_reads(path, fd)
             # Who holds it, for the error message of the next one to try. Never the
             # command line: it may carry a token.
             since = time.strftime("%Y-%m-%d %H:%M:%S %Z")
@@ -98,6 +102,29 @@ class FolderLock:
         if self._fd is not None:
             os.close(self._fd)
             self._fd = None
+
+
+def _lock_waiting_for_reads(folder: Path, fd: int) -> None:
+    """Lock ``fd`` (the lock file of ``folder``) exclusively. Refused while a process
+    holds it; while only reads hold it (shared: ``none_holds``), tried again for up to
+    ``PEEK_WAIT_S``, then refused as being read."""
+    deadline = time.monotonic() + PEEK_WAIT_S
+    while True:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            return
+        except BlockingIOError:
+            pass
+        try:  # taken shared: no process holds it, only reads do
+            fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise _in_use(folder, fd) from None
+        fcntl.flock(fd, fcntl.LOCK_UN)
+        if time.monotonic() >= deadline:
+            raise FolderInUse(f"the data folder {folder} is being read by another start "
+                              f"(for more than {PEEK_WAIT_S} s); try again once it has "
+                              "started or given up")
+        time.sleep(PEEK_POLL_S)
 
 
 def _in_use(folder: Path, fd: int) -> FolderInUse:

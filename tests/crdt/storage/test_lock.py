@@ -1,0 +1,94 @@
+"""The folder lock against another start's read of the folder (``FolderLock.none_holds``,
+a shared lock): a start that meets one waits for it, briefly, and is refused as such,
+never in the name of the last node that wrote the lock file."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import threading
+import time
+import types
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
+from pathlib import Path
+
+import pytest
+
+from crdt.errors import FolderInUse
+from crdt.storage import lock
+from crdt.storage.lock import PEEK_WAIT_S, FolderLock
+
+ROOT = Path(__file__).resolve().parents[3]
+#: Seconds a test waits for a process or a thread to get where it is told to.
+WAIT_S = 30
+
+#: Locks the folder ``sys.argv[1]`` and exits: the lock file names a process gone.
+LOCK_AND_EXIT = "import sys; from crdt.storage.lock import FolderLock; " \
+                "FolderLock.acquire(sys.argv[1]).release()"
+#: Reads the folder ``sys.argv[1]`` as a start does before it opens it, says so, and
+#: ends the read once a line comes on stdin.
+READING = """import sys
+from crdt.storage.lock import FolderLock
+with FolderLock.none_holds(sys.argv[1]):
+    print("reading", flush=True)
+    sys.stdin.readline()
+"""
+
+
+def python(code: str, folder: Path, **kwargs: object) -> subprocess.Popen[str]:
+    return subprocess.Popen([sys.executable, "-c", code, str(folder)], text=True, cwd=ROOT,
+                            env={**os.environ, "PYTHONPATH": str(ROOT)}, **kwargs)
+
+
+@contextmanager
+def read_by_another(folder: Path) -> Iterator[subprocess.Popen[str]]:
+    """Another process reading ``folder``, until a line is written to its stdin or the
+    block ends."""
+    with python(READING, folder, stdin=subprocess.PIPE, stdout=subprocess.PIPE) as reader:
+        assert reader.stdin is not None and reader.stdout is not None
+        try:
+            assert reader.stdout.readline() == "reading\n"
+            yield reader
+        finally:
+            if not reader.stdin.closed:
+                reader.stdin.close()
+            assert reader.wait(WAIT_S) == 0
+
+
+@pytest.fixture
+def folder(tmp_path: Path) -> Path:
+    """A folder whose lock file names a node that has exited."""
+    assert python(LOCK_AND_EXIT, tmp_path).wait(WAIT_S) == 0
+    return tmp_path
+
+
+def test_a_start_that_meets_a_long_read_is_refused_as_such(folder: Path) -> None:
+    with read_by_another(folder), pytest.raises(FolderInUse) as refused:
+        FolderLock.acquire(folder)
+    assert str(refused.value) == (
+        f"the data folder {folder.resolve()} is being read by another start (for more than "
+        f"{PEEK_WAIT_S} s); try again once it has started or given up")
+    FolderLock.acquire(folder).release()  # the read over: taken
+
+
+def test_a_read_that_ends_while_a_start_waits_lets_it_lock(
+        folder: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    waiting = threading.Event()
+
+    def sleep(seconds: float) -> None:
+        waiting.set()  # the start met the read and waits for it
+        time.sleep(seconds)
+
+    monkeypatch.setattr(lock, "time", types.SimpleNamespace(
+        monotonic=time.monotonic, sleep=sleep, strftime=time.strftime))
+    monkeypatch.setattr(lock, "PEEK_WAIT_S", WAIT_S)  # however slow this machine is
+    with read_by_another(folder) as reader, ThreadPoolExecutor(1) as pool:
+        taking = pool.submit(FolderLock.acquire, folder)
+        while not waiting.wait(0.01) and not taking.done():
+            pass
+        assert reader.stdin is not None
+        reader.stdin.close()  # the read ends
+        taking.result(WAIT_S).release()

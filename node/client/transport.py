@@ -3,14 +3,13 @@ live stream's connection, and every failure turned into a ``ClientError``.
 
 Connection failures, timeouts, 4xx answers (with the node's own explanation of what was
 wrong) and unexpected bodies are all translated in exactly one place, ``_Translate``
-(with ``_refuse`` for the answers a node gave).
+(with ``_refuse`` for the answers a node gave, in the words of ``node.client.answers``).
 """
 
 from __future__ import annotations
 
 import errno
 import json
-import math
 import os
 import time
 from collections.abc import AsyncIterator, Mapping
@@ -26,6 +25,7 @@ from crdt import codec
 from crdt.addresses import address_refusal, normal_address, unshown_refusal
 from node.asked_waits import asked_wait_s
 from node.checks import host_name_problem
+from node.client import answers
 from node.client.errors import ClientError, shown_address
 from node.client.tls_probe import answers_tls
 from node.config import software_version
@@ -41,15 +41,6 @@ class StreamEvent:
 
     position: int
     event: dict[str, Any]
-
-
-#: Statuses that say "no such route or method here" (not found, method not allowed, not
-#: implemented): without a node's JSON error body, the address serves no clawsync API.
-NO_ROUTE = frozenset({404, 405, 501})
-#: Statuses a reverse proxy or load balancer answers when it cannot reach what is behind
-#: it (bad gateway, unavailable, gateway time-out): without a node's JSON error body,
-#: they are not the node's.
-GATEWAY = frozenset({502, 503, 504})
 
 
 # NaN, Infinity and numbers past a float's range are a ValueError like any answer that
@@ -225,18 +216,13 @@ class Transport:
             # token: this one is probably from something in between (a reverse proxy's
             # own login, a firewall), not about the token. (A proxy that swaps the node's
             # error page keeps its 401 and that header: told as the node's, below.)
-            raise ClientError(f"{self.shown_url} refused {what} ({status} {message}) without "
-                              "a clawsync answer: a reverse proxy or another service in "
-                              "between? Probably not the node's token",
+            raise ClientError(answers.refused_in_between(self.shown_url, what, status, message),
                               status=status, code=None, field=None, said=said)
-        if status in GATEWAY and code is None:
+        if status in answers.GATEWAY and code is None:
             # Every node's 503 carries its JSON error, and a node answers no 502 or 504:
             # this one is from something in between that could not reach the node, or
             # will not pass the request on now (a reverse proxy, a load balancer).
-            raise ClientError(f"{self.shown_url} could not pass on {what} ({status} "
-                              f"{message}{_wait_words(wait)}) without a clawsync answer: a "
-                              "reverse proxy or another service in between? Is the node "
-                              "behind it running?",
+            raise ClientError(answers.not_passed_on(self.shown_url, what, status, message, wait),
                               status=status, code=None, field=None, said=said,
                               retry_after_s=wait)
         if status == 403:  # a valid token, that does not open this: the node says why
@@ -249,7 +235,7 @@ class Transport:
             text = ("the node refused the token: check --token or CLAWSYNC_TOKEN"
                     if self.token else
                     "the node needs a token: pass it with --token or CLAWSYNC_TOKEN")
-        elif (status == 404 and message == "Not Found") or (status in NO_ROUTE
+        elif (status == 404 and message == "Not Found") or (status in answers.NO_ROUTE
                                                              and code is None):
             # Not a node's "no such session" (which says what is missing): no route here.
             text = await self._no_route(response, what, node_said=code is not None)
@@ -260,7 +246,7 @@ class Transport:
                 gap := await self._version_gap(response)) is not None:
             text = f"{gap} ({message})"  # the path, but not the method: an older node
         elif status == 503:
-            text = _unavailable(what, message, wait)
+            text = answers.unavailable(what, message, wait)
         elif status >= 500:
             text = f"the node failed to handle {what} (HTTP {status}): {message}"
         else:
@@ -275,9 +261,7 @@ class Transport:
         answer without it comes from something else at that address."""
         if node_said and (gap := await self._version_gap(response)) is not None:
             return gap
-        return (f"{self.shown_url} has no clawsync API ({response.status} for {what}): is it a "
-                "node's address (a reverse proxy's prefix, another service"
-                + (", or a node too old to say its version" if node_said else "") + ")?")
+        return answers.no_api(self.shown_url, response.status, what, node_said)
 
     async def _version_gap(self, response: aiohttp.ClientResponse) -> str | None:
         """What a node says when it lacks a route this client asked for: the versions of
@@ -286,16 +270,7 @@ class Transport:
         if software is None:
             return None
         route = f"{response.method} {response.url.raw_path} ({response.status})"
-        ours = software_version()
-        if software == ours:
-            return f"the node at {self.shown_url} has no {route}"
-        text = (f"the node at {self.shown_url} runs clawsync {software}, which has no "
-                f"{route}; this is clawsync {ours}")
-        theirs_release, our_release = _release(software), _release(ours)
-        if theirs_release is None or our_release is None:
-            return text
-        return text + (": upgrade the node" if theirs_release < our_release
-                       else ", older than the node: use a clawsync of the node's version")
+        return answers.version_gap(self.shown_url, route, software, software_version())
 
     async def _software(self) -> str | None:
         """The clawsync version the node at ``base_url`` says it runs (``GET /v1/node``),
@@ -310,42 +285,6 @@ class Transport:
             return None
         software = body.get("software") if isinstance(body, dict) else None
         return printable(software) if isinstance(software, str) else None
-
-
-def _unavailable(what: str, message: str, wait_s: float | None) -> str:
-    """A 503 in words: the node says it cannot take ``what`` now (its store busy or its
-    disk full, its device records changing, its streams all taken, shutting down), not
-    that it failed at it; the wait it asked for (``Retry-After``), in whole seconds.
-
-    >>> _unavailable("the forget", "the disk is full (/data)", 30.0)
-    'the node could not handle the forget now (HTTP 503, try again in 30 s): the disk is \
-full (/data)'
-    >>> _unavailable("the request", "the node is shutting down", None)
-    'the node could not handle the request now (HTTP 503): the node is shutting down'
-    """
-    return f"the node could not handle {what} now (HTTP 503{_wait_words(wait_s)}): {message}"
-
-
-def _wait_words(wait_s: float | None) -> str:
-    """The wait an answer asked for (``Retry-After``), in whole seconds, to follow its
-    status; nothing if it asked for none, or for no wait (0, or a date past): "try again
-    in 0 s" would read as a wait all the same.
-
-    >>> _wait_words(0.2), _wait_words(None), _wait_words(0.0)
-    (', try again in 1 s', '', '')
-    """
-    return "" if not wait_s else f", try again in {math.ceil(wait_s)} s"
-
-
-def _release(version: str) -> tuple[int, ...] | None:
-    """A release number to compare; None for what is none (a source tree).
-
-    >>> _release("0.3.0") < _release("0.10.0"), _release("(source tree)")
-    (True, None)
-    """
-    parts = version.split(".")
-    return tuple(int(part) for part in parts) if all(part.isdigit() for part in parts) \
-        else None
 
 
 def _hung_up(error: BaseException) -> bool:

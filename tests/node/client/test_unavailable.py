@@ -18,8 +18,8 @@ import pytest
 from aiohttp import web
 
 from crdt.errors import StorageBusy
+from node.client.answers import GATEWAY
 from node.client.api import Client, ClientError
-from node.client.transport import GATEWAY
 from node.group_commit import StoreClosing
 from node.server.run import RunningNode
 from tests.node.conftest import NodeFactory

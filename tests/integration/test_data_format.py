@@ -8,7 +8,6 @@ import contextlib
 import errno
 import json
 import os
-import random
 import signal
 import sqlite3
 import subprocess
@@ -23,8 +22,9 @@ from crdt.log.store import EventStore
 from crdt.storage.disk import DiskStorage
 from crdt.storage.lock import LOCK_NAME
 from node.config import software_version
-from node.data_format import DATA_FORMAT, FORMAT_FILE, OPENED_UNCHANGED
+from node.data_format import DATA_FORMAT, FORMAT_FILE
 from node.device import KEY_FILE
+from tests.support.log_formats import bump_log_format, damage_log, files_of, serve_on
 from tests.support.processes import (
     CLI_TIMEOUT_S,
     NodeProcess,
@@ -33,13 +33,6 @@ from tests.support.processes import (
     one_error_line,
     run_cli,
 )
-
-
-def _files(folder: Path) -> dict[str, tuple[int, int, bytes]]:
-    """Every file under ``folder``: its size, modification time and bytes."""
-    return {str(path.relative_to(folder)): (path.stat().st_size, path.stat().st_mtime_ns,
-                                            path.read_bytes())
-            for path in sorted(folder.rglob("*")) if path.is_file()}
 
 
 def test_a_new_folder_is_marked_with_this_versions_format(tmp_path: Path) -> None:
@@ -63,7 +56,7 @@ def test_a_folder_of_a_newer_format_is_refused_and_left_as_it_is(tmp_path: Path)
         assert run_cli(node, "append", "s1", "message_received", "content=hi").returncode == 0
     (node.data_dir / FORMAT_FILE).write_text(
         json.dumps({"format": DATA_FORMAT + 1, "written_by": "9.1.0"}))
-    before = _files(node.data_dir)
+    before = files_of(node.data_dir)
     for storage in ([], ["--storage", str(tmp_path / "elsewhere")]):
         started = subprocess.run(
             [*node.command()[:4], "--data-dir", str(node.data_dir), "--host", "127.0.0.1",
@@ -73,7 +66,7 @@ def test_a_folder_of_a_newer_format_is_refused_and_left_as_it_is(tmp_path: Path)
         assert f"written by clawsync 9.1.0 (data folder format {DATA_FORMAT + 1})" in line
         assert f"clawsync {software_version()} reads format {DATA_FORMAT} at most" in line
         assert "Run clawsync 9.1.0 or a later version on it" in line
-        assert _files(node.data_dir) == before
+        assert files_of(node.data_dir) == before
     assert not (tmp_path / "elsewhere").exists()
 
 
@@ -92,11 +85,11 @@ def test_openclaw_import_refuses_a_folder_of_a_newer_format(tmp_path: Path) -> N
     with NodeProcess(tmp_path) as node:
         pass
     (node.data_dir / FORMAT_FILE).write_text(json.dumps({"format": DATA_FORMAT + 1}))
-    before = _files(node.data_dir)
+    before = files_of(node.data_dir)
     imported = openclaw_import(node, tmp_path)
     line = one_error_line(imported)
     assert "written by a newer clawsync" in line, line
-    assert _files(node.data_dir) == before
+    assert files_of(node.data_dir) == before
 
 
 def test_a_marker_writer_that_is_no_version_is_not_shown(tmp_path: Path) -> None:
@@ -121,7 +114,7 @@ def test_device_data_dir_refuses_a_folder_of_a_newer_format(tmp_path: Path) -> N
         pass
     (node.data_dir / FORMAT_FILE).write_text(
         json.dumps({"format": DATA_FORMAT + 1, "written_by": "9.1.0"}))
-    before = _files(node.data_dir)
+    before = files_of(node.data_dir)
     for shown in ([], ["--id"], ["--json"]):
         read = subprocess.run(
             [*node.command()[:3], "device", "--data-dir", str(node.data_dir), *shown],
@@ -129,7 +122,7 @@ def test_device_data_dir_refuses_a_folder_of_a_newer_format(tmp_path: Path) -> N
         line = one_error_line(read)
         assert f"written by clawsync 9.1.0 (data folder format {DATA_FORMAT + 1})" in line
         assert read.stdout == ""
-    assert _files(node.data_dir) == before
+    assert files_of(node.data_dir) == before
 
 
 def _meta(folder: Path) -> dict[str, object]:
@@ -138,20 +131,6 @@ def _meta(folder: Path) -> dict[str, object]:
     try:
         meta: dict[str, object] = codec.decode_trusted(storage.get(META))
         return meta
-    finally:
-        storage.close()
-
-
-def _bump_log_format(folder: Path, **fields: object) -> None:
-    """The log's meta record marked as a newer version's (``LOG_FORMAT`` + 1), with
-    ``fields`` put in (or, None, taken out)."""
-    storage = DiskStorage.open(folder)
-    try:
-        with storage.transaction() as tx:
-            meta = {**codec.decode_trusted(tx.get(META)), "format": LOG_FORMAT + 1,
-                    **fields}
-            tx.put(META, codec.encode_fast(
-                {key: value for key, value in meta.items() if value is not None}))
     finally:
         storage.close()
 
@@ -177,7 +156,7 @@ def test_a_log_of_a_newer_format_is_refused_in_words(tmp_path: Path) -> None:
     lost, a log moved in): the log's own check says what the marker's does."""
     with NodeProcess(tmp_path) as node:
         assert run_cli(node, "append", "s1", "message_received", "content=hi").returncode == 0
-    _bump_log_format(node.data_dir, written_by=None)  # no writer said: "a newer clawsync"
+    bump_log_format(node.data_dir, written_by=None)  # no writer said: "a newer clawsync"
     before = _held(node.data_dir)
     started = subprocess.run(
         [*node.command()[:4], "--data-dir", str(node.data_dir), "--host", "127.0.0.1",
@@ -203,7 +182,7 @@ def test_the_log_says_which_version_wrote_it(tmp_path: Path) -> None:
                          ("9" * 41, "a newer clawsync"), ("9.1\x1b[2J", "a newer clawsync"),
                          ("9.1\u202e0", "a newer clawsync"), ("", "a newer clawsync"),
                          ("   ", "a newer clawsync"), ("9.1 rm -rf", "a newer clawsync")]:
-        _bump_log_format(node.data_dir, written_by=writer)
+        bump_log_format(node.data_dir, written_by=writer)
         started = subprocess.run(
             [*node.command()[:4], "--data-dir", str(node.data_dir), "--host", "127.0.0.1",
              "--port", str(free_port())],
@@ -215,36 +194,6 @@ def test_the_log_says_which_version_wrote_it(tmp_path: Path) -> None:
         assert "\x1b" not in started.stderr and "\u202e" not in started.stderr
         if writer == "9.1.0":
             assert "Run clawsync 9.1.0 or a later version on it" in line, line
-
-
-def _damage_log(folder: Path, how: str) -> None:
-    """A new log in ``folder`` whose meta record is damaged ``how``."""
-    EventStore.open(folder).close()
-    storage = DiskStorage.open(folder)
-    try:
-        with storage.transaction() as tx:
-            meta = codec.decode_trusted(tx.get(META))
-            record = {"bytes": b"\xff\xff not CBOR",
-                      "no_node_id": codec.encode_fast({"format": LOG_FORMAT}),
-                      "true": codec.encode_fast({**meta, "format": True}),
-                      "list": codec.encode_fast([1, 2]),
-                      "seq_null": codec.encode_fast({**meta, "seq": None}),
-                      "sessions_text": codec.encode_fast({**meta, "sessions": "x"}),
-                      "no_format": codec.encode_fast(
-                          {key: value for key, value in meta.items() if key != "format"}),
-                      "long": codec.encode_fast({**meta, "format": "x" * 5000})}[how]
-            tx.put(META, record)
-    finally:
-        storage.close()
-
-
-def serve_on(data_dir: Path, log: Path) -> subprocess.CompletedProcess[str]:
-    """``serve`` on ``data_dir`` with its event log in ``log`` (``--storage``), run till
-    it ends (a start refused)."""
-    return subprocess.run(
-        [sys.executable, "-m", "node.main", "serve", "--data-dir", str(data_dir),
-         "--storage", str(log), "--host", "127.0.0.1", "--port", str(free_port())],
-        capture_output=True, text=True, env=child_env(), timeout=CLI_TIMEOUT_S)
 
 
 @pytest.mark.parametrize(("how", "said"), [
@@ -262,7 +211,7 @@ def test_a_damaged_log_is_refused_in_one_line_and_left_as_it_is(
     """No traceback, and exit 1 from both ``serve`` and ``openclaw``, as for a newer
     format: a damaged log is not the user's input (exit 2) and is never rewritten."""
     log = tmp_path / "log"
-    _damage_log(log, how)
+    damage_log(log, how)
     before = _held(log)
     started = serve_on(tmp_path / "data", log)
     state = tmp_path / "openclaw"
@@ -277,159 +226,13 @@ def test_a_damaged_log_is_refused_in_one_line_and_left_as_it_is(
     assert not (tmp_path / "data").exists()  # the new data folder is not made
 
 
-def test_a_refused_storage_log_leaves_the_data_folder_as_it_was(tmp_path: Path) -> None:
-    """``--storage`` naming a log of a newer format: no data folder made, none of its
-    parents, and no lock file left in one that exists."""
-    log = tmp_path / "log"
-    EventStore.open(log).close()
-    _bump_log_format(log)
-    empty = tmp_path / "empty"
-    empty.mkdir()
-    for data_dir in (tmp_path / "new" / "data", empty):
-        line = one_error_line(serve_on(data_dir, log))
-        assert line.rstrip().endswith("(nothing in it was changed)"), line
-    assert not (tmp_path / "new").exists()
-    assert list(empty.iterdir()) == []
-
-
-def test_a_storage_log_that_is_no_database_leaves_no_data_folder(tmp_path: Path) -> None:
-    """``--storage`` naming a folder whose ``cache.db`` is not a database (random bytes):
-    refused before the data folder is made, no device key, no lock."""
-    log = tmp_path / "log"
-    log.mkdir()
-    (log / "cache.db").write_bytes(random.Random(7).randbytes(5000))
-    empty = tmp_path / "empty"
-    empty.mkdir()
-    for data_dir in (tmp_path / "new" / "data", empty):
-        line = one_error_line(serve_on(data_dir, log))
-        assert "file is not a database" in line, line
-        assert "this start made" not in line, line
-    assert not (tmp_path / "new").exists()
-    assert list(empty.iterdir()) == []
-
-
-def _refused_log(log: Path, how: str) -> str:
-    """A log in ``log`` that a start refuses, ``how``: of a newer format; its meta record
-    damaged; no database; or of a newer format said only in the WAL a crash left (with
-    its index), which the open would have checkpointed. What the refusal says."""
-    if how == "no_database":
-        log.mkdir()
-        (log / "cache.db").write_bytes(random.Random(7).randbytes(5000))
-        return "file is not a database"
-    if how == "damaged":
-        _damage_log(log, "bytes")
-        return "is damaged (it is not CBOR)"
-    EventStore.open(log).close()
-    if how == "newer":
-        _bump_log_format(log)
-        return "(nothing in it was changed)"
-    # A reader left open keeps the WAL (its last connection would checkpoint it): the
-    # files copied meanwhile are what a node killed after the bump leaves.
-    live = log.with_name("live")
-    log.rename(live)
-    with contextlib.closing(sqlite3.connect(live / "cache.db")) as reader:
-        reader.execute("SELECT count(*) FROM Cache").fetchone()
-        _bump_log_format(live)
-        log.mkdir()
-        for path in live.iterdir():
-            (log / path.name).write_bytes(path.read_bytes())
-    assert {"cache.db-wal", "cache.db-shm"} <= {path.name for path in log.iterdir()}
-    return "(nothing in it was changed)"
-
-
-@pytest.mark.parametrize("how", ["newer", "damaged", "no_database", "newer_in_wal"])
-def test_a_refused_storage_log_is_left_byte_for_byte(tmp_path: Path, how: str) -> None:
-    """``--storage`` naming a log that is refused: not a byte of its folder changes, not
-    the database (a writable open rewrites its pages and settings), nor the lock file,
-    and no WAL file or index is made or written (the check opens nothing writable)."""
-    log = tmp_path / "log"
-    said = _refused_log(log, how)
-    before = _files(log)
-    line = one_error_line(serve_on(tmp_path / "data", log))
-    assert said in line, line
-    assert _files(log) == before
-    assert not (tmp_path / "data").exists()
-
-
-def test_a_storage_log_whose_wal_lost_its_index_is_refused_by_the_open(tmp_path: Path
-                                                                       ) -> None:
-    """``--storage`` naming a log of a newer format said only in a WAL left without its
-    index (``-shm``: a backup that copied the database and its WAL alone). Only a
-    writable open reads such a WAL, recovering it, so the start goes on to the open,
-    which refuses the log: it says that the log's records were not changed, not that
-    nothing was, and that it made the data folder."""
-    log = tmp_path / "log"
-    _refused_log(log, "newer_in_wal")
-    (log / "cache.db-shm").unlink()
-    line = one_error_line(serve_on(tmp_path / "data", log))
-    assert f"on it ({OPENED_UNCHANGED}) (this start made {tmp_path / 'data'}" in line, line
-    assert "nothing in it was changed" not in line, line
-
-    def rows(folder: Path) -> list[str]:
-        with contextlib.closing(sqlite3.connect(folder / "cache.db")) as connection:
-            return list(connection.iterdump())
-    assert rows(log) == rows(log.with_name("live"))  # the records the copy was made of
-
-
-#: A node serving on the data folder ``sys.argv[1]``, its log in ``sys.argv[2]``
-#: (``--storage``), whose check of that log before the folder is made gives up on a held
-#: lock after some 0.2 s, not diskcache's 60 s (its clock runs 300 times as fast during
-#: the check), and says on stdout when the check is done; the open after it waits as
-#: long as ever.
-SERVE_WITH_A_SHORT_LOG_CHECK = """import sys, time, types
-from pathlib import Path
-import diskcache.core
-from node.config import Config
-from node.server import run as running
-real_check = running.check_storage_log
-def check_storage_log(config):
-    diskcache.core.time = types.SimpleNamespace(time=lambda: time.time() * 300,
-                                                sleep=time.sleep)
-    try:
-        real_check(config)
-    finally:
-        diskcache.core.time = time
-        print("checked", flush=True)
-running.check_storage_log = check_storage_log
-running.run(Config(data_dir=Path(sys.argv[1]), storage=sys.argv[2], host="127.0.0.1",
-                   port=0, log_format="json"))
-"""
-
-
-def test_a_storage_log_locked_a_while_is_not_refused_before_the_open(tmp_path: Path
-                                                                      ) -> None:
-    """``--storage`` naming a log another process holds locked (a backup, a ``sqlite3``
-    shell) past the check's wait: the check lets it through, and the open, which waits
-    for the lock, serves once it is let go. Refused there, the start failed for good."""
-    log = tmp_path / "log"
-    EventStore.open(log).close()
-    locker = sqlite3.connect(log / "cache.db", isolation_level=None)
-    locker.execute("BEGIN EXCLUSIVE")
-    try:
-        with subprocess.Popen(
-                [sys.executable, "-c", SERVE_WITH_A_SHORT_LOG_CHECK,
-                 str(tmp_path / "data"), str(log)],
-                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                env=child_env()) as served:
-            assert served.stdout is not None and served.stderr is not None
-            assert served.stdout.readline() == "checked\n"
-            locker.rollback()
-            line = served.stderr.readline()
-            assert json.loads(line)["event"] == "serving", line[-500:]
-            served.send_signal(signal.SIGTERM)
-            said = served.stderr.read()
-            assert served.wait(CLI_TIMEOUT_S) == 0, said[-500:]
-    finally:
-        locker.close()
-
-
 def test_a_refused_log_leaves_no_device_key_behind(tmp_path: Path) -> None:
     """A folder holding only a log of a newer format (moved in): the key is made before
     the log is read (the log signs with it), and is removed again as the log is refused,
     so that no later start takes it for the folder's identity."""
     folder = tmp_path / "moved"
     EventStore.open(folder).close()
-    _bump_log_format(folder)
+    bump_log_format(folder)
     before = _held(folder)
     started = subprocess.run(
         [sys.executable, "-m", "node.main", "serve", "--data-dir", str(folder),
@@ -464,9 +267,9 @@ def test_a_refused_log_is_refused_before_a_key_is_made(tmp_path: Path, refused: 
     folder = tmp_path / "moved"
     if refused == "newer":
         EventStore.open(folder).close()
-        _bump_log_format(folder)
+        bump_log_format(folder)
     else:
-        _damage_log(folder, "seq_null")
+        damage_log(folder, "seq_null")
     started = subprocess.run([sys.executable, "-c", SERVE_SAYING_KEYS_MADE, str(folder)],
                              capture_output=True, text=True, env=child_env(),
                              timeout=CLI_TIMEOUT_S)
@@ -478,7 +281,7 @@ def test_a_refused_log_is_refused_before_a_key_is_made(tmp_path: Path, refused: 
 def _held(folder: Path) -> tuple[dict[str, bytes], list[str]]:
     """What ``folder`` holds: its files but the lock (which each start rewrites) and the
     log, and the log's rows (opening it rewrites SQLite pages, not what they hold)."""
-    files = {name: data for name, (_, _, data) in _files(folder).items()
+    files = {name: data for name, (_, _, data) in files_of(folder).items()
              if name not in (LOCK_NAME, "cache.db")}
     with contextlib.closing(sqlite3.connect(folder / "cache.db")) as log:
         return files, list(log.iterdump())

@@ -134,7 +134,8 @@ class Admission:
         self.waiting = Waiting()
         #: Peers refused for proving no device key, logged once (``keyless_refusal``).
         self._keyless: set[str] = set()
-        #: The refusal last warned of (what the peer signed, else its words), by dialed
+        #: The refusal last warned of (what the peer signed and whether it is believed,
+        #: else its words), by dialed
         #: address, kept when its runner is forgotten: a peer's member list can name an
         #: address that refuses this device (a node of another cluster took a stopped
         #: node's port), which is forgotten after ``learned_failures_max`` refusals and
@@ -360,13 +361,14 @@ class Admission:
         """The peer turned this device away: say why (in the log once, until it changes),
         and remember a signed removal."""
         refusal = exc.refusal
-        runner.removal = None
+        runner.removal, taken = None, False
         if refusal is None:
             runner.refused = str(exc)
         elif refusal.code == DEVICE_REMOVED:
             runner.removal = refusal
             if self.trusted(runner, refusal.by) and not self.removed.known:
                 self.removed.record(refusal)
+            taken = self.believed(runner, refusal) is not None
             runner.refused = self.removal_refused(runner, refusal)
         elif refusal.code == NOT_MEMBER and refusal.detail.get("secret") == "wrong":
             runner.refused = (f"refused by {refusal.by}: the cluster secret this node gave "
@@ -381,9 +383,10 @@ class Admission:
                                           address=runner.url)
         else:
             runner.refused = f"refused by {refusal.by} ({refusal.code})"
-        # Told apart by what the peer said, not by the words saying it: those of a
-        # removal change once a record names its remover, and it is no news.
-        said = str(exc) if refusal is None else f"{refusal.by} {refusal.text()}"
+        # Told apart by what the peer said and whether this device believes it, not by
+        # the words saying it: those of a removal change once a record names its
+        # remover, and it is no news; a claim taken once its signer is a member is.
+        said = str(exc) if refusal is None else f"{refusal.by} {refusal.text()} {taken}"
         if runner.url is None or self._refusals.get(runner.url) != said:
             log.warning("peer refused this device", peer=runner.url, reason=runner.refused)
             if runner.url is not None:
@@ -400,17 +403,27 @@ class Admission:
             return False, None
         return True, self._waited_on.pop(device_id)
 
+    def believed(self, runner: Runner, refusal: Refusal) -> dict[str, Any] | None:
+        """The removal this device believes (as told by a trusted peer, or as its record
+        says), if ``refusal``, a peer's refusal of it as removed, says it: the peer is
+        trusted (``trusted``) or repeats it; else None (a claim not taken)."""
+        believed = self.own_removal()
+        detail = refusal.detail
+        if believed is not None and (self.trusted(runner, refusal.by) or (
+                detail.get("by"), detail.get("at_ms")) == (believed["by"], believed["at_ms"])):
+            return believed
+        return None
+
     def removal_refused(self, runner: Runner, refusal: Refusal) -> str:
         """What a peer's refusal of this device as removed says, for people (and the
         log): the removal this device believes, if the peer is trusted (``trusted``) or
         repeats it; else what the peer claims, said to be not taken. An untrusted
         device's claim is never recorded: anyone with the cluster secret could make it.
         The remover is named as the records name it now (``named``)."""
-        believed = self.own_removal()  # as told by a trusted peer, or as its record says
-        detail = refusal.detail
-        if believed is not None and (self.trusted(runner, refusal.by) or (
-                detail.get("by"), detail.get("at_ms")) == (believed["by"], believed["at_ms"])):
+        believed = self.believed(runner, refusal)
+        if believed is not None:
             return removal_text(self.named(believed))
+        detail = refusal.detail
         claimed = {"by": str(detail.get("by")), "at_ms": detail.get("at_ms"),
                    "reason": str(detail.get("reason", ""))}
         return (f"refused by {refusal.by}: it says this device was "

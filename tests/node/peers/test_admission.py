@@ -443,3 +443,24 @@ async def test_a_removal_told_again_is_not_warned_of_again_once_its_remover_is_n
     assert runner.refused != before  # the words changed, not the refusal
     assert [entry["peer"] for entry in said
             if entry["event"] == "peer refused this device"] == [learned]
+
+
+async def test_a_removal_claim_taken_once_its_signer_is_a_member_is_warned_of(
+        make_node: NodeFactory) -> None:
+    """The same signed removal, first from a device no member (said not taken), then once
+    a record makes that device a member (taken, recorded): the log says it is taken."""
+    node = await make_node(cluster_secret=SECRET, sync=PATIENT)
+    learned = f"http://127.0.0.1:{free_port()}"
+    assert await node.gossip.add_peer(learned, learned=True)
+    runner = node.gossip.runners[f"url:{learned}"]
+    signer = new_device_id()
+    refused = LinkRefused("refused", Refusal(
+        DEVICE_REMOVED, {"by": signer, "at_ms": 1_000, "reason": "lost"}, signer))
+    with structlog.testing.capture_logs() as said:
+        node.gossip.admission.refused_by_peer(runner, refused)
+        assert node.gossip.own_removal() is None
+        await add_member(node, "laptop", device_id=signer)
+        node.gossip.admission.refused_by_peer(runner, refused)
+        assert node.gossip.own_removal() is not None  # taken now
+    reasons = [entry["reason"] for entry in said if entry["event"] == "peer refused this device"]
+    assert any("not taken" not in reason for reason in reasons), reasons

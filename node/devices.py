@@ -231,6 +231,13 @@ class Devices:
         name = self._view.name_of(device_id)
         return f"{shown_name(name)} ({device_id})" if name is not None else device_id
 
+    def named(self, removal: dict[str, Any]) -> dict[str, Any]:
+        """``removal`` (its ``by``, ``at_ms``, ``reason``) with its remover named as
+        ``who`` names it, if a record names it here."""
+        by = str(removal.get("by"))
+        named = self.who(by)
+        return removal if named == by else {**removal, "by": named}
+
     def is_member(self, device_id: str) -> bool:
         return self._view.is_member(device_id) or (
             device_id == self.device_id and not self._view.is_removed(device_id))
@@ -309,8 +316,8 @@ class Devices:
         """``OwnRemoval`` if this device's removal is stored here."""
         removal = self.own_removal()
         if removal is not None:
-            raise OwnRemoval(f"this device was removed by {removal['by']}: no other device "
-                             "takes what it writes now", removal=removal)
+            raise OwnRemoval(f"this device was removed by {self.who(str(removal['by']))}: "
+                             "no other device takes what it writes now", removal=removal)
 
     def _refuse_taken(self, device_id: str, name: str) -> None:
         """``NameTaken`` if another member has ``name`` as people read it

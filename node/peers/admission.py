@@ -461,6 +461,4 @@ class Admission:
         (``Devices.who``): the name as the tables show it (``shown_name``), so that every
         reader of the sentence (the CLI, the console, the API) tells a name typed
         ``\\u3164`` from one holding U+3164."""
-        by = str(removal.get("by"))
-        named = self.membership.who(by) if self.membership is not None else by
-        return removal if named == by else {**removal, "by": named}
+        return self.membership.named(removal) if self.membership is not None else removal

@@ -109,7 +109,7 @@ def setup(app: web.Application, config: Config, astore: AsyncStore,
         try:
             stored, _member = await devices.add(device_id, name, address)
         except OwnRemoval as refused:  # come in since the check above
-            raise removed_refusal(refused.removal) from None
+            raise removed_refusal(refused.removal, devices) from None
         except RemovalIsFinal as refused:
             raise HttpError(409, refused.code, refused.reason, field=refused.field) from None
         except NameTaken as refused:  # the member too, for a client to name its command
@@ -162,15 +162,18 @@ def refuse_if_removed(request: web.Request) -> None:
     """409 if this device was removed (a member told it so, or the removal reached it):
     every member refuses what it writes now, so a record written here would look done
     and reach no other device."""
+    devices = request.app.get(DEVICES)
     told = request.app[GOSSIP].own_removal() if GOSSIP in request.app \
-        else request.app[DEVICES].own_removal()
+        else devices.own_removal() if devices is not None else None
     if told is not None:
-        raise removed_refusal(told)
+        raise removed_refusal(told, devices)
 
 
-def removed_refusal(told: Mapping[str, Any]) -> HttpError:
-    """The 409 of a device removed (``told``: its removal, as ``own_removal`` says it)."""
-    return HttpError(409, "device_removed", f"this device was {removal_text(told)}: no "
+def removed_refusal(told: dict[str, Any], devices: Devices | None) -> HttpError:
+    """The 409 of a device removed (``told``: its removal, as ``own_removal`` says it),
+    its remover named as ``clawsync status`` names it (``Devices.named``)."""
+    named = devices.named(told) if devices is not None else told
+    return HttpError(409, "device_removed", f"this device was {removal_text(named)}: no "
                      "other device takes what it writes now")
 
 

@@ -268,6 +268,9 @@ async def test_an_add_that_finds_this_devices_removal_on_a_second_look_is_409(
     finally:
         tablet.close()
     devices = node.runner.app[DEVICES]
+    status, _ = await call(client, "POST", "/v1/devices",
+                           json={"device_id": TABLET, "name": "tablet"})
+    assert status == 201
     write = devices._write
 
     async def removal_first(*args: Any) -> Any:
@@ -279,7 +282,9 @@ async def test_an_add_that_finds_this_devices_removal_on_a_second_look_is_409(
     status, body = await call(client, "POST", "/v1/devices",
                               json={"device_id": PHONE, "name": "phone"})
     assert (status, body.get("error", {}).get("code")) == (409, "device_removed"), body
-    assert f"this device was removed from the cluster by {TABLET}" in body["error"]["message"]
+    # The remover named as `clawsync status` names it, not by its id alone.
+    assert f"this device was removed from the cluster by tablet ({TABLET}) at " \
+        in body["error"]["message"]
     assert not devices.is_member(PHONE)
     held = await node.astore.read(
         lambda store: store.get_events_since(DEVICES_SESSION, 0, 1000))
@@ -368,6 +373,32 @@ async def test_a_removed_device_is_told_its_adds_removals_and_tokens_reach_no_on
                 assert (status, body["error"]["code"]) == (409, "device_removed"), path
                 assert f"removed from the cluster by {TABLET}" in body["error"]["message"]
         assert again.astore.head == head
+    finally:
+        await again.stop()
+
+
+async def test_a_removed_device_names_its_remover_as_status_does(
+        make_node: NodeFactory) -> None:
+    """A removed device's 409 names its remover as ``clawsync status`` does: the name a
+    record gives it here, then its id."""
+    node = await make_node()
+    async with aiohttp.ClientSession(base_url=node.url) as client:
+        status, _ = await call(client, "POST", "/v1/devices",
+                               json={"device_id": TABLET, "name": "tablet"})
+        assert status == 201
+    await node.stop()
+    told = {"by": TABLET, "at_ms": 1, "reason": "lost", "told_by": TABLET, "told_at_ms": 2}
+    (node.config.data_dir / "removed.json").write_text(json.dumps(told))
+    again = await start(dataclasses.replace(node.config, port=0))
+    try:
+        async with aiohttp.ClientSession(base_url=again.url) as client:
+            for method, path, kwargs in [
+                    ("POST", "/v1/devices", {"json": {"device_id": PHONE, "name": "p"}}),
+                    ("POST", "/v1/tokens", {"json": {"sessions": ["*"]}})]:
+                status, body = await call(client, method, path, **kwargs)
+                assert (status, body["error"]["code"]) == (409, "device_removed"), path
+                assert f"this device was removed from the cluster by tablet ({TABLET}) at " \
+                    in body["error"]["message"], path
     finally:
         await again.stop()
 

@@ -361,7 +361,7 @@ class Admission:
         """The peer turned this device away: say why (in the log once, until it changes),
         and remember a signed removal."""
         refusal = exc.refusal
-        runner.removal, taken = None, False
+        runner.removal, runner.refused_waiting, taken = None, False, False
         if refusal is None:
             runner.refused = str(exc)
         elif refusal.code == DEVICE_REMOVED:
@@ -378,6 +378,7 @@ class Admission:
             # while no membership record names the member here yet.
             named = member_name(refusal.detail)
             _keep(self._waited_on, refusal.by, WAITED_ON_KEPT_MAX, named)
+            runner.refused_waiting = True
             runner.refused = waiting_text(refusal.by, self.device.device_id,
                                           self._own_name(), member_name=named,
                                           address=runner.url)
@@ -442,8 +443,9 @@ class Admission:
             return self.removal_refused(runner, runner.removal)
         return runner.refused
 
-    def connected(self, url: str) -> None:
-        """A dial of ``url`` connected: a later refusal there is news again."""
+    def forget_refusal(self, url: str) -> None:
+        """A dial of ``url`` connected, or failed: a later refusal there is news again
+        (after a failure, status no longer shows the one before)."""
         self._refusals.pop(url, None)
 
     def own_removal(self) -> dict[str, Any] | None:

@@ -274,10 +274,11 @@ class Gossip:
             except LinkClosed as exc:
                 log.info("peer link down", peer=runner.url, reason=str(exc))
                 runner.dial_failed(str(exc))
+                self.admission.forget_refusal(runner.url)  # a refusal when reached is news
             else:
                 runner.dialing = False  # judged on what it proves, from here on
                 runner.dial_connected()
-                self.admission.connected(runner.url)  # a later refusal is news again
+                self.admission.forget_refusal(runner.url)  # a later refusal is news again
                 if await self._keep_dialed(runner, link):
                     await self.driver.run_until_down(runner, link, runner.url)
                     self.pairing.dial_ended(runner)

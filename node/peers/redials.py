@@ -1,7 +1,9 @@
 """When a dialed address that failed, or whose link ended, is dialed again: its
 back-off's time (``PeerSync.connection_failed``), and not before a wait its peer asked
 for (``Retry-After``); sooner while a member refuses this device as waiting to be added,
-and at once when another peer was just reached (``Gossip._reached``). Decisions only:
+or refused it so and has not been reached since (a failed dial: the member may be
+restarting to take this device's add), and at once when another peer was just reached
+(``Gossip._reached``). Decisions only:
 ``now`` is passed in.
 """
 
@@ -17,10 +19,12 @@ def next_dial_at(runner: Runner, retry_at: float, ended_at: float, *,
     its back-off's time and not before a wait its peer asked for (bounded by
     ``backoff_max_s``: ``PeerSync.connection_failed``; no redial cuts it short,
     ``ends_back_off``), and within a pull interval of ``ended_at`` while a member
-    refuses this device as waiting to be added (``removed``: this device was told it
-    is removed, which no wait ends): asked again soon, not after the back-off's minute,
-    nor later by however long the store's writer kept the failure."""
-    if runner.refused is not None and not removed:
+    refuses this device (``removed``: this device was told it is removed, which no wait
+    ends), and after failed dials while its last refusal was as waiting to be added
+    (``Runner.refused_waiting``; a dial that connects or another refusal ends it):
+    asked again soon, not after the back-off's minute, nor later by however long the
+    store's writer kept the failure."""
+    if (runner.refused is not None or runner.refused_waiting) and not removed:
         soon = ended_at + pull_interval_s
         retry_at = min(retry_at, max(soon, runner.machine.asked_until))
     return retry_at

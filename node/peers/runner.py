@@ -67,6 +67,11 @@ class Runner:
     gave_secret: bool = False  # accepted on the cluster secret
     refused: str | None = None  # why the peer refused this device, for people
     removal: Refusal | None = None  # the peer's last refusal as removed, if it was that
+    #: The peer's last refusal was of this device as waiting to be added: kept through
+    #: failed dials (the member may restart to take the add), so that it is dialed again
+    #: within a pull interval (``redials.next_dial_at``); a dial that connects, or
+    #: another refusal, clears it.
+    refused_waiting: bool = False
     #: Dropped as removed (``drop``): per origin, the seq up to which the link's last
     #: push goes, the records of the removal held here (``Devices.removal_records``).
     removal_push: dict[str, int] = field(default_factory=dict)
@@ -105,11 +110,13 @@ class Runner:
         """A dial of this address connected: the peer refuses this device no more (its
         refusal, a removal it said too, are no longer its word), nor did the dial fail."""
         self.refused = self.removal = self.failure = None
+        self.refused_waiting = False
 
     def dial_failed(self, failure: str) -> None:
         """A dial of this address failed (not reached, or no link in its answer): that
         is what is wrong now, not a refusal an earlier dial got (a member that refused
-        this device as waiting to be added and then went down is to be reached first)."""
+        this device as waiting to be added and then went down is to be reached first),
+        though one as waiting still has it dialed again soon (``refused_waiting``)."""
         self.failure, self.refused, self.removal = failure, None, None
 
 

@@ -21,8 +21,10 @@ from node.peers.admission import (
 )
 from node.peers.link_errors import LinkRefused, Refusal
 from node.peers.pairing import ADDED_NOTE
+from node.peers.runner import Runner
 from node.peers.transport import DEVICE_REMOVED, NOT_MEMBER
 from node.peers.waiting import WAITING_SHOWN_MAX
+from node.server.run import RunningNode
 from tests.node.peers.support import (
     DEADLINE_S,
     FAST,
@@ -431,6 +433,9 @@ async def test_a_removal_told_again_is_not_warned_of_again_once_its_remover_is_n
     learned = f"http://127.0.0.1:{free_port()}"
     assert await node.gossip.add_peer(learned, learned=True)
     runner = node.gossip.runners[f"url:{learned}"]
+    # Its first dial failed (nothing listens there), which forgets a refusal warned of;
+    # its next is ten minutes away.
+    await until(lambda: runner.failure is not None and runner.state == "backoff")
     remover = new_device_id()
     refused = LinkRefused("refused", Refusal(
         DEVICE_REMOVED, {"by": remover, "at_ms": 1_000, "reason": "lost"}, new_device_id()))
@@ -453,6 +458,7 @@ async def test_a_removal_claim_taken_once_its_signer_is_a_member_is_warned_of(
     learned = f"http://127.0.0.1:{free_port()}"
     assert await node.gossip.add_peer(learned, learned=True)
     runner = node.gossip.runners[f"url:{learned}"]
+    await until(lambda: runner.failure is not None and runner.state == "backoff")
     signer = new_device_id()
     refused = LinkRefused("refused", Refusal(
         DEVICE_REMOVED, {"by": signer, "at_ms": 1_000, "reason": "lost"}, signer))
@@ -464,3 +470,48 @@ async def test_a_removal_claim_taken_once_its_signer_is_a_member_is_warned_of(
         assert node.gossip.own_removal() is not None  # taken now
     reasons = [entry["reason"] for entry in said if entry["event"] == "peer refused this device"]
     assert any("not taken" not in reason for reason in reasons), reasons
+
+
+async def refused_then_member_down(make_node: NodeFactory) -> tuple[
+        RunningNode, RunningNode, Runner, float]:
+    """A device refused as waiting to be added by a member (back-off of ten minutes,
+    pull interval half a second), whose next dial fails: the member went down (it
+    restarts to take the device's add, say). The member, the device, its runner there,
+    and its pull interval."""
+    port = free_port()
+    laptop = await make_node(name="laptop", sync=FAST, port=port)
+    patient = dataclasses.replace(PATIENT, pull_interval_s=0.5)
+    phone = await make_node(name="phone", sync=patient, advertise_url=None)
+    assert await phone.gossip.add_peer(laptop.url, learned=False)
+    runner = phone.gossip.runners[f"url:{laptop.url}"]
+    await until(lambda: runner.refused is not None and runner.machine.failures >= 2)
+    await laptop.stop()
+    await until(lambda: runner.failure is not None and runner.state == "backoff")
+    return laptop, phone, runner, patient.pull_interval_s
+
+
+async def test_a_member_down_after_refusing_a_waiting_device_is_dialed_again_soon(
+        make_node: NodeFactory) -> None:
+    """A failed dial says the member is not reached (its refusal is no longer its word),
+    and the device still dials it again within a pull interval, not after its back-off:
+    the member back, it is refused (or linked) at once."""
+    laptop, phone, runner, pull_interval_s = await refused_then_member_down(make_node)
+    [row] = phone.gossip.rows.status()
+    assert row["refused"] is None and row["state"] != "refused"
+    assert 0.0 <= row["retry_in_s"] <= pull_interval_s
+    await make_node(name="laptop", sync=FAST, port=laptop.config.port,
+                    data_dir=laptop.config.data_dir)
+    await until(lambda: runner.refused is not None and runner.failure is None)
+
+
+async def test_a_refusal_after_a_failed_dial_is_warned_of_again(
+        make_node: NodeFactory) -> None:
+    """A failed dial forgets the refusal warned of at that address: the member back and
+    refusing again, it is news (status had dropped it for the failure)."""
+    with structlog.testing.capture_logs() as said:
+        laptop, _, runner, _ = await refused_then_member_down(make_node)
+        await make_node(name="laptop", sync=FAST, port=laptop.config.port,
+                        data_dir=laptop.config.data_dir)
+        await until(lambda: runner.refused is not None and runner.failure is None)
+    warned = [entry["reason"] for entry in said if entry["event"] == "peer refused this device"]
+    assert len(warned) == 2 and warned[0] == warned[1], warned

@@ -108,8 +108,9 @@ class Runner:
 
     def dial_connected(self) -> None:
         """A dial of this address connected: the peer refuses this device no more (its
-        refusal, a removal it said too, are no longer its word), nor did the dial fail."""
-        self.refused = self.removal = self.failure = None
+        refusal is no longer its word: ``removal`` is read only with it), nor did the
+        dial fail."""
+        self.refused = self.failure = None
         self.refused_waiting = False
 
     def dial_failed(self, failure: str) -> None:

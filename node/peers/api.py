@@ -112,7 +112,7 @@ async def peer_socket(request: web.Request) -> web.StreamResponse:
         raise web.HTTPServiceUnavailable(text="peers_max reached")
     if request.headers.get(NODE_HEADER) == gossip.astore.node_id:
         return refuse_self(gossip.astore.node_id)
-    with gossip.inbound():
+    with gossip.accepted.inbound():
         try:
             link = await accept(request, gossip.config.sync, device=gossip.device,
                                 claimed=claimed, logged=gossip.learning.refusals)
@@ -128,7 +128,7 @@ async def peer_socket(request: web.Request) -> web.StreamResponse:
             gossip.admission.unproven("peer link down", log.info, peer=request.remote,
                                       reason=str(exc))
         else:
-            await gossip.serve_accepted(link, shared=shared, remote=request.remote,
+            await gossip.accepted.serve(link, shared=shared, remote=request.remote,
                                         gave_secret=credential == "secret")
     return web.Response()  # the websocket has already answered, or nobody listens
 

@@ -11,9 +11,10 @@ on standby. An address that reaches this very node is answered 409 by it and nev
 dialed again.
 
 ``Gossip`` runs the links and wires the parts that share them: each link's loop
-(``node.peers.driver``), who may link (``node.peers.admission``), the member addresses
-learned and listed (``node.peers.learning``), the status rows (``node.peers.rows``) and
-which link to a node is kept (``node.peers.pairing``).
+(``node.peers.driver``), the links peers open to us (``node.peers.accepted``), who may
+link (``node.peers.admission``), the member addresses learned and listed
+(``node.peers.learning``), the status rows (``node.peers.rows``) and which link to a
+node is kept (``node.peers.pairing``).
 """
 
 from __future__ import annotations
@@ -22,7 +23,6 @@ import asyncio
 import contextlib
 import random
 import ssl
-from collections.abc import Iterator
 from typing import Any
 
 import aiohttp
@@ -33,19 +33,19 @@ from node.config import Config, software_version
 from node.device import DeviceKey
 from node.devices import Devices
 from node.lookups import LookupResolver
+from node.peers.accepted import Accepted
 from node.peers.admission import Admission
 from node.peers.budget import WriterBudget
 from node.peers.driver import Driver
 from node.peers.learning import Learning
 from node.peers.link_errors import LinkClosed, LinkRefused, PeerBusy, SelfLink
 from node.peers.list_failures import members_link_up
-from node.peers.origin_quotas import OriginQuotas
 from node.peers.pairing import Pairing
 from node.peers.redials import ends_back_off, next_dial_at
 from node.peers.refusals import refusals_read
 from node.peers.rows import HELD_OFF_KINDS, Rows
 from node.peers.runner import Runner, linked_devices, linked_nodes
-from node.peers.transport import DEVICE_REMOVED, KEY_REQUIRED, NOT_MEMBER, Link, dial
+from node.peers.transport import DEVICE_REMOVED, NOT_MEMBER, Link, dial
 from node.peers.waits import set_or_timeout
 from node.store import AsyncStore, Commit
 from sync.peer.machine import PeerSync
@@ -76,11 +76,6 @@ class Gossip:
         #: Looks up peers' host names for ``_http`` on threads of its own (``lookups``).
         self._resolver: LookupResolver | None = None
         self._tasks: set[asyncio.Task[None]] = set()
-        #: Handlers of links peers opened to us, from their handshake on (``inbound``).
-        self._inbound: set[asyncio.Task[Any]] = set()
-        self._accepted = 0
-        #: Per peer that links to us, the quota of new origins it may bring.
-        self._origin_quotas = OriginQuotas()
         #: Set once stopping began: no new links, no redials.
         self.stopping = False
         #: Addresses found to reach this very node: never dialed again.
@@ -112,6 +107,10 @@ class Gossip:
                              stopping=lambda: self.stopping)
         #: Checks peers' batches of signatures in a worker process, started on the first.
         self.verifier = self.driver.verifier
+        #: The links peers open to us (``node.peers.api`` runs them in it).
+        self.accepted = Accepted(config, self.admission, self.learning, self.driver,
+                                 self.rows, self.runners, new_runner=self._new_runner,
+                                 now=self._now)
 
     # -- life cycle --------------------------------------------------------------------
 
@@ -139,7 +138,7 @@ class Gossip:
         current = asyncio.current_task()
         # Once each: an accepted link's handler is both inbound and its runner's task,
         # and a second cancel() would count as a second request to cancel it.
-        tasks = list(dict.fromkeys([*self._tasks, *self._inbound,
+        tasks = list(dict.fromkeys([*self._tasks, *self.accepted.handlers,
                                     *(r.task for r in self.runners.values() if r.task)]))
         tasks = [task for task in tasks if task is not current and not task.done()]
         for task in tasks:
@@ -361,64 +360,6 @@ class Gossip:
         while runner.node is not None and self.pairing.linked_elsewhere(runner):
             runner.state = "standby"
             await asyncio.sleep(self.config.sync.pull_interval_s)
-
-    # -- accepted links ----------------------------------------------------------------
-
-    @contextlib.contextmanager
-    def inbound(self) -> Iterator[None]:
-        """Run a peer's link handler in here, from before its handshake: stopping ends
-        it too. A dialer that went silent mid-handshake would otherwise hold the handler
-        for ``connect_timeout_s``, and the web server's shutdown waits for every
-        handler."""
-        task = asyncio.current_task()
-        assert task is not None
-        self._inbound.add(task)
-        try:
-            yield
-        finally:
-            self._inbound.discard(task)
-
-    async def serve_accepted(self, link: Link, *, shared: bool = False,
-                             remote: str | None = None, gave_secret: bool = False) -> None:
-        """Run a link a peer opened to us, until it ends (the peer re-dials).
-        ``remote``: the peer's address, which names a peer that proved no device key;
-        ``gave_secret``: the peer gave the cluster secret (its address may be given it)."""
-        if link.peer_device is not None \
-                and self.admit(link.peer_device.device_id, shared=shared) is not None:
-            await link.close("device not a member")  # removed during the handshake
-            return
-        if link.peer_device is None \
-                and self.admission.keyless_refusal(shared=shared, peer=remote) is not None:
-            await link.close(KEY_REQUIRED)  # the first record arrived during the handshake
-            return
-        self._accepted += 1
-        key = f"in:{link.peer_node or '?'}:{self._accepted}"
-        if link.peer_url and len(self.learning.members) < self.config.sync.peers_max:
-            url = link.peer_url.rstrip("/")
-            self.learning.members[url] = link.peer_node
-            if gave_secret:
-                self.learning.secret_urls.add(url)
-        # A peer that names itself resumes from its checkpoint; its hello must agree.
-        checkpoint_key = f"node:{link.peer_node}" if link.peer_node else None
-        peer = f"device:{link.peer_device.device_id}" if link.peer_device is not None \
-            else f"address:{remote}"
-        quota = self._origin_quotas.of(peer, self.config.sync, self._loop.time())
-        runner = await self._new_runner(key, link.peer_url, "in", checkpoint_key, quota)
-        runner.device, runner.shared = link.peer_device, shared
-        runner.handshake_node = link.peer_node
-        runner.gave_secret, runner.keyless = gave_secret, link.peer_device is None
-        runner.task = asyncio.current_task()  # so that stop() can end this link too
-        # A record stored while the runner was made found no runner: check again (its
-        # loop ends the link before the hello if so).
-        self.admission.recheck(runner)
-        try:
-            await self.driver.run_until_down(runner, link, key)
-        finally:
-            self.runners.pop(key, None)
-            try:
-                await self.driver.save_checkpoint(runner, force=True)
-            finally:
-                self.rows.went(runner)
 
     def _reached(self) -> None:
         """A peer was just reached: this node's network may be back (a laptop woke up,

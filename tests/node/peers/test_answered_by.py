@@ -39,16 +39,16 @@ async def test_a_listed_address_where_a_device_refused_answers_is_held_off_for_r
     lister.gossip.learning.members[x.url] = x.astore.node_id
     learning = hub.gossip.learning
     async with asyncio.timeout(DEADLINE_S):
-        while x.gossip._accepted < 1 or f"url:{x.url}" in hub.gossip.runners \
+        while x.gossip.accepted.count < 1 or f"url:{x.url}" in hub.gossip.runners \
                 or x.url not in learning.answered:
             await asyncio.sleep(0.01)  # dialed, refused and given up
     first = learning.rounds
     async with asyncio.timeout(DEADLINE_S):
         while learning.rounds < first + ANSWERED_BY_HOLD_ROUNDS // 2:
             await asyncio.sleep(0.01)
-    assert x.gossip._accepted == 1
+    assert x.gossip.accepted.count == 1
     async with asyncio.timeout(DEADLINE_S):
-        while x.gossip._accepted < 2:
+        while x.gossip.accepted.count < 2:
             await asyncio.sleep(0.01)
     assert learning.rounds >= first + ANSWERED_BY_HOLD_ROUNDS - 1
 
@@ -69,7 +69,7 @@ async def refused_once(make_node: NodeFactory, **sync: float) -> tuple[RunningNo
             await asyncio.sleep(0.01)
     hub.gossip.learning.changed.set()  # a round, which asks the lister
     async with asyncio.timeout(DEADLINE_S):
-        while x.gossip._accepted < 1 or f"url:{x.url}" in hub.gossip.runners \
+        while x.gossip.accepted.count < 1 or f"url:{x.url}" in hub.gossip.runners \
                 or x.url not in hub.gossip.learning.answered:
             await asyncio.sleep(0.01)
     return hub, x
@@ -83,7 +83,7 @@ async def test_a_listed_address_is_dialed_again_once_the_device_there_is_a_membe
     assert hub.gossip.membership is not None
     await hub.gossip.membership.add(x.gossip.device.device_id, "x", None)
     async with asyncio.timeout(DEADLINE_S):
-        while x.gossip._accepted < 2:
+        while x.gossip.accepted.count < 2:
             await asyncio.sleep(0.01)
     assert hub.gossip.learning.rounds < ANSWERED_BY_HOLD_ROUNDS
     assert x.url not in hub.gossip.learning.answered
@@ -106,7 +106,7 @@ async def test_a_listed_address_is_dialed_again_after_the_hold_s_whatever_the_ro
     await one_round(learning)
     assert f"url:{x.url}" in hub.gossip.runners  # dialed once more
     async with asyncio.timeout(DEADLINE_S):
-        while x.gossip._accepted < 2 or x.url not in learning.answered:
+        while x.gossip.accepted.count < 2 or x.url not in learning.answered:
             await asyncio.sleep(0.01)  # refused again, and held again
     assert learning.rounds < ANSWERED_BY_HOLD_ROUNDS
 
@@ -132,7 +132,7 @@ async def test_a_members_address_is_dialed_again_once_the_device_there_is_a_memb
     with structlog.testing.capture_logs() as said:
         moved = await add_member(hub, "laptop", x.url)  # a device that never runs here
         async with asyncio.timeout(DEADLINE_S):
-            while x.gossip._accepted < 1 or f"url:{x.url}" in hub.gossip.runners \
+            while x.gossip.accepted.count < 1 or f"url:{x.url}" in hub.gossip.runners \
                     or moved not in learning.elsewhere:
                 await asyncio.sleep(0.01)  # dialed, refused and given up: held
     [held] = [line["event"] for line in said if line.get("device_id") == moved
@@ -143,6 +143,6 @@ async def test_a_members_address_is_dialed_again_once_the_device_there_is_a_memb
     async with asyncio.timeout(DEADLINE_S):
         while device not in hub.gossip.linked_devices():
             await asyncio.sleep(0.01)
-    assert x.gossip._accepted == 2
+    assert x.gossip.accepted.count == 2
     assert learning.rounds < ANSWERED_BY_HOLD_ROUNDS
     assert moved not in learning.elsewhere

@@ -179,7 +179,7 @@ async def test_an_accepted_handshake_without_the_dialers_proof_closes_without_wa
             protocols=(LINK_PROTOCOL,), autoclose=False) as ws:
         await ws.receive_bytes(timeout=DEADLINE_S)  # the node's proof; ours never comes
         assert (await ws.receive(timeout=DEADLINE_S)).type == aiohttp.WSMsgType.CLOSE
-        await until(lambda: not node.gossip._inbound)
+        await until(lambda: not node.gossip.accepted.handlers)
     assert entered.closes() == {STOP_CLOSE_WAIT_S}
 
 

@@ -145,7 +145,7 @@ async def test_links_that_fail_before_proving_a_key_log_a_bounded_number_of_line
         async with aiohttp.ClientSession() as http:
             for n in range(2 * flood + 2):
                 if n == 2 * flood:
-                    await until(lambda: not node.gossip._inbound)  # each logged, or not
+                    await until(lambda: not node.gossip.accepted.handlers)  # each logged, or not
                     clock.now_s = UNPROVEN_LINES_WINDOW_S  # the next window
                 async with http.ws_connect(node.url + PEER_PATH,
                                            headers=headers(member, linkproof.new_nonce()),
@@ -156,7 +156,7 @@ async def test_links_that_fail_before_proving_a_key_log_a_bounded_number_of_line
                     await ws.send_bytes(b"\xa0")  # no proof
                     assert (await ws.receive(timeout=DEADLINE_S)).type \
                         == aiohttp.WSMsgType.CLOSE
-        await until(lambda: not node.gossip._inbound)
+        await until(lambda: not node.gossip.accepted.handlers)
     for event in ("peer link proof refused", "peer link down"):
         lines = [entry for entry in said if entry["event"] == event
                  or entry.get("line") == event]
@@ -324,9 +324,9 @@ async def test_a_new_quota_of_origins_takes_the_settings_as_they_are_at_the_link
     secret = "s" * 32
     node = await make_node(cluster_secret=secret,
                            sync=SyncConfig(origins_new_max=3, origins_new_interval_s=3600))
-    node.gossip.config = dataclasses.replace(
-        node.gossip.config, sync=dataclasses.replace(node.gossip.config.sync,
-                                                     origins_new_max=2))
+    accepted = node.gossip.accepted  # makes the quota of each peer linking to the node
+    accepted.config = dataclasses.replace(
+        accepted.config, sync=dataclasses.replace(accepted.config.sync, origins_new_max=2))
     stamp = int(time.time() * 1000)
     items = tuple(Item(f"made-up-{n}", 1, parse_event(
         {"agent_id": "main", "hlc": [stamp + n, 0],

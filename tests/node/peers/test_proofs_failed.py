@@ -61,7 +61,7 @@ async def test_a_proof_that_does_not_verify_is_counted_and_refuses_nothing_more(
     forger = crdt_device.generate()
     for _ in range(12):  # more than any budget would let through
         assert (await prove(node, member, forger))[0] == "link proof refused"
-    await until(lambda: not node.gossip._inbound)
+    await until(lambda: not node.gossip.accepted.handlers)
     assert await failed(node) == {"invalid": 12, "missing": 0, "lost": 0}
     # The member, from the same address, links at once.
     assert (await prove(node, member, key))[0] == "open"
@@ -78,7 +78,7 @@ async def test_a_dialer_that_takes_the_signature_and_sends_no_proof_is_counted(
     for _ in range(3):
         await signature_taken(node, member, silent=False)
     await signature_taken(node, member, silent=True)
-    await until(lambda: not node.gossip._inbound)
+    await until(lambda: not node.gossip.accepted.handlers)
     assert await failed(node) == {"invalid": 0, "missing": 4, "lost": 0}
 
 
@@ -94,7 +94,7 @@ async def test_a_connection_reset_after_the_signature_is_counted_missing_not_los
         connection = ws._response.connection
         assert connection is not None and connection.transport is not None
         connection.transport.abort()
-        await until(lambda: not node.gossip._inbound)
+        await until(lambda: not node.gossip.accepted.handlers)
     assert await failed(node) == {"invalid": 0, "missing": 1, "lost": 0}
 
 
@@ -110,5 +110,5 @@ async def test_a_proof_frame_over_the_message_limit_is_counted_invalid(
         answer = await ws.receive(timeout=DEADLINE_S)
         assert answer.type == aiohttp.WSMsgType.CLOSE
         assert answer.data == aiohttp.WSCloseCode.MESSAGE_TOO_BIG
-        await until(lambda: not node.gossip._inbound)
+        await until(lambda: not node.gossip.accepted.handlers)
     assert await failed(node) == {"invalid": 1, "missing": 0, "lost": 0}

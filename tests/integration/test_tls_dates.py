@@ -34,6 +34,7 @@ from tests.support.certs import (
 )
 from tests.support.cluster import wait_until
 from tests.support.processes import NodeProcess
+from tests.support.tls_files import live_files
 
 pytestmark = pytest.mark.integration
 
@@ -69,14 +70,6 @@ def said(node: NodeProcess, event: str) -> list[dict[str, Any]]:
     lines = [json.loads(line) for line in node.log_path.read_text().splitlines()
              if line.startswith("{")]
     return [line for line in lines if line["event"] == event]
-
-
-def live_files(tmp_path: Path, cert: Path, key: Path) -> tuple[Path, Path]:
-    live = tmp_path / "live"
-    live.mkdir(exist_ok=True)
-    install(cert, live / "cert.pem")
-    install(key, live / "key.pem")
-    return live / "cert.pem", live / "key.pem"
 
 
 def test_an_expired_certificate_says_how_long_ago_in_words(tmp_path: Path) -> None:

@@ -26,6 +26,7 @@ from tests.support.cluster import (
     wait_until,
 )
 from tests.support.processes import NodeProcess
+from tests.support.tls_files import live_files
 
 pytestmark = pytest.mark.integration
 
@@ -93,11 +94,7 @@ def test_renewed_files_are_served_to_new_connections_without_a_restart(tmp_path:
     certs.mkdir()
     ca = make_ca(certs, "ca")
     first, second, third = (make_cert(certs, name, ca) for name in ("first", "second", "third"))
-    live = tmp_path / "live"
-    live.mkdir()
-    cert, key = live / "cert.pem", live / "key.pem"
-    install(first[0], cert)
-    install(first[1], key)
+    cert, key = live_files(tmp_path, *first)
     config = tmp_path / "clawsync.toml"
     config.write_text(LOOKS)
     with NodeProcess(tmp_path, tls_ca=ca[0], extra_args=[
@@ -226,11 +223,7 @@ def served_live(tmp_path: Path, name: str, days: float) -> tuple[
     certs.mkdir()
     ca = make_ca(certs, "ca")
     made = make_cert_expiring(certs, name, ca, days)
-    live = tmp_path / "live"
-    live.mkdir()
-    install(made[0], live / "cert.pem")
-    install(made[1], live / "key.pem")
-    return ca, made, live / "cert.pem", live / "key.pem"
+    return ca, made, *live_files(tmp_path, *made)
 
 
 def test_a_certificate_expiring_soon_is_warned_of_once_and_is_a_metric(

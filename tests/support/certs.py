@@ -1,12 +1,10 @@
 """Certificates for tests of mutual TLS, made with the ``openssl`` command: a CA, and
 certificates for 127.0.0.1 it signs; and with the ``cryptography`` library, certificates
-that expire when a test needs, and their expiry as the node's gauge gives it; a config
-whose TLS files that cannot be used are warned of at once."""
+that expire when a test needs, and their expiry."""
 
 from __future__ import annotations
 
 import base64
-import dataclasses
 import datetime
 import ipaddress
 import os
@@ -18,11 +16,6 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
-from prometheus_client import CollectorRegistry
-
-from node.config import Config
-from node.peers.tls_expiry import TlsCollector
-from node.peers.tls_renewal import TlsFiles
 
 
 def openssl(*args: str, cwd: Path) -> None:
@@ -193,18 +186,3 @@ def expires(pem: Path) -> float:
     """The certificate ``pem``'s notAfter, in Unix seconds (as the gauge gives it)."""
     return x509.load_pem_x509_certificate(pem.read_bytes()).not_valid_after_utc.timestamp()
 
-
-def expiry_gauge(files: TlsFiles) -> dict[str, float]:
-    """The ``clawsync_tls_certificate_expiry_timestamp_seconds`` of ``files``, as a
-    scrape collects it, by certificate."""
-    registry = CollectorRegistry()
-    registry.register(TlsCollector(lambda: files.dates))
-    [family] = registry.collect()
-    return {sample.labels["certificate"]: sample.value for sample in family.samples}
-
-
-def settled_at_once(config: Config) -> Config:
-    """``config`` whose files that cannot be used are warned of at the first look (the
-    settle of no time a config refuses: ``tls files settling``, then the warning)."""
-    return dataclasses.replace(config, limits=dataclasses.replace(
-        config.limits, tls_files_settle_s=0.0))

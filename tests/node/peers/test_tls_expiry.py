@@ -16,14 +16,13 @@ from node.peers.tls_renewal import TlsFiles, look
 from tests.support.certs import (
     bundle,
     expires,
-    expiry_gauge,
     install,
     make_ca_expiring,
     make_cert_expiring,
-    settled_at_once,
     sign_again,
     trusted_form,
 )
+from tests.support.tls_files import expiry_gauge, live_files, settled_at_once
 
 
 def renewal_files(tmp_path: Path, root: tuple[Path, Path], middle: tuple[Path, Path],
@@ -32,11 +31,8 @@ def renewal_files(tmp_path: Path, root: tuple[Path, Path], middle: tuple[Path, P
     renewal that cannot be used warned of at once; and the paths of the certificate and
     key, for a renewal."""
     first = make_cert_expiring(tmp_path, "first", middle, days=90)
-    live = tmp_path / "live"
-    live.mkdir()
-    cert, key = live / "cert.pem", live / "key.pem"
-    install(bundle(tmp_path / "chain1.pem", first[0], middle[0]), cert)
-    install(first[1], key)
+    cert, key = live_files(tmp_path, bundle(tmp_path / "chain1.pem", first[0], middle[0]),
+                           first[1])
     config = settled_at_once(Config(tls_cert=cert, tls_key=key, tls_ca=root[0]))
     return TlsFiles(config), cert, key
 

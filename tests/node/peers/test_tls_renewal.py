@@ -23,16 +23,15 @@ from node.peers.tls_renewal import Contexts, TlsFiles, look, watch
 from tests.support.certs import (
     bundle,
     expires,
-    expiry_gauge,
     install,
     long_length_form,
     make_ca,
     make_cert,
     make_cert_expiring,
-    settled_at_once,
     trusted_form,
     unknown_version_form,
 )
+from tests.support.tls_files import expiry_gauge, live_files, settled_at_once
 from tests.support.waits import DEADLINE_S
 
 
@@ -55,13 +54,9 @@ async def look_at(files: TlsFiles) -> Contexts | None:
 def served_files(tmp_path: Path) -> tuple[Config, tuple[Path, Path]]:
     """A config with certificate, key and CA files of its own, and that CA."""
     ca = make_ca(tmp_path, "ca")
-    cert, key = make_cert(tmp_path, "first", ca)
-    live = tmp_path / "live"
-    live.mkdir()
-    for source, name in ((cert, "cert.pem"), (key, "key.pem"), (ca[0], "ca.pem")):
-        install(source, live / name)
-    return Config(tls_cert=live / "cert.pem", tls_key=live / "key.pem",
-                  tls_ca=live / "ca.pem"), ca
+    cert, key = live_files(tmp_path, *make_cert(tmp_path, "first", ca))
+    install(ca[0], cert.with_name("ca.pem"))
+    return Config(tls_cert=cert, tls_key=key, tls_ca=cert.with_name("ca.pem")), ca
 
 
 async def test_unchanged_files_give_nothing_new(tmp_path: Path) -> None:

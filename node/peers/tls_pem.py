@@ -118,12 +118,6 @@ class Read:
     #: places among all: no part of what it loads.
     skipped: tuple[Block, ...] = ()
 
-    @property
-    def certificates(self) -> tuple[Served, ...]:
-        """The certificates whose dates were read, in the file's order."""
-        return tuple(block.cert for block in self.blocks if block.cert is not None)
-
-
 
 def read_file(path: Path | None, labels: Labels) -> Read | None:
     """The certificate blocks ``path`` holds (None without a path, or if it cannot be

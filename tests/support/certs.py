@@ -12,6 +12,7 @@ import shutil
 import subprocess
 from pathlib import Path
 
+import pytest
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
@@ -176,7 +177,11 @@ def unknown_version_form(pem: Path, target: Path) -> Path:
     der = bytearray(x509.load_pem_x509_certificate(pem.read_bytes()).public_bytes(
         serialization.Encoding.DER))
     at = der.find(b"\xa0\x03\x02\x01\x02")  # [0] EXPLICIT INTEGER 2: v3
+    assert at >= 0, "a v3 certificate"
     der[at + 4] = 3
+    # Refused for its version, not as corrupt (a ValueError): the form a test names.
+    with pytest.raises(x509.InvalidVersion):
+        x509.load_der_x509_certificate(bytes(der))
     body = base64.encodebytes(bytes(der)).decode()
     target.write_text(f"-----BEGIN CERTIFICATE-----\n{body}-----END CERTIFICATE-----\n")
     return target

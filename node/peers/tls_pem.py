@@ -196,19 +196,20 @@ def _block(index: int, label: bytes, body: bytes, text: bytes) -> Block:
 def _first_element_end(der: bytes) -> int:
     """Where the DER element ``der`` begins with ends, by the length in its header: a
     trusted form (``openssl x509 -trustout``) is a certificate, then OpenSSL's trust
-    settings. A header that cannot be read gives the whole, which the certificate's
-    parser then refuses (the dates unknown, said).
+    settings.
 
     >>> _first_element_end(bytes([0x30, 0x82, 0x01, 0x00]) + bytes(300))
     260
-    >>> _first_element_end(bytes([0x30, 0x80, 0, 0]))  # indefinite length: not DER
-    4
+    >>> _first_element_end(bytes([0x30]))  # too short for a header: the whole
+    1
     """
-    if len(der) < 2 or der[0] != 0x30:  # a certificate is a SEQUENCE
+    # Only what would raise here is guarded. Whatever else a hostile header holds (not a
+    # SEQUENCE, an indefinite length, length bytes not minimal or many, a length past
+    # the end or inside the certificate), the cut it gives is refused by cryptography's
+    # strict DER parser: a block of unknown dates, as for any other malformed block.
+    if len(der) < 2:
         return len(der)
     if der[1] < 0x80:
         return 2 + der[1]
     count = der[1] & 0x7F
-    if not 1 <= count <= 4 or len(der) < 2 + count:
-        return len(der)
     return 2 + count + int.from_bytes(der[2:2 + count], "big")

@@ -22,7 +22,10 @@ of again for dates already said of as the ``ca``) are only warned of, even expir
 issued the chain is said once. Each file is read as OpenSSL reads it
 (``node.peers.tls_pem``): a file over ``TLS_FILE_BYTES_MAX`` is said of once, its dates
 not read; a block whose dates cannot be read (malformed) is said once
-per content, with its place, and moves no other. A certificate no longer in use is
+per content, with its place, and moves no other. A block of ``--tls-cert`` OpenSSL
+skips (a ``BEGIN TRUSTED CERTIFICATE`` after the first: peers never get it) is warned of
+once per content, with its place, and an issuer not found that is that block is said in
+its name, not the CA file's. A certificate no longer in use is
 forgotten: put back later (a renewal rolled back), it is said again.
 
 The gauge ``clawsync_tls_certificate_expiry_timestamp_seconds`` (label ``certificate``;
@@ -65,6 +68,11 @@ TLS_EXPIRY_WARN_DAYS = 14
 #: dates cannot be read): those beyond are counted in one line. A bundle of a hundred
 #: roots would otherwise say a hundred lines at every start.
 TLS_CA_LINES_MAX = 5
+
+#: Why a block of ``--tls-cert`` is skipped (``Read.skipped``), and what to do.
+_SKIPPED_REASON = "OpenSSL reads a BEGIN TRUSTED CERTIFICATE only as the first block " \
+    "of --tls-cert"
+_SKIPPED_EFFECT = "peers are not sent it: write it as BEGIN CERTIFICATE"
 
 
 @dataclass(frozen=True, slots=True)
@@ -155,10 +163,10 @@ class Chain:
 
     def each(self) -> Iterator[tuple[str, Path, Block]]:
         """Each certificate block watched, with its kind ("served"; "intermediate", on
-        the chain, or unread; "unused", a block of ``--tls-cert`` off it, or one OpenSSL
-        skips; "ca", the CA of ``--tls-ca`` that issued the chain; "other_ca", any other
-        block of ``--tls-ca``) and its file's path. The one place a certificate's kind
-        is named."""
+        the chain, or unread; "unused", a block of ``--tls-cert`` off it; "skipped", one
+        of ``--tls-cert`` OpenSSL skips, never sent to peers; "ca", the CA of
+        ``--tls-ca`` that issued the chain; "other_ca", any other block of ``--tls-ca``)
+        and its file's path. The one place a certificate's kind is named."""
         watched = self.watched
         if watched.cert_path is not None and watched.cert is not None:
             for block in watched.cert.blocks:
@@ -167,7 +175,7 @@ class Chain:
                     else "unused"
                 yield ("served" if block.index == 0 else kind), watched.cert_path, block
             for block in watched.cert.skipped:  # a trusted form OpenSSL does not send
-                yield "unused", watched.cert_path, block
+                yield "skipped", watched.cert_path, block
         if watched.ca_path is not None and watched.ca is not None:
             for block in watched.ca.blocks:
                 yield ("ca" if block == self.ca else "other_ca"), watched.ca_path, block
@@ -177,7 +185,7 @@ class Chain:
         CA that issued the chain (it verifies until then); no other CA."""
         found: dict[str, list[Served]] = {}
         for kind, _, block in self.each():
-            if block.cert is not None and kind not in ("other_ca", "unused"):
+            if block.cert is not None and kind in ("served", "intermediate", "ca"):
                 found.setdefault(kind, []).append(block.cert)
         return {kind: min(certs, key=lambda cert: cert.expires)
                 for kind, certs in found.items()}
@@ -283,6 +291,10 @@ class ExpiryWarnings:
             if kind == "unused":
                 current |= self._say_unused(path, block)
                 continue
+            if kind == "skipped":
+                assert watched.cert is not None
+                current |= self._say_skipped(path, block, watched.cert.digest)
+                continue
             said = self._to_say(kind, block, now)
             if said is None:
                 continue
@@ -334,6 +346,19 @@ class ExpiryWarnings:
                       **(block.cert.fields() if block.cert is not None else {}))
         return {said}
 
+    def _say_skipped(self, path: Path, block: Block, content: bytes) -> set[Said]:
+        """Warn once per content of ``--tls-cert`` of a block OpenSSL skips there (a
+        ``BEGIN TRUSTED CERTIFICATE`` after the first): almost always an intermediate
+        written with ``openssl x509 -trustout`` by mistake, which peers then never
+        get."""
+        said: Said = ("skipped", content, f"{path} {block.index}")
+        if said not in self._said:
+            self._said.add(said)
+            log.warning("tls certificate block skipped", path=str(path), index=block.index,
+                        reason=_SKIPPED_REASON, effect=_SKIPPED_EFFECT,
+                        **(block.cert.fields() if block.cert is not None else {}))
+        return {said}
+
     def _say_too_large(self, watched: Watched) -> set[Said]:
         """Say once per content that a file is over ``TLS_FILE_BYTES_MAX``, its dates
         not read."""
@@ -350,18 +375,32 @@ class ExpiryWarnings:
         return current
 
     def _say_no_issuer(self, chain: Chain) -> set[Said]:
-        """Say once that no CA of ``--tls-ca`` issued the chain served, if so."""
+        """Say once that no CA of ``--tls-ca`` issued the chain served, if so: in the
+        name of the block of ``--tls-cert`` OpenSSL skips if that one issued its top
+        (the CA file is not the cause), else of the CA file."""
         top, watched = chain.top, chain.watched
         if top is None or watched.ca is None or watched.ca.too_large or chain.ca is not None:
             return set()
+        issuer = top.issuer.rfc4514_string()
+        skipped = next((block for block in watched.cert.skipped if block.parsed is not None
+                        and issued_by(block.parsed, top)), None) if watched.cert else None
         # Keyed by the issuer's name: a renewal the same CA signs is not said of again.
-        said: Said = ("no issuer", watched.ca.digest, top.issuer.rfc4514_string())
-        if said not in self._said:
-            self._said.add(said)
+        said: Said = ("no issuer", watched.ca.digest,
+                      issuer if skipped is None else f"{issuer} skipped {skipped.index}")
+        if said in self._said:
+            return {said}
+        self._said.add(said)
+        if skipped is None:
             log.warning("tls certificate issuer not found", certificate="ca",
-                        path=str(watched.ca_path), issuer=top.issuer.rfc4514_string(),
+                        path=str(watched.ca_path), issuer=issuer,
                         effect="no expiry sample of the CA; peers that verify with this "
                         "file refuse the node")
+        else:
+            log.warning("tls certificate issuer not found", certificate="intermediate",
+                        path=str(watched.cert_path), issuer=issuer, index=skipped.index,
+                        reason=f"the issuer is block {skipped.index} of this file: "
+                        f"{_SKIPPED_REASON}", effect=f"{_SKIPPED_EFFECT}; until then peers "
+                        "that verify with --tls-ca refuse the node")
         return {said}
 
 

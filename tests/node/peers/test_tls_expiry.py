@@ -100,7 +100,9 @@ async def test_a_trusted_form_after_the_first_block_is_skipped_as_openssl_does(
     ``PEM_read_bio_X509``, which skips a ``TRUSTED CERTIFICATE``: of a renewal holding
     the intermediate in trusted form, valid, then a copy of it expired, peers get the
     expired one, so the renewal is refused, naming that block by its place in the
-    file."""
+    file. The trusted form alone is taken (peers get no intermediate, the CA file cannot
+    tell) and warned of, once, by its place: as the cause of the issuer not found too,
+    not the CA file."""
     root = make_ca_expiring(tmp_path, "root", days=3000)
     middle = make_ca_expiring(tmp_path, "middle", days=200, signer=root)
     files, cert, key = renewal_files(tmp_path, root, middle)
@@ -121,5 +123,20 @@ async def test_a_trusted_form_after_the_first_block_is_skipped_as_openssl_does(
         files.warn_of_expiry(datetime.now(UTC))
     assert expiry_gauge(files) == {"served": expires(second[0])}
     assert [(line["event"], line.get("index")) for line in logs] == [
-        ("tls files reloaded", None), ("tls certificate not on the chain", 1),
-        ("tls certificate issuer not found", None)], logs
+        ("tls files reloaded", None), ("tls certificate block skipped", 1),
+        ("tls certificate issuer not found", 1)], logs
+    skipped, no_issuer = logs[1:]
+    assert skipped["log_level"] == "warning" and skipped["path"] == str(cert), skipped
+    assert skipped["effect"] == "peers are not sent it: write it as BEGIN CERTIFICATE"
+    assert "TRUSTED CERTIFICATE only as the first block" in skipped["reason"], skipped
+    # The CA file holds the root that issued the skipped block: the block is the cause.
+    assert no_issuer["path"] == str(cert) and no_issuer["issuer"] == "CN=middle", no_issuer
+    assert no_issuer["reason"].startswith("the issuer is block 1 of this file"), no_issuer
+    with capture_logs() as logs:  # once per content of the file
+        files.warn_of_expiry(datetime.now(UTC))
+    assert logs == []
+    alone = TlsFiles(Config(tls_cert=cert, tls_key=key))  # without --tls-ca: said too
+    with capture_logs() as logs:
+        alone.warn_of_expiry(datetime.now(UTC))
+    assert [(line["event"], line["index"]) for line in logs] == [
+        ("tls certificate block skipped", 1)], logs

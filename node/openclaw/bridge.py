@@ -56,10 +56,11 @@ from node.openclaw.cursor_entries import (
     without_gone,
 )
 from node.openclaw.cursor_room import COPY_PREFIX, CursorFull, cursor_full
+from node.openclaw.held import CursorStore, HeldCursors
 from node.openclaw.jsonl import AgentSessions
 from node.openclaw.mapping import Mapped, SessionRef, events_for
 from node.openclaw.refusals import refused_time, retry_s, said_ended, said_moved, said_waiting
-from node.openclaw.session_keys import SessionKeys, keyed, keys_name, refused_keys_hint
+from node.openclaw.session_keys import keyed
 from node.openclaw.source import Item, Problem, Record
 from node.openclaw.sqlite import AgentDatabase
 from node.openclaw.state import Source, StateFolder, cursor_name
@@ -71,12 +72,8 @@ from node.openclaw.told import Reading, Told
 POLL_S = 0.2
 
 
-class Sink(Protocol):
+class Sink(CursorStore, Protocol):
     """Where events go and cursors are kept: a node over HTTP, or an embedded store."""
-
-    async def cursor(self, name: str) -> dict[str, int] | None: ...
-
-    async def save_cursor(self, name: str, cursor: dict[str, int]) -> None: ...
 
     async def events(self, session_key: str) -> tuple[list[Event], int]:
         """The events of one session whose content is held, and how many others it has
@@ -94,11 +91,8 @@ class Bridge:
     def __init__(self, state: StateFolder, sink: Sink,
                  tell: Callable[[str], None] = lambda _text: None,
                  monotonic: Callable[[], float] = time.monotonic) -> None:
-        self.state, self.sink, self.tell, self._monotonic = state, sink, tell, monotonic
-        # Cursor name -> the agent's cursor as the node holds it, as last loaded or saved.
-        self._cursors: dict[str, dict[str, int]] = {}
-        # Cursor name -> the keys its agent's files were read under (``session_keys``).
-        self._keys: dict[str, SessionKeys] = {}
+        self.state, self._sink, self.tell, self._monotonic = state, sink, tell, monotonic
+        self._held = HeldCursors(sink, state.path, tell)
         self._told = Told()
         # Stores to read again even if unchanged: a pass over them failed (the node was
         # down) or met something that may mend (a line still being written).
@@ -109,6 +103,14 @@ class Bridge:
         # Agent id -> its folder that could not be read, and why, as last said.
         self._unreadable: dict[str, tuple[str, str]] = {}
 
+    @property
+    def sink(self) -> Sink:
+        return self._sink
+
+    @sink.setter
+    def sink(self, sink: Sink) -> None:  # its cursors are then read from and saved there
+        self._sink = self._held.sink = sink
+
     async def run_pass(self, only_changed: bool = False) -> Tally:
         """Import everything new now; with ``only_changed``, skip stores that did not
         change since the last look."""
@@ -118,29 +120,40 @@ class Bridge:
             return tally
         self._say_unreadable(sources, tally)
         self._forget_stores_gone(sources)
-        self._forget_agents_gone(sources)
+        held = self.state.held()  # what is held of the stores gone is forgotten
+        self._again &= held
+        self._told.keep(held)
+        self._held.keep(cursor_name(self.state.path, agent_id) for agent_id in
+                        [*(agent_id for agent_id, _source in sources), *self.state.unreadable])
         stores: dict[str, list[Source]] = {}
         due: dict[str, list[Source]] = {}
+        changed: set[str] = set()  # agents one of whose stores changed
         for agent_id, source in sources:
             stores.setdefault(agent_id, []).append(source)
-            changed = source.changed()  # at every look: it compares with the last
-            if not only_changed or changed or source in self._again:
+            if source.changed() or not only_changed:  # at every look: it compares
+                changed.add(agent_id)
+                due.setdefault(agent_id, []).append(source)
+            elif source in self._again:
                 due.setdefault(agent_id, []).append(source)
         full: list[str] = []
         for agent_id, reads in due.items():
             name = cursor_name(self.state.path, agent_id)
             self._again.update(reads)  # till read through: a failed request reads them again
-            await self._load_cursors(name)
+            # Not for a look that only finds a record still waiting or a line still being
+            # written: its cursors are read once that record is tried (``node.openclaw.held``).
+            if await self._held.load(name, agent_id in changed or self._due(name)):
+                for waiting in [waiting for waiting in self._waiting if waiting[0] == name]:
+                    del self._waiting[waiting]
             others = [source for source in stores[agent_id] if source is not reads[0]]
-            kept = without_gone(self._cursors[name], others, reads, self._waits_of(name))
+            kept = without_gone(self._held.main[name], others, reads, self._waits_of(name))
             if kept is not None:  # fewer entries: under the limits
-                await self.sink.save_cursor(name, kept)
-                self._cursors[name] = kept
+                await self._held.save(name, kept)
             try:
                 for source in reads:
                     await self._read_store(name, source, tally)
             except CursorFull as error:  # the other agents are imported, and named too
                 full.append(str(error))
+            self._held.done(name)
         if full:
             said = "\n".join(full)
             if len(due) > len(full):
@@ -148,27 +161,11 @@ class Bridge:
             raise PassFull(said, tally)
         return tally
 
-    async def _load_cursors(self, name: str) -> None:
-        """Read an agent's cursors from the node at each pass that reads it. One changed
-        there since this bridge last loaded or saved it (its keys saved empty, as
-        ``refused_keys_hint`` says; reset, to import again) is read on from as the node
-        holds it, said, not saved back over with what was held here. Its waits end: a
-        record the node refuses for its time, read again, waits anew."""
-        cursor = dict(await self.sink.cursor(name) or {})
-        if self._cursors.get(name, cursor) != cursor:
-            self._changed_on_node(name)
-            for waiting in [waiting for waiting in self._waiting if waiting[0] == name]:
-                del self._waiting[waiting]
-        self._cursors[name] = cursor
-        keys, held = await self.sink.cursor(keys_name(name)), self._keys.get(name)
-        if held is None or (held.on_node or {}) != (keys or {}):
-            if held is not None:
-                self._changed_on_node(keys_name(name))
-            self._keys[name] = SessionKeys(keys)
-
-    def _changed_on_node(self, name: str) -> None:
-        self.tell(f"{self.state.path}: the cursor {name} was changed on the node since this "
-                  "import last read or saved it; read on from what the node holds now")
+    def _due(self, name: str) -> bool:
+        """Whether a record waiting in agent ``name``'s stores is to be tried again now."""
+        now = self._monotonic()
+        return any(cursor_of == name and now >= wait.retry_s
+                   for (cursor_of, _entry), wait in self._waiting.items())
 
     async def _read_store(self, name: str, source: Source, tally: Tally) -> None:
         """Read one store step by step, each saving the cursor, till nothing moves."""
@@ -201,7 +198,7 @@ class Bridge:
             await asyncio.sleep(poll_s)
 
     async def _step(self, name: str, source: Source, reading: Reading) -> _Step:
-        cursor = self._cursors[name]
+        cursor = self._held.main[name]
         units: list[_Unit] = []
         moves: dict[str, int] = {}  # as read: the copy times of rewinds for what follows
         step = _Step()
@@ -210,7 +207,7 @@ class Bridge:
         # A waiting session is looked at at every pass: of SQLite's, only what is tried
         # is read, so that it does not take the read's row budget from the sessions after
         # it; a JSONL file (read on a budget of its own) only once it changed.
-        keys = self._keys[name]
+        keys = self._held.keys[name]
         if isinstance(source, AgentSessions):
             read = list(source.read(cursor, waits, keys))
             items = keyed(read, keys, source.named, source.read_to(cursor),
@@ -218,15 +215,7 @@ class Bridge:
         else:
             items = keyed(list(source.read(cursor, waits)), keys)
         if keys.unsaved:  # till a save goes through: one that fails is tried again
-            saved = keys.saved()
-            if saved != keys.on_node:  # the node holds it already: nothing to send
-                try:
-                    await self.sink.save_cursor(keys_name(name), saved)
-                except ClientError as error:
-                    if error.status not in (400, 413):  # refused what was sent, or not
-                        raise
-                    raise error.with_hint(refused_keys_hint(keys_name(name))) from None
-            keys.stored(saved)
+            await self._held.save_keys(name)
         for entry in sorted(waits & source.reread):
             # Got shorter than its waiting row (rewritten, or its end deleted): that row
             # is gone from OpenClaw's store, so there is nothing left to import of it, and
@@ -277,8 +266,7 @@ class Bridge:
         if moved or gone:
             saved, over = step_cursor(cursor, gone, moved)
             if saved != cursor:
-                await self.sink.save_cursor(name, saved)
-                self._cursors[name] = saved  # once saved: a failed save reads them again
+                await self._held.save(name, saved)  # held once saved
             if over is not None:
                 step.full = cursor_full(f"{self.state.path}/agents/{source.agent_id}",
                                         source.agent_id, over)
@@ -438,20 +426,6 @@ class Bridge:
         problem: OpenClaw deleted it (``_say_moved``); ``why``: what became of that
         record, its session still in the store (else the session is gone)."""
         self.tell(said_ended(self._waiting.pop((name, entry)).where, why))
-
-    def _forget_agents_gone(self, sources: list[tuple[str, Source]]) -> None:
-        """Forget what is held of the stores gone (``StateFolder.held``) and of the agents
-        with none left: their cursors stay on the node, read again if they come back. An
-        agent whose folder could not be looked into is not known gone: kept."""
-        held = self.state.held()
-        self._again &= held
-        self._told.keep(held)
-        kept = {cursor_name(self.state.path, agent_id)
-                for agent_id in [*(agent_id for agent_id, _source in sources),
-                                 *self.state.unreadable]}
-        self._cursors = {name: cursor for name, cursor in self._cursors.items()
-                         if name in kept}
-        self._keys = {name: keys for name, keys in self._keys.items() if name in kept}
 
     def _tell(self, reading: Reading, into: list[str], text: str) -> None:
         """Say it once while its store's reads meet it (``node.openclaw.told``)."""

@@ -74,7 +74,7 @@ def test_the_store_of_a_deleted_agent_is_closed_and_forgotten(tmp_path: Path,
                           tmp_path / "agents" / "main")
             one_pass(bridge)
             assert held_open(database) == []
-            assert bridge._cursors == {} and bridge._keys == {}
+            assert bridge._held.main == {} and bridge._held.keys == {}
         finally:
             folder.close()
 

@@ -1,0 +1,115 @@
+"""Each agent's cursors (its main one and its keys') as the node holds them, as ``watch``
+last read or saved them.
+
+They are read from the node again at a pass that reads the agent for a change (one of
+its stores changed, a record waiting in it is tried again, or its last pass failed), not
+at every look: a record that waits for the node's clock, or a line still being written,
+keeps its store looked at every ``POLL_S``, and two full cursor GETs (up to
+``CURSOR_BYTES_MAX`` each) at each look would cost the node and this process for as
+long as the wait lasts. One changed there since is read on from, and said.
+
+What is about to be saved is noted first: a save whose answer was lost (the node took it,
+then the connection broke) is found on the node at the next read, and taken as this
+bridge's own, not as a change made there (which would end the agent's waits and forget
+what its keys hold here)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from pathlib import Path
+from typing import Protocol
+
+from node.client.errors import ClientError
+from node.openclaw.session_keys import SessionKeys, keys_name, refused_keys_hint
+
+
+class CursorStore(Protocol):
+    """Where cursors are kept: a node over HTTP, or an embedded store."""
+
+    async def cursor(self, name: str) -> dict[str, int] | None: ...
+
+    async def save_cursor(self, name: str, cursor: dict[str, int]) -> None: ...
+
+
+class HeldCursors:
+    """The cursors of the agents read, by cursor name (``state.cursor_name``)."""
+
+    def __init__(self, sink: CursorStore, path: Path, tell: Callable[[str], None]) -> None:
+        self.sink, self.path, self.tell = sink, path, tell
+        # Cursor name -> the agent's cursor as the node holds it.
+        self.main: dict[str, dict[str, int]] = {}
+        # Cursor name -> the keys its agent's files were read under (``session_keys``).
+        self.keys: dict[str, SessionKeys] = {}
+        # Cursor name (main or keys) -> what was sent to the node, its answer not come.
+        self._sending: dict[str, dict[str, int]] = {}
+        # Agents whose pass began but did not end: a request failed, and what the node
+        # holds is not known here; read again at the next pass that reads them.
+        self._unsure: set[str] = set()
+
+    async def load(self, name: str, changed: bool) -> bool:
+        """Read agent ``name``'s cursors from the node if its stores ``changed`` (or it
+        is not held, or its last pass failed); True if its main cursor was changed on the
+        node since this bridge last read or saved it (its waits end: a record the node
+        refuses for its time, read again, waits anew)."""
+        if not changed and name in self.main and name in self.keys and name not in self._unsure:
+            return False
+        self._unsure.add(name)  # till the pass ends
+        cursor = dict(await self.sink.cursor(name) or {})
+        moved = name in self.main and cursor not in (self.main[name], self._sending.get(name))
+        if moved:
+            self._changed_on_node(name)
+        self.main[name] = cursor
+        self._sending.pop(name, None)
+        keys, held = await self.sink.cursor(keys_name(name)), self.keys.get(name)
+        if held is None or (held.on_node or {}) != (keys or {}):
+            if held is not None and keys is not None and keys == self._sending.get(
+                    keys_name(name)):
+                held.stored(keys)  # this bridge's own save: what the keys hold stays
+            else:
+                if held is not None:
+                    self._changed_on_node(keys_name(name))
+                self.keys[name] = SessionKeys(keys)
+        self._sending.pop(keys_name(name), None)
+        return moved
+
+    def done(self, name: str) -> None:
+        """Agent ``name``'s pass ended: what the node holds of its cursors is known here."""
+        self._unsure.discard(name)
+
+    async def save(self, name: str, cursor: dict[str, int]) -> None:
+        """Save agent ``name``'s main cursor; held once the node took it."""
+        await self._send(name, cursor)
+        self.main[name] = cursor
+
+    async def save_keys(self, name: str) -> None:
+        """Save agent ``name``'s keys, if the node does not hold them already."""
+        keys = self.keys[name]
+        saved = keys.saved()
+        if saved != keys.on_node:
+            try:
+                await self._send(keys_name(name), saved)
+            except ClientError as error:
+                if error.status not in (400, 413):  # refused what was sent, or not
+                    raise
+                raise error.with_hint(refused_keys_hint(keys_name(name))) from None
+        keys.stored(saved)
+
+    async def _send(self, name: str, cursor: dict[str, int]) -> None:
+        self._sending[name] = cursor  # noted first: the answer may be lost
+        await self.sink.save_cursor(name, cursor)
+        del self._sending[name]
+
+    def keep(self, names: Iterable[str]) -> None:
+        """Forget the agents not in ``names`` (none of their stores is left): their
+        cursors stay on the node, read again if they come back."""
+        kept = set(names)
+        self.main = {name: cursor for name, cursor in self.main.items() if name in kept}
+        self.keys = {name: keys for name, keys in self.keys.items() if name in kept}
+        kept |= {keys_name(name) for name in kept}
+        self._sending = {name: cursor for name, cursor in self._sending.items()
+                         if name in kept}
+        self._unsure &= kept
+
+    def _changed_on_node(self, name: str) -> None:
+        self.tell(f"{self.path}: the cursor {name} was changed on the node since this "
+                  "import last read or saved it; read on from what the node holds now")

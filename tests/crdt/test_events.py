@@ -13,7 +13,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from crdt import codec, quick_checks
+from crdt import codec
 from crdt.clock import Hlc
 from crdt.errors import IdMismatch, InvalidInput, LimitExceeded, NotATime
 from crdt.events import EVENT_BYTES_MAX, Draft, Event, parse_event
@@ -471,39 +471,6 @@ def test_a_draft_seals_to_the_canonical_encoding_of_its_content(
     assert event.canonical == codec.encode({
         "v": 1, "kind": kind, "payload": payload, "agent_id": agent_id,
         "timestamp": STAMP, "session_key": session_key})
-
-
-@settings(max_examples=200)
-@given(agent_id=st.text(max_size=70), session_key=st.text(max_size=520))
-def test_names_taken_before_parse_as_the_first_time(agent_id: str, session_key: str) -> None:
-    """``parse_event`` does not check again a name it took before (``quick_checks``):
-    what it answers must not depend on whether the names are known."""
-    raw = {"agent_id": agent_id, "session_key": session_key,
-           "kind": {"type": "session_ended", "reason": "x"}}
-
-    def outcome() -> object:
-        try:
-            draft = parse_event(raw, where="events[0]")
-        except InvalidInput as error:
-            return type(error), str(error), error.field
-        assert isinstance(draft, Draft)
-        return draft.seal(Hlc(*STAMP)).canonical
-
-    quick_checks.NAMES.clear()
-    quick_checks.SESSION_KEYS.clear()
-    first = outcome()
-    assert outcome() == first  # its names known now, if it took them
-
-
-def test_a_session_key_taken_is_no_agent_id_past_its_limit() -> None:
-    """Session keys and agent ids have limits of their own: a name taken as one is
-    known as that one only."""
-    long = "x" * (NAME_BYTES_MAX + 1)
-    kind = {"type": "session_ended", "reason": "x"}
-    parse_event({"agent_id": "a", "session_key": long, "kind": kind})
-    with pytest.raises(LimitExceeded) as error:
-        parse_event({"agent_id": long, "session_key": "s", "kind": kind})
-    assert error.value.field == "agent_id"
 
 
 @pytest.mark.parametrize("stamp", [-5, 253402300800000])

@@ -11,7 +11,7 @@ import pytest
 from crdt import membership
 from crdt.automerge.documents import Documents
 from crdt.clock import Hlc
-from crdt.errors import InvalidInput
+from crdt.errors import InvalidInput, LimitExceeded
 from crdt.events import Draft, Event, parse_event
 from crdt.kinds import (
     DEFAULTS,
@@ -77,6 +77,19 @@ def test_a_client_posts_an_unknown_kind_only_as_a_copy_with_its_id() -> None:
     with pytest.raises(InvalidInput, match="does not match"):
         parse_event({**exported, "kind": {**exported["kind"], "emoji": "-1"}},
                     session_key="s1")
+
+
+@pytest.mark.parametrize(("kind", "error"), [
+    ("bad\nkind", InvalidInput), ("x" * 300, LimitExceeded), ("", InvalidInput)])
+def test_an_unknown_kind_copied_with_its_id_still_has_a_name(
+        kind: str, error: type[InvalidInput]) -> None:
+    """A kind this version knows was checked when it was registered; one it does not
+    know is checked as it comes, even with the id its content hashes to."""
+    content = Draft("s1", "main", kind, {}, Hlc(5_000, 0)).seal()
+    with pytest.raises(InvalidInput) as raised:
+        parse_event({"agent_id": "main", "hlc": [5_000, 0], "id": content.id.hex(),
+                     "kind": {"type": kind}}, session_key="s1")
+    assert type(raised.value) is error and raised.value.field == "kind.type"
 
 
 def test_a_later_versions_record_kind_is_never_taken_from_a_client() -> None:

@@ -4,7 +4,8 @@ The modules here are what every room below shares, the event itself: ``errors`` 
 base error; the sender's fault apart from ours), ``codec`` (canonical CBOR), ``clock``
 (hybrid logical clock), ``keys`` (session keys and names), ``kinds`` (the kinds this
 version knows, and how events evolve), ``events`` (validation, content addressing;
-``quick_checks``: the cheap checks it reads canonical bytes with first),
+``quick_checks``: the cheap checks it reads canonical bytes with first;
+``event_objects``: events and drafts made without their ``__init__``),
 ``device`` (device keys and the device ids people compare), ``ed25519`` (signing
 and checking on raw bytes, all that a process checking signatures imports),
 ``addresses`` (whether an address could be dialed) and ``signing`` (signatures of

@@ -24,12 +24,13 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Callable
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field
 from typing import Any
 
 from crdt import codec
 from crdt.clock import COUNTER_MAX, MS_MAX, Hlc
 from crdt.errors import IdMismatch, InvalidInput, LimitExceeded
+from crdt.event_objects import draft_maker, event_maker, new_hlc
 from crdt.keys import (
     NAME_BYTES_MAX,
     SESSION_KEY_BYTES_MAX,
@@ -130,7 +131,7 @@ class Event:
         # Made as a peer's events are (``_new_event``): every event read back with its
         # content (``StoredEvent.from_record``) is made this way.
         return _new_event(content["session_key"], content["agent_id"],
-                          _new_hlc(Hlc, (ms, counter)), content["kind"], content["payload"],
+                          new_hlc(Hlc, (ms, counter)), content["kind"], content["payload"],
                           data, event_id)
 
     @classmethod
@@ -177,33 +178,8 @@ class Event:
                    hashlib.blake2b(data, digest_size=ID_BYTES).digest())
 
 
-def _new_event(session_key: str, agent_id: str, timestamp: Hlc, kind: str,
-               payload: dict[str, Any], canonical: bytes, event_id: bytes) -> Event:
-    """``Event(session_key, ..., event_id)``, made without the frozen dataclass's
-    ``__init__``, which sets each field through ``object.__setattr__`` at about twice the
-    cost: a peer's catch-up makes hundreds of thousands of events."""
-    event = _new_object(Event)
-    _SET_SESSION_KEY(event, session_key)
-    _SET_AGENT_ID(event, agent_id)
-    _SET_TIMESTAMP(event, timestamp)
-    _SET_KIND(event, kind)
-    _SET_PAYLOAD(event, payload)
-    _SET_CANONICAL(event, canonical)
-    _SET_ID(event, event_id)
-    _SET_FORGOTTEN_BY(event, None)
-    return event
-
-
-_new_object = object.__new__
-#: Each field's slot, set as the dataclass's ``__init__`` sets it.
-_EVENT_FIELDS = ("session_key", "agent_id", "timestamp", "kind", "payload", "canonical",
-                 "id", "forgotten_by")
-assert tuple(f.name for f in fields(Event)) == _EVENT_FIELDS, "update _new_event"
-(_SET_SESSION_KEY, _SET_AGENT_ID, _SET_TIMESTAMP, _SET_KIND, _SET_PAYLOAD, _SET_CANONICAL,
- _SET_ID, _SET_FORGOTTEN_BY) = (Event.__dict__[name].__set__ for name in _EVENT_FIELDS)
-#: ``Hlc(ms, counter)`` is ``_new_hlc(Hlc, (ms, counter))``, without the Python-level
-#: ``__new__`` a named tuple has.
-_new_hlc = tuple.__new__
+#: Events and drafts are made without their ``__init__`` (``crdt.event_objects``).
+_new_event = event_maker(Event)
 
 
 # The canonical content map holds six entries, sorted by their encoded keys: "v", "kind",
@@ -268,7 +244,7 @@ def _from_canonical_quickly(data: bytes) -> Event | None:
                        codec.encode_stamp(ms, counter), _SESSION_KEY_KEY, session_key_bytes))
     if layout != data:
         return None
-    return _new_event(session_key, agent_id, _new_hlc(Hlc, (ms, counter)), kind, checked,
+    return _new_event(session_key, agent_id, new_hlc(Hlc, (ms, counter)), kind, checked,
                       data, hashlib.blake2b(data, digest_size=ID_BYTES).digest())
 
 
@@ -335,27 +311,7 @@ class Draft:
                           canonical, event_id)
 
 
-def _new_draft(session_key: str, agent_id: str, kind: str, payload: dict[str, Any],
-               timestamp: Hlc | None, claimed_id: bytes | None) -> Draft:
-    """``Draft(session_key, ..., claimed_id)``, made as ``_new_event`` makes an event:
-    every event a client posts is parsed into one."""
-    draft = _new_object(Draft)
-    _SET_DRAFT_SESSION_KEY(draft, session_key)
-    _SET_DRAFT_AGENT_ID(draft, agent_id)
-    _SET_DRAFT_KIND(draft, kind)
-    _SET_DRAFT_PAYLOAD(draft, payload)
-    _SET_DRAFT_TIMESTAMP(draft, timestamp)
-    _SET_DRAFT_CLAIMED_ID(draft, claimed_id)
-    _SET_DRAFT_PARTS(draft, None)
-    return draft
-
-
-_DRAFT_FIELDS = ("session_key", "agent_id", "kind", "payload", "timestamp", "claimed_id",
-                 "_parts")
-assert tuple(f.name for f in fields(Draft)) == _DRAFT_FIELDS, "update _new_draft"
-(_SET_DRAFT_SESSION_KEY, _SET_DRAFT_AGENT_ID, _SET_DRAFT_KIND, _SET_DRAFT_PAYLOAD,
- _SET_DRAFT_TIMESTAMP, _SET_DRAFT_CLAIMED_ID, _SET_DRAFT_PARTS) = (
-    Draft.__dict__[name].__set__ for name in _DRAFT_FIELDS)
+_new_draft = draft_maker(Draft)
 
 
 def _is_count(value: Any) -> bool:

@@ -50,10 +50,14 @@ def path_session_key(request: web.Request) -> str:
     resource = request.match_info.route.resource
     assert resource is not None, "only for a request a route matched"
     raw = request.rel_url.raw_path.split("/")[_key_part(resource.canonical)]
-    if "%" in raw or not raw.isascii():  # else it is ASCII, which is UTF-8
+    # aiohttp's compiled parser percent-encodes a path (yarl), refusing other bytes in
+    # the request line with 400; its pure-Python parser (AIOHTTP_NO_EXTENSIONS) keeps
+    # them, decoded as UTF-8 with surrogateescape: a byte that is not UTF-8 is then a
+    # lone surrogate, which cannot be encoded back. Plain ASCII is UTF-8.
+    if "%" in raw or not raw.isascii():
         try:
             urllib.parse.unquote_to_bytes(raw).decode("utf-8")
-        except UnicodeDecodeError:
+        except UnicodeError:
             raise InvalidInput(f"must be percent-encoded UTF-8 ({raw[:64]!r} is not)",
                                field="session_key") from None
     return check_session_key(request.match_info["key"], "session_key")

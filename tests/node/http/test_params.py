@@ -1,0 +1,37 @@
+"""node.http.params.path_session_key on a path as aiohttp's pure-Python parser
+(``AIOHTTP_NO_EXTENSIONS``) hands it over: its bytes as they came, decoded as UTF-8
+with surrogateescape, not percent-encoded as the compiled parser's are."""
+
+from __future__ import annotations
+
+import pytest
+import yarl
+from aiohttp import web
+from aiohttp.test_utils import make_mocked_request
+from aiohttp.web_urldispatcher import UrlDispatcher
+
+from crdt.errors import InvalidInput
+from node.http.params import path_session_key
+
+
+async def _key(raw_path: str) -> str:
+    async def handler(request: web.Request) -> web.Response:
+        raise AssertionError("not called")
+
+    router = UrlDispatcher()
+    router.add_get("/s/{key}/e", handler)
+    # As the pure-Python parser builds it: yarl.URL(path, encoded=True).
+    request = make_mocked_request("GET", "/").clone(rel_url=yarl.URL(raw_path, encoded=True))
+    request._match_info = await router.resolve(request)  # type: ignore[attr-defined]
+    return path_session_key(request)
+
+
+async def test_a_raw_utf8_key_is_the_key() -> None:
+    assert await _key("/s/\u00e9/e") == "\u00e9"
+
+
+@pytest.mark.parametrize("raw", ["/s/\udcff/e", "/s/\u00e9\udcff%41/e"])
+async def test_a_raw_byte_that_is_not_utf8_is_refused(raw: str) -> None:
+    with pytest.raises(InvalidInput, match="must be percent-encoded UTF-8") as error:
+        await _key(raw)
+    assert error.value.field == "session_key"

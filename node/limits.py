@@ -183,17 +183,17 @@ class ClientLimits:
     stream_message_bytes_max: int = Limits().body_bytes_max + 64 * 1024
 
     def __post_init__(self) -> None:
-        """``ValueError`` for a value out of range, as a config file's would be (a pause
-        of 0 s is a loop that reconnects without one), or a pair out of order
-        (``ORDERED``). No flag, variable or file sets these: an app that builds them
-        hears of it at once, not as pauses that never come or never grow."""
-        values = _values(self)
-        for name, value in values.items():
-            if (wrong := _out_of_range(name, value)) is not None:
-                raise ValueError(f"ClientLimits: {name} {wrong}")
-        for order in ORDERED[ClientLimits]:
-            if order.broken(values):
-                raise ValueError(f"ClientLimits: {_said(order, values, '', None)}")
+        """``ValueError`` for a value of the wrong type or out of range, as a config
+        file's would be (``_wrong_value``: a pause of 0 s is a loop that reconnects
+        without one), or a pair out of order (``ORDERED``). No flag, variable or file
+        sets these: an app that builds them hears of it at once, not as pauses that
+        never come or never grow, nor as a ``TypeError`` deep in a request."""
+        for field in fields(self):
+            value = getattr(self, field.name)
+            whole = isinstance(field.default, int)
+            if (wrong := _wrong_value(field.name, value, whole)) is not None:
+                raise ValueError(f"ClientLimits: {field.name} {wrong}")
+        _refuse_disorder(ClientLimits, _values(self), "", None, said_in="ClientLimits: ")
 
 
 #: Tables of a ``--config`` file that set limits, and what each fills.
@@ -232,6 +232,20 @@ def _out_of_range(name: str, value: float) -> str | None:
     if 0 < value <= high:  # also refuses nan; inf is above
         return None
     return f"must be positive and at most {high}, not {value}"
+
+
+def _wrong_value(name: str, value: Any, whole: bool) -> str | None:
+    """What is wrong with ``value`` for setting ``name``, to follow the setting's name:
+    not a whole number (``whole``: the setting counts) or not a number (a bool is
+    neither, though Python takes it for an int), or out of range (``_out_of_range``);
+    None if nothing.
+
+    >>> _wrong_value("page_max", 0.5, True), _wrong_value("connect_timeout_s", None, False)
+    ('must be a whole number, not 0.5', 'must be a number, not None')
+    """
+    if isinstance(value, bool) or not isinstance(value, int if whole else (int, float)):
+        return f"must be {'a whole number' if whole else 'a number'}, not {value!r}"
+    return _out_of_range(name, value)
 
 
 @dataclass(frozen=True, slots=True)
@@ -402,10 +416,12 @@ def check_order(limits: DataclassInstance, where: str,
 
 
 def _refuse_disorder(kind: type, values: Mapping[str, Any], where: str,
-                     keys: Mapping[str, str] | None) -> None:
+                     keys: Mapping[str, str] | None, said_in: str = "") -> None:
+    """``ValueError`` for the first pair of ``kind`` out of order (``ORDERED``), its
+    words (``_said``) after ``said_in`` (what the limits are, if no table)."""
     for order in ORDERED.get(kind, ()):
         if order.broken(values):
-            raise ValueError(_said(order, values, where, keys))
+            raise ValueError(said_in + _said(order, values, where, keys))
 
 
 def out_of_order(limits: DataclassInstance, where: str,
@@ -465,10 +481,7 @@ def limits_from(table: Mapping[str, Any], kind: type[_L], where: str) -> _L:
             said = did_you_mean(name, sorted(known)) or f"it has: {', '.join(sorted(known))}"
             raise ValueError(f"[{where}] has no setting {raw_name!r}; {said}")
         whole = isinstance(getattr(defaults, name), int)
-        if isinstance(value, bool) or not isinstance(value, int if whole else (int, float)):
-            raise ValueError(f"[{where}] {raw_name} must be "
-                             f"{'a whole number' if whole else 'a number'}, not {value!r}")
-        if (wrong := _out_of_range(name, value)) is not None:
+        if (wrong := _wrong_value(name, value, whole)) is not None:
             raise ValueError(f"[{where}] {raw_name} {wrong}")
         values[name] = value if whole else float(value)
     values = {**_values(defaults), **values}

@@ -80,6 +80,20 @@ def test_client_limits_out_of_range_are_refused_when_built(name: str, value: flo
                                   f"{SECONDS_MAX}, not {value}")
 
 
+@pytest.mark.parametrize(("given", "said"), [
+    ({"import_batch_events_max": 0.5}, "import_batch_events_max must be a whole number, "
+                                       "not 0.5"),
+    ({"request_timeout_s": True}, "request_timeout_s must be a number, not True"),
+    ({"connect_timeout_s": None}, "connect_timeout_s must be a number, not None")])
+def test_client_limits_of_the_wrong_type_are_refused_when_built(given: dict[str, object],
+                                                                said: str) -> None:
+    """A value of the wrong type is refused in the config file's words, not built (a
+    batch of half an event) nor left to fail as a ``TypeError`` at its first use."""
+    with pytest.raises(ValueError) as refused:
+        ClientLimits(**given)  # type: ignore[arg-type]
+    assert str(refused.value) == f"ClientLimits: {said}"
+
+
 @pytest.mark.parametrize(("table", "said"), [
     # Per address above the whole: the per-address cap can never bite.
     ({"streams-per-address-max": 300},

@@ -3,10 +3,14 @@
 Two nodes on one folder would each number their events from the same counters: the log
 would hold two events at one position (measured before this lock: positions 1, 1, 2, 2,
 3, 3). So opening a folder takes an exclusive ``flock`` on ``clawsync.lock`` inside it,
-without waiting: a second ``clawsync serve`` or embedded ``EventStore`` on the folder is
-refused at once, with a message naming the folder and the process that holds it. The
-operating system drops the lock when its holder exits, crashed or not, so a killed node
-never leaves a stale lock behind.
+without waiting for a holder: a second ``clawsync serve`` or embedded ``EventStore`` on
+the folder is refused at once, with a message naming the folder and the process that
+holds it. Only another start's read of the folder (a shared lock, ``none_holds``, held
+while it reads the log's meta record, changing nothing) is waited for, up to
+``PEEK_WAIT_S``: such a read is short, and no process holds the folder meanwhile, so a
+refusal then would name as the holder the last node that wrote the lock file, which may
+have exited long ago. The operating system drops the lock when its holder exits, crashed
+or not, so a killed node never leaves a stale lock behind.
 
 >>> import tempfile
 >>> folder = tempfile.mkdtemp()

@@ -32,7 +32,15 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
-from crdt.errors import LogFormatError
+from crdt.errors import (
+    CrdtError,
+    FolderInUse,
+    LogFormatError,
+    StorageDamaged,
+    StorageUnavailable,
+    StoreError,
+)
+from crdt.log.store import EventStore
 from node.folder import create_file
 
 #: The data folder format this version writes and the newest it reads. 1: the layout of
@@ -171,6 +179,32 @@ format 1 at most. Run clawsync 0.5.0 or a later version on it (nothing in it was
             OPENED_UNCHANGED if opened else UNCHANGED))
     return FolderFormatError(f"{what} is damaged (its format reads {_found(error.found)}, "
                              f"not {error.known}): restore the folder from a backup")
+
+
+def read_log_first(location: str | os.PathLike[str]) -> None:
+    """Read the meta record of the log at ``location`` changing nothing
+    (``EventStore.check_format``), before it is opened to be written: a log refused here
+    is left byte for byte, and ``log_refusal`` can say nothing in it was changed.
+    ``LogFormatError`` if the open would refuse the log (another format, a damaged
+    record); ``StoreError`` if it cannot be read at all (SQLite finds no database, or a
+    malformed one; a record that cannot be read): the open would fail the same way. What
+    may pass, or only the open can read, is left to the open, which waits or says it:
+    another process holding the folder, a lock held past the wait, a full disk, an I/O
+    error, a WAL without its index."""
+    try:
+        EventStore.check_format(location)
+    except LogFormatError:
+        raise
+    except StorageDamaged as error:
+        if isinstance(error.__cause__, OSError):
+            return  # an I/O error, which may pass
+        raise  # no database, or a malformed one
+    except (FolderInUse, StorageUnavailable):
+        return
+    except StoreError:
+        raise
+    except (CrdtError, OSError):
+        return
 
 
 def _found(value: object) -> str:

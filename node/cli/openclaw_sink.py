@@ -31,7 +31,13 @@ from node.cli.common import (
 from node.cli.options import client_limits, settings
 from node.client.api import Client, ClientError
 from node.config import Settings, host_name, software_version
-from node.data_format import FolderFormatError, check_format, log_refusal, mark_format
+from node.data_format import (
+    FolderFormatError,
+    check_format,
+    log_refusal,
+    mark_format,
+    read_log_first,
+)
 from node.device import DeviceKeyError, folder_signer
 from node.limits import ClientLimits
 from node.openclaw.bridge import Sink
@@ -146,6 +152,10 @@ def with_sink(ctx: click.Context, data_dir: Path | None,
                 raise click.UsageError(f"--data-dir {data_dir} holds no node's data")
             note(f"{data_dir} holds no node's data yet: a new node's data folder is made there")
         check_format(data_dir, software_version())  # a newer node's folder is not read
+        try:  # read before it is opened to write: a log refused is left byte for byte
+            read_log_first(data_dir)
+        except LogFormatError as error:
+            raise NodeError(str(log_refusal(error, data_dir, software_version()))) from None
         signer = folder_signer(data_dir, host_name())  # the node's, if it is a node's
         with EventStore.open(data_dir, signer=signer,
                              written_by=software_version()) as store:
@@ -163,7 +173,7 @@ def with_sink(ctx: click.Context, data_dir: Path | None,
         raise store_refusal(error, data_dir) from None
     except FolderFormatError as error:  # as ``serve`` refuses to start on it: 1
         raise NodeError(str(error)) from None
-    except LogFormatError as error:  # the same, refused by the open (which writes)
+    except LogFormatError as error:  # refused only by the open (a WAL without its index)
         raise NodeError(str(log_refusal(error, data_dir, software_version(),
                                         opened=True))) from None
     except DeviceKeyError as error:

@@ -9,14 +9,7 @@ import asyncio
 import os
 from pathlib import Path
 
-from crdt.errors import (
-    CrdtError,
-    FolderInUse,
-    LogFormatError,
-    StorageDamaged,
-    StorageUnavailable,
-    StoreError,
-)
+from crdt.errors import FolderInUse, LogFormatError, StoreError
 from crdt.log.store import EventStore
 from crdt.storage.backends import backend_of
 from crdt.storage.disk import holds_storage
@@ -28,6 +21,7 @@ from node.data_format import (
     check_format,
     log_refusal,
     mark_format,
+    read_log_first,
 )
 from node.device import KEY_FILE, DeviceKey
 from node.folder import make_folders
@@ -68,35 +62,25 @@ def check_storage_log(config: Config) -> None:
     """``StartError`` if the log elsewhere (``--storage DIR``) is refused as another
     version's or damaged; before the data folder is made or locked (``folder_lock``), so
     that a refused start leaves that folder as it found it: no folder made, no lock file
-    in it; the log is read changing nothing in its folder (``EventStore.check_format``),
-    which a refused start leaves as it found it too. A log that cannot be read at all
-    (SQLite finds no database, or a malformed one) is refused here too: the open would
-    fail the same way, after making the folder.
+    in it; the log is read changing nothing in its folder (``read_log_first``), which a
+    refused start leaves as it found it too. A log that cannot be read at all (SQLite
+    finds no database, or a malformed one) is refused here too: the open would fail the
+    same way, after making the folder. What may pass is said where the log is opened
+    (another node holding it, a lock held past the wait: the open waits again, and
+    serves once it is let go).
     A new log, a storage URL, or a log in the data folder (``check_log_first``) is not
-    read here. What may pass is said where the log is opened, as before: another node
-    holding it, a lock held past the wait (the open waits again, and serves once it is
-    let go), a full disk, an I/O error, a WAL only the open can read."""
+    read here."""
     storage = config.storage
     if storage is None or not folder_lock_needed(config) or backend_of(storage) is not None \
             or not holds_storage(storage):
         return
     try:
-        EventStore.check_format(storage)
+        read_log_first(storage)
     except LogFormatError as error:
         raise StartError(str(log_refusal(error, config.log_location,
                                          software_version()))) from None
-    except StorageDamaged as error:
-        if isinstance(error.__cause__, OSError):
-            return  # an I/O error, which may pass: said where the log is opened
-        raise StartError(str(error)) from None  # no database, or a malformed one
-    except (FolderInUse, StorageUnavailable):
-        # May pass (a lock let go, space freed), or only the open can read it (a WAL
-        # a crash left without its index): the open waits, or says it.
-        return
-    except StoreError as error:  # a record that cannot be read: the open refuses it too
+    except StoreError as error:  # no database, a malformed one: the open refuses it too
         raise StartError(str(error)) from None
-    except (CrdtError, OSError):
-        return
 
 
 async def mark_folder_format(config: Config) -> Marking:

@@ -170,6 +170,22 @@ def test_a_log_of_a_newer_format_is_refused_in_words(tmp_path: Path) -> None:
     assert _held(node.data_dir) == before
 
 
+def test_openclaw_import_leaves_a_log_of_a_newer_format_as_it_is(tmp_path: Path) -> None:
+    """``openclaw import --data-dir`` reads the log's meta record, changing nothing,
+    before it opens the log to write (as ``serve`` does): a log of a newer format is
+    refused with every byte of the folder as it was, and says so."""
+    with NodeProcess(tmp_path) as node:
+        assert run_cli(node, "append", "s1", "message_received", "content=hi").returncode == 0
+    bump_log_format(node.data_dir, written_by=None)
+    before = files_of(node.data_dir)
+    line = one_error_line(openclaw_import(node, tmp_path))
+    assert line == (f"Error: the event log in {node.data_dir} was written by a newer clawsync "
+                    f"(log format {LOG_FORMAT + 1}); clawsync {software_version()} reads "
+                    f"format {LOG_FORMAT} at most. Run a newer clawsync on it (nothing in it "
+                    "was changed)\n")
+    assert files_of(node.data_dir) == before
+
+
 def test_the_log_says_which_version_wrote_it(tmp_path: Path) -> None:
     """The meta record names this version once the node has written (``written_by``);
     a log a newer version wrote is refused naming that version, as the marker's is;

@@ -120,11 +120,6 @@ class Bridge:
             return tally
         self._say_unreadable(sources, tally)
         self._forget_stores_gone(sources)
-        held = self.state.held()  # what is held of the stores gone is forgotten
-        self._again &= held
-        self._told.keep(held)
-        self._held.keep(cursor_name(self.state.path, agent_id) for agent_id in
-                        [*(agent_id for agent_id, _source in sources), *self.state.unreadable])
         stores: dict[str, list[Source]] = {}
         due: dict[str, list[Source]] = {}
         changed: set[str] = set()  # agents one of whose stores changed
@@ -410,13 +405,18 @@ class Bridge:
             self._stop_waiting(name, entry, source.emptied.get(entry))
 
     def _forget_stores_gone(self, sources: list[tuple[str, Source]]) -> None:
-        """A waiting session whose whole store is gone (the agent's SQLite file deleted,
-        its ``sessions`` folder removed) is never read again to find it gone: it waits no
+        """Forget what is held of the stores gone (the agent's SQLite file deleted, its
+        ``sessions`` folder removed): to read again, said, cursors. A waiting session
+        whose whole store is gone is never read again to find it gone: it waits no
         longer, as in ``_forget_gone``. One of an agent whose folder could not be looked
-        into is not known gone: it waits on."""
+        into is not known gone: what is held of it stays, and it waits on."""
+        held = self.state.held()
+        self._again &= held
+        self._told.keep(held)
         listed = {(cursor_name(self.state.path, agent_id), isinstance(source, AgentDatabase))
                   for agent_id, source in sources}
         unknown = {cursor_name(self.state.path, agent_id) for agent_id in self.state.unreadable}
+        self._held.keep({name for name, _database in listed} | unknown)
         for name, entry in sorted(self._waiting):
             if name not in unknown and (name, entry.startswith("db:")) not in listed:
                 self._stop_waiting(name, entry)

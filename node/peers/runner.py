@@ -117,8 +117,10 @@ class Runner:
         """A dial of this address failed (not reached, or no link in its answer): that
         is what is wrong now, not a refusal an earlier dial got (a member that refused
         this device as waiting to be added and then went down is to be reached first),
-        though one as waiting still has it dialed again soon (``refused_waiting``)."""
-        self.failure, self.refused, self.removal = failure, None, None
+        though one as waiting still has it dialed again soon (``refused_waiting``).
+        ``removal`` is left as it is, as by ``dial_connected``: it is read only with
+        ``refused``."""
+        self.failure, self.refused = failure, None
 
 
 def linked_devices(runners: Iterable[Runner]) -> set[str]:

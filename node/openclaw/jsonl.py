@@ -13,12 +13,12 @@ but whose first record is not the one the keys remember of it: another file
 (``SessionKeys.another_file``). A file's first line is read only to tell that, or to be
 remembered: when the file got shorter, or when the keys ask for it
 (``SessionKeys.wants_first``: one they may mark, or whose byte they remember and that
-grew or moved); not every file of every pass. The file of a session
-whose next record waits (for the node's clock) is read again only once it changed
-(inode, size, modification or change time) or the index gives it another key; until
-then, what its last read found of it is given again. The entry of a session whose file
-a read no longer finds (deleted, or renamed aside as OpenClaw does) is not in
-``present``: the bridge drops it, and the file is read from its start if it comes back.
+grew or moved); not every file of every pass. The file of a session whose next record
+waits (for the node's clock) is read again only once it changed (inode, size,
+modification or change time) or the index gives it another key; until then, what its
+last read found of it is given again. The entry of a session whose file a read no longer
+finds (deleted, or renamed aside as OpenClaw does) is not in ``present``: the bridge
+drops it, and the file is read from its start if it comes back.
 """
 
 from __future__ import annotations

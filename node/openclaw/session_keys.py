@@ -28,12 +28,12 @@ it under its id no longer applies, and its key applies from its start): another 
 record makes it another file, whatever its length, device and inode; with the same
 first record, one shorter than its offset was only cut on the same device and inode
 (what was read of it under its id stays so) and is another on others (or with no file
-known for the byte: a release before kept none), and one grown is the same file.
-A first record is a short hash (``jsonl.first_record``): a file
-rewritten in place that keeps its first line byte for byte (an OpenClaw header names
-only its session and when it began) is taken for cut, its records up to the byte under
-its id; an identity the release before kept, with no hash, is taken for cut on its
-device and inode alone, as it was there.
+known for the byte: a release before kept none), and one grown is the same file. A
+first record is a short hash (``jsonl.first_record``): a file rewritten in place that
+keeps its first line byte for byte (an OpenClaw header names only its session and when
+it began) is taken for cut, its records up to the byte under its id; an identity the
+release before kept, with no hash, is taken for cut on its device and inode alone, as it
+was there.
 A session read under its id by a release that kept no such mark has its key apply from
 its file's start: read again, its first records are stored a second time, under the key
 (they stay under the id too), rather than the whole conversation a second time under

@@ -338,9 +338,9 @@ class StateFolder:
 
     def _drop_gone(self, present: set[tuple[str, str]]) -> None:
         """Close and forget the reader of each store no longer there (its agent's folder
-        or the store deleted): a SQLite connection left
-        open on a deleted file keeps its disk space taken while ``watch`` runs. One of an
-        agent that could not be looked into is kept: it is not known gone."""
+        or the store deleted): a SQLite connection left open on a deleted file keeps its
+        disk space taken while ``watch`` runs. One of an agent that could not be looked
+        into is kept: it is not known gone."""
         for key in [key for key in self._sources
                     if key not in present and key[0] not in self.unreadable]:
             self._sources.pop(key).close()

@@ -135,11 +135,10 @@ class Admission:
         #: Peers refused for proving no device key, logged once (``keyless_refusal``).
         self._keyless: set[str] = set()
         #: The refusal last warned of (what the peer signed and whether it is believed,
-        #: else its words), by dialed
-        #: address, kept when its runner is forgotten: a peer's member list can name an
-        #: address that refuses this device (a node of another cluster took a stopped
-        #: node's port), which is forgotten after ``learned_failures_max`` refusals and
-        #: learned again later.
+        #: else its words), by dialed address, kept when its runner is forgotten: a
+        #: peer's member list can name an address that refuses this device (a node of
+        #: another cluster took a stopped node's port), which is forgotten after
+        #: ``learned_failures_max`` refusals and learned again later.
         self._refusals: dict[str, str] = {}
         #: Devices that refused this device as waiting to be added since this process
         #: started (in memory only), until a link with each is up: its ``peer link up``

@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import shlex
+from typing import Any
 
 import structlog
 
@@ -340,12 +341,12 @@ async def test_the_addresses_whose_refusal_is_remembered_are_bounded(
     assert warned[-1] == "http://refusing-0.invalid:7878"
 
 
-async def test_a_removal_said_by_a_device_not_trusted_is_shown_not_recorded(
-        make_node: NodeFactory) -> None:
-    """A learned peer that is no member known here says this device was removed: its
-    operator reads what it says and that it is not taken; once a trusted peer (a
-    ``--peer`` address) says the same removal, every refusal reads as that removal."""
-
+async def _refused_by_a_stranger(make_node: NodeFactory) -> tuple[
+        RunningNode, str, str, str, str, dict[str, Any], Runner]:
+    """A node with a learned peer and a ``--peer`` address, the learned one (a device
+    known here as no member) having said this device was removed by a member: the node,
+    the learned and the given address, the stranger and the member, the removal's
+    detail and the learned one's runner."""
     node = await make_node(cluster_secret=SECRET, sync=FAST)
     learned, given = (f"http://127.0.0.1:{free_port()}" for _ in range(2))
     assert await node.gossip.add_peer(learned, learned=True)
@@ -355,6 +356,17 @@ async def test_a_removal_said_by_a_device_not_trusted_is_shown_not_recorded(
     untrusted = node.gossip.runners[f"url:{learned}"]
     node.gossip.admission.refused_by_peer(untrusted, LinkRefused(
         "refused", Refusal(DEVICE_REMOVED, detail, stranger)))
+    return node, learned, given, stranger, member, detail, untrusted
+
+
+async def test_a_removal_said_by_a_device_not_trusted_is_shown_not_recorded(
+        make_node: NodeFactory) -> None:
+    """A learned peer that is no member known here says this device was removed: its
+    operator reads what it says and that it is not taken; once a trusted peer (a
+    ``--peer`` address) says the same removal, every refusal reads as that removal."""
+
+    node, learned, given, stranger, member, detail, untrusted = \
+        await _refused_by_a_stranger(make_node)
     assert not node.gossip.removed.known and node.gossip.own_removal() is None
     assert untrusted.refused is not None
     assert untrusted.refused.startswith(f"refused by {stranger}: it says this device was "
@@ -374,15 +386,8 @@ async def test_a_link_up_again_is_not_said_refused_by_its_old_removal(
     """A peer not trusted said this device was removed, then a dial there connected: its
     row says no refusal, and a trusted peer's refusal as removed later puts none back on
     it (the link is up: the peer no longer says so)."""
-    node = await make_node(cluster_secret=SECRET, sync=FAST)
-    learned, given = (f"http://127.0.0.1:{free_port()}" for _ in range(2))
-    assert await node.gossip.add_peer(learned, learned=True)
-    assert await node.gossip.add_peer(given, learned=False)
-    stranger, member = (new_device_id() for _ in range(2))
-    detail = {"by": member, "at_ms": 1_000, "reason": "lost"}
-    untrusted = node.gossip.runners[f"url:{learned}"]
-    node.gossip.admission.refused_by_peer(untrusted, LinkRefused(
-        "refused", Refusal(DEVICE_REMOVED, detail, stranger)))
+    node, learned, given, _stranger, member, detail, untrusted = \
+        await _refused_by_a_stranger(make_node)
     untrusted.dial_connected()  # as a later dial there that connects does (Gossip._dial_loop)
     untrusted.state = "up"
     node.gossip.admission.refused_by_peer(node.gossip.runners[f"url:{given}"], LinkRefused(

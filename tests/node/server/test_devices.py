@@ -354,14 +354,20 @@ async def test_the_membership_survives_a_restart_and_the_node_adds_itself_once(
         await again.stop()
 
 
+async def restarted_removed(node: RunningNode, **told: Any) -> RunningNode:
+    """``node`` stopped and started again, told it was removed by ``TABLET`` as a member's
+    signed refusal leaves it (``node.peers.links.Removed``); ``told`` adds to that."""
+    await node.stop()
+    removal = {"by": TABLET, "at_ms": 1, "reason": "lost", "told_by": TABLET,
+               "told_at_ms": 2, **told}
+    (node.config.data_dir / "removed.json").write_text(json.dumps(removal))
+    return await start(dataclasses.replace(node.config, port=0))
+
+
 async def test_a_removed_device_is_told_its_adds_removals_and_tokens_reach_no_one(
         make_node: NodeFactory) -> None:
     node = await make_node()
-    await node.stop()
-    # As a member's signed refusal leaves it (node.peers.links.Removed).
-    told = {"by": TABLET, "at_ms": 1, "reason": "lost", "told_by": TABLET, "told_at_ms": 2}
-    (node.config.data_dir / "removed.json").write_text(json.dumps(told))
-    again = await start(dataclasses.replace(node.config, port=0))
+    again = await restarted_removed(node)
     try:
         head = again.astore.head
         async with aiohttp.ClientSession(base_url=again.url) as client:
@@ -386,10 +392,7 @@ async def test_a_removed_device_names_its_remover_as_status_does(
         status, _ = await call(client, "POST", "/v1/devices",
                                json={"device_id": TABLET, "name": "tablet"})
         assert status == 201
-    await node.stop()
-    told = {"by": TABLET, "at_ms": 1, "reason": "lost", "told_by": TABLET, "told_at_ms": 2}
-    (node.config.data_dir / "removed.json").write_text(json.dumps(told))
-    again = await start(dataclasses.replace(node.config, port=0))
+    again = await restarted_removed(node)
     try:
         async with aiohttp.ClientSession(base_url=again.url) as client:
             for method, path, kwargs in [
@@ -408,11 +411,7 @@ async def test_a_removal_told_to_another_key_of_the_folder_holds_nothing_back(
     """A folder whose key was moved away is a new device; the removal told to the old
     one (kept in the folder) does not concern it."""
     node = await make_node()
-    await node.stop()
-    told = {"by": TABLET, "at_ms": 1, "reason": "lost", "told_by": TABLET, "told_at_ms": 2,
-            "device_id": PHONE}
-    (node.config.data_dir / "removed.json").write_text(json.dumps(told))
-    again = await start(dataclasses.replace(node.config, port=0))
+    again = await restarted_removed(node, device_id=PHONE)
     try:
         async with aiohttp.ClientSession(base_url=again.url) as client:
             status, body = await call(client, "POST", "/v1/devices",
@@ -486,10 +485,7 @@ async def test_names_shared_with_a_device_told_it_was_removed_are_listed_alike(
         _, peers = await call(client, "GET", "/v1/peers")
         assert peers["device"]["shared_names"] == [
             {"name": "phone" if own < PHONE else "PHONE", "members": sorted([own, PHONE])}]
-    await node.stop()
-    told = {"by": TABLET, "at_ms": 1, "reason": "lost", "told_by": TABLET, "told_at_ms": 2}
-    (node.config.data_dir / "removed.json").write_text(json.dumps(told))
-    again = await start(dataclasses.replace(node.config, port=0))
+    again = await restarted_removed(node)
     try:
         async with aiohttp.ClientSession(base_url=again.url) as client:
             _, view = await call(client, "GET", "/v1/devices")

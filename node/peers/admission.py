@@ -361,6 +361,7 @@ class Admission:
         and remember a signed removal."""
         refusal = exc.refusal
         runner.removal, runner.refused_waiting, taken = None, False, False
+        runner.waiting_dials_failed = 0
         if refusal is None:
             runner.refused = str(exc)
         elif refusal.code == DEVICE_REMOVED:

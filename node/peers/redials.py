@@ -1,8 +1,8 @@
 """When a dialed address that failed, or whose link ended, is dialed again: its
 back-off's time (``PeerSync.connection_failed``), and not before a wait its peer asked
 for (``Retry-After``); sooner while a member refuses this device as waiting to be added,
-or refused it so and has not been reached since (a failed dial: the member may be
-restarting to take this device's add), and at once when another peer was just reached
+or refused it so and has not been reached since, for a few failed dials (the member may
+be restarting to take this device's add), and at once when another peer was just reached
 (``Gossip._reached``). Decisions only:
 ``now`` is passed in.
 """
@@ -10,6 +10,12 @@ restarting to take this device's add), and at once when another peer was just re
 from __future__ import annotations
 
 from node.peers.runner import Runner
+
+#: Failed dials in a row of a member that refused this device as waiting to be added
+#: that are each made again within a pull interval (30 s at the default 5 s): a member
+#: restarting to take the add is back within them, and dialed at once. Past them, the
+#: member stays down: its address backs off as any other that fails.
+WAITING_SOON_DIALS = 6
 
 
 def next_dial_at(runner: Runner, retry_at: float, ended_at: float, *,
@@ -20,11 +26,13 @@ def next_dial_at(runner: Runner, retry_at: float, ended_at: float, *,
     ``backoff_max_s``: ``PeerSync.connection_failed``; no redial cuts it short,
     ``ends_back_off``), and within a pull interval of ``ended_at`` while a member
     refuses this device (``removed``: this device was told it is removed, which no wait
-    ends), and after failed dials while its last refusal was as waiting to be added
-    (``Runner.refused_waiting``; a dial that connects or another refusal ends it):
-    asked again soon, not after the back-off's minute, nor later by however long the
-    store's writer kept the failure."""
-    if (runner.refused is not None or runner.refused_waiting) and not removed:
+    ends), and after the first ``WAITING_SOON_DIALS`` failed dials while its last
+    refusal was as waiting to be added (``Runner.refused_waiting``; a dial that connects
+    or another refusal ends it): asked again soon, not after the back-off's minute, nor
+    later by however long the store's writer kept the failure."""
+    restarting = runner.refused_waiting \
+        and runner.waiting_dials_failed <= WAITING_SOON_DIALS
+    if (runner.refused is not None or restarting) and not removed:
         soon = ended_at + pull_interval_s
         retry_at = min(retry_at, max(soon, runner.machine.asked_until))
     return retry_at

@@ -68,10 +68,12 @@ class Runner:
     refused: str | None = None  # why the peer refused this device, for people
     removal: Refusal | None = None  # the peer's last refusal as removed, if it was that
     #: The peer's last refusal was of this device as waiting to be added: kept through
-    #: failed dials (the member may restart to take the add), so that it is dialed again
-    #: within a pull interval (``redials.next_dial_at``); a dial that connects, or
-    #: another refusal, clears it.
+    #: failed dials (the member may restart to take the add), so that the first
+    #: ``redials.WAITING_SOON_DIALS`` of them are dialed again within a pull interval
+    #: (``redials.next_dial_at``); a dial that connects, or another refusal, clears it.
     refused_waiting: bool = False
+    #: The dials failed in a row since the peer refused this device as waiting.
+    waiting_dials_failed: int = 0
     #: Dropped as removed (``drop``): per origin, the seq up to which the link's last
     #: push goes, the records of the removal held here (``Devices.removal_records``).
     removal_push: dict[str, int] = field(default_factory=dict)
@@ -111,16 +113,18 @@ class Runner:
         refusal is no longer its word: ``removal`` is read only with it), nor did the
         dial fail."""
         self.refused = self.failure = None
-        self.refused_waiting = False
+        self.refused_waiting, self.waiting_dials_failed = False, 0
 
     def dial_failed(self, failure: str) -> None:
         """A dial of this address failed (not reached, or no link in its answer): that
         is what is wrong now, not a refusal an earlier dial got (a member that refused
         this device as waiting to be added and then went down is to be reached first),
-        though one as waiting still has it dialed again soon (``refused_waiting``).
-        ``removal`` is left as it is, as by ``dial_connected``: it is read only with
-        ``refused``."""
+        though one as waiting still has it dialed again soon a few times
+        (``refused_waiting``). ``removal`` is left as it is, as by ``dial_connected``: it
+        is read only with ``refused``."""
         self.failure, self.refused = failure, None
+        if self.refused_waiting:
+            self.waiting_dials_failed += 1
 
 
 def linked_devices(runners: Iterable[Runner]) -> set[str]:

@@ -419,7 +419,9 @@ class Admission:
         """What a peer's refusal of this device as removed says, for people (and the
         log): the removal this device believes, if the peer is trusted (``trusted``) or
         repeats it; else what the peer claims, said to be not taken. An untrusted
-        device's claim is never recorded: anyone with the cluster secret could make it.
+        device's claim is never recorded: anyone with the cluster secret could make it;
+        nor is it once a record makes that device a member, until it refuses this device
+        again (``refused_by_peer``), which is said as the membership stands when read.
         The remover is named as the records name it now (``named``)."""
         believed = self.believed(runner, refusal)
         if believed is not None:
@@ -427,9 +429,14 @@ class Admission:
         detail = refusal.detail
         claimed = {"by": str(detail.get("by")), "at_ms": detail.get("at_ms"),
                    "reason": str(detail.get("reason", ""))}
-        return (f"refused by {refusal.by}: it says this device was "
-                f"{removal_text(self.named(claimed))}; it is no member this device "
-                "knows, so that is not taken as this device's removal")
+        said = f"refused by {refusal.by}: it says this device was " \
+            f"{removal_text(self.named(claimed))}; "
+        if self.trusted(runner, refusal.by):
+            return said + ("it was no member this device knew when it said so, and is "
+                           "known now: that is taken as this device's removal at its "
+                           "next refusal")
+        return said + "it is no member this device knows, so that is not taken as this " \
+            "device's removal"
 
     def refusal(self, runner: Runner) -> str | None:
         """Why ``runner``'s peer refuses this device, for people (``Rows``): a removal
@@ -438,7 +445,7 @@ class Admission:
         it: ``clawsync status`` and the console leave out a refusal that repeats that
         sentence, and would say the removal twice. Whether the removal is believed stays
         as when it was told (a claim of a device not trusted then is taken only when a
-        peer trusted says it again)."""
+        peer trusted says it again), but whether its teller is a member is read now."""
         if runner.refused is not None and runner.removal is not None:
             return self.removal_refused(runner, runner.removal)
         return runner.refused

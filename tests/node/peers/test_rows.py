@@ -11,7 +11,9 @@ from typing import Any
 import aiohttp
 
 from node.peers.holds import awake_s
+from node.peers.link_errors import LinkRefused, Refusal
 from node.peers.rows import HELD_OFF_KINDS, HELD_OFF_LISTED_MAX
+from node.peers.transport import DEVICE_REMOVED
 from node.server.run import RunningNode
 from tests.node.peers.support import (
     DEADLINE_S,
@@ -288,3 +290,30 @@ async def test_a_member_that_refused_this_device_then_stopped_is_said_unreachabl
     await until(lambda: runner.state == "backoff")
     [row] = [row for row in phone.gossip.peers() if row["url"] == url]
     assert row["state"] == "backoff" and "cannot reach" in row["failure"]
+
+
+async def test_a_removal_said_by_a_device_made_a_member_since_is_not_read_as_not_taken(
+        make_node: NodeFactory) -> None:
+    """A device no member says this device was removed; a record then makes it a member:
+    its row reads from the membership of now, not of the refusal (no longer "no member
+    this device knows"), and says the claim is taken at its next refusal, which has not
+    come: nothing is recorded meanwhile."""
+    node = await make_node(cluster_secret=SECRET, sync=PATIENT)
+    learned = f"http://127.0.0.1:{free_port()}"
+    assert await node.gossip.add_peer(learned, learned=True)
+    runner = node.gossip.runners[f"url:{learned}"]
+    # Its first dial failed (nothing listens there); its next is ten minutes away.
+    await until(lambda: runner.failure is not None and runner.state == "backoff")
+    signer = new_device_id()
+    node.gossip.admission.refused_by_peer(runner, LinkRefused("refused", Refusal(
+        DEVICE_REMOVED, {"by": signer, "at_ms": 1_000, "reason": "lost"}, signer)))
+    [before] = [row["refused"] for row in node.gossip.peers() if row["url"] == learned]
+    assert "not taken as this device's removal" in before
+    await add_member(node, "laptop", device_id=signer)
+    [after] = [row["refused"] for row in node.gossip.peers() if row["url"] == learned]
+    assert after.startswith(f"refused by {signer}: it says this device was removed from "
+                            f"the cluster by laptop ({signer}) at ")
+    assert "not taken" not in after and after.endswith(
+        "it was no member this device knew when it said so, and is known now: that is "
+        "taken as this device's removal at its next refusal")
+    assert node.gossip.own_removal() is None

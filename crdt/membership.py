@@ -374,12 +374,23 @@ class Membership:
 
     def removed(self) -> dict[str, Removal]:
         """Removed devices by id (an id removed and never added is listed too)."""
-        out = {}
-        for device, record in self._removals.items():
-            add = self._adds.get(device)
-            out[device] = Removal(record.by, record.sort_key[0], record.fields["reason"],
-                                  add.fields["name"] if add else None)
-        return out
+        return {device: self._removal(device, record)
+                for device, record in self._removals.items()}
+
+    def removal(self, device_id: str) -> Removal | None:
+        """``device_id``'s removal, as ``removed`` lists it (None: not removed), without
+        building that list: a status row or a handshake asks of one device.
+
+        >>> Membership(lambda origin: None).removal("AAA") is None
+        True
+        """
+        record = self._removals.get(device_id)
+        return None if record is None else self._removal(device_id, record)
+
+    def _removal(self, device_id: str, record: _Record) -> Removal:
+        add = self._adds.get(device_id)
+        return Removal(record.by, record.sort_key[0], record.fields["reason"],
+                       add.fields["name"] if add else None)
 
     def is_member(self, device_id: str) -> bool:
         return device_id in self._adds and device_id not in self._removals

@@ -191,6 +191,10 @@ class Devices:
     def removed(self) -> dict[str, Removal]:
         return self._view.removed()
 
+    def removal(self, device_id: str) -> Removal | None:
+        """``removed().get(device_id)``, without building ``removed`` (``Membership``)."""
+        return self._view.removal(device_id)
+
     def listed_members(self, told: bool = False) -> dict[str, Member]:
         """``members()`` as ``GET /v1/devices`` and ``GET /v1/peers`` list them: without
         this device once a member told it it was removed (``told``: ``Admission.removed``
@@ -218,7 +222,7 @@ class Devices:
     def own_removal(self) -> dict[str, Any] | None:
         """This device's removal as its record, stored here, says it (no member told
         it: ``told_by`` and ``told_at_ms`` null), or None."""
-        removal = self.removed().get(self.device_id)
+        removal = self.removal(self.device_id)
         if removal is None:
             return None
         return {"by": removal.by, "at_ms": removal.at_ms, "reason": removal.reason,
@@ -289,7 +293,7 @@ class Devices:
             said = address = normal_address(address) if isinstance(address, str) else address
         draft = membership.added(device_id, name, said)  # InvalidInput
         self._refuse_own_removal()  # come in since the caller's check (a try held back)
-        removal = self.removed().get(device_id)
+        removal = self.removal(device_id)
         if removal is not None:
             raise RemovalIsFinal(f"was removed by {self.who(removal.by)}; {COMES_BACK}",
                                  field="device_id")
@@ -306,7 +310,7 @@ class Devices:
         self._refuse_own_removal()  # stored right after: the record reaches no other device
         member = self.members().get(device_id)
         if member is None:  # a peer's removal stored right after: the record counts for nothing
-            by = getattr(self.removed().get(device_id), "by", None)
+            by = getattr(self.removal(device_id), "by", None)
             raise RemovalIsFinal(f"was removed by {self.who(by) if by else 'a member'} as this "
                                  f"add was written; {COMES_BACK}",
                                  field="device_id")
@@ -344,7 +348,7 @@ class Devices:
                               "of the cluster (a node cannot cut itself off)",
                               field="device_id")
         draft = membership.removed(device_id, reason)  # InvalidInput
-        held = self.removed().get(device_id)
+        held = self.removal(device_id)
         if held is not None:
             return None, held
         if device_id not in self.members():

@@ -166,7 +166,7 @@ class Admission:
         once per device (it redials every few seconds), with its address ``remote``:
         both as the dialer claims them, nothing proven yet, so at most
         ``CLAIMED_LINES_MAX`` such lines a minute."""
-        removal = self.membership.removed().get(device_id) if self.membership else None
+        removal = self.membership.removal(device_id) if self.membership else None
         if removal is not None:
             return refusal_for(removal)
         if shared or self.is_member(device_id):
@@ -263,7 +263,7 @@ class Admission:
         """Why a device we dialed may not stay linked: removed; or not a member, at an
         address we learned (one given with ``--peer`` pairs: see the module), over a link
         that rests on no cluster secret or verified certificate (``linked_shared``)."""
-        if self.membership is not None and proven.device_id in self.membership.removed():
+        if self.membership is not None and self.membership.is_removed(proven.device_id):
             return DEVICE_REMOVED
         if runner.learned and not self.is_member(proven.device_id) \
                 and not self.linked_shared(runner):
@@ -354,7 +354,7 @@ class Admission:
         member's), or that of the device at an address given with ``--peer`` (trusted
         as far as linking with it, since a new device may not know the members yet)."""
         return not runner.learned or self.membership is None \
-            or self.is_member(device_id) or device_id in self.membership.removed()
+            or self.is_member(device_id) or self.membership.is_removed(device_id)
 
     def refused_by_peer(self, runner: Runner, exc: LinkRefused) -> None:
         """The peer turned this device away: say why (in the log once, until it changes),

@@ -50,7 +50,7 @@ from node.automerge.trials import Trials
 from node.checks import HIDDEN, TOKEN_CHARS_MAX, check_token, holds_control
 from node.config import Config
 from node.http import auth
-from node.http.errors import HttpError, unauthorized
+from node.http.errors import HttpError, stopping, unauthorized
 from node.http.params import takes_params
 from node.store import AsyncStore, StoreClosing
 from node.text import NotUtf8, file_text
@@ -162,7 +162,7 @@ class RepoHub:
         access, token_id = granted
         if self._closing or self._library is None:
             self.counts.refused(CLOSE_GOING_AWAY)
-            raise web.HTTPServiceUnavailable(text="the node is stopping")
+            raise stopping()
         ws = web.WebSocketResponse(max_msg_size=self.limits.frame_bytes_max,
                                    heartbeat=self.limits.ping_interval_s, compress=False)
         if not ws.can_prepare(request).ok:  # a browser or curl: say what goes here

@@ -46,5 +46,12 @@ def forbidden(message: str) -> HttpError:
     return HttpError(403, "forbidden", message, field="Authorization")
 
 
+def stopping(message: str = "the node is stopping") -> HttpError:
+    """A request come in while the node stops: the code a request that finds the store
+    closing gets too (``wire.error_response`` of ``StoreClosing``). No ``Retry-After``:
+    the node may not come back."""
+    return HttpError(503, "unavailable", message)
+
+
 def bad_parameter(name: str, message: str) -> HttpError:
     return HttpError(400, "invalid_parameter", message, field=name)

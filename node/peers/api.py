@@ -29,7 +29,7 @@ from crdt.log.store import EventStore
 from crdt.signing import ORIGIN_HEX_CHARS
 from node.config import Config
 from node.http import auth
-from node.http.errors import HttpError, unauthorized
+from node.http.errors import HttpError, stopping, unauthorized
 from node.http.params import flag_param, takes_params
 from node.http.wire import respond
 from node.peers import live
@@ -42,6 +42,9 @@ from sync.peer.live import OriginLive
 
 log = structlog.get_logger(__name__)
 GOSSIP = web.AppKey("gossip", Gossip)
+#: Seconds a dialer refused as ``peers_full`` is asked to wait (``Retry-After``): a
+#: place frees when a peer is forgotten or removed, not in a moment.
+PEERS_FULL_RETRY_AFTER_S = 30
 
 
 def setup(app: web.Application, config: Config, gossip: Gossip) -> None:
@@ -107,9 +110,11 @@ async def peer_socket(request: web.Request) -> web.StreamResponse:
             gossip.admission.refusing(claimed[0], code, detail, remote=request.remote)
             return refuse(gossip.device, code, detail, claimed[0], claimed[1], text)
     if gossip.stopping:  # a stopping node takes no new links: it would wait on them
-        raise web.HTTPServiceUnavailable(text="this node is stopping")
+        raise stopping("this node is stopping: it takes no new links")
     if len(gossip.runners) >= gossip.config.sync.peers_max:
-        raise web.HTTPServiceUnavailable(text="peers_max reached")
+        raise HttpError(503, "peers_full", "this node has as many peers as it keeps ([sync] "
+                        f"peers_max = {gossip.config.sync.peers_max}); try again later",
+                        headers={"Retry-After": str(PEERS_FULL_RETRY_AFTER_S)})
     if request.headers.get(NODE_HEADER) == gossip.astore.node_id:
         return refuse_self(gossip.astore.node_id)
     with gossip.accepted.inbound():

@@ -295,3 +295,17 @@ async def test_a_plain_get_is_told_this_is_a_websocket(make_node: NodeFactory) -
         assert r.status == 400
         error = (await r.json())["error"]
     assert error["code"] == "websocket_required" and "automerge-repo" in error["message"]
+
+
+async def test_a_client_come_while_the_node_stops_is_told_so(make_node: NodeFactory,
+                                                             clients: list[Any]) -> None:
+    """Between the hub's shutdown and the listener's close, a new client gets the
+    node's JSON error, its words kept (not aiohttp's bare "Service Unavailable")."""
+    node = await make_node()
+    await node.runner.app.shutdown()  # as a stop does before it closes the listener
+    session = aiohttp.ClientSession()
+    clients.append(session)
+    async with session.get(node.url + "/automerge") as answer:
+        assert answer.status == 503
+        assert await answer.json() == {"error": {
+            "code": "unavailable", "message": "the node is stopping", "field": None}}

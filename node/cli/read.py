@@ -351,6 +351,8 @@ def tail(ctx: click.Context, after: int | None, session_key: str | None,
             note(f"following {node} after position {position} (Ctrl-C to stop)")
         elif what == "lost":
             note(f"{reason}; reconnecting after position {position}")
+        elif what == "full":
+            note(f"{reason}; waiting to follow after position {position}")
         else:
             note(f"reconnected; following after position {position}")
 

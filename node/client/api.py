@@ -54,8 +54,12 @@ DEVICES_CHANGING_RETRIES = 3
 #: again sooner.
 RETRY_AFTER_MAX_S = 5.0
 
-#: ``on_news(what, position, reason)`` of ``Client.stream``: what is "open", "lost" or
-#: "back"; reason says why the stream was lost.
+#: The longest ``Retry-After`` a live stream refused as ``streams_full`` waits before it
+#: asks again: a node that asks for more is asked again sooner.
+STREAMS_FULL_WAIT_MAX_S = 60.0
+
+#: ``on_news(what, position, reason)`` of ``Client.stream``: what is "open", "lost",
+#: "back" or "full"; reason says why the stream was lost, or the node's refusal.
 StreamNews = Callable[[str, int, "str | None"], None]
 
 
@@ -214,25 +218,39 @@ class Client(Transport):
 
         A dropped connection is reopened after the last position seen, so no event is
         missed or repeated. ``on_news(what, position, reason)`` hears ``"open"`` when the first
-        connection is accepted, and once per outage ``"lost"`` and ``"back"``. Only a
-        failure of the first connection, a refusal (4xx), or what the client cannot read
-        (``UnreadableStream``) is raised: a node that is restarting comes back, a wrong
-        token or URL, or a node that sends what no node does, does not.
+        connection is accepted, and once per outage ``"lost"`` and ``"back"``. A node
+        whose live streams are all taken (503 ``streams_full``) is asked again after the
+        wait it asks for (at most ``STREAMS_FULL_WAIT_MAX_S``), said once as ``"full"``
+        until a stream opens. Only another failure of the first connection, a refusal
+        (4xx), or what the client cannot read (``UnreadableStream``) is raised: a node
+        that is restarting comes back, a wrong token or URL, or a node that sends what no
+        node does, does not.
         """
         delay_s = self.limits.reconnect_delay_min_s
-        connected, outage = False, False
+        connected, outage, full = False, False, False
         tell = on_news or (lambda _what, _position, _reason: None)
         while True:
             try:
                 async for item in self._stream_once(after):
                     if item is None:
                         tell("back" if connected else "open", after, None)
-                        connected, outage, delay_s = True, False, self.limits.reconnect_delay_min_s
+                        connected, outage, full = True, False, False
+                        delay_s = self.limits.reconnect_delay_min_s
                         continue
                     after = item.position
                     yield item
                 reason = "the node closed the stream"
             except ClientError as error:
+                if (error.status, error.code) == (503, "streams_full"):
+                    # The node is up and will take the stream once one closes: wait as
+                    # asked, saying so once, not as for a node that is down.
+                    if not full:
+                        tell("full", after, str(error))
+                    outage = outage or connected  # "back" follows, with no "lost" now
+                    full = True
+                    await asyncio.sleep(min(error.retry_after_s or delay_s,
+                                            STREAMS_FULL_WAIT_MAX_S))
+                    continue
                 # Unreadable: what the node sends, which a reconnection sends again.
                 if not connected or isinstance(error, UnreadableStream) or (
                         error.status is not None and error.status < 500):

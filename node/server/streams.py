@@ -62,7 +62,7 @@ class StreamSlots:
         """The answer for a stream that may not open now, or None when it may."""
         if self._open >= self._limits.streams_max:
             return _refused(503, "streams_full", f"this node serves {self._open} live "
-                            "streams, its limit; try again later")
+                            "streams, its limit ([limits] streams_max); try again later")
         if self._by_address[address] >= self._limits.streams_per_address_max:
             return _refused(429, "too_many_streams", "this address has "
                             f"{self._by_address[address]} live streams open, the limit")

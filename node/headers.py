@@ -6,6 +6,12 @@ only wants the document's id (``node.client.subscribe``) takes it and closes the
 unread: the projection it comes with may be far longer than the client reads, and
 after a forget the id is no longer the one derived from the key.
 
+``TOKEN_UNUSED_HEADER`` is sent by a node started without ``--token`` with every
+``/v1`` and ``/metrics`` answer to a request that carries an ``Authorization`` header:
+the token given opens nothing there, as everything is open. The request is answered
+all the same (a client still configured with the token of a node whose token was turned
+off keeps working); the client says so, once (``node.client.token_unused``).
+
 >>> AUTOMERGE_URL_HEADER
 'X-Clawsync-Automerge-Url'
 """
@@ -13,3 +19,4 @@ after a forget the id is no longer the one derived from the key.
 from __future__ import annotations
 
 AUTOMERGE_URL_HEADER = "X-Clawsync-Automerge-Url"
+TOKEN_UNUSED_HEADER = "X-Clawsync-Token-Unused"

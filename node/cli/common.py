@@ -16,7 +16,7 @@ import click
 from crdt.errors import InvalidInput, LimitExceeded
 from node.cli.options import settings
 from node.cli.output import print_json
-from node.client.errors import ClientError
+from node.client.errors import ClientError, shown_address
 from node.text import did_you_mean, printable
 
 if TYPE_CHECKING:  # loaded by ``with_client``, when a command runs: not for its --help
@@ -126,7 +126,8 @@ def with_client(ctx: click.Context, work: Callable[[Client], Awaitable[T]], *,
     options = settings(ctx)
 
     async def session() -> T:
-        async with Client(options.node, options.token, limits=options.limits) as client:
+        async with Client(options.node, options.token, limits=options.limits,
+                          on_token_unused=token_unused_noted(options.node)) as client:
             try:
                 return await work(client)
             except ClientError as error:
@@ -201,6 +202,16 @@ def listing(ctx: click.Context, as_json: bool,
         print_json(view)
         return None
     return view
+
+
+def token_unused_noted(node: str) -> Callable[[], None]:
+    """What a command's client calls when the node says it takes no token: a warning
+    (``answers.token_unused``), said once, the request answered all the same."""
+    def noted() -> None:
+        from node.client import answers
+
+        note(answers.token_unused(shown_address(node, quoted=False)))
+    return noted
 
 
 def note(message: str) -> None:

@@ -83,6 +83,20 @@ full (/data)'
     return f"the node could not handle {what} now (HTTP 503{wait_words(wait_s)}): {message}"
 
 
+def token_unused(shown_url: str) -> str:
+    """The node took a request carrying the client's token, and said it needs none: the
+    token protects nothing there.
+
+    >>> print(token_unused("http://hub:7878"))
+    warning: the node at http://hub:7878 runs without --token: it answers every client \
+without one, so the token given (--token or CLAWSYNC_TOKEN) protects nothing there; \
+start the node with --token to require it
+    """
+    return (f"warning: the node at {shown_url} runs without --token: it answers every "
+            "client without one, so the token given (--token or CLAWSYNC_TOKEN) protects "
+            "nothing there; start the node with --token to require it")
+
+
 def wait_words(wait_s: float | None) -> str:
     """The wait an answer asked for (``Retry-After``), in whole seconds, to follow its
     status; nothing if it asked for none, or for no wait (0, or a date past): "try again

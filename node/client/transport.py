@@ -12,7 +12,7 @@ import errno
 import json
 import os
 import time
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Callable, Mapping
 from dataclasses import dataclass
 from types import TracebackType
 from typing import Any, Self
@@ -28,6 +28,7 @@ from node.checks import host_name_problem
 from node.client import answers
 from node.client.errors import ClientError, shown_address
 from node.client.tls_probe import answers_tls
+from node.client.token_unused import token_unused_heard
 from node.config import software_version
 from node.json_numbers import finite_float, refuse_constant
 from node.limits import ClientLimits
@@ -96,12 +97,15 @@ class Transport:
     """The HTTP side of ``Client``: its connection pool, its requests and their failures."""
 
     def __init__(self, base_url: str, token: str | None = None, *,
-                 limits: ClientLimits = ClientLimits()) -> None:
+                 limits: ClientLimits = ClientLimits(),
+                 on_token_unused: Callable[[], None] | None = None) -> None:
         self.base_url = checked_node_url(base_url).rstrip("/")
         #: ``base_url`` as errors show it: cut as a refused ``--node`` is.
         self.shown_url = shown_address(self.base_url, quoted=False)
         self.token = token
         self.limits = limits
+        #: Called once if the node says it takes no token (``node.client.token_unused``).
+        self.on_token_unused = on_token_unused
         self._session: aiohttp.ClientSession | None = None
         self._resolver: LookupResolver | None = None
 
@@ -114,7 +118,8 @@ class Transport:
         # and the command's exit with it (``asyncio.run`` joins that executor's threads).
         self._resolver = LookupResolver()
         self._session = aiohttp.ClientSession(
-            headers=headers, connector=aiohttp.TCPConnector(resolver=self._resolver))
+            headers=headers, connector=aiohttp.TCPConnector(resolver=self._resolver),
+            trace_configs=token_unused_heard(self.token, self.on_token_unused))
         return self
 
     async def __aexit__(self, kind: type[BaseException] | None, error: BaseException | None,

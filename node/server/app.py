@@ -58,7 +58,7 @@ from node.automerge.tokens import IssuedTokens
 from node.config import Config, software_version
 from node.device import DeviceKey
 from node.folder import FolderSize
-from node.headers import AUTOMERGE_URL_HEADER
+from node.headers import AUTOMERGE_URL_HEADER, TOKEN_UNUSED_HEADER
 from node.http import auth
 from node.http.errors import HttpError, bad_parameter, forbidden, unauthorized
 from node.http.metrics import Metrics
@@ -131,6 +131,8 @@ def make_app(config: Config, astore: AsyncStore, device: DeviceKey) -> web.Appli
 
     app.on_shutdown.append(on_shutdown)
     app.on_cleanup.append(on_cleanup)
+    if config.token is None:
+        app.on_response_prepare.append(_token_unused)
     # aiohttp matches {key} against the path with %2F still encoded, so a key holding
     # '/' (sent as %2F) cannot be mistaken for one of the longer routes.
     app.router.add_post("/v1/sessions/{key}/events", appender(astore, metrics, config.limits))
@@ -181,6 +183,13 @@ APP_TOKEN_REFUSED = ("this is an app token: it opens Automerge documents, and ma
 
 def _protected(path: str) -> bool:
     return path == "/metrics" or path == "/v1" or path.startswith("/v1/")
+
+
+async def _token_unused(request: web.Request, response: web.StreamResponse) -> None:
+    """On a node without ``--token``: a token given where the node's would be asked for
+    opens nothing, which its client is told (``TOKEN_UNUSED_HEADER``), not refused."""
+    if hdrs.AUTHORIZATION in request.headers and _protected(request.path):
+        response.headers[TOKEN_UNUSED_HEADER] = "true"
 
 
 def _limits(request: web.Request) -> Limits:

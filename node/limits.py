@@ -119,9 +119,10 @@ class Limits:
     #: Seconds a client gets to complete the TLS handshake before its connection closes.
     tls_handshake_timeout_s: float = 10.0
     #: Seconds between two looks at the TLS files (``--tls-cert``, ``--tls-key``,
-    #: ``--tls-ca``): changed ones are loaded for new connections without a restart
-    #: (``node.peers.tls_renewal``). A look is three ``stat`` calls; a renewal made days
-    #: before the old certificate expires is served within a minute.
+    #: ``--tls-ca``): changed ones are loaded for new connections without a restart, a
+    #: changed CA ending the peer links made under the old (``node.peers.tls_renewal``).
+    #: A look is three ``stat`` calls; a renewal made days before the old certificate
+    #: expires is served within a minute.
     tls_files_check_interval_s: float = 60.0
     #: Seconds TLS files that cannot be used are given to settle before the node warns of
     #: them (looked at again then, or at the interval above if shorter): a renewal

@@ -45,8 +45,9 @@ log = structlog.get_logger(__name__)
 class BoundedSite(web.BaseSite):
     """Like ``web.TCPSite``, with a cap on simultaneous connections."""
 
-    __slots__ = ("_accept_tasks", "_by_address", "_host", "_idle", "_limits", "_open",
-                 "_port", "_serving", "_slots", "_socks", "_tls", "_unheard")
+    __slots__ = ("_accept_tasks", "_by_address", "_ca_epoch", "_connections", "_host",
+                 "_idle", "_limits", "_open", "_port", "_serving", "_slots", "_socks",
+                 "_tls", "_unheard")
 
     def __init__(self, runner: web.BaseRunner, host: str, port: int, limits: Limits, *,
                  ssl_context: ssl.SSLContext | None = None,
@@ -67,13 +68,31 @@ class BoundedSite(web.BaseSite):
         self._socks: list[socket.socket] = list(bound or [])
         self._accept_tasks: list[asyncio.Task[None]] = []
         self._tls = ssl_context
+        #: Changes of the CA client certificates are verified by, so far: a connection
+        #: whose handshake began before the last one (``_Counted.ca_epoch``) may have
+        #: been let in by a CA no longer trusted.
+        self._ca_epoch = 0
+        self._connections: dict[_Counted, None] = {}  # every connection open, handshaken
         self._serving: set[asyncio.Task[None]] = set()
 
-    def use_tls(self, context: ssl.SSLContext) -> None:
+    def use_tls(self, context: ssl.SSLContext, *, new_ca: bool = False) -> int:
         """Handshake new connections with ``context`` (renewed TLS files); those open
-        keep theirs. Only for a site that serves HTTPS already: the scheme stays."""
-        if self._tls is not None:
-            self._tls = context
+        keep theirs, unless it verifies client certificates with a new CA (``new_ca``):
+        then every connection that showed one ends, and its peer must handshake again
+        under the new CA (Python gives no verified chain of a connection, so which of
+        them the new CA would take is not known). Connections without a client
+        certificate (apps, with their token) stay. Only for a site that serves HTTPS
+        already: the scheme stays. The number of connections ended."""
+        if self._tls is None:
+            return 0
+        self._tls = context
+        if not new_ca:
+            return 0
+        self._ca_epoch += 1
+        certified = [conn for conn in self._connections if conn.certified()]
+        for conn in certified:
+            conn.drop()
+        return len(certified)
 
     @property
     def name(self) -> str:
@@ -186,14 +205,19 @@ class BoundedSite(web.BaseSite):
             conn.close()
             release()
             return
+        epoch = self._ca_epoch
+        connections = self._connections
         try:
-            await loop.connect_accepted_socket(
-                lambda: _Counted(server(), release, self._limits, idle), conn,
-                ssl=self._tls,
+            _, counted = await loop.connect_accepted_socket(
+                lambda: _Counted(server(), release, self._limits, idle, connections, epoch),
+                conn, ssl=self._tls,
                 ssl_handshake_timeout=self._limits.tls_handshake_timeout_s if self._tls else None)
         except Exception:  # refused handshake, timeout, reset: free the slot either way
             conn.close()
             release()
+            return
+        if counted.ca_epoch != self._ca_epoch and counted.certified():
+            counted.drop()  # handshaken with a CA that changed meanwhile: as those open
 
     def _release(self, address: str) -> None:
         self._open -= 1
@@ -327,8 +351,11 @@ class _Counted(asyncio.Protocol):
     closes a connection whose first byte or first request's headers are late."""
 
     def __init__(self, inner: asyncio.Protocol, on_lost: Callable[[], None],
-                 limits: Limits, idle: tuple[dict[_Counted, None], ...]) -> None:
+                 limits: Limits, idle: tuple[dict[_Counted, None], ...],
+                 connections: dict[_Counted, None], ca_epoch: int) -> None:
         self._inner = inner
+        self._connections = connections  # the site's: this one is in it while open
+        self.ca_epoch = ca_epoch  # the site's when its handshake began
         # Idle connections (first headers incomplete) of its address and of all, oldest
         # first: this one is in them while it is idle.
         self._idle = idle
@@ -344,6 +371,7 @@ class _Counted(asyncio.Protocol):
         self._transport = transport
         self._started_s = asyncio.get_running_loop().time()
         self._inner.connection_made(transport)
+        self._connections[self] = None
         for idle in self._idle:
             idle[self] = None
         self._arm(self._limits.first_byte_timeout_s)
@@ -386,6 +414,11 @@ class _Counted(asyncio.Protocol):
             return bool(peek.recv(1, socket.MSG_PEEK | socket.MSG_DONTWAIT))
         return False
 
+    def certified(self) -> bool:
+        """Whether the client showed a certificate the site's CA verified."""
+        return self._transport is not None \
+            and bool(self._transport.get_extra_info("peercert"))
+
     def drop(self) -> None:
         """Close the connection now, unanswered."""
         self._disarm()
@@ -415,6 +448,7 @@ class _Counted(asyncio.Protocol):
     def connection_lost(self, exc: Exception | None) -> None:
         self._disarm()
         self._leave_idle()
+        self._connections.pop(self, None)
         try:
             self._inner.connection_lost(exc)
         finally:

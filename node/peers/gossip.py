@@ -117,17 +117,33 @@ class Gossip:
     async def start(self) -> None:
         await self.driver.follow_removals(self.membership)
         self._resolver = LookupResolver()
-        self._http = aiohttp.ClientSession(
-            connector=aiohttp.TCPConnector(resolver=self._resolver),
-            trace_configs=[refusals_read()])
+        self._http = self._session()
         self.astore.add_commit_listener(self._on_commit)
         for url in self.config.peers:
             await self.add_peer(url, learned=False)
         self._spawn(self.learning.run(), "members")
 
-    def use_tls(self, context: ssl.SSLContext | None) -> None:
-        """Dial with ``context`` from now on (renewed TLS files); links up keep theirs."""
+    def _session(self) -> aiohttp.ClientSession:
+        """The HTTP session peers are dialed and asked with (its pool of connections)."""
+        assert self._resolver is not None
+        return aiohttp.ClientSession(
+            connector=aiohttp.TCPConnector(resolver=self._resolver),
+            trace_configs=[refusals_read()])
+
+    def use_tls(self, context: ssl.SSLContext | None, *, new_ca: bool = False) -> int:
+        """Dial with ``context`` from now on (renewed TLS files). Links up keep theirs,
+        unless it trusts a new CA (``new_ca``): then every connection made under the
+        old one ends (the links dialed, the asks in flight, the pool's idle connections),
+        so that each peer is dialed again and verified by the new CA. The number of
+        links up that ended."""
         self.tls = context
+        if not new_ca or self._http is None:
+            return 0
+        ended = sum(1 for runner in self.runners.values()
+                    if runner.direction == "out" and runner.state == "up")
+        old, self._http = self._http, self._session()
+        self._spawn(_aborted(old), "tls-old-dials")
+        return ended
 
     async def stop(self) -> None:
         """Take no more links, end every link (each close waits for its peer's answer,
@@ -440,3 +456,12 @@ class Gossip:
     def device_status(self) -> dict[str, Any]:
         """This device for ``/v1/peers`` and ``/v1/node`` (``Rows.device_status``)."""
         return self.rows.device_status()
+
+
+async def _aborted(session: aiohttp.ClientSession) -> None:
+    """End every connection of ``session`` (its links, asks and idle pool), then the
+    session. Aborted, not closed politely: a peer that reads nothing would keep a TLS
+    shutdown waiting. The links' loops see them down, and dial with a new session."""
+    if session.connector is not None:
+        await session.connector.close(abort_ssl=True)
+    await session.close()

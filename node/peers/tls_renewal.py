@@ -8,10 +8,13 @@ modification and change times of the file, or of the file a symbolic link points
 (certbot's ``live/`` links to a new file in ``archive/`` on each renewal). On a change it
 builds new contexts from the files (``node.peers.api.server_tls``, ``client_tls``), which
 new connections and new dials handshake with; connections already open keep the one they
-began with, and are not dropped. Nor are links whose peer's certificate the new CA would
-not verify: a handshake gives only the peer's own certificate (Python 3.11 gives no
-chain), and without its intermediates no check could tell such a link from a good one;
-shutting out a leaked key takes a restart (deploy/README.md says so). Files that cannot
+began with, and are not dropped: a renewed certificate or key ends no link. A ``--tls-ca``
+whose content changed (``Contexts.new_ca``) ends every peer link made under the CA before,
+both ways, so that each peer handshakes again and one the new CA does not verify is shut
+out (a leaked key, a CA rotated away): a handshake gives only the peer's own certificate
+(Python 3.11 gives no chain), and without its intermediates no check could tell the
+links the new CA would refuse from the others, so all end; a CA changes seldom. Apps,
+which show no client certificate, keep their connections. Files that cannot
 be used (half written during a renewal, a key of another certificate, unreadable) leave
 the contexts in use as they were, and every later look tries again, so that the rest of
 the renewal is taken once it is written. A renewal writes its certificate and its key one
@@ -44,7 +47,7 @@ import os
 import ssl
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -53,7 +56,7 @@ import structlog
 from node.config import Config
 from node.peers.api import TlsFileError, client_tls, server_tls
 from node.peers.tls_expiry import ExpiryWarnings, Watched
-from node.peers.tls_pem import CA_FILE, CHAIN_FILE, Served, read_file
+from node.peers.tls_pem import CA_FILE, CHAIN_FILE, Read, Served, read_file
 
 log = structlog.get_logger(__name__)
 
@@ -66,10 +69,13 @@ Stamp = tuple[int, int, int, int, int] | str
 
 @dataclass(frozen=True, slots=True)
 class Contexts:
-    """The node's TLS contexts: as a server (HTTPS) and as a dialer of peers."""
+    """The node's TLS contexts: as a server (HTTPS) and as a dialer of peers; and
+    whether they trust another CA than the contexts before them (the content of
+    ``--tls-ca`` changed): the peer links made under the old one are to end."""
 
     server: ssl.SSLContext | None
     client: ssl.SSLContext | None
+    new_ca: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -184,6 +190,8 @@ class TlsFiles:
             self._refuse(stamps, TlsFileError(f"--tls-cert {self.config.tls_cert}", invalid))
             return None
         self._refused = self._unsettled = None
+        if _digest(dates.ca) != _digest(self.dates.ca):  # not a touch or a copy alike
+            contexts = replace(contexts, new_ca=True)
         return Loaded(contexts, dates, stamps)
 
     def take(self, loaded: Loaded) -> None:
@@ -220,6 +228,10 @@ class TlsFiles:
         """Say what the dates of the certificates in use call for at ``now``, once each
         (``node.peers.tls_expiry.ExpiryWarnings``)."""
         self.expiries.warn(self.dates, now)
+
+
+def _digest(read: Read | None) -> bytes | None:
+    return read.digest if read is not None else None
 
 
 async def look(files: TlsFiles, use: Callable[[Contexts], None]) -> Contexts | None:

@@ -109,10 +109,16 @@ class RunningNode:
 
     def use_tls(self, contexts: Contexts) -> None:
         """New connections and new dials handshake with ``contexts`` (renewed TLS
-        files); those open keep theirs."""
-        if contexts.server is not None:
-            self.site.use_tls(contexts.server)
-        self.gossip.use_tls(contexts.client)
+        files); those open keep theirs, but for peer links made under a CA the node
+        trusts no more (``Contexts.new_ca``), which end: said once, with how many."""
+        accepted = self.site.use_tls(contexts.server, new_ca=contexts.new_ca) \
+            if contexts.server is not None else 0
+        dialed = self.gossip.use_tls(contexts.client, new_ca=contexts.new_ca)
+        if contexts.new_ca:
+            # Certified connections accepted: links, and a peer's keep-alive asks.
+            log.warning("peer links ended: tls ca changed", accepted_connections=accepted,
+                        dialed_links=dialed, ca=str(self.config.tls_ca),
+                        why="each peer handshakes again, verified by the new CA")
 
     async def stop(self) -> None:
         """Stop accepting, let requests in flight finish, commit what is queued, close.

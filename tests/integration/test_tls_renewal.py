@@ -18,6 +18,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from tests.support.certs import expires, install, make_ca, make_cert, make_cert_expiring
 from tests.support.cluster import (
     Cluster,
+    all_events,
     append,
     message,
     peer_rows,
@@ -213,6 +214,106 @@ def test_a_rotated_ca_file_lets_in_a_client_certificate_of_the_new_ca(tmp_path: 
                                for row in peer_rows(a)), TAKEN_WITHIN_S,
                    "a lets b in once it trusts the new CA")
         assert wait_converged([a, b], must_hold=from_b) == from_b
+
+
+def linked_by_certificate(tmp_path: Path, cluster: Cluster) -> tuple[
+        NodeProcess, NodeProcess, Path, tuple[Path, Path], tuple[Path, Path]]:
+    """a dials b, both with certificates of the old CA and no cluster secret, each given
+    a CA file of its own (``ca_file``) and b its certificate and key as a renewal tool
+    keeps them (``live/``): a, b, the folder of certificates, the old CA and the new.
+    Returned once a's link is up on b and has carried an event of a's."""
+    certs, old_ca, new_ca, _, config = rotating_cas(tmp_path)
+    a_cert = make_cert(certs, "a", old_ca)
+    b_cert, b_key = live_files(tmp_path, *make_cert(certs, "b", old_ca))
+    for name in ("a", "b"):
+        install(old_ca[0], tmp_path / f"{name}-ca.pem")
+    b = cluster.add(NodeProcess(tmp_path, name="b", tls_ca=old_ca[0], extra_args=[
+        *serve_args(secret=None), "--config", str(config), "--tls-cert", str(b_cert),
+        "--tls-key", str(b_key), "--tls-ca", str(tmp_path / "b-ca.pem")]))
+    a = cluster.add(NodeProcess(tmp_path, name="a", tls_ca=old_ca[0], extra_args=[
+        *serve_args([b.url], secret=None), "--config", str(config),
+        "--tls-cert", str(a_cert[0]), "--tls-key", str(a_cert[1]),
+        "--tls-ca", str(tmp_path / "a-ca.pem")]))
+    linked = {e["id"] for e in append(a, "linked", [message("from a")])}
+    assert linked <= wait_converged([a, b], must_hold=linked)
+    return a, b, certs, old_ca, new_ca
+
+
+def ca_file(node: NodeProcess) -> Path:
+    """The ``--tls-ca`` of a node of ``linked_by_certificate``."""
+    return node.log_path.parent / f"{node.name}-ca.pem"
+
+
+def links_in(node: NodeProcess) -> list[str]:
+    """The accepted links up on ``node``, by their keys (a new link, a new key)."""
+    return [row["link"] for row in peer_rows(node)
+            if row["direction"] == "in" and row["state"] == "up"]
+
+
+def taken(node: NodeProcess, written: list[tuple[Path, Path]]) -> None:
+    """Each (source, target) of ``written`` installed, in order, and taken by ``node``."""
+    reloads = node.log_path.read_text().count("tls files reloaded")
+    for source, target in written:
+        install(source, target)
+    wait_until(lambda: node.log_path.read_text().count("tls files reloaded") > reloads,
+               TAKEN_WITHIN_S, f"{node.name} takes the files written")
+
+
+@pytest.mark.parametrize(("changed", "ended"), [("b", "accepted_connections"),
+                                                ("a", "dialed_links")])
+def test_a_changed_ca_file_ends_the_links_made_under_the_old_ca(
+        tmp_path: Path, changed: str, ended: str) -> None:
+    """The CA file of b (which a's link reached: a showed it a certificate) or of a
+    (which dialed: b showed it one) rewritten to the new CA alone, which signed neither
+    certificate: that node ends the link at once, no restart, and a's redials fail in
+    the handshake, so a's new events no longer reach b. The node says once why, and how
+    many links it ended, of which side. An app's connection (no client certificate: it
+    gives its token) stays."""
+    with Cluster(tmp_path) as cluster:
+        a, b, _, old_ca, new_ca = linked_by_certificate(tmp_path, cluster)
+        assert links_in(b)
+        node = a if changed == "a" else b
+        app = connect(node, old_ca[0])
+
+        install(new_ca[0], ca_file(node))
+        wait_until(lambda: not links_in(b), TAKEN_WITHIN_S,
+                   f"{changed} ends the link once its CA file trusts the new CA alone")
+        wait_until(lambda: all(row["state"] != "up" for row in peer_rows(a)),
+                   TAKEN_WITHIN_S, "a sees its link down")
+        offset = len(a.log_path.read_bytes())
+        later = {e["id"] for e in append(a, "later", [message("after the new CA")])}
+        # Two dials of a that failed since the event was appended: one at least began
+        # after it, and none linked.
+        wait_until(lambda: a.log_path.read_bytes()[offset:].count(b"peer link down") >= 2,
+                   TAKEN_WITHIN_S, "a's redials fail")
+        assert not links_in(b)
+        assert not later & {e["id"] for e in all_events(b)}
+        assert healthy(app)
+        app.close()
+    said = [line for line in node.log_path.read_text().splitlines()
+            if "peer links ended" in line]
+    assert len(said) == 1, said
+    # b: a's link, and the connection a asks b's members on (kept alive); a: its link.
+    assert f"{ended}=0" not in said[0] and str(ca_file(node)) in said[0]
+
+
+def test_a_renewed_certificate_or_a_ca_file_written_alike_ends_no_link(
+        tmp_path: Path) -> None:
+    """b's own certificate and key renewed, then its CA file written anew with the same
+    content: each is taken, and a's link stays up all along, the same link."""
+    with Cluster(tmp_path) as cluster:
+        a, b, certs, old_ca, _ = linked_by_certificate(tmp_path, cluster)
+        [link] = links_in(b)
+        renewed = make_cert(certs, "b-renewed", old_ca)
+        live = tmp_path / "live"
+        for written in ([(renewed[1], live / "key.pem"), (renewed[0], live / "cert.pem")],
+                        [(old_ca[0], ca_file(b))]):
+            taken(b, written)
+            more = {e["id"] for e in append(a, "renewed", [message("still linked")])}
+            assert more <= wait_converged([a, b], must_hold=more)
+            assert links_in(b) == [link]
+    assert "peer links ended" not in b.log_path.read_text()
+    assert "peer link down" not in a.log_path.read_text()
 
 
 def served_live(tmp_path: Path, name: str, days: float) -> tuple[

@@ -1,5 +1,6 @@
 """Renewed TLS files while the node runs (``node.peers.tls_renewal``): unchanged files are
-not read again; changed ones give new contexts, a new CA file included; files that cannot
+not read again; changed ones give new contexts, a new CA file included (which says so:
+the links made under the old CA are to end, not for a renewed certificate); files that cannot
 be used keep the contexts in use, with one warning per change that names no key material,
 and are tried again until they can be used."""
 
@@ -80,6 +81,7 @@ async def test_renewed_files_and_a_new_ca_give_new_contexts(tmp_path: Path) -> N
         renewed = await look_at(files)
     assert renewed is not None and renewed is files.contexts
     assert renewed.server is not before.server and renewed.client is not before.client
+    assert not renewed.new_ca  # the links stay: the CA they were verified by is the same
     assert of_files(logs) == ["tls files reloaded"]
     serial = x509.load_pem_x509_certificate(cert.read_bytes()).serial_number
     assert logs[0]["certificate_serial"] == format(serial, "x")
@@ -93,11 +95,17 @@ async def test_renewed_files_and_a_new_ca_give_new_contexts(tmp_path: Path) -> N
     renewed = await look_at(files)
     assert renewed is not None and renewed.client is not None and renewed.server is not None
     assert set(renewed.client.get_ca_certs(binary_form=True)) == {der(ca[0]), der(new_ca[0])}
+    assert renewed.new_ca  # the links made under the old CA alone are to end
     install(new_ca[0], config.tls_ca)
     renewed = await look_at(files)
     assert renewed is not None and renewed.client is not None and renewed.server is not None
     assert renewed.client.get_ca_certs(binary_form=True) == [der(new_ca[0])]
     assert der(ca[0]) not in renewed.server.get_ca_certs(binary_form=True)
+    assert renewed.new_ca
+    # The same CA written anew (a new file, the same content): taken, and no CA is new.
+    install(new_ca[0], config.tls_ca)
+    renewed = await look_at(files)
+    assert renewed is not None and not renewed.new_ca
 
 
 async def test_files_that_cannot_be_used_keep_the_contexts_and_warn_once(tmp_path: Path) -> None:

@@ -69,23 +69,26 @@ def test_looks_that_find_only_a_record_waiting_read_no_cursor(tmp_path: Path) ->
 def test_a_save_whose_answer_was_lost_is_not_a_change_on_the_node(tmp_path: Path,
                                                                    lost: str) -> None:
     """The node took a save, but its answer never came: the next pass finds that
-    cursor on the node and reads on from it silently, the keys learnt kept."""
-    write_jsonl(tmp_path, KEY_A, A, turn_records(A, [1_700_000_000_000]))
+    cursor on the node and reads on from it silently, the keys learnt kept, and a record
+    that waited for the node's clock still waits (not tried again, nor named anew)."""
+    now_ms = int(time.time() * 1000)
+    write_jsonl(tmp_path, KEY_A, A, turn_records(A, [now_ms - 5000, now_ms + 3_600_000]))
     name = cursor_name(tmp_path.resolve(), "main")
     told: list[str] = []
     folder = StateFolder(tmp_path)
-    with EventStore.open("memory:") as store:
+    with EventStore.open("memory:", clock_drift_max_ms=DRIFT_MS) as store:
         sink = LostAnswer(store)
-        bridge = Bridge(folder, sink, told.append)
+        bridge = Bridge(folder, sink, told.append, monotonic=Clock())
         try:
-            one_pass(bridge, only_changed=False)
-            keys = bridge._held.keys[name]
+            assert len(one_pass(bridge, only_changed=False).waiting) == 1
+            keys, waits = bridge._held.keys[name], dict(bridge._waiting)
             write_jsonl(tmp_path, KEY_B, B, turn_records(B, [1_700_000_001_000]))
             sink.lose = name if lost == "cursor" else f"{name}:keys"
             with pytest.raises(ClientError):
                 one_pass(bridge)
-            one_pass(bridge)
+            assert one_pass(bridge).waiting == []
             assert not any("was changed on the node" in text for text in told)
             assert bridge._held.keys[name] is keys
+            assert bridge._waiting == waits
         finally:
             folder.close()

@@ -21,15 +21,10 @@ from typing import Any
 import click
 
 from node.cli.options import client_options, session_key
+from node.openclaw.pace import AHEAD_RETRY_MAX_S, AHEAD_RETRY_MIN_S, POLL_S
 
 #: Seconds ``watch`` waits before trying an unreachable node again, at most.
 RETRY_MAX_S = 30.0
-#: ``node.openclaw.bridge.POLL_S``, ``node.openclaw.refusals.AHEAD_RETRY_MIN_S`` and
-#: ``AHEAD_RETRY_MAX_S``, which the help shows without loading the bridge
-#: (tests/node/cli/test_loading.py holds them together).
-POLL_S = 0.2
-AHEAD_RETRY_MIN_S = 1.0
-AHEAD_RETRY_MAX_S = 60.0
 
 #: What ``--agent`` means to import and watch; export has one agent (``EXPORT_AGENT``).
 AGENTS = "Only this OpenClaw agent (repeatable). Default: every agent of the folder."

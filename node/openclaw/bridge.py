@@ -59,6 +59,7 @@ from node.openclaw.cursor_room import COPY_PREFIX, CursorFull, cursor_full
 from node.openclaw.held import CursorStore, HeldCursors
 from node.openclaw.jsonl import AgentSessions
 from node.openclaw.mapping import Mapped, SessionRef, events_for
+from node.openclaw.pace import POLL_S
 from node.openclaw.refusals import refused_time, retry_s, said_ended, said_moved, said_waiting
 from node.openclaw.session_keys import keyed
 from node.openclaw.source import Item, Problem, Record
@@ -66,10 +67,6 @@ from node.openclaw.sqlite import AgentDatabase
 from node.openclaw.state import Source, StateFolder, cursor_name
 from node.openclaw.tally import PassFull, Tally
 from node.openclaw.told import Reading, Told
-
-#: Seconds between two looks at the stores while watching: a commit reaches the node
-#: within about this plus one append.
-POLL_S = 0.2
 
 
 class Sink(CursorStore, Protocol):

@@ -12,19 +12,8 @@ from crdt.clock import MS_MAX, Hlc
 from crdt.errors import InvalidInput, TimestampAhead
 from crdt.events import Event
 from node.client.errors import ClientError
+from node.openclaw.pace import AHEAD_RETRY_MAX_S, AHEAD_RETRY_MIN_S
 from node.openclaw.source import Record
-
-#: The soonest (s) a record the node refused for its time is tried again, even if the
-#: node's words say its clock allows it sooner: at most one refused append per second
-#: per waiting session, however many looks.
-AHEAD_RETRY_MIN_S = 1.0
-#: The latest (s): a record is tried again when the node's clock should allow it (its
-#: time, less the node's bound and clock, from the refusal), but no later than this, as
-#: the node's clock may be set right (or its bound raised) meanwhile; also the wait when
-#: the refusal does not say the node's clock. A record waits at most this much longer
-#: than it must; a waiting session costs one refused append per this much at least.
-AHEAD_RETRY_MAX_S = 60.0
-
 
 #: The node's words refusing a time (``crdt.clock.Clock.check_ahead``): its bound and
 #: its clock, read from them only when the refusal does not give them as numbers (a node

@@ -14,9 +14,9 @@ import pytest
 from click.testing import CliRunner
 
 from node import config, limits
-from node.cli import append, group, openclaw
+from node.cli import append, group
 from node.main import main
-from node.openclaw import bridge, refusals
+from node.openclaw import pace
 from tests.support.processes import CLI_TIMEOUT_S, ROOT, child_env
 
 #: Libraries no listing needs, each a tenth of a second or more to import.
@@ -131,12 +131,21 @@ def test_a_commands_help_loads_neither_the_settings_nor_the_client(
 def test_the_figures_a_help_shows_are_the_ones_the_command_uses() -> None:
     """Copies, kept where a ``--help`` reads them without loading what holds them."""
     assert limits.ClientLimits().import_batch_events_max == append.IMPORT_BATCH_EVENTS_MAX
-    assert openclaw.POLL_S == bridge.POLL_S
-    assert openclaw.AHEAD_RETRY_MIN_S == refusals.AHEAD_RETRY_MIN_S
-    assert openclaw.AHEAD_RETRY_MAX_S == refusals.AHEAD_RETRY_MAX_S
     output, _loaded = run("append", "--help")
     assert f"batches of at most {limits.ClientLimits().import_batch_events_max}." in \
         " ".join(output.split())
+
+
+def test_the_watch_help_shows_the_figures_watch_uses() -> None:
+    """``node.openclaw.pace`` defines them once; the help reads them from there without
+    loading the bridge."""
+    output, loaded = run("openclaw", "watch", "--help")
+    said = " ".join(output.split())
+    assert "node.openclaw.pace" in loaded
+    assert f"every {pace.POLL_S:g} s (--poll)" in said
+    assert f"[default: {pace.POLL_S:g};" in said
+    assert (f"at most every {pace.AHEAD_RETRY_MIN_S:g} s, at least every "
+            f"{pace.AHEAD_RETRY_MAX_S:g} s") in said
 
 
 def test_the_listing_is_the_one_the_loaded_commands_give() -> None:

@@ -15,7 +15,7 @@ import pytest
 from crdt.log.store import EventStore
 from node.cli.openclaw_run import _summary, import_failure
 from node.openclaw import sqlite
-from node.openclaw.refusals import AHEAD_RETRY_MAX_S, AHEAD_RETRY_MIN_S
+from node.openclaw.pace import AHEAD_RETRY_MAX_S, AHEAD_RETRY_MIN_S
 from node.openclaw.tally import Tally
 from tests.node.openclaw.support import look_as_python_314
 from tests.node.openclaw.waiting import (

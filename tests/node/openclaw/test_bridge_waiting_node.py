@@ -15,7 +15,7 @@ from node.cli.openclaw_sink import HttpSink
 from node.client.api import Client
 from node.client.errors import ClientError
 from node.openclaw.bridge import Bridge
-from node.openclaw.refusals import AHEAD_RETRY_MAX_S, AHEAD_RETRY_MIN_S
+from node.openclaw.pace import AHEAD_RETRY_MAX_S, AHEAD_RETRY_MIN_S
 from node.openclaw.state import StateFolder
 from node.server.run import RunningNode
 from tests.node.openclaw.waiting import DRIFT_MS, KEY_A, A, Clock

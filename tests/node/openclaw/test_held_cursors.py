@@ -12,8 +12,8 @@ import pytest
 from crdt.log.store import EventStore
 from node.cli.openclaw_sink import EmbeddedSink
 from node.client.errors import ClientError
-from node.openclaw.bridge import POLL_S, Bridge
-from node.openclaw.refusals import AHEAD_RETRY_MAX_S
+from node.openclaw.bridge import Bridge
+from node.openclaw.pace import AHEAD_RETRY_MAX_S, POLL_S
 from node.openclaw.state import StateFolder, cursor_name
 from tests.node.openclaw.waiting import DRIFT_MS, KEY_A, KEY_B, A, B, Clock, CountingSink, one_pass
 from tests.support.openclaw import turn_records, write_jsonl, write_sessions

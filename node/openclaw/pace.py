@@ -1,0 +1,18 @@
+"""How often ``clawsync openclaw watch`` looks and tries again: defined here alone, in a
+module that imports nothing, so that the commands' ``--help`` (``node.cli.openclaw``)
+shows them without loading the bridge (``node.openclaw.bridge``, ``refusals``)."""
+
+#: Seconds between two looks at the stores while watching: a commit reaches the node
+#: within about this plus one append.
+POLL_S = 0.2
+
+#: The soonest (s) a record the node refused for its time is tried again, even if the
+#: node's words say its clock allows it sooner: at most one refused append per second
+#: per waiting session, however many looks.
+AHEAD_RETRY_MIN_S = 1.0
+#: The latest (s): a record is tried again when the node's clock should allow it (its
+#: time, less the node's bound and clock, from the refusal), but no later than this, as
+#: the node's clock may be set right (or its bound raised) meanwhile; also the wait when
+#: the refusal does not say the node's clock. A record waits at most this much longer
+#: than it must; a waiting session costs one refused append per this much at least.
+AHEAD_RETRY_MAX_S = 60.0

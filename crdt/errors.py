@@ -109,6 +109,12 @@ class NotFound(CrdtError):
     """The asked-for session or event does not exist on this node."""
 
 
+class CursorChanged(CrdtError):
+    """A cursor was to be saved only if it still held what was read of it (its tag,
+    ``crdt.log.cursors.cursor_tag``), and it holds something else now, or nothing: the
+    reader's and another writer's saves would overwrite each other. Nothing was saved."""
+
+
 class StoreError(CrdtError):
     """Our own failure or misuse: closed store, corrupted record, broken invariant."""
 

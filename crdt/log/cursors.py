@@ -14,16 +14,30 @@ last imported sequence number or byte offset). It is stored beside the peer chec
 >>> save_cursor(store, "no spaces", {})
 Traceback (most recent call last):
 crdt.errors.InvalidInput: name: may hold only letters, digits and . _ : - (1 to 128 of them)
+
+A save may be made on the condition that the cursor still holds what was read of it,
+named by its tag (``cursor_tag``): a reader that saves where it has read up to does not
+overwrite what another wrote meanwhile.
+
+>>> read = cursor_tag({"db:s1": 7})
+>>> save_cursor(store, "openclaw:ab12:main", {"db:s1": 9}, if_tags={read})
+>>> save_cursor(store, "openclaw:ab12:main", {"db:s1": 8}, if_tags={read})
+Traceback (most recent call last):
+crdt.errors.CursorChanged: the cursor 'openclaw:ab12:main' is no longer as read (tag ...
+>>> read_cursor(store, "openclaw:ab12:main")
+{'db:s1': 9}
 >>> store.close()
 """
 
 from __future__ import annotations
 
+import hashlib
 import re
+from collections.abc import Collection
 from typing import Any
 
 from crdt import codec
-from crdt.errors import InvalidInput, LimitExceeded
+from crdt.errors import CursorChanged, InvalidInput, LimitExceeded
 from crdt.keys import check_name
 from crdt.log.store import EventStore
 
@@ -35,6 +49,8 @@ CURSOR_ENTRIES_MAX = 20_000
 CURSOR_BYTES_MAX = 1024 * 1024
 #: Largest value: SQLite's integer range.
 VALUE_MAX = 2**63 - 1
+#: A cursor's tag: this many bytes of the BLAKE2b hash of its canonical CBOR, in hex.
+TAG_BYTES = 8
 PREFIX = "cursor:"
 
 
@@ -68,9 +84,30 @@ def check_cursor(value: Any) -> dict[str, int]:
     return value
 
 
-def save_cursor(store: EventStore, name: str, value: dict[str, int]) -> None:
-    """Check and store the cursor ``name`` (replacing what was there)."""
-    store.save_checkpoint(PREFIX + check_cursor_name(name), check_cursor(value))
+def cursor_tag(value: dict[str, int]) -> str:
+    """The tag of a cursor's value: the same for equal values, whatever their order."""
+    return hashlib.blake2b(codec.encode(value), digest_size=TAG_BYTES).hexdigest()
+
+
+def save_cursor(store: EventStore, name: str, value: dict[str, int], *,
+                if_tags: Collection[str] | None = None) -> None:
+    """Check and store the cursor ``name`` (replacing what was there); with ``if_tags``,
+    only if what is there has one of those tags, else ``CursorChanged`` and nothing is
+    saved (checked in the transaction that saves it: no other save comes between)."""
+    check_cursor_name(name)
+    checked = check_cursor(value)
+
+    def unchanged(held: dict[str, int] | None) -> None:
+        if if_tags is None:
+            return
+        if held is None:
+            raise CursorChanged(f"the cursor {name!r} is no longer as read: none is saved")
+        if cursor_tag(held) not in if_tags:
+            raise CursorChanged(f"the cursor {name!r} is no longer as read (tag "
+                                f"{', '.join(sorted(if_tags))}): it holds another value "
+                                f"(tag {cursor_tag(held)})")
+
+    store.save_checkpoint(PREFIX + name, checked, None if if_tags is None else unchanged)
 
 
 def read_cursor(store: EventStore, name: str) -> dict[str, int] | None:

@@ -465,8 +465,12 @@ class EventLog:
             found.append((index, raw.decode()))
         return found
 
-    def save_checkpoint(self, peer_key: str, version: dict[str, int]) -> None:
+    def save_checkpoint(self, peer_key: str, version: dict[str, int],
+                        check: Callable[[dict[str, int] | None], None] | None = None) -> None:
         with self.storage.transaction() as tx:
+            if check is not None:  # in the same transaction: nothing saved between
+                raw = tx.get(key("k", peer_key))
+                check(None if raw is None else dict(codec.decode_trusted(raw)))
             tx.put(key("k", peer_key), codec.encode_fast(version))
 
     def checkpoint(self, peer_key: str) -> dict[str, int] | None:

@@ -421,12 +421,14 @@ class EventStore(Reads):
             may_retire()
         return self.append(retire.retirement(origin, final_seq))
 
-    def save_checkpoint(self, peer_key: str, version: dict[str, int]) -> None:
+    def save_checkpoint(self, peer_key: str, version: dict[str, int],
+                        check: Callable[[dict[str, int] | None], None] | None = None) -> None:
         """Remember what a peer is known to hold (its version vector), so replication
         resumes from there after a restart. ``peer_key`` names the link (a URL, a node
-        id): the caller's choice."""
+        id): the caller's choice. ``check`` is given what is saved there now (None if
+        nothing), in the transaction that saves: raising, it saves nothing."""
         self._check_open()
-        self._log.save_checkpoint(peer_key, version)
+        self._log.save_checkpoint(peer_key, version, check)
 
     def checkpoint(self, peer_key: str) -> dict[str, int] | None:
         """The version vector last saved under ``peer_key``, if any."""

@@ -3,17 +3,32 @@
     GET /v1/cursors/{name}   {"name", "cursor"}: the cursor, or 404 if none was saved
     PUT /v1/cursors/{name}   body {"cursor": {...}}: replace it; answers like GET
 
+Both answer the cursor's tag as an ``ETag``. A PUT with ``If-Match`` (a tag, or several)
+saves only if the cursor still has one of them, else answers 412 and saves nothing;
+``If-Match: *`` or none saves whatever is there (as before the header was taken).
+
 A bridge (``clawsync openclaw watch``) saves where it has read a source up to, after the
-events read are stored, so a restart on any machine resumes there. Behind the node's
-token like every /v1 route; the name and the size are checked (``crdt.log.cursors``).
+events read are stored, so a restart on any machine resumes there; with the tag it read,
+so that a cursor changed meanwhile (reset by a person, saved by another bridge) is not
+overwritten. Behind the node's token like every /v1 route; the name and the size are
+checked (``crdt.log.cursors``).
 """
 
 from __future__ import annotations
 
-from aiohttp import web
+import re
 
-from crdt.errors import InvalidInput, NotFound
-from crdt.log.cursors import CURSOR_BYTES_MAX, check_cursor_name, read_cursor, save_cursor
+from aiohttp import hdrs, web
+
+from crdt.errors import CursorChanged, InvalidInput, NotFound
+from crdt.log.cursors import (
+    CURSOR_BYTES_MAX,
+    check_cursor_name,
+    cursor_tag,
+    read_cursor,
+    save_cursor,
+)
+from node.http.errors import HttpError, bad_parameter
 from node.http.wire import body_format, decode_body, read_body, respond
 from node.limits import Limits
 from node.store import AsyncStore
@@ -24,6 +39,35 @@ from node.store import AsyncStore
 #: bytes there.
 BODY_BYTES_MAX = 2 * CURSOR_BYTES_MAX
 
+#: One entity tag of an ``If-Match`` list (RFC 9110 8.8.3): quoted, weak or not.
+_ENTITY_TAG = re.compile(r'\s*(W/)?"([\x21\x23-\x7e\x80-\xff]*)"\s*')
+
+
+def if_match(request: web.Request) -> frozenset[str] | None:
+    """The tags ``If-Match`` names (their text, unquoted); None if it is absent or
+    ``*`` (any cursor, or none). A weak tag names none: a cursor's is strong, and
+    If-Match compares strongly. Not a list of quoted tags: 400, ``If-Match``."""
+    headers = request.headers.getall(hdrs.IF_MATCH, [])
+    if not headers:
+        return None
+    said = ",".join(headers)
+    if said.strip() == "*":
+        return None
+    tags = set()
+    for item in said.split(","):
+        found = _ENTITY_TAG.fullmatch(item)
+        if found is None:
+            raise bad_parameter(hdrs.IF_MATCH, 'must be "*" or tags as the ETag gives them, '
+                                f'quoted ("<tag>"), separated by commas: got {said[:200]!r}')
+        if not found.group(1):
+            tags.add(found.group(2))
+    return frozenset(tags)
+
+
+def tagged(response: web.Response, value: dict[str, int]) -> web.Response:
+    response.headers[hdrs.ETAG] = f'"{cursor_tag(value)}"'
+    return response
+
 
 def setup(app: web.Application, astore: AsyncStore, limits: Limits) -> None:
     async def get_cursor(request: web.Request) -> web.Response:
@@ -31,18 +75,23 @@ def setup(app: web.Application, astore: AsyncStore, limits: Limits) -> None:
         value = await astore.read(lambda store: read_cursor(store, name))
         if value is None:
             raise NotFound(f"no cursor named {name!r} was saved on this node")
-        return respond(request, {"name": name, "cursor": value})
+        return tagged(respond(request, {"name": name, "cursor": value}), value)
 
     async def put_cursor(request: web.Request) -> web.Response:
         name = check_cursor_name(request.match_info["name"])
+        tags = if_match(request)
         body_type = body_format(request)
         body = decode_body(await read_body(request, bytes_max=BODY_BYTES_MAX,
                                            timeout_s=limits.read_timeout_s), body_type)
         if not isinstance(body, dict) or set(body) != {"cursor"}:
             raise InvalidInput('must be {"cursor": {...}}', field="body")
         value = body["cursor"]
-        await astore.write(lambda store: save_cursor(store, name, value))
-        return respond(request, {"name": name, "cursor": value})
+        try:
+            await astore.write(lambda store: save_cursor(store, name, value, if_tags=tags))
+        except CursorChanged as changed:
+            raise HttpError(412, "cursor_changed", f"{changed}; read it again (GET) and "
+                            "save on from what it holds", field=hdrs.IF_MATCH) from None
+        return tagged(respond(request, {"name": name, "cursor": value}), value)
 
     app.router.add_get("/v1/cursors/{name}", get_cursor)
     app.router.add_put("/v1/cursors/{name}", put_cursor)

@@ -48,16 +48,32 @@ T = TypeVar("T")
 
 
 class HttpSink:
-    """A node over HTTP (``node.client``)."""
+    """A node over HTTP (``node.client``). A cursor is saved only if the node still holds
+    it as this sink last read or saved it (by its tag): one changed there meanwhile (a
+    reset, another bridge) is refused with a 412 (``node.openclaw.held``), not
+    overwritten."""
 
     def __init__(self, client: Client) -> None:
         self.client = client
+        # Cursor name -> its tag as last read or saved (none: saved without a condition,
+        # as for one not saved yet, or a node older than tags).
+        self._tags: dict[str, str] = {}
 
     async def cursor(self, name: str) -> dict[str, int] | None:
-        return await self.client.cursor(name)
+        tagged = await self.client.tagged_cursor(name)
+        cursor, tag = (None, None) if tagged is None else tagged
+        self._held(name, tag)
+        return cursor
 
     async def save_cursor(self, name: str, cursor: dict[str, int]) -> None:
-        await self.client.save_cursor(name, cursor)
+        self._held(name, await self.client.save_cursor(name, cursor,
+                                                       if_match=self._tags.get(name)))
+
+    def _held(self, name: str, tag: str | None) -> None:
+        if tag is None:
+            self._tags.pop(name, None)
+        else:
+            self._tags[name] = tag
 
     async def events(self, session_key: str) -> tuple[list[Event], int]:
         """The session's events, but for forgotten ones, which are only counted: their

@@ -18,7 +18,8 @@ node.client.errors.ClientError: cannot reach the node at http://127.0.0.1:1 (con
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Callable
+import re
+from collections.abc import AsyncIterator, Callable, Mapping
 from typing import Any
 from urllib.parse import quote
 
@@ -196,21 +197,35 @@ class Client(Transport):
 
     async def cursor(self, name: str) -> dict[str, int] | None:
         """``GET /v1/cursors/{name}``: a bridge's saved cursor, or None if none was saved."""
+        tagged = await self.tagged_cursor(name)
+        return None if tagged is None else tagged[0]
+
+    async def tagged_cursor(self, name: str) -> tuple[dict[str, int], str | None] | None:
+        """``GET /v1/cursors/{name}``: a bridge's saved cursor and its tag (``ETag``, for
+        ``save_cursor``'s ``if_match``; None from a node older than tags), or None if
+        none was saved."""
         try:
-            answer = await self._request("GET", "/v1/cursors/" + quote(name, safe=""),
-                                         what="the cursor request")
+            answer, headers = await self._exchange("GET", "/v1/cursors/" + quote(name, safe=""),
+                                                   what="the cursor request")
         except ClientError as error:
             if error.status == 404 and error.code == "not_found":
                 return None
             raise
-        return dict(answer["cursor"])
+        return dict(answer["cursor"]), _tag(headers)
 
-    async def save_cursor(self, name: str, cursor: dict[str, int]) -> None:
-        """``PUT /v1/cursors/{name}``: replace a bridge's cursor. Sent as CBOR, the form
-        the node measures it in: a cursor within its size limit is a body within the
-        node's (in JSON, names full of ``"`` or ``\\`` take twice their bytes, and more)."""
-        await self._request("PUT", "/v1/cursors/" + quote(name, safe=""),
-                            cbor_body={"cursor": cursor}, what="the cursor")
+    async def save_cursor(self, name: str, cursor: dict[str, int], *,
+                          if_match: str | None = None) -> str | None:
+        """``PUT /v1/cursors/{name}``: replace a bridge's cursor; with ``if_match`` (a tag
+        ``tagged_cursor`` or this gave), only if it still has that tag, else a
+        ``ClientError`` of status 412 (``cursor_changed``: read it again). Returns the
+        tag of the cursor saved (None from a node older than tags, which saves whatever
+        the tag). Sent as CBOR, the form the node measures it in: a cursor within its
+        size limit is a body within the node's (in JSON, names full of ``"`` or ``\\``
+        take twice their bytes, and more)."""
+        _answer, headers = await self._exchange(
+            "PUT", "/v1/cursors/" + quote(name, safe=""), cbor_body={"cursor": cursor},
+            what="the cursor", headers=None if if_match is None else {"If-Match": if_match})
+        return _tag(headers)
 
     async def stream(self, after: int, on_news: StreamNews | None = None,
                      ) -> AsyncIterator[StreamEvent]:
@@ -270,3 +285,14 @@ def _page(after: int | None, limit: int | None) -> dict[str, str]:
     if limit is not None:
         params["limit"] = str(limit)
     return params
+
+
+#: A strong entity tag as a node gives a cursor's (``ETag``), sent back as it is.
+_TAG = re.compile(r'"[\x21\x23-\x7e]{1,64}"')
+
+
+def _tag(headers: Mapping[str, str]) -> str | None:
+    """The answer's ``ETag``, if it is a strong tag (a node that gives none, or one no
+    node gives, is saved to without a condition)."""
+    tag = headers.get("ETag")
+    return tag if tag is not None and _TAG.fullmatch(tag) else None

@@ -162,20 +162,32 @@ class Transport:
                        cbor_body: Any = None, missing: str | None = None) -> dict[str, Any]:
         """Send one request (its body ``json_body`` as JSON, or ``cbor_body`` as CBOR)
         and return its JSON object, or raise ``ClientError``."""
+        body, _headers = await self._exchange(method, path, what=what, params=params,
+                                              json_body=json_body, cbor_body=cbor_body,
+                                              missing=missing)
+        return body
+
+    async def _exchange(self, method: str, path: str, *, what: str,
+                        params: Mapping[str, str] | None = None, json_body: Any = None,
+                        cbor_body: Any = None, missing: str | None = None,
+                        headers: Mapping[str, str] | None = None,
+                        ) -> tuple[dict[str, Any], Mapping[str, str]]:
+        """``_request``, sending ``headers`` too, and returning the answer's headers with
+        its JSON object."""
         timeout = aiohttp.ClientTimeout(total=self.limits.request_timeout_s,
                                         connect=self.limits.connect_timeout_s)
-        data, headers = None, None
+        data, sent = None, dict(headers or {})
         if json_body is not None:
-            data, headers = json_bytes(json_body), {"Content-Type": "application/json"}
+            data, sent["Content-Type"] = json_bytes(json_body), "application/json"
         elif cbor_body is not None:
-            data, headers = codec.encode(cbor_body), {"Content-Type": "application/cbor"}
+            data, sent["Content-Type"] = codec.encode(cbor_body), "application/cbor"
         async with (self._translate(what),
                     self._http().request(method, self._url(path), params=params, data=data,
-                                         headers=headers, timeout=timeout) as response):
+                                         headers=sent, timeout=timeout) as response):
             if response.status >= 400:
                 await self._refuse(response, what, missing)
             body = await json_object(response, self.limits.answer_bytes_max)
-        return body
+        return body, response.headers
 
     def _http(self) -> aiohttp.ClientSession:
         if self._session is None:

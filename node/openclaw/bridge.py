@@ -56,7 +56,7 @@ from node.openclaw.cursor_entries import (
     without_gone,
 )
 from node.openclaw.cursor_room import COPY_PREFIX, CursorFull, cursor_full
-from node.openclaw.held import CursorStore, HeldCursors
+from node.openclaw.held import CursorMoved, CursorStore, HeldCursors
 from node.openclaw.jsonl import AgentSessions
 from node.openclaw.mapping import Mapped, SessionRef, events_for
 from node.openclaw.pace import POLL_S
@@ -133,18 +133,17 @@ class Bridge:
             self._again.update(reads)  # till read through: a failed request reads them again
             # Not for a look that only finds a record still waiting or a line still being
             # written: its cursors are read once that record is tried (``node.openclaw.held``).
-            if await self._held.load(name, agent_id in changed or self._due(name)):
-                for waiting in [waiting for waiting in self._waiting if waiting[0] == name]:
-                    del self._waiting[waiting]
-            others = [source for source in stores[agent_id] if source is not reads[0]]
-            kept = without_gone(self._held.main[name], others, reads, self._waits_of(name))
-            if kept is not None:  # fewer entries: under the limits
-                await self._held.save(name, kept)
-            try:
-                for source in reads:
-                    await self._read_store(name, source, tally)
-            except CursorFull as error:  # the other agents are imported, and named too
-                full.append(str(error))
+            load = agent_id in changed or self._due(name)
+            while True:
+                try:
+                    await self._read_agent(name, load, reads, stores[agent_id], tally)
+                except CursorMoved as moved:  # changed on the node meanwhile: on from its
+                    tally.created += moved.created
+                    load = True
+                    continue
+                except CursorFull as error:  # the other agents are imported, and named too
+                    full.append(str(error))
+                break
             self._held.done(name)
         if full:
             said = "\n".join(full)
@@ -152,6 +151,20 @@ class Bridge:
                 said += "\nThe other agents are imported."
             raise PassFull(said, tally)
         return tally
+
+    async def _read_agent(self, name: str, load: bool, reads: list[Source],
+                          stores: list[Source], tally: Tally) -> None:
+        """Read agent ``name``'s stores ``reads`` (of all its ``stores``), from its
+        cursors as the node holds them (read from it again if ``load``)."""
+        if await self._held.load(name, load):
+            for waiting in [waiting for waiting in self._waiting if waiting[0] == name]:
+                del self._waiting[waiting]
+        others = [source for source in stores if source is not reads[0]]
+        kept = without_gone(self._held.main[name], others, reads, self._waits_of(name))
+        if kept is not None:  # fewer entries: under the limits
+            await self._held.save(name, kept)
+        for source in reads:
+            await self._read_store(name, source, tally)
 
     def _due(self, name: str) -> bool:
         """Whether a record waiting in agent ``name``'s stores is to be tried again now."""
@@ -258,7 +271,11 @@ class Bridge:
         if moved or gone:
             saved, over = step_cursor(cursor, gone, moved)
             if saved != cursor:
-                await self._held.save(name, saved)  # held once saved
+                try:
+                    await self._held.save(name, saved)  # held once saved
+                except CursorMoved as refused:
+                    refused.created = step.created
+                    raise
             if over is not None:
                 step.full = cursor_full(f"{self.state.path}/agents/{source.agent_id}",
                                         source.agent_id, over)

@@ -11,7 +11,12 @@ long as the wait lasts. One changed there since is read on from, and said.
 What is about to be saved is noted first: a save whose answer was lost (the node took it,
 then the connection broke) is found on the node at the next read, and taken as this
 bridge's own, not as a change made there (which would end the agent's waits and forget
-what its keys hold here)."""
+what its keys hold here).
+
+A save is refused (412) when the cursor was changed on the node since this bridge read or
+saved it (the sink saves with its tag, ``node.cli.openclaw_sink.HttpSink``): nothing of
+it is kept as sent, and ``CursorMoved`` has the bridge read the agent's cursors again and
+go on from the node's, as at a pass that finds them changed."""
 
 from __future__ import annotations
 
@@ -21,6 +26,18 @@ from typing import Protocol
 
 from node.client.errors import ClientError
 from node.openclaw.session_keys import SessionKeys, keys_name, refused_keys_hint
+
+
+class CursorMoved(Exception):
+    """The node refused a save of cursor ``name``: it was changed there since it was
+    read. Nothing was saved; the agent's cursors are to be read again."""
+
+    def __init__(self, name: str) -> None:
+        super().__init__(f"the cursor {name} was changed on the node")
+        self.name = name
+        #: Events the node stored new before it refused the save (the pass counts them:
+        #: read again from the node's cursor, they are answered as already stored).
+        self.created = 0
 
 
 class CursorStore(Protocol):
@@ -96,7 +113,13 @@ class HeldCursors:
 
     async def _send(self, name: str, cursor: dict[str, int]) -> None:
         self._sending[name] = cursor  # noted first: the answer may be lost
-        await self.sink.save_cursor(name, cursor)
+        try:
+            await self.sink.save_cursor(name, cursor)
+        except ClientError as error:
+            if error.status != 412:
+                raise
+            del self._sending[name]  # refused: not on the node, nor taken for this bridge's
+            raise CursorMoved(name) from None
         del self._sending[name]
 
     def keep(self, names: Iterable[str]) -> None:

@@ -1,0 +1,148 @@
+"""A cursor changed on the node during a pass that reads its agent, between the bridge's
+read of it and its save (reset by a person, as ``import again`` or a refusal's hint says,
+or saved by another bridge): the node refuses the save (``If-Match``, 412), and the
+bridge reads the cursor again and goes on from the node's, never saving over it."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from crdt.events import Event
+from crdt.log.cursors import cursor_tag
+from node.cli.openclaw_sink import HttpSink
+from node.client.api import Client
+from node.openclaw.bridge import Bridge
+from node.openclaw.session_keys import keys_name
+from node.openclaw.state import StateFolder, cursor_name
+from node.server.run import RunningNode
+from tests.node.openclaw.waiting import KEY_A, KEY_B, A, B
+from tests.support.openclaw import turn_records, write_jsonl
+from tests.support.stand_in import Quiet, serving
+
+
+class ChangedMeanwhile(HttpSink):
+    """A node over HTTP on which, just before the bridge's next save of cursor
+    ``target``, that cursor is saved as ``change`` by someone else."""
+
+    target: str | None = None
+    change: dict[str, int] = {}
+
+    def __init__(self, client: Client) -> None:
+        super().__init__(client)
+        self.sent: list[bytes] = []  # the ids of the events of every append
+
+    async def save_cursor(self, name: str, cursor: dict[str, int]) -> None:
+        if name == self.target:
+            self.target = None
+            await self.client.save_cursor(name, self.change)  # as a person's PUT: no tag
+        await super().save_cursor(name, cursor)
+
+    async def append(self, events: list[Event]) -> int:
+        self.sent.extend(event.id for event in events)
+        return await super().append(events)
+
+
+def times(count: int) -> list[int]:
+    return [1_700_000_000_000 + n * 1000 for n in range(count)]
+
+
+async def test_a_cursor_reset_during_a_pass_is_read_on_from_not_saved_over(
+        tmp_path: Path, node: RunningNode) -> None:
+    """Reset to import again while a pass reads new records: that pass's save is refused,
+    and it reads the session again from its start (what it sends is answered as already
+    stored), says so, and saves where it read up to on from the reset."""
+    write_jsonl(tmp_path, KEY_A, A, turn_records(A, times(2)))
+    name = cursor_name(tmp_path.resolve(), "main")
+    told: list[str] = []
+    folder = StateFolder(tmp_path)
+    async with Client(node.url) as client:
+        sink = ChangedMeanwhile(client)
+        bridge = Bridge(folder, sink, told.append)
+        try:
+            await bridge.run_pass()
+            first = list(sink.sent)
+            read_to = await client.cursor(name)
+            write_jsonl(tmp_path, KEY_A, A, turn_records(A, times(3)))
+            sink.target, sink.change, sink.sent = name, {}, []
+            tally = await bridge.run_pass(only_changed=True)
+            assert f"the cursor {name} was changed on the node" in "\n".join(told)
+            assert set(first) <= set(sink.sent)  # read again from the reset, not saved over
+            assert tally.created == 1  # the new record's event; the rest already stored
+            saved = await client.cursor(name)
+            assert saved is not None and saved != read_to
+            told.clear()
+            await bridge.run_pass(only_changed=False)
+            assert await client.cursor(name) == saved and told == []
+        finally:
+            folder.close()
+
+
+async def test_keys_reset_during_a_pass_are_read_on_from_not_saved_over(
+        tmp_path: Path, node: RunningNode) -> None:
+    """The keys cursor saved empty (as the node's refusal of it says) while a pass learns
+    a new key: the save is refused, the keys are read again from the node and said
+    changed, and what the pass learns is saved on from the node's."""
+    write_jsonl(tmp_path, KEY_A, A, turn_records(A, times(2)))
+    keys = keys_name(cursor_name(tmp_path.resolve(), "main"))
+    told: list[str] = []
+    folder = StateFolder(tmp_path)
+    async with Client(node.url) as client:
+        sink = ChangedMeanwhile(client)
+        bridge = Bridge(folder, sink, told.append)
+        try:
+            await bridge.run_pass()
+            sink.target, sink.change = keys, {}
+            write_jsonl(tmp_path, KEY_B, B, turn_records(B, times(2)))
+            await bridge.run_pass(only_changed=True)
+            assert sink.target is None  # the change was made
+            assert f"the cursor {keys} was changed on the node" in "\n".join(told)
+        finally:
+            folder.close()
+
+
+
+
+async def test_a_node_that_gives_no_tags_is_saved_to_without_a_condition() -> None:
+    """A node older than cursor tags answers no ``ETag``: the sink sends no ``If-Match``
+    (which such a node does not look at), so a newer bridge works with it as before."""
+    sent: list[str | None] = []
+
+    class OlderNode(Quiet):
+        def do_GET(self) -> None:
+            self.answer(200, {"name": "c", "cursor": {"db:s": 1}})
+
+        def do_PUT(self) -> None:
+            sent.append(self.headers.get("If-Match"))
+            self.rfile.read(int(self.headers["Content-Length"]))
+            self.answer(200, {"name": "c", "cursor": {"db:s": 2}})
+
+    with serving(OlderNode) as url:
+        async with Client(url) as client:
+            sink = HttpSink(client)
+            assert await sink.cursor("c") == {"db:s": 1}
+            await sink.save_cursor("c", {"db:s": 2})
+            await sink.save_cursor("c", {"db:s": 3})
+    assert sent == [None, None]
+
+
+async def test_each_save_names_the_tag_last_read_or_saved(node: RunningNode) -> None:
+    """Against a node that gives tags: none for a cursor not saved yet, then the one its
+    read or its last save answered."""
+    sent: list[Any] = []
+
+    class Watched(Client):
+        async def save_cursor(self, name: str, cursor: dict[str, int], *,
+                              if_match: str | None = None) -> str | None:
+            sent.append(if_match)
+            return await super().save_cursor(name, cursor, if_match=if_match)
+
+    async with Watched(node.url) as client:
+        sink = HttpSink(client)
+        assert await sink.cursor("c") is None
+        await sink.save_cursor("c", {"db:s": 1})
+        await sink.save_cursor("c", {"db:s": 2})
+        assert await sink.cursor("c") == {"db:s": 2}
+        await sink.save_cursor("c", {"db:s": 3})
+    tags = [f'"{cursor_tag({"db:s": n})}"' for n in (1, 2)]
+    assert sent == [None, tags[0], tags[1]]

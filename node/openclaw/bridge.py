@@ -56,7 +56,7 @@ from node.openclaw.cursor_entries import (
     without_gone,
 )
 from node.openclaw.cursor_room import COPY_PREFIX, CursorFull, cursor_full
-from node.openclaw.held import CursorMoved, CursorStore, HeldCursors
+from node.openclaw.held import CURSOR_MOVED_MAX, CursorMoved, CursorStore, HeldCursors, fought_over
 from node.openclaw.jsonl import AgentSessions
 from node.openclaw.mapping import Mapped, SessionRef, events_for
 from node.openclaw.pace import POLL_S
@@ -133,13 +133,15 @@ class Bridge:
             self._again.update(reads)  # till read through: a failed request reads them again
             # Not for a look that only finds a record still waiting or a line still being
             # written: its cursors are read once that record is tried (``node.openclaw.held``).
-            load = agent_id in changed or self._due(name)
+            load, refused = agent_id in changed or self._due(name), 0
             while True:
                 try:
                     await self._read_agent(name, load, reads, stores[agent_id], tally)
                 except CursorMoved as moved:  # changed on the node meanwhile: on from its
                     tally.created += moved.created
-                    load = True
+                    load, refused = True, refused + 1
+                    if refused >= CURSOR_MOVED_MAX:
+                        raise fought_over(self.state.path, moved.name, refused) from None
                     continue
                 except CursorFull as error:  # the other agents are imported, and named too
                     full.append(str(error))
@@ -486,3 +488,4 @@ def mapping_events(record: Record, copy_ms: int | None = None) -> Mapped:
     ref = SessionRef(record.agent_id, record.session_key or record.session_id,
                      record.session_id)
     return events_for(record.value, ref, fallback_ms=record.written_ms, copy_ms=copy_ms)
+

@@ -24,11 +24,17 @@ from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Protocol
 
+from crdt.errors import Picklable
 from node.client.errors import ClientError
 from node.openclaw.session_keys import SessionKeys, keys_name, refused_keys_hint
 
+#: Saves of one agent's cursors the node may refuse in one pass, each for a change made
+#: there meanwhile (``CursorMoved``), before the pass gives up: so many are no person's
+#: reset but another bridge saving them too, each read again from the other's save.
+CURSOR_MOVED_MAX = 10
 
-class CursorMoved(Exception):
+
+class CursorMoved(Picklable):
     """The node refused a save of cursor ``name``: it was changed there since it was
     read. Nothing was saved; the agent's cursors are to be read again."""
 
@@ -136,3 +142,13 @@ class HeldCursors:
     def _changed_on_node(self, name: str) -> None:
         self.tell(f"{self.path}: the cursor {name} was changed on the node since this "
                   "import last read or saved it; read on from what the node holds now")
+
+
+def fought_over(state: Path, name: str, times: int) -> ClientError:
+    """The error of a pass that gave up on an agent whose cursor ``name`` the node
+    refused to save ``times`` times (``CURSOR_MOVED_MAX``)."""
+    return ClientError(
+        f"{state}: the cursor {name} was changed on the node {times} times while one pass "
+        "read its agent, each change made between this import's read of it and its save: "
+        "another `clawsync openclaw` is importing this state folder into the node; run "
+        "one only", status=412, code="cursor_changed")

@@ -8,10 +8,15 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from crdt.events import Event
 from crdt.log.cursors import cursor_tag
 from node.cli.openclaw_sink import HttpSink
 from node.client.api import Client
+from node.client.errors import ClientError
+from node.openclaw import bridge as bridge_module
+from node.openclaw import held
 from node.openclaw.bridge import Bridge
 from node.openclaw.session_keys import keys_name
 from node.openclaw.state import StateFolder, cursor_name
@@ -23,10 +28,12 @@ from tests.support.stand_in import Quiet, serving
 
 class ChangedMeanwhile(HttpSink):
     """A node over HTTP on which, just before the bridge's next save of cursor
-    ``target``, that cursor is saved as ``change`` by someone else."""
+    ``target`` (each save, if ``always``: its numbers one more each time), that cursor
+    is saved as ``change`` by someone else."""
 
     target: str | None = None
     change: dict[str, int] = {}
+    always = False
 
     def __init__(self, client: Client) -> None:
         super().__init__(client)
@@ -34,8 +41,10 @@ class ChangedMeanwhile(HttpSink):
 
     async def save_cursor(self, name: str, cursor: dict[str, int]) -> None:
         if name == self.target:
-            self.target = None
+            self.target = self.target if self.always else None
             await self.client.save_cursor(name, self.change)  # as a person's PUT: no tag
+            if self.always:  # another value each time: a tag names a value
+                self.change = {entry: n + 1 for entry, n in self.change.items()}
         await super().save_cursor(name, cursor)
 
     async def append(self, events: list[Event]) -> int:
@@ -101,6 +110,32 @@ async def test_keys_reset_during_a_pass_are_read_on_from_not_saved_over(
             folder.close()
 
 
+
+
+async def test_a_cursor_changed_at_each_save_stops_the_pass(
+        tmp_path: Path, node: RunningNode, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Another bridge saving the same cursor all along: the pass gives up after
+    ``CURSOR_MOVED_MAX`` refused saves, saying why, and never saves over it."""
+    monkeypatch.setattr(held, "CURSOR_MOVED_MAX", 3)
+    monkeypatch.setattr(bridge_module, "CURSOR_MOVED_MAX", 3)
+    write_jsonl(tmp_path, KEY_A, A, turn_records(A, times(2)))
+    name = cursor_name(tmp_path.resolve(), "main")
+    folder = StateFolder(tmp_path)
+    async with Client(node.url) as client:
+        sink = ChangedMeanwhile(client)
+        bridge = Bridge(folder, sink)
+        try:
+            await bridge.run_pass()
+            write_jsonl(tmp_path, KEY_A, A, turn_records(A, times(3)))
+            sink.target, sink.change, sink.always = name, {"db:other": 1}, True
+            with pytest.raises(ClientError) as raised:
+                await bridge.run_pass(only_changed=True)
+            assert raised.value.status == 412
+            assert f"the cursor {name} was changed on the node 3 times" in str(raised.value)
+            assert "run one only" in str(raised.value)
+            assert await client.cursor(name) == {"db:other": 3}
+        finally:
+            folder.close()
 
 
 async def test_a_node_that_gives_no_tags_is_saved_to_without_a_condition() -> None:

@@ -11,11 +11,12 @@
 
 All take the client token (as every /v1 route: ``node.server.app``). A device id is taken
 as a person types it (``crdt.device.parse_device_id``): a mistyped one is 400 saying which
-check character does not match. Removing an id that is no member here is 404; removing
-this node's own device is 400 (another device removes it); adding an id that was removed
-is 409: a removal is final, a device comes back only with a new key. Adding a device, or
-renaming one, under a name another member has is 409 ``name_taken``, naming that member
-(members that came to share a name before keep it). A device that was
+check character does not match. Removing an id that is no member here is 404 (of a
+device waiting to be added, saying it is refused already); removing this node's own
+device is 400 (another device removes it); adding an id that was removed is 409: a
+removal is final, a device comes back only with a new key. Adding a device, or renaming
+one, under a name another member has is 409 ``name_taken``, naming that member (members
+that came to share a name before keep it). A device that was
 removed itself gets 409 ``device_removed`` for adds and removals (and for tokens): no other
 device would take what it writes. Nothing is written on any refusal (but an add whose
 device a peer's removal, stored meanwhile, removed while its record was written: 409
@@ -133,11 +134,20 @@ def setup(app: web.Application, config: Config, astore: AsyncStore,
         try:
             stored, removal = await devices.remove(device_id, reason)
         except UnknownDevice:
-            if GOSSIP in request.app and device_id in request.app[GOSSIP].linked_devices():
+            gossip = request.app.get(GOSSIP)
+            if gossip is not None and device_id in gossip.linked_devices():
                 raise UnknownDevice(
                     f"device {device_id} links with the cluster secret (or a certificate), "
                     "not as a member: add it (clawsync devices add) to remove it, or change "
                     "the secret") from None
+            # A device listed as waiting to be added looks like one to remove, and is
+            # what a stranger dialing this node looks like: say it is shut out already.
+            if gossip is not None and device_id in {
+                    row["device_id"] for row in gossip.admission.waiting_rows()}:
+                raise UnknownDevice(
+                    f"no device {device_id} is a member here: it dialed this node and "
+                    "waits to be added, and is refused until a member adds it, so there "
+                    "is nothing to remove") from None
             raise
         return respond(request, {"device": removal_json(device_id, removal),
                                  "created": stored is not None})

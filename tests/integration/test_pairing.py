@@ -112,6 +112,25 @@ def test_the_member_shows_who_waits_and_refuses_a_name_taken(tmp_path: Path) -> 
         assert a.get("/v1/devices") == before
 
 
+def test_removing_a_device_waiting_to_be_added_says_it_is_refused_already(
+        tmp_path: Path) -> None:
+    """The member's status lists a device waiting to be added (a stranger, say); its
+    ``devices remove`` finds no member to remove (404, exit 1), says that the device is
+    refused until added, and writes nothing: the device still waits."""
+    with Cluster(tmp_path) as cluster:
+        a = device_node(cluster, "a")
+        b = device_node(cluster, "b", peers=[a.url])
+        wait_until(lambda: device_view(a).get("to_add"), LINK_TIMEOUT_S, "a shows b waiting")
+        before = a.get("/v1/devices"), a.get("/v1/node")["head"]
+        refused = run_cli(a, "devices", "remove", device_id(b))
+        assert refused.returncode == 1, refused
+        assert (f"no device {device_id(b)} is a member here: it dialed this node and waits "
+                "to be added, and is refused until a member adds it, so there is nothing "
+                "to remove") in refused.stderr
+        assert (a.get("/v1/devices"), a.get("/v1/node")["head"]) == before
+        assert [row["device_id"] for row in device_view(a)["to_add"]] == [device_id(b)]
+
+
 def start_log(tmp_path: Path, *args: str) -> str:
     """What a node started with ``args`` logs, read once it has stopped (every line of
     its start is written then)."""

@@ -30,15 +30,24 @@ def event_ids(_ctx: click.Context, _param: click.Parameter, value: tuple[str, ..
         parse_ids(list(value))
     except InvalidInput as error:
         which = error.field.removeprefix("events[").removesuffix("]") if error.field else ""
-        given = f"{printable(value[int(which)])!r}: " if which.isdigit() else ""
-        raise click.BadParameter(f"{given}{error.reason}") from None
+        if not which.isdigit():  # the list as a whole (too many ids)
+            raise click.BadParameter(error.reason) from None
+        given = value[int(which)]
+        # `clawsync events` shows positions, not ids: the number people copy from it.
+        number = given.strip()
+        position = (f" ({number} is a position, the first column of `clawsync events`)"
+                    if number.isascii() and number.isdigit() else "")
+        raise click.BadParameter(
+            f"{printable(given)!r}: {error.reason}: give an event's id, as `clawsync events "
+            f"SESSION --json` lists it{position}") from None
     return value
 
 
 @click.command()
 @click.argument("session", callback=session_key)
 @click.option("--event", "events", multiple=True, metavar="ID", callback=event_ids,
-              help="Forget only this event (its 64-hex-digit id); repeat for more.")
+              help="Forget only this event (its 64-hex-digit id, as `clawsync events "
+                   "SESSION --json` lists it); repeat for more.")
 @click.option("--reason", metavar="TEXT",
               help="Why, kept in the record; with --event only (a whole session is "
                    "forgotten for the reason 'user'). Default: user.")

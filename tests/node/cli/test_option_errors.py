@@ -40,8 +40,23 @@ def test_a_malformed_event_id_is_named_as_the_option_before_any_request(
     for session in ("s1", "missing"):  # a missing session is not what is wrong
         done = run_cli(node, "forget", session, "--event", good, "--event", "abc")
         line = usage_error(done, "--event")
-        assert line.endswith("'abc': must be 64 hex digits"), line
+        assert line.endswith("'abc': must be 64 hex digits: give an event's id, as "
+                             "`clawsync events SESSION --json` lists it"), line
         assert "events[" not in done.stderr and "no session" not in done.stderr
+
+
+def test_a_position_given_as_an_event_id_is_said_to_be_one(node: NodeProcess) -> None:
+    """The first column of ``clawsync events`` is the number people copy: it is no id."""
+    listed = run_cli(node, "events", "s1")
+    position = listed.stdout.split()[0]
+    assert listed.returncode == 0 and position.isdigit(), listed
+    head = node.get("/v1/node")["head"]
+    done = run_cli(node, "forget", "s1", "--event", position)
+    assert usage_error(done, "--event").endswith(
+        f"'{position}': must be 64 hex digits: give an event's id, as `clawsync events "
+        f"SESSION --json` lists it ({position} is a position, the first column of "
+        "`clawsync events`)")
+    assert node.get("/v1/node")["head"] == head  # nothing written
 
 
 def test_more_event_ids_than_a_forget_takes_are_refused_here(node: NodeProcess) -> None:

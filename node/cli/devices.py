@@ -183,8 +183,8 @@ def add(ctx: click.Context, device_id: str, name: str, address: str | None,
     if address is not None and no_address:
         raise click.UsageError("give --address or --no-address, not both")
 
-    async def run(client: Client
-                  ) -> tuple[list[dict[str, Any]], dict[str, Any], list[dict[str, Any]]]:
+    async def run(client: Client) -> tuple[list[dict[str, Any]], dict[str, Any],
+                                           list[dict[str, Any]], list[Any]]:
         # The members before, so that a rename or a new address is called so, not "added".
         members = rows(await client.devices(), "members")
         try:
@@ -192,25 +192,52 @@ def add(ctx: click.Context, device_id: str, name: str, address: str | None,
                                              clear_address=no_address)
         except ClientError as error:
             raise _with_rename(error, named_node(ctx)) from None
+        waiting = await _waiting(client)
         # Those it shares its name with, listed again: one added since the list above
         # (by another node) is among them.
         device = answer.get("device")
         if not isinstance(device, dict) or not device.get("name_shared_with"):
-            return members, answer, members
+            return members, answer, members, waiting
         try:
-            return members, answer, rows(await client.devices(), "members")
+            return members, answer, rows(await client.devices(), "members"), waiting
         except ClientError:  # added all the same: the commands from the answer and the list above
-            return members, answer, members
+            return members, answer, members, waiting
 
-    members, answer, now = with_client(ctx, run)
+    members, answer, now, waiting = with_client(ctx, run)
     with written(f"the node accepted the device {device_id}"):
         said = _added(members, answer)
         shared = shared_name_lines(_sharing(now, answer), named_node(ctx))
+        added = field(field(answer, "device", dict), "device_id", str)
     click.echo(printable(said))
     if address is not None:  # once taken: a refused add's error stands alone
         _warn_listening(address)
     for line in shared:
         note(line)
+    _warn_waiting(waiting, added, field(field(answer, "device", dict), "name", str))
+
+
+async def _waiting(client: Client) -> list[Any]:
+    """The lines saying which members this device waits to be added on (``GET
+    /v1/peers``'s ``device.waiting``); none where the status cannot be read."""
+    try:
+        device = (await client.peers()).get("device")
+    except ClientError:
+        return []  # added all the same: a token that may write but not read the status
+    return (maybe(device, "waiting", list) or []) if isinstance(device, dict) else []
+
+
+def _warn_waiting(waiting: list[Any], added: str, name: str) -> None:
+    """The warning after an add, run on a new device, of the member that refuses it as
+    waiting to be added: the steps done the wrong way round. The record is written (two
+    devices may add each other before they link), but it does not let this device in,
+    and, the newest add of that member once they link, it renames the member."""
+    from crdt.device import shown_name, shown_words
+
+    for line in waiting:
+        if isinstance(line, str) and f"({added})" in line:
+            note(shown_words(f"warning: this device is itself {line}: adding that member "
+                             "here does not let this device in, and names that member "
+                             f"{shown_name(name)} on every node once they link"))
 
 
 def _checked_address(address: str | None) -> str | None:

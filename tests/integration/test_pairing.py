@@ -131,6 +131,31 @@ def test_removing_a_device_waiting_to_be_added_says_it_is_refused_already(
         assert [row["device_id"] for row in device_view(a)["to_add"]] == [device_id(b)]
 
 
+def test_a_new_device_that_adds_the_member_it_waits_on_is_told_it_is_not_let_in(
+        tmp_path: Path) -> None:
+    """The steps the wrong way round: the new device adds the member that refuses it.
+    The record is written (two devices may add each other before they link), and the
+    command says that this device still waits, with the command to run on the member."""
+    with Cluster(tmp_path) as cluster:
+        a = device_node(cluster, "a")
+        b = device_node(cluster, "b", peers=[a.url])
+        ids = {node.name: device_id(node) for node in (a, b)}
+        told = (f"waiting to be added on a ({ids['a']}): run `clawsync devices add "
+                f"{ids['b']} --name b --node {a.url}` there")
+        wait_until(lambda: told in device_view(b)["waiting"], LINK_TIMEOUT_S, "b told to wait")
+        done = run_cli(b, "devices", "add", ids["a"], "--name", "a")
+        assert done.returncode == 0, done.stderr
+        assert done.stdout.startswith(f"added {ids['a']} (a)"), done.stdout
+        assert (f"warning: this device is itself {told}: adding that member here does not "
+                "let this device in, and names that member a on every node once they "
+                "link") in done.stderr
+        # Once the member adds it, it links, and an add of a member says nothing more.
+        add_device(a, b, "b")
+        wait_until(lambda: ids["a"] in linked_devices(b), LINK_TIMEOUT_S, "b linked with a")
+        again = run_cli(b, "devices", "add", ids["a"], "--name", "a")
+        assert again.returncode == 0 and "warning" not in again.stderr, again
+
+
 def start_log(tmp_path: Path, *args: str) -> str:
     """What a node started with ``args`` logs, read once it has stopped (every line of
     its start is written then)."""

@@ -74,12 +74,13 @@ def forget(ctx: click.Context, session: str, events: tuple[str, ...], reason: st
         raise click.UsageError("--reason goes with --event (a whole session is "
                                "forgotten for the reason 'user')")
 
-    async def run(client: Client) -> tuple[dict[str, Any], str | None]:
+    async def run(client: Client) -> tuple[dict[str, Any], str | None, bool]:
+        again = not events and await _forgotten(client, session)
         answer = await client.forget(session, list(events), reason=reason)
-        return answer, await removal(client)
+        return answer, await removal(client), again
 
-    answer, removed = with_client(ctx, run, named={"reason": "--reason"},
-                                  session_key=session)
+    answer, removed, again = with_client(ctx, run, named={"reason": "--reason"},
+                                         session_key=session)
     if as_json:
         print_json(answer)
         return
@@ -92,7 +93,23 @@ def forget(ctx: click.Context, session: str, events: tuple[str, ...], reason: st
         return
     what = f"{len(events)} event(s) of" if events else "the session"
     click.echo(printable(f"forgot {what} {session} (record {record_id})"))
+    if again:  # so that it does not read as a first forget
+        note("it was forgotten whole already: this record also covers what other devices "
+             "may still send of it")
     if removed:
         warn_removed(removed, "the record and what it erased stay")
     else:
         note("every node that receives the record erases the content it covers")
+
+
+async def _forgotten(client: Client, session: str) -> bool:
+    """Whether ``session`` is forgotten whole already, as the node reads it: a forget of
+    it writes a record all the same (``crdt.log.forget``), said then as such. False
+    where it cannot be read (no such session, a token that may forget but not read):
+    the forget itself says what is wrong, in its own words."""
+    from node.client.errors import ClientError
+
+    try:
+        return (await client.projection(session)).get("forgotten") is True
+    except ClientError:
+        return False

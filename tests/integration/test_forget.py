@@ -276,6 +276,28 @@ def test_the_readmes_curl_commands_forget(tmp_path: Any) -> None:
             assert [m["content"] for m in view["messages"]] == after
 
 
+def test_forgetting_a_session_again_or_one_not_there_says_so(tmp_path: Any) -> None:
+    """``clawsync forget`` of a session forgotten whole already writes a record all the
+    same (it covers what other devices may still send), and says that it was; of a
+    session the node does not hold, it says so (exit 1) and writes nothing."""
+    with NodeProcess(tmp_path) as node:
+        append(node, "tg:alice", [message("one")])
+        first = run_cli(node, "forget", "tg:alice")
+        assert first.returncode == 0 and "forgotten whole already" not in first.stderr, first
+        written = head(node)
+        again = run_cli(node, "forget", "tg:alice")
+        assert again.returncode == 0, again.stderr
+        assert again.stdout.startswith("forgot the session tg:alice (record ")
+        assert ("it was forgotten whole already: this record also covers what other "
+                "devices may still send of it") in again.stderr
+        assert head(node) == written + 1
+        missing = run_cli(node, "forget", "tg:alcie")
+        assert missing.returncode == 1, missing
+        assert "there is no session 'tg:alcie' on the node; did you mean 'tg:alice'?" \
+            in missing.stderr
+        assert head(node) == written + 1
+
+
 def _forgotten(node: NodeProcess, key: str) -> bool:
     page = node.get(f"/v1/sessions?detail=1&prefix={key}")
     rows = {row["session_key"]: row for row in page["sessions"]}

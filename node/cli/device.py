@@ -4,13 +4,17 @@ compare with what it shows. From the running node, or from a data folder directl
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
 from node.cli.common import InputError, NodeError, field, with_client
 from node.cli.options import client_options
 from node.cli.output import print_json, printable
+from node.client.errors import ClientError
+
+if TYPE_CHECKING:  # the commands get a client from with_client
+    from node.client.api import Client
 
 
 @click.command()
@@ -62,7 +66,7 @@ def device(ctx: click.Context, data_dir: Path | None, name: str | None,
             raise InputError(str(error)) from None
         view: dict[str, Any] = {"device_id": key.device_id, "name": shown}
     else:
-        answer = with_client(ctx, lambda client: client.node())
+        answer = with_client(ctx, _asked)
         view = {"device_id": field(answer, "device_id", str),
                 "name": field(answer, "name", str)}
     if as_json:
@@ -73,6 +77,24 @@ def device(ctx: click.Context, data_dir: Path | None, name: str | None,
         return
     click.echo(printable(f"device {view['device_id']}"))
     click.echo(printable(f"name   {view['name']}"))
+
+
+async def _asked(client: Client) -> dict[str, Any]:
+    """``GET /v1/node``; where no node answers, the error says how to read the id with
+    it stopped: on a new device, this command often comes before its first ``serve``."""
+    import aiohttp
+
+    try:
+        return await client.node()
+    except ClientError as error:
+        cause = error.__cause__
+        # Refused or unroutable: no node there. Not a name that does not resolve, nor
+        # TLS: a node elsewhere, which its own folder cannot stand for.
+        if isinstance(cause, aiohttp.ClientConnectorError) and not isinstance(
+                cause, aiohttp.ClientSSLError | aiohttp.ClientConnectorDNSError):
+            raise error.with_hint("with the node stopped, `clawsync device --data-dir DIR` "
+                                  "reads the id from its data folder") from None
+        raise
 
 
 def _name(ctx: click.Context, name: str | None) -> str:

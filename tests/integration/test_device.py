@@ -105,6 +105,20 @@ def test_a_folder_without_a_key_is_input_the_command_cannot_use(tmp_path: Path) 
     assert absent.returncode == 2 and "does not exist" in absent.stderr, absent
 
 
+def test_no_node_listening_says_how_to_read_the_id_with_it_stopped(tmp_path: Path) -> None:
+    # On a new device `clawsync device` often comes before its first `serve`.
+    with NodeProcess(tmp_path) as node:
+        pass
+    stopped = run_cli(node, "device")
+    assert stopped.returncode == 1, stopped
+    assert stopped.stderr == (
+        f"Error: cannot reach the node at {node.url} (connection refused) — is `clawsync "
+        "serve` running?; with the node stopped, `clawsync device --data-dir DIR` reads "
+        "the id from its data folder\n")
+    offline = clawsync("device", "--data-dir", str(node.data_dir), "--id")
+    assert offline.returncode == 0 and parse_device_id(offline.stdout.strip()), offline
+
+
 def test_the_example_of_device_help_adds_this_device_on_another(tmp_path: Path) -> None:
     # It gave no --name, which devices add requires: copied, it failed with a usage error.
     helped = clawsync("device", "--help")

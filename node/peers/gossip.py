@@ -284,8 +284,8 @@ class Gossip:
                 self.learning.drop(runner.url)
                 return
             except PeerBusy as exc:  # said with the wait it is given (``redials.next_dial_at``)
-                # Reached, and asking for time: a refusal it said before still stands.
-                runner.failure, asked_s = str(exc), exc.asked_s
+                runner.dial_busy(str(exc))
+                asked_s = exc.asked_s
             except LinkClosed as exc:
                 log.info("peer link down", peer=runner.url, reason=str(exc))
                 runner.dial_failed(str(exc))

@@ -72,7 +72,8 @@ class Runner:
     #: ``redials.WAITING_SOON_DIALS`` of them are dialed again within a pull interval
     #: (``redials.next_dial_at``); a dial that connects, or another refusal, clears it.
     refused_waiting: bool = False
-    #: The dials failed in a row since the peer refused this device as waiting.
+    #: The dials failed in a row since the peer refused this device as waiting, or last
+    #: answered it busy (``PeerBusy``: a member that asks for time is up, not restarting).
     waiting_dials_failed: int = 0
     #: Dropped as removed (``drop``): per origin, the seq up to which the link's last
     #: push goes, the records of the removal held here (``Devices.removal_records``).
@@ -125,6 +126,12 @@ class Runner:
         self.failure, self.refused = failure, None
         if self.refused_waiting:
             self.waiting_dials_failed += 1
+
+    def dial_busy(self, failure: str) -> None:
+        """The peer was reached and asked for time (``PeerBusy``): that is why no link,
+        and a refusal it said before still stands; its failed dials are counted anew from
+        here (it is up)."""
+        self.failure, self.waiting_dials_failed = failure, 0
 
 
 def linked_devices(runners: Iterable[Runner]) -> set[str]:

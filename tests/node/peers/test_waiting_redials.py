@@ -1,9 +1,9 @@
 """A member that refused this device as waiting to be added and then goes down: dialed
 again within a pull interval after each of the device's first ``WAITING_SOON_DIALS``
 failed dials (the member may be restarting to take the add), then with the back-off as
-any address that fails; a member reached again (a refusal, a link) starts that count
-anew. The integration test ``tests/integration/test_waiting_redials.py`` shows
-the same with node processes."""
+any address that fails; a member reached again (a refusal, a link, a busy answer) starts
+that count anew. ``tests/integration/test_waiting_redials.py`` shows the same with node
+processes."""
 
 from __future__ import annotations
 
@@ -12,9 +12,11 @@ import dataclasses
 
 import structlog
 
+from node.peers.api import PEERS_FULL_RETRY_AFTER_S
 from node.peers.redials import WAITING_SOON_DIALS
 from node.peers.runner import Runner
 from node.server.run import RunningNode
+from sync.peer.config import SyncConfig
 from tests.node.peers.support import FAST, PATIENT, NodeFactory, add_member, until
 from tests.support.processes import free_port
 
@@ -128,3 +130,20 @@ async def test_a_member_linked_with_then_down_is_dialed_after_the_back_off(
     await laptop.stop()
     await until(lambda: runner.state == "backoff")
     assert redial_in(runner) > 60
+
+
+async def test_a_member_that_answers_busy_is_dialed_soon_again_once_down(
+        make_node: NodeFactory) -> None:
+    """A member asking the device to wait (it took the add, and is at its ``peers_max``)
+    is up: down again, it is dialed again once that wait is over, not after the
+    back-off (its count of failed dials starts anew)."""
+    laptop, phone, runner, _ = await down_past_the_soon_dials(make_node)
+    # Its one place taken by a peer it dials (down): it answers the device busy.
+    laptop = await restarted(make_node, laptop, peers=[f"http://127.0.0.1:{free_port()}"],
+                             sync=SyncConfig(peers_max=1))
+    await add_member(laptop, "phone", device_id=phone.device.device_id)
+    runner.redial.set()
+    await until(lambda: runner.machine.asked_until > asyncio.get_running_loop().time())
+    await laptop.stop()
+    await failed_again(runner)
+    assert redial_in(runner) <= PEERS_FULL_RETRY_AFTER_S

@@ -6,6 +6,7 @@ as long as the member is down."""
 
 from __future__ import annotations
 
+import itertools
 import json
 from datetime import datetime
 from pathlib import Path
@@ -19,13 +20,16 @@ from tests.support.processes import NodeProcess
 
 pytestmark = pytest.mark.integration
 
-#: The waiting device's pull interval: short, so that many go by while the member is down.
-PULL_S = 0.2
-#: Its back-off: from well under a pull interval up to ten of them.
-SYNC = f"[sync]\nbackoff_base_s = 0.05\nbackoff_max_s = {10 * PULL_S}\n"
-#: Pull intervals the member stays down for, from the device's first failed dial: far
-#: more than the failed dials made again within one.
-DOWN_INTERVALS = 40
+#: The waiting device's pull interval: short, so that its dials made again soon go by fast.
+PULL_S = 0.25
+#: Gaps between its failed dials up to this are dials made again within a pull interval
+#: (the rest of one allows for a loaded machine).
+SOON_S = 2 * PULL_S
+#: Its back-off: every wait at least half the base (``backoff_delay_s``'s jitter), so
+#: above ``SOON_S``; back-off dials are never taken for dials made again soon.
+SYNC = f"[sync]\nbackoff_base_s = {6 * PULL_S}\nbackoff_max_s = {12 * PULL_S}\n"
+#: Back-off dials seen after the dials made again soon.
+BACKED_OFF = 2
 
 
 def failed_dials(node: NodeProcess, url: str) -> list[float]:
@@ -37,7 +41,7 @@ def failed_dials(node: NodeProcess, url: str) -> list[float]:
             if line.get("event") == "peer link down" and line.get("peer") == url]
 
 
-def test_a_member_down_for_long_is_dialed_with_back_off_not_at_every_pull_interval(
+def test_a_member_down_is_dialed_soon_after_its_first_failed_dials_then_backs_off(
         tmp_path: Path) -> None:
     config = tmp_path / "sync.toml"
     config.write_text(SYNC)
@@ -50,13 +54,12 @@ def test_a_member_down_for_long_is_dialed_with_back_off_not_at_every_pull_interv
         wait_until(lambda: device_view(phone)["waiting"], LINK_TIMEOUT_S,
                    "the phone refused as waiting to be added")
         member.stop()
-
-        def down_long() -> bool:
-            dials = failed_dials(phone, member.url)
-            return len(dials) > 1 and dials[-1] - dials[0] >= DOWN_INTERVALS * PULL_S
-
-        wait_until(down_long, LINK_TIMEOUT_S, "the member down for many pull intervals")
+        seen = WAITING_SOON_DIALS + BACKED_OFF + 1
+        wait_until(lambda: len(failed_dials(phone, member.url)) >= seen, LINK_TIMEOUT_S,
+                   "the member's dials made again soon, then backed off")
         dials = failed_dials(phone, member.url)
-    intervals = (dials[-1] - dials[0]) / PULL_S
-    # Dialed at every pull interval, about one dial per interval would have been made.
-    assert WAITING_SOON_DIALS < len(dials) < intervals / 2, (len(dials), intervals)
+    gaps = [later - earlier for earlier, later in itertools.pairwise(dials)]
+    soon = [gap < SOON_S for gap in gaps[:seen - 1]]
+    # Each of the first failed dials made again soon, the next ones after the back-off;
+    # dialed at every pull interval, all would be soon.
+    assert soon == [True] * WAITING_SOON_DIALS + [False] * BACKED_OFF, gaps

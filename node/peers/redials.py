@@ -13,8 +13,9 @@ from node.peers.runner import Runner
 
 #: Failed dials in a row of a member that refused this device as waiting to be added
 #: that are each made again within a pull interval (30 s at the default 5 s): a member
-#: restarting to take the add is back within them, and dialed at once. Past them, the
-#: member stays down: its address backs off as any other that fails.
+#: restarting to take the add is back within them, and dialed within a pull interval of
+#: its return. Past them, the member stays down: its address backs off as any other
+#: that fails.
 WAITING_SOON_DIALS = 6
 
 
@@ -26,10 +27,11 @@ def next_dial_at(runner: Runner, retry_at: float, ended_at: float, *,
     ``backoff_max_s``: ``PeerSync.connection_failed``; no redial cuts it short,
     ``ends_back_off``), and within a pull interval of ``ended_at`` while a member
     refuses this device (``removed``: this device was told it is removed, which no wait
-    ends), and after the first ``WAITING_SOON_DIALS`` failed dials while its last
-    refusal was as waiting to be added (``Runner.refused_waiting``; a dial that connects
-    or another refusal ends it): asked again soon, not after the back-off's minute, nor
-    later by however long the store's writer kept the failure."""
+    ends), and after each of the first ``WAITING_SOON_DIALS`` failed dials in a row of a
+    member whose last refusal was as waiting to be added (``Runner.refused_waiting``; a
+    dial that connects or another refusal ends it, a busy answer starts the count anew):
+    asked again soon, not after the back-off's minute, nor later by however long the
+    store's writer kept the failure."""
     restarting = runner.refused_waiting \
         and runner.waiting_dials_failed <= WAITING_SOON_DIALS
     if (runner.refused is not None or restarting) and not removed:

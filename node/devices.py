@@ -355,7 +355,9 @@ class Devices:
             raise UnknownDevice(f"no device {device_id} is a member here")
         stored = await self._append(draft)
         assert stored is not None  # written whatever came in: no ``unless``
-        return stored, self.removed()[device_id]
+        removal = self.removal(device_id)
+        assert removal is not None  # just written
+        return stored, removal
 
     async def _append(self, draft: Draft, unless: _Unless | None = None
                       ) -> StoredEvent | None:

@@ -16,11 +16,12 @@ import click
 from crdt.errors import InvalidInput, LimitExceeded
 from node.cli.options import settings
 from node.cli.output import print_json
-from node.client.errors import ClientError, shown_address
+from node.client.errors import ClientError
 from node.text import did_you_mean, printable
 
 if TYPE_CHECKING:  # loaded by ``with_client``, when a command runs: not for its --help
     from node.client.api import Client
+    from node.config import Settings
 
 T = TypeVar("T")
 
@@ -121,13 +122,10 @@ def with_client(ctx: click.Context, work: Callable[[Client], Awaitable[T]], *,
     node's refusal of one as malformed names the option (``--limit``, not ``limit``).
     ``session_key``: the SESSION the command was given; the node's "no such session"
     then names the keys it holds that are close to it (``unknown_session``)."""
-    from node.client.api import Client
-
     options = settings(ctx)
 
     async def session() -> T:
-        async with Client(options.node, options.token, limits=options.limits,
-                          on_token_unused=token_unused_noted(options.node)) as client:
+        async with command_client(options) as client:
             try:
                 return await work(client)
             except ClientError as error:
@@ -204,14 +202,15 @@ def listing(ctx: click.Context, as_json: bool,
     return view
 
 
-def token_unused_noted(node: str) -> Callable[[], None]:
-    """What a command's client calls when the node says it takes no token: a warning
-    (``answers.token_unused``), said once, the request answered all the same."""
-    def noted() -> None:
-        from node.client import answers
+def command_client(options: Settings) -> Client:
+    """The client a command talks to its node with (``with_client``, the OpenClaw
+    commands' sink): a node that says it takes no token is warned of, once
+    (``answers.token_unused``), the request answered all the same."""
+    from node.client import answers
+    from node.client.api import Client
 
-        note(answers.token_unused(shown_address(node, quoted=False)))
-    return noted
+    return Client(options.node, options.token, limits=options.limits,
+                  on_token_unused=lambda shown_url: note(answers.token_unused(shown_url)))
 
 
 def note(message: str) -> None:

@@ -20,6 +20,7 @@ from node.cli.append import batches
 from node.cli.common import (
     InputError,
     NodeError,
+    command_client,
     failure,
     field,
     next_position,
@@ -155,7 +156,7 @@ def with_sink(ctx: click.Context, data_dir: Path | None,
     data folder no node is contacted: the group's --node and --token are not looked at."""
 
     async def over_http(options: Settings) -> T:
-        async with Client(options.node, options.token, limits=options.limits) as client:
+        async with command_client(options) as client:
             if reach_first:
                 await client.node()
             return await work(HttpSink(client))

@@ -85,16 +85,16 @@ full (/data)'
 
 def token_unused(shown_url: str) -> str:
     """The node took a request carrying the client's token, and said it needs none: the
-    token protects nothing there.
+    node does not check it (a proxy in front of it may: this says only what the node
+    said).
 
     >>> print(token_unused("http://hub:7878"))
-    warning: the node at http://hub:7878 runs without --token: it answers every client \
-without one, so the token given (--token or CLAWSYNC_TOKEN) protects nothing there; \
-start the node with --token to require it
+    warning: the node at http://hub:7878 runs without --token: it does not check the \
+token given (--token or CLAWSYNC_TOKEN); start the node with --token to require it
     """
-    return (f"warning: the node at {shown_url} runs without --token: it answers every "
-            "client without one, so the token given (--token or CLAWSYNC_TOKEN) protects "
-            "nothing there; start the node with --token to require it")
+    return (f"warning: the node at {shown_url} runs without --token: it does not check "
+            "the token given (--token or CLAWSYNC_TOKEN); start the node with --token to "
+            "require it")
 
 
 def wait_words(wait_s: float | None) -> str:

@@ -13,11 +13,11 @@ import aiohttp
 from node.headers import TOKEN_UNUSED_HEADER
 
 
-def token_unused_heard(token: str | None, tell: Callable[[], None] | None
-                       ) -> list[aiohttp.TraceConfig]:
-    """What a client's session is made with (``trace_configs``) to call ``tell()`` at the
-    first answer that says the ``token`` it carried was not needed, and never after;
-    nothing without a token or ``tell``."""
+def token_unused_heard(token: str | None, shown_url: str,
+                       tell: Callable[[str], None] | None) -> list[aiohttp.TraceConfig]:
+    """What a client's session is made with (``trace_configs``) to call
+    ``tell(shown_url)`` at the first answer that says the ``token`` it carried was not
+    needed, and never after; nothing without a token or ``tell``."""
     if not token or tell is None:
         return []
     told = False
@@ -27,7 +27,7 @@ def token_unused_heard(token: str | None, tell: Callable[[], None] | None
         nonlocal told
         if not told and TOKEN_UNUSED_HEADER in params.response.headers:
             told = True
-            tell()
+            tell(shown_url)
 
     trace = aiohttp.TraceConfig()
     trace.on_request_end.append(ended)

@@ -98,13 +98,13 @@ class Transport:
 
     def __init__(self, base_url: str, token: str | None = None, *,
                  limits: ClientLimits = ClientLimits(),
-                 on_token_unused: Callable[[], None] | None = None) -> None:
+                 on_token_unused: Callable[[str], None] | None = None) -> None:
         self.base_url = checked_node_url(base_url).rstrip("/")
         #: ``base_url`` as errors show it: cut as a refused ``--node`` is.
         self.shown_url = shown_address(self.base_url, quoted=False)
         self.token = token
         self.limits = limits
-        #: Called once if the node says it takes no token (``node.client.token_unused``).
+        #: Called once, with ``shown_url``, if the node says it takes no token.
         self.on_token_unused = on_token_unused
         self._session: aiohttp.ClientSession | None = None
         self._resolver: LookupResolver | None = None
@@ -119,7 +119,7 @@ class Transport:
         self._resolver = LookupResolver()
         self._session = aiohttp.ClientSession(
             headers=headers, connector=aiohttp.TCPConnector(resolver=self._resolver),
-            trace_configs=token_unused_heard(self.token, self.on_token_unused))
+            trace_configs=token_unused_heard(self.token, self.shown_url, self.on_token_unused))
         return self
 
     async def __aexit__(self, kind: type[BaseException] | None, error: BaseException | None,

@@ -1,6 +1,6 @@
 """A client command given ``--token`` for a node started without one: the node answers
 it (a node whose token was turned off keeps serving the clients still configured with
-it), and the command warns, once, that the token protects nothing there. A node that
+it), and the command warns, once, that the node does not check the token. A node that
 takes the token, or a command without one, says nothing of it."""
 
 from __future__ import annotations
@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 
 from node.client import answers
+from tests.support.openclaw import write_sessions
 from tests.support.processes import NodeProcess, run_cli
 
 TOKEN = "a-token-of-sixteen-chars"
@@ -41,6 +42,21 @@ def test_the_request_is_answered_all_the_same(open_node: NodeProcess) -> None:
     assert [json.loads(line)["kind"]["content"] for line in read.stdout.splitlines()] \
         == ["hi"]
     assert "--token" not in read.stderr  # no token given: nothing to warn of
+
+
+def test_openclaw_import_warns_of_it_once_too(open_node: NodeProcess, tmp_path: Path
+                                              ) -> None:
+    """The OpenClaw commands talk to the node through a client of their own making."""
+    state = tmp_path / "openclaw"
+    session_id = "00000000-0000-4000-8000-000000000001"
+    write_sessions(state, {("agent:main:explicit:s1", session_id): [
+        {"type": "session", "version": 3, "id": session_id,
+         "timestamp": "2026-12-01T10:00:00.000Z", "cwd": "/w"}]})
+    done = run_cli(open_node, "openclaw", "import", "--state-dir", str(state), token=TOKEN)
+    assert done.returncode == 0, done.stderr
+    assert done.stderr.splitlines().count(answers.token_unused(open_node.url)) == 1, \
+        done.stderr
+    assert "1 record read: 1 new event" in done.stderr, done.stderr
 
 
 def test_a_node_that_takes_the_token_says_nothing_of_it(tmp_path: Path) -> None:

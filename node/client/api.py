@@ -232,50 +232,51 @@ class Client(Transport):
         """Follow the node's live event stream (SSE) from position ``after``, forever.
 
         A dropped connection is reopened after the last position seen, so no event is
-        missed or repeated. ``on_news(what, position, reason)`` hears ``"open"`` when the first
-        connection is accepted, and once per outage ``"lost"`` and ``"back"``. A node
-        whose live streams are all taken (503 ``streams_full``) is asked again after the
-        wait it asks for (at most ``STREAMS_FULL_WAIT_MAX_S``), said once as ``"full"``
-        until a stream opens. Only another failure of the first connection, a refusal
-        (4xx), or what the client cannot read (``UnreadableStream``) is raised: a node
-        that is restarting comes back, a wrong token or URL, or a node that sends what no
-        node does, does not.
+        missed or repeated. ``on_news(what, position, reason)`` hears ``"open"`` when the
+        first connection is accepted, ``"back"`` when one is again, and ``"lost"`` or
+        ``"full"`` once each time the stream's failure changes to that. A node whose live
+        streams are all taken (503 ``streams_full``) is asked again after the wait it asks
+        for (at most ``STREAMS_FULL_WAIT_MAX_S``); a failure that asks for none backs off
+        (``reconnect_delay_min_s`` doubling up to ``reconnect_delay_max_s``). Only another
+        failure of the first connection, a refusal (4xx), or what the client cannot read
+        (``UnreadableStream``) is raised: a node that is restarting comes back, a wrong
+        token or URL, or a node that sends what no node does, does not.
         """
         delay_s = self.limits.reconnect_delay_min_s
-        connected, outage, full = False, False, False
+        connected = False
+        said: str | None = None  # the failure going on, as told: "lost" or "full"
         tell = on_news or (lambda _what, _position, _reason: None)
         while True:
+            wait_s: float | None = None
             try:
                 async for item in self._stream_once(after):
                     if item is None:
                         tell("back" if connected else "open", after, None)
-                        connected, outage, full = True, False, False
+                        connected, said = True, None
                         delay_s = self.limits.reconnect_delay_min_s
                         continue
                     after = item.position
                     yield item
-                reason = "the node closed the stream"
+                failure, reason = "lost", "the node closed the stream"
             except ClientError as error:
                 if (error.status, error.code) == (503, "streams_full"):
-                    # The node is up and will take the stream once one closes: wait as
-                    # asked, saying so once, not as for a node that is down.
-                    if not full:
-                        tell("full", after, str(error))
-                    outage = outage or connected  # "back" follows, with no "lost" now
-                    full = True
-                    await asyncio.sleep(min(error.retry_after_s or delay_s,
-                                            STREAMS_FULL_WAIT_MAX_S))
-                    continue
+                    # The node is up and will take the stream once one closes: it asks
+                    # for a wait, not a node that is down.
+                    failure, reason, wait_s = "full", str(error), error.retry_after_s
                 # Unreadable: what the node sends, which a reconnection sends again.
-                if not connected or isinstance(error, UnreadableStream) or (
+                elif not connected or isinstance(error, UnreadableStream) or (
                         error.status is not None and error.status < 500):
                     raise
-                reason = str(error)
-            if not outage:
-                tell("lost", after, reason)
-                outage = True
-            await asyncio.sleep(delay_s)
-            delay_s = min(delay_s * 2, self.limits.reconnect_delay_max_s)
+                else:
+                    failure, reason = "lost", str(error)
+            if failure != said:  # full, then lost, then full again: each is news
+                tell(failure, after, reason)
+                said = failure
+            if wait_s:
+                await asyncio.sleep(min(wait_s, STREAMS_FULL_WAIT_MAX_S))
+            else:  # none asked for (0, or a proxy dropped the Retry-After): back off
+                await asyncio.sleep(delay_s)
+                delay_s = min(delay_s * 2, self.limits.reconnect_delay_max_s)
 
 
 def _page(after: int | None, limit: int | None) -> dict[str, str]:

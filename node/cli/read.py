@@ -352,7 +352,10 @@ def tail(ctx: click.Context, after: int | None, session_key: str | None,
         elif what == "lost":
             note(f"{reason}; reconnecting after position {position}")
         elif what == "full":
-            note(f"{reason}; waiting to follow after position {position}")
+            # Tail's own words: the node's ("try again later") are for a person, and
+            # tail asks again by itself.
+            note("the node's live streams are all taken ([limits] streams_max): asking "
+                 f"again by itself until one is free, to follow after position {position}")
         else:
             note(f"reconnected; following after position {position}")
 

@@ -74,7 +74,8 @@ def limit_rows() -> list[tuple[str, list[tuple[str, str]]]]:
             # A setting, a Python constant, or a JavaScript one: ``path/file.js NAME``.
             match = re.fullmatch(r"(\[\w+\] |ClientLimits\.|[\w/]+\.js )?([\w.]+)", found)
             assert match, f"cannot read the setting {found!r}"
-            prefix = match.group(1) or prefix
+            # A setting's table carries to the names after it, not to a module's constant.
+            prefix = match.group(1) or ("" if "." in match.group(2) else prefix)
             names.append((prefix.strip() if prefix.startswith("[") else prefix, match.group(2)))
         rows.append((cells[1], names))
     return rows

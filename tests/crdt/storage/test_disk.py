@@ -60,6 +60,22 @@ def test_settings_are_applied_on_every_open(store_path: Path, ev: MakeEvent) -> 
     assert stored["disk_min_file_size"] >= 2**40
 
 
+def test_a_log_keeps_no_tallies_of_its_rows(store_path: Path, ev: MakeEvent) -> None:
+    """diskcache's triggers that count its rows and sum their sizes, which plain
+    diskcache creates, are gone once the store has opened the folder, and stay gone
+    across opens; what the store writes and reads is the same without them."""
+    with diskcache.Cache(os.fspath(store_path)) as plain:
+        plain.set("left-over", b"x")
+    for _ in range(2):
+        with EventStore.open(store_path) as store:
+            stored = store.append(ev()).stored
+            cache = store.log.storage._cache  # type: ignore[attr-defined]
+            assert cache._sql("SELECT name FROM sqlite_master WHERE type = 'trigger'"
+                              ).fetchall() == []
+        with EventStore.open(store_path) as store:
+            assert store.get_event(stored.event.id) == stored
+
+
 def test_big_events_stay_inside_sqlite(store: EventStore, store_path: Path,
                                        ev: MakeEvent) -> None:
     big = ev(content="x" * 100_000)  # far above diskcache's 32 KiB file threshold

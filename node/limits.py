@@ -120,7 +120,7 @@ class Limits:
     tls_handshake_timeout_s: float = 10.0
     #: Seconds between two looks at the TLS files (``--tls-cert``, ``--tls-key``,
     #: ``--tls-ca``): changed ones are loaded for new connections without a restart, a
-    #: changed CA ending the peer links made under the old (``node.peers.tls_renewal``).
+    #: CA taken out ending the peer links made under it (``node.peers.tls_renewal``).
     #: A look is three ``stat`` calls; a renewal made days before the old certificate
     #: expires is served within a minute.
     tls_files_check_interval_s: float = 60.0

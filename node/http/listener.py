@@ -42,19 +42,36 @@ from node.limits import Limits
 log = structlog.get_logger(__name__)
 
 
+def ends_links(before: frozenset[bytes], after: frozenset[bytes]) -> bool:
+    """Whether TLS that trusts the CA blocks ``after`` (their digests) ends the peer
+    links made under ``before``: only if it trusts one of them no more. A CA added, the
+    blocks reordered, the lines between them changed, end none: the CA that let each
+    link in is trusted still.
+
+    >>> ends_links(frozenset({b"a"}), frozenset({b"b", b"a"}))
+    False
+    >>> ends_links(frozenset({b"a", b"b"}), frozenset({b"b"}))
+    True
+    """
+    return not before <= after
+
+
 class BoundedSite(web.BaseSite):
     """Like ``web.TCPSite``, with a cap on simultaneous connections."""
 
-    __slots__ = ("_accept_tasks", "_by_address", "_ca_epoch", "_connections", "_host",
-                 "_idle", "_limits", "_open", "_port", "_serving", "_slots", "_socks",
-                 "_tls", "_unheard")
+    __slots__ = ("_accept_tasks", "_by_address", "_ca", "_ca_epoch", "_connections",
+                 "_host", "_idle", "_limits", "_open", "_port", "_serving", "_slots",
+                 "_socks", "_tls", "_unheard")
 
     def __init__(self, runner: web.BaseRunner, host: str, port: int, limits: Limits, *,
                  ssl_context: ssl.SSLContext | None = None,
+                 ca: frozenset[bytes] = frozenset(),
                  bound: list[socket.socket] | None = None) -> None:
         """Serve ``runner`` on ``host:port``: at most ``limits.connections_max`` connections,
-        ``limits.accept_backlog`` more waiting in the kernel. ``bound``: sockets that
-        ``bind`` made for ``host:port`` already, which ``start`` listens on."""
+        ``limits.accept_backlog`` more waiting in the kernel. ``ca``: the digests of the
+        CA blocks ``ssl_context`` verifies client certificates with (``use_tls``).
+        ``bound``: sockets that ``bind`` made for ``host:port`` already, which ``start``
+        listens on."""
         super().__init__(runner, backlog=limits.accept_backlog)
         self._host = host
         self._port = port
@@ -68,6 +85,7 @@ class BoundedSite(web.BaseSite):
         self._socks: list[socket.socket] = list(bound or [])
         self._accept_tasks: list[asyncio.Task[None]] = []
         self._tls = ssl_context
+        self._ca = ca  # what the connections open may have been let in by
         #: Changes of the CA client certificates are verified by, so far: a connection
         #: whose handshake began before the last one (``_Counted.ca_epoch``) may have
         #: been let in by a CA no longer trusted.
@@ -75,19 +93,21 @@ class BoundedSite(web.BaseSite):
         self._connections: dict[_Counted, None] = {}  # every connection open, handshaken
         self._serving: set[asyncio.Task[None]] = set()
 
-    def use_tls(self, context: ssl.SSLContext, *, new_ca: bool = False) -> int:
-        """Handshake new connections with ``context`` (renewed TLS files); those open
-        keep theirs, unless it verifies client certificates with a new CA (``new_ca``):
-        then every connection that showed one ends, and its peer must handshake again
-        under the new CA (Python gives no verified chain of a connection, so which of
-        them the new CA would take is not known). Connections without a client
-        certificate (apps, with their token) stay. Only for a site that serves HTTPS
-        already: the scheme stays. The number of connections ended."""
+    def use_tls(self, context: ssl.SSLContext, ca: frozenset[bytes]) -> int | None:
+        """Handshake new connections with ``context`` (renewed TLS files), which
+        verifies client certificates with the CA blocks ``ca`` (their digests); those
+        open keep theirs, unless it trusts a CA no more (``ends_links``): then every
+        connection that showed a client certificate ends, and its peer must handshake
+        again (which of them the old CA let in is not known: ``node.peers.tls_renewal``
+        says why). Connections without one (apps, with their token) stay. Only for a
+        site that serves HTTPS already: the scheme stays. The number of connections
+        ended; None if none were to end (given the same ``ca`` again, none are)."""
         if self._tls is None:
-            return 0
+            return None
         self._tls = context
-        if not new_ca:
-            return 0
+        ends, self._ca = ends_links(self._ca, ca), ca
+        if not ends:
+            return None
         self._ca_epoch += 1
         certified = [conn for conn in self._connections if conn.certified()]
         for conn in certified:

@@ -32,6 +32,7 @@ from crdt.events import SCHEMA_VERSION
 from node.config import Config, software_version
 from node.device import DeviceKey
 from node.devices import Devices
+from node.http.listener import ends_links
 from node.lookups import LookupResolver
 from node.peers.accepted import Accepted
 from node.peers.admission import Admission
@@ -60,10 +61,14 @@ class Gossip:
 
     def __init__(self, config: Config, astore: AsyncStore,
                  tls: ssl.SSLContext | None, device: DeviceKey,
-                 membership: Devices | None = None) -> None:
+                 membership: Devices | None = None, *,
+                 ca: frozenset[bytes] = frozenset()) -> None:
         self.config = config
         self.astore = astore
         self.tls = tls
+        #: The digests of the CA blocks ``tls`` trusts: the links dialed were verified
+        #: by them (``use_tls``).
+        self.ca = ca
         self.device = device
         #: The cluster's devices (``node.devices``); None: no device but this one.
         self.membership = membership
@@ -130,15 +135,17 @@ class Gossip:
             connector=aiohttp.TCPConnector(resolver=self._resolver),
             trace_configs=[refusals_read()])
 
-    def use_tls(self, context: ssl.SSLContext | None, *, new_ca: bool = False) -> int:
-        """Dial with ``context`` from now on (renewed TLS files). Links up keep theirs,
-        unless it trusts a new CA (``new_ca``): then every connection made under the
-        old one ends (the links dialed, the asks in flight, the pool's idle connections),
-        so that each peer is dialed again and verified by the new CA. The number of
-        links up that ended."""
+    def use_tls(self, context: ssl.SSLContext | None, ca: frozenset[bytes]) -> int | None:
+        """Dial with ``context``, which trusts the CA blocks ``ca`` (their digests), from
+        now on (renewed TLS files). Links up keep theirs, unless it trusts a CA no more
+        (``ends_links``): then every connection the node made ends, plain http:// too
+        (the links dialed, the asks in flight, the pool's idle connections), so that
+        each peer is dialed again and verified by the CA trusted now. The number of
+        links up that ended; None if none were to end (given the same ``ca`` again)."""
         self.tls = context
-        if not new_ca or self._http is None:
-            return 0
+        ends, self.ca = ends_links(self.ca, ca), ca
+        if not ends or self._http is None:
+            return None
         ended = sum(1 for runner in self.runners.values()
                     if runner.direction == "out" and runner.state == "up")
         old, self._http = self._http, self._session()

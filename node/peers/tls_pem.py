@@ -118,6 +118,14 @@ class Read:
     #: places among all: no part of what it loads.
     skipped: tuple[Block, ...] = ()
 
+    @property
+    def block_digests(self) -> frozenset[bytes]:
+        """The digests of its blocks, whatever their order and the lines between them
+        (a file too large to be read: of the whole)."""
+        if self.too_large:
+            return frozenset((self.digest,))
+        return frozenset(block.digest for block in self.blocks)
+
 
 def read_file(path: Path | None, labels: Labels) -> Read | None:
     """The certificate blocks ``path`` holds (None without a path, or if it cannot be
@@ -136,6 +144,11 @@ def read_file(path: Path | None, labels: Labels) -> Read | None:
             content = file.read(TLS_FILE_BYTES_MAX + 1)
     except OSError:
         return None
+    return read_content(content, labels)
+
+
+def read_content(content: bytes, labels: Labels) -> Read:
+    """The certificate blocks of ``content``, a file's, as ``read_file`` reads them."""
     digest = hashlib.sha256(content).digest()
     if len(content) > TLS_FILE_BYTES_MAX:
         return Read((), digest, too_large=True)

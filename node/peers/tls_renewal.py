@@ -9,12 +9,17 @@ modification and change times of the file, or of the file a symbolic link points
 builds new contexts from the files (``node.peers.api.server_tls``, ``client_tls``), which
 new connections and new dials handshake with; connections already open keep the one they
 began with, and are not dropped: a renewed certificate or key ends no link. A ``--tls-ca``
-whose content changed (``Contexts.new_ca``) ends every peer link made under the CA before,
-both ways, so that each peer handshakes again and one the new CA does not verify is shut
-out (a leaked key, a CA rotated away): a handshake gives only the peer's own certificate
-(Python 3.11 gives no chain), and without its intermediates no check could tell the
-links the new CA would refuse from the others, so all end; a CA changes seldom. Apps,
-which show no client certificate, keep their connections. Files that cannot
+that no longer holds a CA it held (one of its certificate blocks gone: ``Contexts.ca``,
+read from the very bytes the contexts trust) ends every peer link made under it, both ways
+(``BoundedSite.use_tls``, ``Gossip.use_tls``), so that each peer handshakes again and one
+the CAs left do not verify is shut out (a leaked key, a CA rotated away). Which links the
+CA taken out let in cannot be told: a handshake gives only the peer's own certificate
+(Python 3.11 gives no verified chain), and without its intermediates no check could tell
+them from the others; so all end, every link the node dialed too (plain http:// ones
+as well); a CA is taken out seldom. A CA added, the blocks reordered, the file rewritten
+alike, end none. Apps, which show no client certificate, keep their connections. Each
+part remembers the CA it was given: a look that failed partway gives the contexts again,
+and the part done already ends no link twice. Files that cannot
 be used (half written during a renewal, a key of another certificate, unreadable) leave
 the contexts in use as they were, and every later look tries again, so that the rest of
 the renewal is taken once it is written. A renewal writes its certificate and its key one
@@ -45,9 +50,10 @@ from __future__ import annotations
 import asyncio
 import os
 import ssl
+import tempfile
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -56,7 +62,7 @@ import structlog
 from node.config import Config
 from node.peers.api import TlsFileError, client_tls, server_tls
 from node.peers.tls_expiry import ExpiryWarnings, Watched
-from node.peers.tls_pem import CA_FILE, CHAIN_FILE, Read, Served, read_file
+from node.peers.tls_pem import CA_FILE, CHAIN_FILE, Served, read_content, read_file
 
 log = structlog.get_logger(__name__)
 
@@ -69,13 +75,15 @@ Stamp = tuple[int, int, int, int, int] | str
 
 @dataclass(frozen=True, slots=True)
 class Contexts:
-    """The node's TLS contexts: as a server (HTTPS) and as a dialer of peers; and
-    whether they trust another CA than the contexts before them (the content of
-    ``--tls-ca`` changed): the peer links made under the old one are to end."""
+    """The node's TLS contexts: as a server (HTTPS) and as a dialer of peers; and the
+    digests of the certificate blocks of ``--tls-ca`` they trust (``Read.block_digests``,
+    empty without it). Contexts that no longer trust one of the blocks the ones before
+    them trusted end the peer links made under those
+    (``node.http.listener.ends_links``)."""
 
     server: ssl.SSLContext | None
     client: ssl.SSLContext | None
-    new_ca: bool = False
+    ca: frozenset[bytes] = frozenset()
 
 
 @dataclass(frozen=True, slots=True)
@@ -102,9 +110,24 @@ def load(config: Config) -> tuple[Contexts, Watched]:
     dates); ``TlsFileError`` naming a file that cannot be used."""
     # Read before the contexts: a certificate renewed meanwhile is stamped anew and read
     # again next look, so the serial logged is never older than the one in use.
-    dates = Watched(config.tls_cert, read_file(config.tls_cert, CHAIN_FILE), config.tls_ca,
-                    read_file(config.tls_ca, CA_FILE))
-    return Contexts(server_tls(config), client_tls(config)), dates
+    cert = read_file(config.tls_cert, CHAIN_FILE)
+    if config.tls_ca is None:
+        return Contexts(server_tls(config), client_tls(config)), Watched(config.tls_cert, cert)
+    # The CA read once, and both contexts built from a copy of those very bytes: the
+    # blocks they trust are the ones read, whatever is written to the file meanwhile
+    # (else a CA taken out then would be trusted, and its links kept, until next look).
+    try:
+        content = config.tls_ca.read_bytes()
+    except OSError as error:
+        raise TlsFileError(f"--tls-ca {config.tls_ca}", error.strerror or str(error)) \
+            from None
+    ca = read_content(content, CA_FILE)
+    with tempfile.TemporaryDirectory(prefix="clawsync-ca-") as folder:
+        copy = Path(folder) / "ca.pem"
+        copy.write_bytes(content)
+        contexts = Contexts(server_tls(config, ca_file=copy), client_tls(config, ca_file=copy),
+                            ca.block_digests)
+    return contexts, Watched(config.tls_cert, cert, config.tls_ca, ca)
 
 
 def chain_invalid(dates: Watched, now: datetime) -> str | None:
@@ -190,8 +213,6 @@ class TlsFiles:
             self._refuse(stamps, TlsFileError(f"--tls-cert {self.config.tls_cert}", invalid))
             return None
         self._refused = self._unsettled = None
-        if _digest(dates.ca) != _digest(self.dates.ca):  # not a touch or a copy alike
-            contexts = replace(contexts, new_ca=True)
         return Loaded(contexts, dates, stamps)
 
     def take(self, loaded: Loaded) -> None:
@@ -228,10 +249,6 @@ class TlsFiles:
         """Say what the dates of the certificates in use call for at ``now``, once each
         (``node.peers.tls_expiry.ExpiryWarnings``)."""
         self.expiries.warn(self.dates, now)
-
-
-def _digest(read: Read | None) -> bytes | None:
-    return read.digest if read is not None else None
 
 
 async def look(files: TlsFiles, use: Callable[[Contexts], None]) -> Contexts | None:

@@ -110,15 +110,17 @@ class RunningNode:
     def use_tls(self, contexts: Contexts) -> None:
         """New connections and new dials handshake with ``contexts`` (renewed TLS
         files); those open keep theirs, but for peer links made under a CA the node
-        trusts no more (``Contexts.new_ca``), which end: said once, with how many."""
-        accepted = self.site.use_tls(contexts.server, new_ca=contexts.new_ca) \
-            if contexts.server is not None else 0
-        dialed = self.gossip.use_tls(contexts.client, new_ca=contexts.new_ca)
-        if contexts.new_ca:
+        trusts no more (``Contexts.ca``), which end: said once, with how many. Given
+        again after it failed partway, only the part not done yet ends links."""
+        accepted = self.site.use_tls(contexts.server, contexts.ca) \
+            if contexts.server is not None else None
+        dialed = self.gossip.use_tls(contexts.client, contexts.ca)
+        if accepted is not None or dialed is not None:
             # Certified connections accepted: links, and a peer's keep-alive asks.
-            log.warning("peer links ended: tls ca changed", accepted_connections=accepted,
-                        dialed_links=dialed, ca=str(self.config.tls_ca),
-                        why="each peer handshakes again, verified by the new CA")
+            log.warning("peer links ended: tls ca changed",
+                        accepted_connections=accepted or 0, dialed_links=dialed or 0,
+                        ca=str(self.config.tls_ca),
+                        why="each peer handshakes again, verified by the CA trusted now")
 
     async def stop(self) -> None:
         """Stop accepting, let requests in flight finish, commit what is queued, close.
@@ -251,7 +253,8 @@ async def _start(config: Config, tls: TlsFiles, socks: list[socket.socket]) -> R
     try:
         marked = await mark_folder_format(config)
         app = make_app(config, astore, device)
-        gossip = Gossip(config, astore, tls.contexts.client, device, app[DEVICES])
+        gossip = Gossip(config, astore, tls.contexts.client, device, app[DEVICES],
+                        ca=tls.contexts.ca)
         app[DEVICES].add_listener(gossip.membership_changed)
         peering.setup(app, config, gossip)
         app[METRICS].registry.register(PeerCollector(gossip))
@@ -271,7 +274,8 @@ async def _start(config: Config, tls: TlsFiles, socks: list[socket.socket]) -> R
         )
         await runner.setup()
         site = BoundedSite(runner, config.host, config.port, limits,
-                           ssl_context=tls.contexts.server, bound=socks)
+                           ssl_context=tls.contexts.server, ca=tls.contexts.ca,
+                           bound=socks)
         try:
             await _listen(site, config)
             await gossip.start()

@@ -297,22 +297,26 @@ def test_a_changed_ca_file_ends_the_links_made_under_the_old_ca(
     assert f"{ended}=0" not in said[0] and str(ca_file(node)) in said[0]
 
 
-def test_a_renewed_certificate_or_a_ca_file_written_alike_ends_no_link(
+def test_a_renewed_certificate_a_ca_added_or_a_ca_file_written_alike_ends_no_link(
         tmp_path: Path) -> None:
     """b's own certificate and key renewed, then its CA file written anew with the same
-    content: each is taken, and a's link stays up all along, the same link."""
+    content, then b's and a's CA files given the new CA too (a bundle: the old one is
+    trusted still): each is taken, and a's link stays up all along, the same link."""
     with Cluster(tmp_path) as cluster:
         a, b, certs, old_ca, _ = linked_by_certificate(tmp_path, cluster)
         [link] = links_in(b)
         renewed = make_cert(certs, "b-renewed", old_ca)
-        live = tmp_path / "live"
-        for written in ([(renewed[1], live / "key.pem"), (renewed[0], live / "cert.pem")],
-                        [(old_ca[0], ca_file(b))]):
-            taken(b, written)
+        live, both = tmp_path / "live", certs / "bundle.pem"
+        for node, written in (
+                (b, [(renewed[1], live / "key.pem"), (renewed[0], live / "cert.pem")]),
+                (b, [(old_ca[0], ca_file(b))]), (b, [(both, ca_file(b))]),
+                (a, [(both, ca_file(a))])):
+            taken(node, written)
             more = {e["id"] for e in append(a, "renewed", [message("still linked")])}
             assert more <= wait_converged([a, b], must_hold=more)
             assert links_in(b) == [link]
-    assert "peer links ended" not in b.log_path.read_text()
+    for node in (a, b):
+        assert "peer links ended" not in node.log_path.read_text()
     assert "peer link down" not in a.log_path.read_text()
 
 

@@ -1,8 +1,9 @@
 """Renewed TLS files while the node runs (``node.peers.tls_renewal``): unchanged files are
-not read again; changed ones give new contexts, a new CA file included (which says so:
-the links made under the old CA are to end, not for a renewed certificate); files that cannot
-be used keep the contexts in use, with one warning per change that names no key material,
-and are tried again until they can be used."""
+not read again; changed ones give new contexts, a new CA file included (with the CA
+blocks they trust, built from the very bytes read: the links made under a CA trusted no
+more are to end, not for a renewed certificate nor a CA added); files that cannot be used
+keep the contexts in use, with one warning per change that names no key material, and are
+tried again until they can be used."""
 
 from __future__ import annotations
 
@@ -15,10 +16,13 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import pytest
 from cryptography import x509
 from structlog.testing import capture_logs
 
 from node.config import Config
+from node.http.listener import ends_links
+from node.peers import tls_renewal
 from node.peers.tls_expiry import TLS_EXPIRY_WARN_DAYS
 from node.peers.tls_renewal import Contexts, TlsFiles, look, watch
 from tests.support.certs import (
@@ -81,7 +85,7 @@ async def test_renewed_files_and_a_new_ca_give_new_contexts(tmp_path: Path) -> N
         renewed = await look_at(files)
     assert renewed is not None and renewed is files.contexts
     assert renewed.server is not before.server and renewed.client is not before.client
-    assert not renewed.new_ca  # the links stay: the CA they were verified by is the same
+    assert renewed.ca == before.ca  # the links stay: the CA they were verified by is the same
     assert of_files(logs) == ["tls files reloaded"]
     serial = x509.load_pem_x509_certificate(cert.read_bytes()).serial_number
     assert logs[0]["certificate_serial"] == format(serial, "x")
@@ -95,17 +99,52 @@ async def test_renewed_files_and_a_new_ca_give_new_contexts(tmp_path: Path) -> N
     renewed = await look_at(files)
     assert renewed is not None and renewed.client is not None and renewed.server is not None
     assert set(renewed.client.get_ca_certs(binary_form=True)) == {der(ca[0]), der(new_ca[0])}
-    assert renewed.new_ca  # the links made under the old CA alone are to end
+    assert not ends_links(before.ca, renewed.ca)  # a CA added: the old one is trusted still
+    both = renewed.ca
+    # The bundle written otherwise: the other order, CRLF, a comment and blank lines.
+    bundle.write_bytes(b"# the cluster's CAs\r\n\r\n" + new_ca[0].read_bytes().replace(
+        b"\n", b"\r\n") + b"\n\n" + ca[0].read_bytes())
+    install(bundle, config.tls_ca)
+    renewed = await look_at(files)
+    assert renewed is not None and renewed.ca == both
     install(new_ca[0], config.tls_ca)
     renewed = await look_at(files)
     assert renewed is not None and renewed.client is not None and renewed.server is not None
     assert renewed.client.get_ca_certs(binary_form=True) == [der(new_ca[0])]
     assert der(ca[0]) not in renewed.server.get_ca_certs(binary_form=True)
-    assert renewed.new_ca
+    assert ends_links(both, renewed.ca)  # the old CA is trusted no more
     # The same CA written anew (a new file, the same content): taken, and no CA is new.
+    alone = renewed.ca
     install(new_ca[0], config.tls_ca)
     renewed = await look_at(files)
-    assert renewed is not None and not renewed.new_ca
+    assert renewed is not None and renewed.ca == alone
+
+
+async def test_the_ca_trusted_is_the_ca_read_though_written_meanwhile(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A CA file replaced while the contexts are built: the contexts trust what was read
+    (``Contexts.ca``), not the file written meanwhile, so that a CA taken out then ends
+    its links when that file is read, at the next look."""
+    config, ca = served_files(tmp_path)
+    assert config.tls_ca is not None
+    files = TlsFiles(config)
+    new_ca = make_ca(tmp_path, "new-ca")
+    install(bundle(tmp_path / "both.pem", ca[0], new_ca[0]), config.tls_ca)
+    build = tls_renewal.server_tls
+
+    def written_meanwhile(*args: Any, **kwargs: Any) -> ssl.SSLContext | None:
+        install(new_ca[0], config.tls_ca)  # the old CA taken out, as the contexts are built
+        return build(*args, **kwargs)
+
+    monkeypatch.setattr(tls_renewal, "server_tls", written_meanwhile)
+    renewed = await look_at(files)
+    monkeypatch.undo()
+    assert renewed is not None and renewed.client is not None and renewed.server is not None
+    read = {der(ca[0]), der(new_ca[0])}
+    assert set(renewed.server.get_ca_certs(binary_form=True)) == read
+    assert set(renewed.client.get_ca_certs(binary_form=True)) == read
+    after = await look_at(files)  # the file written meanwhile: its CA alone
+    assert after is not None and ends_links(renewed.ca, after.ca)
 
 
 async def test_files_that_cannot_be_used_keep_the_contexts_and_warn_once(tmp_path: Path) -> None:

@@ -1,0 +1,183 @@
+"""The node's own accept loop given new TLS (``BoundedSite.use_tls``), in process with real
+handshakes on loopback: a CA trusted no more ends the connections that showed a client
+certificate, those open and one whose handshake began under the old CA and ended after;
+one without a certificate (an app, with its token) stays; a CA added, or the same CA
+given again (a running node's look retried after it failed partway), ends none."""
+
+from __future__ import annotations
+
+import asyncio
+import re
+import ssl
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+from aiohttp import web
+
+from node.config import Config
+from node.http.listener import BoundedSite
+from node.limits import Limits
+from node.peers.api import server_tls
+from node.peers.tls_pem import CA_FILE, read_file
+from node.server.run import start
+from tests.support.certs import bundle, install, make_ca, make_cert
+from tests.support.waits import DEADLINE_S
+
+HEALTHZ = b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n"
+Stream = tuple[asyncio.StreamReader, asyncio.StreamWriter]
+
+
+class Cas:
+    """The old CA, a new one, and both in one file; the site's certificate and key, and a
+    peer's, of the old CA; the peer's renewed, of the new CA."""
+
+    def __init__(self, folder: Path) -> None:
+        self.old, self.new = make_ca(folder, "old-ca"), make_ca(folder, "new-ca")
+        self.both = bundle(folder / "both.pem", self.old[0], self.new[0])
+        self.served = make_cert(folder, "site", self.old)
+        self.peer = make_cert(folder, "peer", self.old)
+        self.renewed_peer = make_cert(folder, "peer-renewed", self.new)
+
+    def trusting(self, ca: Path) -> tuple[ssl.SSLContext, frozenset[bytes]]:
+        """The site's context verifying client certificates with ``ca``, and its digests."""
+        context = server_tls(Config(tls_cert=self.served[0], tls_key=self.served[1],
+                                    tls_ca=ca))
+        read = read_file(ca, CA_FILE)
+        assert context is not None and read is not None
+        return context, read.block_digests
+
+    def dialer(self, cert: tuple[Path, Path] | None) -> ssl.SSLContext:
+        """A client's TLS, showing ``cert`` (a peer's), or none (an app's)."""
+        context = ssl.create_default_context(cafile=str(self.old[0]))
+        if cert is not None:
+            context.load_cert_chain(*cert)
+        return context
+
+
+@pytest.fixture
+def cas(tmp_path: Path) -> Cas:
+    return Cas(tmp_path)
+
+
+@pytest.fixture
+async def site(cas: Cas) -> AsyncIterator[BoundedSite]:
+    """A site serving /healthz over TLS, its client certificates verified by the old CA."""
+    async def healthz(_: web.Request) -> web.Response:
+        return web.Response(text="ok")
+
+    app = web.Application()
+    app.router.add_get("/healthz", healthz)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    context, ca = cas.trusting(cas.old[0])
+    served = BoundedSite(runner, "127.0.0.1", 0, Limits(), ssl_context=context, ca=ca)
+    await served.start()
+    try:
+        yield served
+    finally:
+        await runner.cleanup()
+
+
+async def tcp(site: BoundedSite) -> Stream:
+    """A connection the site has accepted and begun its handshake on (with the context
+    it had then), the client's hello held back."""
+    opened = site.connections
+    stream = await asyncio.open_connection("127.0.0.1", site.port)
+    async with asyncio.timeout(DEADLINE_S):
+        while site.connections == opened:
+            await asyncio.sleep(0.01)
+    for _ in range(3):  # the site's task for it runs up to the handshake's first wait
+        await asyncio.sleep(0)
+    return stream
+
+
+async def handshaken(site: BoundedSite, dialer: ssl.SSLContext) -> Stream:
+    reader, writer = await tcp(site)
+    await writer.start_tls(dialer)
+    assert await served((reader, writer))
+    return reader, writer
+
+
+async def served(stream: Stream) -> bool:
+    """Whether the connection answers /healthz (False: the site closed it)."""
+    reader, writer = stream
+    try:
+        writer.write(HEALTHZ)
+        async with asyncio.timeout(DEADLINE_S):
+            head = await reader.readuntil(b"\r\n\r\n")
+            length = re.search(rb"(?i)content-length: *(\d+)", head)
+            assert length is not None, head
+            await reader.readexactly(int(length.group(1)))  # the next answer starts clean
+    except (asyncio.IncompleteReadError, ConnectionError, ssl.SSLError):
+        return False
+    return head.startswith(b"HTTP/1.1 200")
+
+
+async def test_a_ca_trusted_no_more_ends_the_certified_connections_once(
+        site: BoundedSite, cas: Cas) -> None:
+    peer = await handshaken(site, cas.dialer(cas.peer))
+    app = await handshaken(site, cas.dialer(None))
+    # A CA added: the one that let the peer in is trusted still.
+    assert site.use_tls(*cas.trusting(cas.both)) is None
+    assert await served(peer)
+    # The old CA taken out: the peer's connection ends, the app's stays.
+    assert site.use_tls(*cas.trusting(cas.new[0])) == 1
+    assert not await served(peer)
+    assert await served(app)
+    # The same CA given again (a look retried after it failed partway): no link made
+    # under it meanwhile ends.
+    later = await handshaken(site, cas.dialer(cas.renewed_peer))
+    assert site.use_tls(*cas.trusting(cas.new[0])) is None
+    assert await served(later)
+
+
+async def test_a_handshake_begun_under_a_ca_trusted_no_more_is_ended(
+        site: BoundedSite, cas: Cas) -> None:
+    """Handshakes begun under the old CA, finished after it was taken out: the peer's
+    certificate was verified by the old CA, so its connection ends as those open; an
+    app's, without one, stays."""
+    peer, app = await tcp(site), await tcp(site)
+    assert site.use_tls(*cas.trusting(cas.new[0])) == 0
+    await peer[1].start_tls(cas.dialer(cas.peer))
+    await app[1].start_tls(cas.dialer(None))
+    assert await served(app)
+    assert not await served(peer)
+
+
+async def test_a_look_retried_after_a_failed_use_ends_no_link_twice(
+        tmp_path: Path, cas: Cas, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A running node whose new CA was put in use partway (the site's connections ended,
+    then the dials' part failed) is given it again at the next look: the connections
+    peers made meanwhile, under the new CA, stay; only the part not done is done."""
+    ca_file = tmp_path / "ca.pem"
+    install(cas.old[0], ca_file)
+    node = await start(Config(
+        data_dir=tmp_path / "data", port=0, tls_cert=cas.served[0], tls_key=cas.served[1],
+        tls_ca=ca_file, limits=Limits(tls_files_check_interval_s=0.05)))
+    try:
+        given: list[frozenset[bytes]] = []
+        use_tls = node.gossip.use_tls
+
+        def fails_once(context: ssl.SSLContext | None, ca: frozenset[bytes]) -> int | None:
+            given.append(ca)
+            if len(given) == 1:
+                raise RuntimeError("the dials' part failed")
+            return use_tls(context, ca)
+
+        monkeypatch.setattr(node.gossip, "use_tls", fails_once)
+        peer = await handshaken(node.site, cas.dialer(cas.peer))
+        install(cas.new[0], ca_file)
+        async with asyncio.timeout(DEADLINE_S):
+            while not given:
+                await asyncio.sleep(0.01)
+        assert not await served(peer)  # the site's part was done
+        renewed = await handshaken(node.site, cas.dialer(cas.renewed_peer))
+        async with asyncio.timeout(DEADLINE_S):
+            while len(given) < 2:
+                await asyncio.sleep(0.01)
+        assert given[0] == given[1]
+        assert await served(renewed)
+        assert use_tls(node.gossip.tls, given[1]) is None  # the dials' part, done once
+    finally:
+        await node.stop()

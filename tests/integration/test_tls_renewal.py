@@ -1,9 +1,11 @@
 """A running node takes renewed TLS files without a restart (``node.peers.tls_renewal``),
 with a real node process and real certificates: a new client sees the new certificate
-while a connection opened before keeps working on the old one; a half-written renewal
-leaves the old certificate served, and the node says so once, naming no key material,
-but not while the pair may still be settling; a certificate expiring soon is warned of
-once, and its expiry is a metric."""
+while a connection opened before keeps working on the old one; a CA taken out ends the
+peer links made under it, and a CA rotated without a gap (deploy/README.md) ends each
+node's links once and loses no event; a half-written renewal leaves the old certificate
+served, and the node says so once, naming no key material, but not while the pair may
+still be settling; a certificate expiring soon is warned of once, and its expiry is a
+metric."""
 
 from __future__ import annotations
 
@@ -318,6 +320,46 @@ def test_a_renewed_certificate_a_ca_added_or_a_ca_file_written_alike_ends_no_lin
     for node in (a, b):
         assert "peer links ended" not in node.log_path.read_text()
     assert "peer link down" not in a.log_path.read_text()
+
+
+def test_a_gapless_ca_rotation_ends_the_links_once_and_loses_no_event(tmp_path: Path) -> None:
+    """The rotation deploy/README.md gives, events appended on both nodes all along: both
+    CAs in each node's CA file (no link ends), then each node's certificate of the new CA
+    (none ends), then the new CA alone: each node ends its links once, they come back,
+    and every event appended is held by both nodes, each exactly once."""
+    with Cluster(tmp_path) as cluster:
+        a, b, certs, _, new_ca = linked_by_certificate(tmp_path, cluster)
+        both, live = certs / "bundle.pem", tmp_path / "live"
+        for node in (a, b):
+            node.tls_ca = both  # the test's own requests: either CA signs the node's
+        [link] = links_in(b)
+        appended: set[str] = set()
+
+        def appended_on_both(step: str) -> None:
+            for node in (a, b):
+                appended.update(e["id"] for e in append(node, f"{step}-{node.name}",
+                                                        [message(step)]))
+
+        a_new, b_new = make_cert(certs, "a-new", new_ca), make_cert(certs, "b-new", new_ca)
+        for step, node, written in (
+                ("bundle", b, [(both, ca_file(b))]), ("bundle", a, [(both, ca_file(a))]),
+                ("certs", a, [(a_new[1], certs / "a.key"), (a_new[0], certs / "a.pem")]),
+                ("certs", b, [(b_new[1], live / "key.pem"), (b_new[0], live / "cert.pem")])):
+            taken(node, written)
+            appended_on_both(step)
+            assert links_in(b) == [link]
+        for node in (b, a):
+            taken(node, [(new_ca[0], ca_file(node))])
+            appended_on_both(f"new-ca-{node.name}")
+        wait_until(lambda: bool(links_in(b)), TAKEN_WITHIN_S, "a links again, by the new CA")
+        assert links_in(b) != [link]
+        appended_on_both("after")
+        assert appended <= wait_converged([a, b], must_hold=appended)
+        for node in (a, b):
+            ids = [event["id"] for event in all_events(node)]
+            assert len(ids) == len(set(ids)), node.name
+            said = node.log_path.read_text().count("peer links ended")
+            assert said == 1, (node.name, said)
 
 
 def served_live(tmp_path: Path, name: str, days: float) -> tuple[

@@ -139,8 +139,9 @@ class Gossip:
         """Dial with ``context``, which trusts the CA blocks ``ca`` (their digests), from
         now on (renewed TLS files). Links up keep theirs, unless it trusts a CA no more
         (``ends_links``): then every connection the node made ends, plain http:// too
-        (the links dialed, the asks in flight, the pool's idle connections), so that
-        each peer is dialed again and verified by the CA trusted now. The number of
+        (the links dialed, the asks in flight, the pool's idle connections; why all:
+        ``node.peers.tls_renewal``), so that each peer is dialed again and verified by
+        the CA trusted now. The number of
         links up that ended; None if none were to end (given the same ``ca`` again)."""
         self.tls = context
         ends, self.ca = ends_links(self.ca, ca), ca

@@ -56,7 +56,13 @@ from node.openclaw.cursor_entries import (
     without_gone,
 )
 from node.openclaw.cursor_room import COPY_PREFIX, CursorFull, cursor_full
-from node.openclaw.held import CURSOR_MOVED_MAX, CursorMoved, CursorStore, HeldCursors, fought_over
+from node.openclaw.held import (
+    CURSOR_CHANGED_MAX,
+    CursorChangedOnNode,
+    CursorStore,
+    HeldCursors,
+    fought_over,
+)
 from node.openclaw.jsonl import AgentSessions
 from node.openclaw.mapping import Mapped, SessionRef, events_for
 from node.openclaw.pace import POLL_S
@@ -137,11 +143,12 @@ class Bridge:
             while True:
                 try:
                     await self._read_agent(name, load, reads, stores[agent_id], tally)
-                except CursorMoved as moved:  # changed on the node meanwhile: on from its
-                    tally.created += moved.created
+                except CursorChangedOnNode as changed_there:  # meanwhile: on from the node's
+                    tally.add(changed_there.read)
                     load, refused = True, refused + 1
-                    if refused >= CURSOR_MOVED_MAX:
-                        raise fought_over(self.state.path, moved.name, refused) from None
+                    if refused >= CURSOR_CHANGED_MAX:
+                        raise fought_over(self.state.path, changed_there.name,
+                                          refused) from None
                     continue
                 except CursorFull as error:  # the other agents are imported, and named too
                     full.append(str(error))
@@ -275,8 +282,8 @@ class Bridge:
             if saved != cursor:
                 try:
                     await self._held.save(name, saved)  # held once saved
-                except CursorMoved as refused:
-                    refused.created = step.created
+                except CursorChangedOnNode as refused:
+                    refused.read = Tally(step.records, step.events, step.created)
                     raise
             if over is not None:
                 step.full = cursor_full(f"{self.state.path}/agents/{source.agent_id}",
@@ -488,4 +495,3 @@ def mapping_events(record: Record, copy_ms: int | None = None) -> Mapped:
     ref = SessionRef(record.agent_id, record.session_key or record.session_id,
                      record.session_id)
     return events_for(record.value, ref, fallback_ms=record.written_ms, copy_ms=copy_ms)
-

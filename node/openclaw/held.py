@@ -14,9 +14,12 @@ bridge's own, not as a change made there (which would end the agent's waits and 
 what its keys hold here).
 
 A save is refused (412) when the cursor was changed on the node since this bridge read or
-saved it (the sink saves with its tag, ``node.cli.openclaw_sink.HttpSink``): nothing of
-it is kept as sent, and ``CursorMoved`` has the bridge read the agent's cursors again and
-go on from the node's, as at a pass that finds them changed."""
+saved it (the sink saves with its tag, ``node.cli.openclaw_sink.HttpSink``):
+``CursorChangedOnNode`` has the bridge read the agent's cursors again and go on from the
+node's, as at a pass that finds them changed. What was sent stays noted: a tag names a
+value, so a save is refused too when another bridge saved that very value first; the
+read then finds it, and it is taken as this bridge's own (nothing is said, and the waits
+are kept), as for a save whose answer was lost."""
 
 from __future__ import annotations
 
@@ -27,23 +30,26 @@ from typing import Protocol
 from crdt.errors import Picklable
 from node.client.errors import ClientError
 from node.openclaw.session_keys import SessionKeys, keys_name, refused_keys_hint
+from node.openclaw.tally import Tally
 
 #: Saves of one agent's cursors the node may refuse in one pass, each for a change made
-#: there meanwhile (``CursorMoved``), before the pass gives up: so many are no person's
-#: reset but another bridge saving them too, each read again from the other's save.
-CURSOR_MOVED_MAX = 10
+#: there meanwhile (``CursorChangedOnNode``), before the pass gives up: so many are no
+#: person's reset but another bridge saving them too, each read again from the other's
+#: save.
+CURSOR_CHANGED_MAX = 10
 
 
-class CursorMoved(Picklable):
+class CursorChangedOnNode(Picklable):
     """The node refused a save of cursor ``name``: it was changed there since it was
     read. Nothing was saved; the agent's cursors are to be read again."""
 
     def __init__(self, name: str) -> None:
         super().__init__(f"the cursor {name} was changed on the node")
         self.name = name
-        #: Events the node stored new before it refused the save (the pass counts them:
-        #: read again from the node's cursor, they are answered as already stored).
-        self.created = 0
+        #: What the refused step read and stored (``Tally``: records, events, created),
+        #: which the pass counts: its events are stored, and the read again from the
+        #: node's cursor may not meet them (saved ahead by another bridge).
+        self.read = Tally()
 
 
 class CursorStore(Protocol):
@@ -124,8 +130,9 @@ class HeldCursors:
         except ClientError as error:
             if error.status != 412:
                 raise
-            del self._sending[name]  # refused: not on the node, nor taken for this bridge's
-            raise CursorMoved(name) from None
+            # Refused, but what was sent stays noted: another bridge may have saved that
+            # very value first (``load`` takes it as this bridge's own).
+            raise CursorChangedOnNode(name) from None
         del self._sending[name]
 
     def keep(self, names: Iterable[str]) -> None:
@@ -146,7 +153,7 @@ class HeldCursors:
 
 def fought_over(state: Path, name: str, times: int) -> ClientError:
     """The error of a pass that gave up on an agent whose cursor ``name`` the node
-    refused to save ``times`` times (``CURSOR_MOVED_MAX``)."""
+    refused to save ``times`` times (``CURSOR_CHANGED_MAX``)."""
     return ClientError(
         f"{state}: the cursor {name} was changed on the node {times} times while one pass "
         "read its agent, each change made between this import's read of it and its save: "

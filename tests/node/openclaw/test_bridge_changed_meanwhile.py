@@ -5,6 +5,8 @@ bridge reads the cursor again and goes on from the node's, never saving over it.
 
 from __future__ import annotations
 
+import time
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
@@ -16,12 +18,12 @@ from node.cli.openclaw_sink import HttpSink
 from node.client.api import Client
 from node.client.errors import ClientError
 from node.openclaw import bridge as bridge_module
-from node.openclaw import held
 from node.openclaw.bridge import Bridge
+from node.openclaw.key_entries import entry_of
 from node.openclaw.session_keys import keys_name
 from node.openclaw.state import StateFolder, cursor_name
 from node.server.run import RunningNode
-from tests.node.openclaw.waiting import KEY_A, KEY_B, A, B
+from tests.node.openclaw.waiting import KEY_A, KEY_B, A, B, Clock
 from tests.support.openclaw import turn_records, write_jsonl
 from tests.support.stand_in import Quiet, serving
 
@@ -50,6 +52,30 @@ class ChangedMeanwhile(HttpSink):
     async def append(self, events: list[Event]) -> int:
         self.sent.extend(event.id for event in events)
         return await super().append(events)
+
+
+#: A key the bridge never learns (the state folder has no such session): saved on the
+#: node during a pass, it is kept in what the pass saves, not saved over.
+RESET_KEYS = entry_of("set-on-the-node", "agent:main:elsewhere")
+
+
+class SavedFirst(HttpSink):
+    """A node over HTTP on which, just before the bridge's next save of cursor
+    ``target``, ``first`` runs: another bridge's work (a pass of its own, or the same
+    save)."""
+
+    target: str | None = None
+
+    def __init__(self, client: Client, first: Callable[[str, dict[str, int]], Awaitable[Any]]
+                 ) -> None:
+        super().__init__(client)
+        self.first = first
+
+    async def save_cursor(self, name: str, cursor: dict[str, int]) -> None:
+        if name == self.target:
+            self.target = None
+            await self.first(name, cursor)
+        await super().save_cursor(name, cursor)
 
 
 def times(count: int) -> list[int]:
@@ -89,9 +115,10 @@ async def test_a_cursor_reset_during_a_pass_is_read_on_from_not_saved_over(
 
 async def test_keys_reset_during_a_pass_are_read_on_from_not_saved_over(
         tmp_path: Path, node: RunningNode) -> None:
-    """The keys cursor saved empty (as the node's refusal of it says) while a pass learns
-    a new key: the save is refused, the keys are read again from the node and said
-    changed, and what the pass learns is saved on from the node's."""
+    """The keys cursor changed on the node (as a reset, to one key the bridge would never
+    learn) while a pass learns a new key: the save is refused, the keys are read again
+    from the node and said changed, and what the pass learns is saved on from the
+    node's: that key stays."""
     write_jsonl(tmp_path, KEY_A, A, turn_records(A, times(2)))
     keys = keys_name(cursor_name(tmp_path.resolve(), "main"))
     told: list[str] = []
@@ -101,23 +128,86 @@ async def test_keys_reset_during_a_pass_are_read_on_from_not_saved_over(
         bridge = Bridge(folder, sink, told.append)
         try:
             await bridge.run_pass()
-            sink.target, sink.change = keys, {}
+            sink.target, sink.change = keys, {RESET_KEYS: 1}
             write_jsonl(tmp_path, KEY_B, B, turn_records(B, times(2)))
             await bridge.run_pass(only_changed=True)
             assert sink.target is None  # the change was made
             assert f"the cursor {keys} was changed on the node" in "\n".join(told)
+            saved = await client.cursor(keys)
+            assert saved is not None and RESET_KEYS in saved  # not saved over
+            assert any(entry.endswith(KEY_B) for entry in saved)  # and what the pass learnt
         finally:
             folder.close()
 
 
+async def test_a_cursor_saved_ahead_by_another_bridge_counts_what_the_pass_stored(
+        tmp_path: Path, node: RunningNode) -> None:
+    """Another bridge reads the same folder further (a record more) and saves its cursor
+    between this pass's append and its save: refused, the pass reads on from the
+    other's, which leaves nothing to read; what its refused step read and stored is
+    counted all the same (never fewer already stored than none)."""
+    write_jsonl(tmp_path, KEY_A, A, turn_records(A, times(2)))
+    name = cursor_name(tmp_path.resolve(), "main")
+    told: list[str] = []
+    folder, other_folder = StateFolder(tmp_path), StateFolder(tmp_path)
+    async with Client(node.url) as client:
+        other = Bridge(other_folder, HttpSink(client))
+
+        async def other_pass(_name: str, _cursor: dict[str, int]) -> None:
+            write_jsonl(tmp_path, KEY_A, A, turn_records(A, times(4)))
+            await other.run_pass()
+
+        sink = SavedFirst(client, other_pass)
+        bridge = Bridge(folder, sink, told.append)
+        try:
+            await bridge.run_pass()
+            write_jsonl(tmp_path, KEY_A, A, turn_records(A, times(3)))
+            sink.target = name
+            tally = await bridge.run_pass(only_changed=True)
+            assert sink.target is None  # the other bridge saved first
+            assert f"the cursor {name} was changed on the node" in "\n".join(told)
+            assert (tally.records, tally.events, tally.created) == (1, 1, 1)
+            assert await client.cursor(name) == other._held.main[name]  # not saved over
+        finally:
+            folder.close()
+            other_folder.close()
+
+
+@pytest.mark.parametrize("saved", ["cursor", "keys"])
+async def test_the_same_value_saved_first_by_another_bridge_is_taken_as_its_own(
+        tmp_path: Path, node: RunningNode, saved: str) -> None:
+    """Another bridge saves the very value this one saves, just before it: the node
+    refuses this one (a tag names a value), and the read again finds what it sent, taken
+    as its own save: nothing said, the keys learnt kept, and a record that waited for
+    the node's clock still waits (not tried again, nor named anew)."""
+    now_ms = int(time.time() * 1000)
+    write_jsonl(tmp_path, KEY_A, A, turn_records(A, [now_ms - 5000, now_ms + 3_600_000]))
+    name = cursor_name(tmp_path.resolve(), "main")
+    told: list[str] = []
+    folder = StateFolder(tmp_path)
+    async with Client(node.url) as client:
+        sink = SavedFirst(client, client.save_cursor)  # no tag: saved whatever is there
+        bridge = Bridge(folder, sink, told.append, monotonic=Clock())
+        try:
+            assert len((await bridge.run_pass()).waiting) == 1
+            keys, waits = bridge._held.keys[name], dict(bridge._waiting)
+            told.clear()
+            write_jsonl(tmp_path, KEY_B, B, turn_records(B, [1_700_000_001_000]))
+            sink.target = name if saved == "cursor" else keys_name(name)
+            tally = await bridge.run_pass(only_changed=True)
+            assert sink.target is None  # the other bridge saved first
+            assert told == [] and tally.waiting == []
+            assert bridge._held.keys[name] is keys
+            assert bridge._waiting == waits
+        finally:
+            folder.close()
 
 
 async def test_a_cursor_changed_at_each_save_stops_the_pass(
         tmp_path: Path, node: RunningNode, monkeypatch: pytest.MonkeyPatch) -> None:
     """Another bridge saving the same cursor all along: the pass gives up after
-    ``CURSOR_MOVED_MAX`` refused saves, saying why, and never saves over it."""
-    monkeypatch.setattr(held, "CURSOR_MOVED_MAX", 3)
-    monkeypatch.setattr(bridge_module, "CURSOR_MOVED_MAX", 3)
+    ``CURSOR_CHANGED_MAX`` refused saves, saying why, and never saves over it."""
+    monkeypatch.setattr(bridge_module, "CURSOR_CHANGED_MAX", 3)
     write_jsonl(tmp_path, KEY_A, A, turn_records(A, times(2)))
     name = cursor_name(tmp_path.resolve(), "main")
     folder = StateFolder(tmp_path)

@@ -51,6 +51,20 @@ class InputError(click.ClickException):
     exit_code = 2
 
 
+#: The exit code of ``openclaw import`` and ``watch`` when the node refused an agent's
+#: cursor saves ``CURSOR_CHANGED_MAX`` times in one pass, each changed there meanwhile:
+#: another import saves them too. Its own code, so that a service manager does not
+#: restart watch into the same fight (the unit in deploy/systemd does not).
+CURSOR_CHANGED_EXIT = 3
+
+
+class CursorsContested(click.ClickException):
+    """Another import saves the same cursors (``node.openclaw.held.CursorChangedTooOften``):
+    a set-up mistake to show, which running again does not mend."""
+
+    exit_code = CURSOR_CHANGED_EXIT
+
+
 #: The node's answers that blame what the command was given (a malformed id, pattern or
 #: address: 400; an event or file over the node's size limits: 413): exit code 2, as
 #: for the usage errors found before any request. 401, 403, 404 and 409 stay 1: the

@@ -20,6 +20,7 @@ from typing import Any
 
 import click
 
+from node.cli.common import CURSOR_CHANGED_EXIT
 from node.cli.options import client_options, session_key
 from node.openclaw.pace import AHEAD_RETRY_MAX_S, AHEAD_RETRY_MIN_S, POLL_S
 
@@ -72,7 +73,13 @@ def openclaw() -> None:
     """
 
 
-IMPORT_HELP = """Import every OpenClaw session of the state folder into the node, once.
+#: What import and watch do when another import saves the same cursors.
+CONTESTED_HELP = (
+    "If the node refuses an agent's cursor saves again and again in one pass, each "
+    "changed there meanwhile, another import of this folder saves them too: it stops, "
+    f"saying so, with exit code {CURSOR_CHANGED_EXIT} (run one only).")
+
+IMPORT_HELP = f"""Import every OpenClaw session of the state folder into the node, once.
 
 Reads each agent's SQLite store (agents/ID/agent/openclaw-agent.sqlite) and the older
 layout (agents/ID/sessions/*.jsonl) read-only, from where the last import or watch of
@@ -81,7 +88,7 @@ A record that cannot be read or mapped (a truncated line, a row that does not de
 newer transcript version) is named on stderr and skipped; the rest is imported and the
 exit code is 1. A record dated further ahead of the node's clock than it takes (a fast
 clock) is named and not skipped: it and the records after it in its session are left
-for a later import (exit code 1), the rest is imported.
+for a later import (exit code 1), the rest is imported. {CONTESTED_HELP}
 
 \b
 Examples:
@@ -117,6 +124,7 @@ clock than it takes (a fast clock) is named once, with by how much, and never sk
 it and the records after it in its session wait, while the rest goes on, tried again
 when the node's clock should take them (from its refusal; at most every
 {AHEAD_RETRY_MIN_S:g} s, at least every {AHEAD_RETRY_MAX_S:g} s) until the node does.
+{CONTESTED_HELP}
 
 \b
 Examples:

@@ -19,13 +19,14 @@ import click
 
 from crdt.errors import NotFound
 from crdt.events import Event
-from node.cli.common import InputError, NodeError, note, unknown_session
+from node.cli.common import CursorsContested, InputError, NodeError, note, unknown_session
 from node.cli.openclaw_sink import HttpSink, with_sink
 from node.cli.options import settings
 from node.client.api import ClientError
 from node.openclaw.bridge import Bridge, Sink
 from node.openclaw.export import ExportRefused, Written
 from node.openclaw.export import export as export_transcript
+from node.openclaw.held import CursorChangedTooOften
 from node.openclaw.lock_holders import HeldLock, StateLockUnreadable
 from node.openclaw.mapping import EXTRA, session_key_for
 from node.openclaw.records import Transcript, openclaw_ids, transcripts_for
@@ -98,6 +99,12 @@ def _is_folder(path: Path) -> bool:
         return True
 
 
+def _contested(error: CursorChangedTooOften) -> CursorsContested:
+    """What the pass did before it gave up, then why it did (as for ``PassFull``)."""
+    note(_summary(error.tally))
+    return CursorsContested(str(error))
+
+
 def _summary(tally: Tally) -> str:
     waiting = (f", {counted(len(tally.waiting), 'record')} waiting for the node's clock"
                if tally.waiting else "")
@@ -119,6 +126,8 @@ def run_import(ctx: click.Context, state_dir: Path, agents: tuple[str, ...],
         except PassFull as error:  # what the other agents had is imported: said so
             note(_summary(error.tally))
             raise
+        except CursorChangedTooOften as error:
+            raise _contested(error) from None
         finally:
             state.close()
 
@@ -176,6 +185,8 @@ def run_watch(ctx: click.Context, state_dir: Path, agents: tuple[str, ...],
                 except PassFull as error:  # as import: what was read, then who is over
                     note(_summary(error.tally))
                     raise
+                except CursorChangedTooOften as error:  # not mended by trying again
+                    raise _contested(error) from None
                 except ClientError as error:
                     if error.status is not None and error.status < 500:
                         raise

@@ -59,9 +59,9 @@ from node.openclaw.cursor_room import COPY_PREFIX, CursorFull, cursor_full
 from node.openclaw.held import (
     CURSOR_CHANGED_MAX,
     CursorChangedOnNode,
+    CursorChangedTooOften,
     CursorStore,
     HeldCursors,
-    fought_over,
 )
 from node.openclaw.jsonl import AgentSessions
 from node.openclaw.mapping import Mapped, SessionRef, events_for
@@ -147,8 +147,8 @@ class Bridge:
                     tally.add(changed_there.read)
                     load, refused = True, refused + 1
                     if refused >= CURSOR_CHANGED_MAX:
-                        raise fought_over(self.state.path, changed_there.name,
-                                          refused) from None
+                        raise CursorChangedTooOften(self.state.path, changed_there.name,
+                                                    refused, tally) from None
                     continue
                 except CursorFull as error:  # the other agents are imported, and named too
                     full.append(str(error))

@@ -33,9 +33,9 @@ from node.openclaw.session_keys import SessionKeys, keys_name, refused_keys_hint
 from node.openclaw.tally import Tally
 
 #: Saves of one agent's cursors the node may refuse in one pass, each for a change made
-#: there meanwhile (``CursorChangedOnNode``), before the pass gives up: so many are no
-#: person's reset but another bridge saving them too, each read again from the other's
-#: save.
+#: there meanwhile (``CursorChangedOnNode``), before the pass gives up
+#: (``CursorChangedTooOften``): so many are no person's reset but another bridge saving
+#: them too, each read again from the other's save.
 CURSOR_CHANGED_MAX = 10
 
 
@@ -50,6 +50,20 @@ class CursorChangedOnNode(Picklable):
         #: which the pass counts: its events are stored, and the read again from the
         #: node's cursor may not meet them (saved ahead by another bridge).
         self.read = Tally()
+
+
+class CursorChangedTooOften(Picklable):
+    """A pass gave up on an agent whose cursor ``name`` the node refused to save
+    ``times`` times (``CURSOR_CHANGED_MAX``), each changed there meanwhile: another
+    import saves it too. ``tally``: what the pass did before it gave up."""
+
+    def __init__(self, state: Path, name: str, times: int, tally: Tally) -> None:
+        super().__init__(
+            f"{state}: the cursor {name} was changed on the node {times} times while one "
+            "pass read its agent, each change made between this import's read of it and "
+            "its save: another `clawsync openclaw` is importing this state folder into the "
+            "node; run one only")
+        self.name, self.times, self.tally = name, times, tally
 
 
 class CursorStore(Protocol):
@@ -149,13 +163,3 @@ class HeldCursors:
     def _changed_on_node(self, name: str) -> None:
         self.tell(f"{self.path}: the cursor {name} was changed on the node since this "
                   "import last read or saved it; read on from what the node holds now")
-
-
-def fought_over(state: Path, name: str, times: int) -> ClientError:
-    """The error of a pass that gave up on an agent whose cursor ``name`` the node
-    refused to save ``times`` times (``CURSOR_CHANGED_MAX``)."""
-    return ClientError(
-        f"{state}: the cursor {name} was changed on the node {times} times while one pass "
-        "read its agent, each change made between this import's read of it and its save: "
-        "another `clawsync openclaw` is importing this state folder into the node; run "
-        "one only", status=412, code="cursor_changed")

@@ -11,20 +11,25 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from click.testing import CliRunner, Result
 
 from crdt.events import Event
 from crdt.log.cursors import cursor_tag
+from node.cli import openclaw_sink
+from node.cli.common import CURSOR_CHANGED_EXIT
 from node.cli.openclaw_sink import HttpSink
 from node.client.api import Client
-from node.client.errors import ClientError
+from node.main import main
 from node.openclaw import bridge as bridge_module
 from node.openclaw.bridge import Bridge
+from node.openclaw.held import CursorChangedTooOften
 from node.openclaw.key_entries import entry_of
 from node.openclaw.session_keys import keys_name
 from node.openclaw.state import StateFolder, cursor_name
 from node.server.run import RunningNode
 from tests.node.openclaw.waiting import KEY_A, KEY_B, A, B, Clock
 from tests.support.openclaw import turn_records, write_jsonl
+from tests.support.processes import NodeProcess
 from tests.support.stand_in import Quiet, serving
 
 
@@ -206,7 +211,8 @@ async def test_the_same_value_saved_first_by_another_bridge_is_taken_as_its_own(
 async def test_a_cursor_changed_at_each_save_stops_the_pass(
         tmp_path: Path, node: RunningNode, monkeypatch: pytest.MonkeyPatch) -> None:
     """Another bridge saving the same cursor all along: the pass gives up after
-    ``CURSOR_CHANGED_MAX`` refused saves, saying why, and never saves over it."""
+    ``CURSOR_CHANGED_MAX`` refused saves, saying why, with what it did before, and
+    never saves over it."""
     monkeypatch.setattr(bridge_module, "CURSOR_CHANGED_MAX", 3)
     write_jsonl(tmp_path, KEY_A, A, turn_records(A, times(2)))
     name = cursor_name(tmp_path.resolve(), "main")
@@ -218,14 +224,44 @@ async def test_a_cursor_changed_at_each_save_stops_the_pass(
             await bridge.run_pass()
             write_jsonl(tmp_path, KEY_A, A, turn_records(A, times(3)))
             sink.target, sink.change, sink.always = name, {"db:other": 1}, True
-            with pytest.raises(ClientError) as raised:
+            with pytest.raises(CursorChangedTooOften) as raised:
                 await bridge.run_pass(only_changed=True)
-            assert raised.value.status == 412
+            assert raised.value.tally.created == 1  # the new record's event, stored
             assert f"the cursor {name} was changed on the node 3 times" in str(raised.value)
             assert "run one only" in str(raised.value)
             assert await client.cursor(name) == {"db:other": 3}
         finally:
             folder.close()
+
+
+@pytest.mark.parametrize("command", ["import", "watch"])
+def test_import_and_watch_stop_with_their_own_exit_when_a_cursor_is_fought_over(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, command: str) -> None:
+    """Another import saving the same cursor all along is a set-up mistake, which
+    running again does not mend: the command says what it stored, then why it stops,
+    with ``CURSOR_CHANGED_EXIT`` (which the systemd unit does not restart)."""
+    monkeypatch.setattr(bridge_module, "CURSOR_CHANGED_MAX", 3)
+    write_jsonl(tmp_path / "state", KEY_A, A, turn_records(A, times(2)))
+    name = cursor_name((tmp_path / "state").resolve(), "main")
+    with NodeProcess(tmp_path) as node:
+        def run(*args: str) -> Result:
+            return CliRunner().invoke(main, ["--node", node.url, "openclaw", *args,
+                                             "--state-dir", str(tmp_path / "state")])
+
+        assert run("import").exit_code == 0  # the cursor is on the node: saved with its tag
+        write_jsonl(tmp_path / "state", KEY_A, A, turn_records(A, times(3)))
+
+        class FoughtOver(ChangedMeanwhile):
+            target, change, always = name, {"db:other": 1}, True
+
+        monkeypatch.setattr(openclaw_sink, "HttpSink", FoughtOver)
+        result = run(command)
+    assert result.exit_code == CURSOR_CHANGED_EXIT == 3, result.output
+    lines = result.output.splitlines()
+    # Each of the 3 reads began at the session's start (the other's cursor lacks it).
+    assert lines[-2].startswith("9 records read: 1 new event, 8 already stored")
+    assert lines[-1].startswith("Error: ") and lines[-1].endswith("run one only")
+    assert f"the cursor {name} was changed on the node 3 times" in lines[-1]
 
 
 async def test_a_node_that_gives_no_tags_is_saved_to_without_a_condition() -> None:

@@ -90,24 +90,26 @@ def cursor_tag(value: dict[str, int]) -> str:
 
 
 def save_cursor(store: EventStore, name: str, value: dict[str, int], *,
-                if_tags: Collection[str] | None = None) -> None:
+                if_tags: Collection[str] | None = None, if_saved: bool = False) -> None:
     """Check and store the cursor ``name`` (replacing what was there); with ``if_tags``,
-    only if what is there has one of those tags, else ``CursorChanged`` and nothing is
-    saved (checked in the transaction that saves it: no other save comes between)."""
+    only if what is there has one of those tags, with ``if_saved`` only if one is there
+    (any), else ``CursorChanged`` and nothing is saved (checked in the transaction that
+    saves it: no other save comes between)."""
     check_cursor_name(name)
     checked = check_cursor(value)
+    conditional = if_tags is not None or if_saved
 
     def unchanged(held: dict[str, int] | None) -> None:
-        if if_tags is None:
+        if not conditional:
             return
         if held is None:
             raise CursorChanged(f"the cursor {name!r} is no longer as read: none is saved")
-        if cursor_tag(held) not in if_tags:
+        if if_tags is not None and cursor_tag(held) not in if_tags:
             raise CursorChanged(f"the cursor {name!r} is no longer as read (tag "
                                 f"{', '.join(sorted(if_tags))}): it holds another value "
                                 f"(tag {cursor_tag(held)})")
 
-    store.save_checkpoint(PREFIX + name, checked, None if if_tags is None else unchanged)
+    store.save_checkpoint(PREFIX + name, checked, unchanged if conditional else None)
 
 
 def read_cursor(store: EventStore, name: str) -> dict[str, int] | None:

@@ -5,7 +5,9 @@
 
 Both answer the cursor's tag as an ``ETag``. A PUT with ``If-Match`` (a tag, or several)
 saves only if the cursor still has one of them, else answers 412 and saves nothing;
-``If-Match: *`` or none saves whatever is there (as before the header was taken).
+``If-Match: *`` only if a cursor is saved, any (RFC 9110 13.1.1: it is false when there
+is none), so that a client updating only an existing cursor does not make one; none saves
+whatever is there (as before the header was taken).
 
 A bridge (``clawsync openclaw watch``) saves where it has read a source up to, after the
 events read are stored, so a restart on any machine resumes there; with the tag it read,
@@ -45,14 +47,13 @@ _ENTITY_TAG = re.compile(r'\s*(W/)?"([\x21\x23-\x7e\x80-\xff]*)"\s*')
 
 def if_match(request: web.Request) -> frozenset[str] | None:
     """The tags ``If-Match`` names (their text, unquoted); None if it is absent or
-    ``*`` (any cursor, or none). A weak tag names none: a cursor's is strong, and
-    If-Match compares strongly. Not a list of quoted tags: 400, ``If-Match``."""
+    ``*`` (``any_saved`` tells them apart). A weak tag names none: a cursor's is
+    strong, and If-Match compares strongly. Not a list of quoted tags: 400,
+    ``If-Match``."""
     headers = request.headers.getall(hdrs.IF_MATCH, [])
-    if not headers:
+    if not headers or any_saved(request):
         return None
     said = ",".join(headers)
-    if said.strip() == "*":
-        return None
     tags = set()
     for item in said.split(","):
         found = _ENTITY_TAG.fullmatch(item)
@@ -62,6 +63,11 @@ def if_match(request: web.Request) -> frozenset[str] | None:
         if not found.group(1):
             tags.add(found.group(2))
     return frozenset(tags)
+
+
+def any_saved(request: web.Request) -> bool:
+    """Whether the request's ``If-Match`` is ``*``: any cursor saved, but one."""
+    return ",".join(request.headers.getall(hdrs.IF_MATCH, [])).strip() == "*"
 
 
 def tagged(response: web.Response, value: dict[str, int]) -> web.Response:
@@ -87,7 +93,8 @@ def setup(app: web.Application, astore: AsyncStore, limits: Limits) -> None:
             raise InvalidInput('must be {"cursor": {...}}', field="body")
         value = body["cursor"]
         try:
-            await astore.write(lambda store: save_cursor(store, name, value, if_tags=tags))
+            await astore.write(lambda store: save_cursor(store, name, value, if_tags=tags,
+                                                         if_saved=any_saved(request)))
         except CursorChanged as changed:
             raise HttpError(412, "cursor_changed", f"{changed}; read it again (GET) and "
                             "save on from what it holds", field=hdrs.IF_MATCH) from None

@@ -1,6 +1,7 @@
 """``PUT /v1/cursors/{name}`` with ``If-Match``: saved only if the cursor still has the
-tag it was read with (``ETag``), else 412 and the cursor as it was; ``*`` or no header
-saves whatever is there; a header that is no list of tags is a 400."""
+tag it was read with (``ETag``), else 412 and the cursor as it was; ``*`` saves over
+any cursor saved but makes none (RFC 9110 13.1.1), no header saves whatever is there; a
+header that is no list of tags is a 400."""
 
 from __future__ import annotations
 
@@ -70,10 +71,24 @@ async def test_a_save_with_another_tag_is_refused_and_changes_nothing(
         assert (await held(client))[0] == {}
 
 
-@pytest.mark.parametrize("if_match", [None, "*", " * "])
-async def test_no_condition_or_any_saves_whatever_is_there(
-        client: aiohttp.ClientSession, if_match: str | None) -> None:
-    assert (await put(client, {"db:s": 1}, if_match=if_match)).status == 200  # none saved
+async def test_no_condition_saves_whatever_is_there(client: aiohttp.ClientSession) -> None:
+    assert (await put(client, {"db:s": 1})).status == 200  # none saved
+    assert (await put(client, {"db:s": 2})).status == 200
+    assert (await held(client))[0] == {"db:s": 2}
+
+
+@pytest.mark.parametrize("if_match", ["*", " * "])
+async def test_any_saves_over_a_cursor_saved_but_makes_none(
+        client: aiohttp.ClientSession, if_match: str) -> None:
+    """``*`` is false when there is no cursor (RFC 9110 13.1.1): a client that updates
+    only a cursor already saved does not make one."""
+    async with client.put(PATH, json={"cursor": {"db:s": 1}},
+                          headers={"If-Match": if_match}) as resp:
+        await refused(resp, 412, "cursor_changed", "If-Match",
+                      "the cursor 'openclaw:ab:cd' is no longer as read: none is saved")
+    async with client.get(PATH) as resp:
+        assert resp.status == 404
+    assert (await put(client, {"db:s": 1})).status == 200
     assert (await put(client, {"db:s": 2}, if_match=if_match)).status == 200
     assert (await held(client))[0] == {"db:s": 2}
 

@@ -90,20 +90,23 @@ def cursor_tag(value: dict[str, int]) -> str:
 
 
 def save_cursor(store: EventStore, name: str, value: dict[str, int], *,
-                if_tags: Collection[str] | None = None, if_saved: bool = False) -> None:
+                if_tags: Collection[str] | None = None, if_saved: bool | None = None) -> None:
     """Check and store the cursor ``name`` (replacing what was there); with ``if_tags``,
-    only if what is there has one of those tags, with ``if_saved`` only if one is there
-    (any), else ``CursorChanged`` and nothing is saved (checked in the transaction that
-    saves it: no other save comes between)."""
+    only if what is there has one of those tags; with ``if_saved`` True only if one is
+    there (any), False only if none is; else ``CursorChanged`` and nothing is saved
+    (checked in the transaction that saves it: no other save comes between)."""
     check_cursor_name(name)
     checked = check_cursor(value)
-    conditional = if_tags is not None or if_saved
+    conditional = if_tags is not None or if_saved is not None
 
     def unchanged(held: dict[str, int] | None) -> None:
-        if not conditional:
-            return
         if held is None:
-            raise CursorChanged(f"the cursor {name!r} is no longer as read: none is saved")
+            if if_tags is not None or if_saved:
+                raise CursorChanged(f"the cursor {name!r} is no longer as read: none is saved")
+            return
+        if if_saved is False:
+            raise CursorChanged(f"the cursor {name!r} is no longer as read: none was saved, "
+                                f"and it holds a value now (tag {cursor_tag(held)})")
         if if_tags is not None and cursor_tag(held) not in if_tags:
             raise CursorChanged(f"the cursor {name!r} is no longer as read (tag "
                                 f"{', '.join(sorted(if_tags))}): it holds another value "

@@ -50,27 +50,33 @@ T = TypeVar("T")
 
 class HttpSink:
     """A node over HTTP (``node.client``). A cursor is saved only if the node still holds
-    it as this sink last read or saved it (by its tag): one changed there meanwhile (a
-    reset, another bridge) is refused with a 412 (``node.openclaw.held``), not
-    overwritten."""
+    it as this sink last read or saved it (by its tag), or, read as absent, still holds
+    none: one changed there meanwhile (a reset, another bridge) is refused with a 412
+    (``node.openclaw.held``), not overwritten."""
 
     def __init__(self, client: Client) -> None:
         self.client = client
         # Cursor name -> its tag as last read or saved (none: saved without a condition,
-        # as for one not saved yet, or a node older than tags).
+        # as to a node older than tags).
         self._tags: dict[str, str] = {}
+        # Cursors read as absent, not saved since: saved only if still absent (a node
+        # older than tags ignores the header, and saves whatever is there).
+        self._absent: set[str] = set()
 
     async def cursor(self, name: str) -> dict[str, int] | None:
         tagged = await self.client.tagged_cursor(name)
         cursor, tag = (None, None) if tagged is None else tagged
         self._held(name, tag)
+        if tagged is None:
+            self._absent.add(name)
         return cursor
 
     async def save_cursor(self, name: str, cursor: dict[str, int]) -> None:
-        self._held(name, await self.client.save_cursor(name, cursor,
-                                                       if_match=self._tags.get(name)))
+        self._held(name, await self.client.save_cursor(
+            name, cursor, if_match=self._tags.get(name), if_absent=name in self._absent))
 
     def _held(self, name: str, tag: str | None) -> None:
+        self._absent.discard(name)
         if tag is None:
             self._tags.pop(name, None)
         else:

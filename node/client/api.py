@@ -214,17 +214,19 @@ class Client(Transport):
         return dict(answer["cursor"]), _tag(headers)
 
     async def save_cursor(self, name: str, cursor: dict[str, int], *,
-                          if_match: str | None = None) -> str | None:
+                          if_match: str | None = None, if_absent: bool = False) -> str | None:
         """``PUT /v1/cursors/{name}``: replace a bridge's cursor; with ``if_match`` (a tag
-        ``tagged_cursor`` or this gave), only if it still has that tag, else a
-        ``ClientError`` of status 412 (``cursor_changed``: read it again). Returns the
+        ``tagged_cursor`` or this gave), only if it still has that tag, with ``if_absent``
+        only if none is saved (``If-None-Match: *``), else a ``ClientError`` of status
+        412 (``cursor_changed``: read it again). Returns the
         tag of the cursor saved (None from a node older than tags, which saves whatever
         the tag). Sent as CBOR, the form the node measures it in: a cursor within its
         size limit is a body within the node's (in JSON, names full of ``"`` or ``\\``
         take twice their bytes, and more)."""
         _answer, headers = await self._exchange(
             "PUT", "/v1/cursors/" + quote(name, safe=""), cbor_body={"cursor": cursor},
-            what="the cursor", headers=None if if_match is None else {"If-Match": if_match})
+            what="the cursor", headers={**({} if if_match is None else {"If-Match": if_match}),
+                                        **({"If-None-Match": "*"} if if_absent else {})} or None)
         return _tag(headers)
 
     async def stream(self, after: int, on_news: StreamNews | None = None,

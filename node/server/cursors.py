@@ -7,7 +7,9 @@ Both answer the cursor's tag as an ``ETag``. A PUT with ``If-Match`` (a tag, or 
 saves only if the cursor still has one of them, else answers 412 and saves nothing;
 ``If-Match: *`` only if a cursor is saved, any (RFC 9110 13.1.1: it is false when there
 is none), so that a client updating only an existing cursor does not make one; none saves
-whatever is there (as before the header was taken).
+whatever is there (as before the header was taken). ``If-None-Match: *`` saves only if no
+cursor is saved: a bridge's first save of a cursor it found absent, so that one another
+bridge saved meanwhile is not overwritten.
 
 A bridge (``clawsync openclaw watch``) saves where it has read a source up to, after the
 events read are stored, so a restart on any machine resumes there; with the tag it read,
@@ -70,6 +72,18 @@ def any_saved(request: web.Request) -> bool:
     return ",".join(request.headers.getall(hdrs.IF_MATCH, [])).strip() == "*"
 
 
+def none_saved(request: web.Request) -> bool:
+    """Whether the request has ``If-None-Match: *``: saved only if no cursor is. Any
+    other value is 400 (a cursor is saved under a condition on tags by ``If-Match``)."""
+    headers = request.headers.getall(hdrs.IF_NONE_MATCH, [])
+    if not headers:
+        return False
+    said = ",".join(headers)
+    if said.strip() != "*":
+        raise bad_parameter(hdrs.IF_NONE_MATCH, f'must be "*": got {said[:200]!r}')
+    return True
+
+
 def tagged(response: web.Response, value: dict[str, int]) -> web.Response:
     response.headers[hdrs.ETAG] = f'"{cursor_tag(value)}"'
     return response
@@ -86,6 +100,13 @@ def setup(app: web.Application, astore: AsyncStore, limits: Limits) -> None:
     async def put_cursor(request: web.Request) -> web.Response:
         name = check_cursor_name(request.match_info["name"])
         tags = if_match(request)
+        if_saved = True if any_saved(request) else None
+        if none_saved(request):
+            if hdrs.IF_MATCH in request.headers:  # wants one saved and none: never true
+                raise HttpError(412, "cursor_changed", "If-Match and If-None-Match: * "
+                                "together hold for no cursor: nothing saved",
+                                field=hdrs.IF_NONE_MATCH)
+            if_saved = False
         body_type = body_format(request)
         body = decode_body(await read_body(request, bytes_max=BODY_BYTES_MAX,
                                            timeout_s=limits.read_timeout_s), body_type)
@@ -94,10 +115,12 @@ def setup(app: web.Application, astore: AsyncStore, limits: Limits) -> None:
         value = body["cursor"]
         try:
             await astore.write(lambda store: save_cursor(store, name, value, if_tags=tags,
-                                                         if_saved=any_saved(request)))
+                                                         if_saved=if_saved))
         except CursorChanged as changed:
             raise HttpError(412, "cursor_changed", f"{changed}; read it again (GET) and "
-                            "save on from what it holds", field=hdrs.IF_MATCH) from None
+                            "save on from what it holds",
+                            field=hdrs.IF_NONE_MATCH if if_saved is False else hdrs.IF_MATCH
+                            ) from None
         return tagged(respond(request, {"name": name, "cursor": value}), value)
 
     app.router.add_get("/v1/cursors/{name}", get_cursor)

@@ -118,6 +118,30 @@ async def test_a_cursor_reset_during_a_pass_is_read_on_from_not_saved_over(
             folder.close()
 
 
+async def test_a_cursor_first_saved_by_another_bridge_meanwhile_is_not_saved_over(
+        tmp_path: Path, node: RunningNode) -> None:
+    """The node held no cursor when the pass read it, and another bridge saved one
+    before this pass's first save: that save is refused too (``If-None-Match: *``), and
+    the pass reads on from the other's, said."""
+    write_jsonl(tmp_path, KEY_A, A, turn_records(A, times(2)))
+    name = cursor_name(tmp_path.resolve(), "main")
+    told: list[str] = []
+    folder = StateFolder(tmp_path)
+    async with Client(node.url) as client:
+        sink = ChangedMeanwhile(client)
+        sink.target, sink.change = name, {"db:other": 1}
+        bridge = Bridge(folder, sink, told.append)
+        try:
+            await bridge.run_pass()
+            assert sink.target is None  # the other bridge saved first
+            assert f"the cursor {name} was changed on the node" in "\n".join(told)
+            saved = await client.cursor(name)
+            assert saved is not None and saved.get("db:other") == 1  # saved on from
+            assert len(saved) == 2  # and session A's entry
+        finally:
+            folder.close()
+
+
 async def test_keys_reset_during_a_pass_are_read_on_from_not_saved_over(
         tmp_path: Path, node: RunningNode) -> None:
     """The keys cursor changed on the node (as a reset, to one key the bridge would never
@@ -288,15 +312,17 @@ async def test_a_node_that_gives_no_tags_is_saved_to_without_a_condition() -> No
 
 
 async def test_each_save_names_the_tag_last_read_or_saved(node: RunningNode) -> None:
-    """Against a node that gives tags: none for a cursor not saved yet, then the one its
-    read or its last save answered."""
+    """Against a node that gives tags: for a cursor read as absent, that it is still
+    absent (``If-None-Match: *``); then the tag its read or its last save answered."""
     sent: list[Any] = []
 
     class Watched(Client):
         async def save_cursor(self, name: str, cursor: dict[str, int], *,
-                              if_match: str | None = None) -> str | None:
-            sent.append(if_match)
-            return await super().save_cursor(name, cursor, if_match=if_match)
+                              if_match: str | None = None, if_absent: bool = False
+                              ) -> str | None:
+            sent.append("absent" if if_absent else if_match)
+            return await super().save_cursor(name, cursor, if_match=if_match,
+                                             if_absent=if_absent)
 
     async with Watched(node.url) as client:
         sink = HttpSink(client)
@@ -306,4 +332,4 @@ async def test_each_save_names_the_tag_last_read_or_saved(node: RunningNode) -> 
         assert await sink.cursor("c") == {"db:s": 2}
         await sink.save_cursor("c", {"db:s": 3})
     tags = [f'"{cursor_tag({"db:s": n})}"' for n in (1, 2)]
-    assert sent == [None, tags[0], tags[1]]
+    assert sent == ["absent", tags[0], tags[1]]

@@ -1,7 +1,8 @@
 """``PUT /v1/cursors/{name}`` with ``If-Match``: saved only if the cursor still has the
 tag it was read with (``ETag``), else 412 and the cursor as it was; ``*`` saves over
-any cursor saved but makes none (RFC 9110 13.1.1), no header saves whatever is there; a
-header that is no list of tags is a 400."""
+any cursor saved but makes none (RFC 9110 13.1.1), ``If-None-Match: *`` makes one but
+saves over none, no header saves whatever is there; a header that is no list of tags is
+a 400."""
 
 from __future__ import annotations
 
@@ -17,8 +18,10 @@ PATH = "/v1/cursors/openclaw:ab:cd"
 
 
 async def put(client: aiohttp.ClientSession, cursor: dict[str, int],
-              if_match: str | None = None) -> aiohttp.ClientResponse:
-    headers = {} if if_match is None else {"If-Match": if_match}
+              if_match: str | None = None, **headers: str) -> aiohttp.ClientResponse:
+    headers = {key.replace("_", "-"): value for key, value in headers.items()}
+    if if_match is not None:
+        headers["If-Match"] = if_match
     async with client.put(PATH, json={"cursor": cursor}, headers=headers) as resp:
         await resp.read()
         return resp
@@ -75,6 +78,33 @@ async def test_no_condition_saves_whatever_is_there(client: aiohttp.ClientSessio
     assert (await put(client, {"db:s": 1})).status == 200  # none saved
     assert (await put(client, {"db:s": 2})).status == 200
     assert (await held(client))[0] == {"db:s": 2}
+
+
+async def test_none_match_any_makes_a_cursor_but_saves_over_none(
+        client: aiohttp.ClientSession) -> None:
+    """``If-None-Match: *``: a first save, of a cursor read as absent, that another save
+    made meanwhile refuses (412), the cursor as that save left it."""
+    assert (await put(client, {"db:s": 1}, If_None_Match="*")).status == 200
+    async with client.put(PATH, json={"cursor": {"db:s": 2}},
+                          headers={"If-None-Match": "*"}) as resp:
+        await refused(resp, 412, "cursor_changed", "If-None-Match",
+                      "the cursor 'openclaw:ab:cd' is no longer as read: none was saved")
+    assert (await held(client))[0] == {"db:s": 1}
+
+
+@pytest.mark.parametrize("headers", [{"If-None-Match": '"abc"'},
+                                     {"If-None-Match": "*", "If-Match": "*"}])
+async def test_none_match_other_than_any_or_with_if_match_saves_nothing(
+        client: aiohttp.ClientSession, headers: dict[str, str]) -> None:
+    """Only ``*`` is taken (400 otherwise); with ``If-Match`` too it holds for no
+    cursor (412)."""
+    async with client.put(PATH, json={"cursor": {"db:s": 1}}, headers=headers) as resp:
+        if "If-Match" in headers:
+            await refused(resp, 412, "cursor_changed", "If-None-Match", "together hold")
+        else:
+            await refused(resp, 400, "invalid_parameter", "If-None-Match", 'must be "*"')
+    async with client.get(PATH) as resp:
+        assert resp.status == 404
 
 
 @pytest.mark.parametrize("if_match", ["*", " * "])

@@ -98,8 +98,9 @@ class HeldCursors:
             return False
         self._unsure.add(name)  # till the pass ends
         cursor = dict(await self.sink.cursor(name) or {})
-        moved = name in self.main and cursor not in (self.main[name], self._sending.get(name))
-        if moved:
+        changed_there = name in self.main and cursor not in (self.main[name],
+                                                             self._sending.get(name))
+        if changed_there:
             self._changed_on_node(name)
         self.main[name] = cursor
         self._sending.pop(name, None)
@@ -113,7 +114,7 @@ class HeldCursors:
                     self._changed_on_node(keys_name(name))
                 self.keys[name] = SessionKeys(keys)
         self._sending.pop(keys_name(name), None)
-        return moved
+        return changed_there
 
     def done(self, name: str) -> None:
         """Agent ``name``'s pass ended: what the node holds of its cursors is known here."""

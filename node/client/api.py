@@ -240,12 +240,16 @@ class Client(Transport):
         streams are all taken (503 ``streams_full``) is asked again after the wait it asks
         for (at most ``STREAMS_FULL_WAIT_MAX_S``); a failure that asks for none backs off
         (``reconnect_delay_min_s`` doubling up to ``reconnect_delay_max_s``). Only another
-        failure of the first connection, a refusal (4xx), or what the client cannot read
-        (``UnreadableStream``) is raised: a node that is restarting comes back, a wrong
-        token or URL, or a node that sends what no node does, does not.
+        failure before the node was reached (no stream opened, no ``streams_full``
+        heard), a refusal (4xx), or what the client cannot read (``UnreadableStream``) is
+        raised: a node that is restarting comes back, a wrong token or URL, or a node that
+        sends what no node does, does not.
         """
         delay_s = self.limits.reconnect_delay_min_s
         connected = False
+        # A node that opened a stream or said its streams are full has the right URL and
+        # takes the token: what fails after that is passing, not a mistake to report.
+        reached = False
         said: str | None = None  # the failure going on, as told: "lost" or "full"
         tell = on_news or (lambda _what, _position, _reason: None)
         while True:
@@ -254,7 +258,7 @@ class Client(Transport):
                 async for item in self._stream_once(after):
                     if item is None:
                         tell("back" if connected else "open", after, None)
-                        connected, said = True, None
+                        connected, reached, said = True, True, None
                         delay_s = self.limits.reconnect_delay_min_s
                         continue
                     after = item.position
@@ -265,8 +269,9 @@ class Client(Transport):
                     # The node is up and will take the stream once one closes: it asks
                     # for a wait, not a node that is down.
                     failure, reason, wait_s = "full", str(error), error.retry_after_s
+                    reached = True
                 # Unreadable: what the node sends, which a reconnection sends again.
-                elif not connected or isinstance(error, UnreadableStream) or (
+                elif not reached or isinstance(error, UnreadableStream) or (
                         error.status is not None and error.status < 500):
                     raise
                 else:

@@ -97,15 +97,16 @@ async def until(done: Callable[[], bool]) -> None:
 
 
 @contextlib.asynccontextmanager
-async def following(client: Client, news: list[str]) -> AsyncIterator[None]:
-    """``client`` follows the stream from 0, its news in ``news``, while the block runs."""
+async def following(client: Client, news: list[str]) -> AsyncIterator[asyncio.Task[None]]:
+    """``client`` follows the stream from 0, its news in ``news``, while the block runs;
+    the block is given the task that follows it."""
     async def follow() -> None:
         async for _item in client.stream(0, on_news=lambda what, _at, _why: news.append(what)):
             pass
 
     task = asyncio.create_task(follow())
     try:
-        yield
+        yield task
     finally:
         task.cancel()
         with contextlib.suppress(asyncio.CancelledError):
@@ -141,6 +142,32 @@ async def test_a_stream_cut_then_refused_as_full_says_each_change_once(
             await until(lambda: relay.refusals >= 3)
         await until(lambda: news[-1] == "back")
     assert news == ["open", "lost", "full", "lost", "full", "back"]
+
+
+async def test_a_stream_refused_as_full_then_out_of_reach_before_it_opened_waits_on(
+        make_node: NodeFactory) -> None:
+    """A node that said its streams are full was reached (its URL and the token are
+    right): a failure after that, before any stream opened (a proxy whose node restarts),
+    is "lost" and asked again, not raised; the stream opens once one is free."""
+    node = await make_node(streams_max=1)
+    news: list[str] = []
+    limits = dataclasses.replace(ClientLimits(), reconnect_delay_max_s=0.4)
+    async with Relay(node.url, retry_after="0") as relay, \
+            Client(relay.url, limits=limits) as client, Client(node.url) as rival, \
+            contextlib.AsyncExitStack() as holding:
+        await holding.enter_async_context(following(rival, []))  # takes the only stream
+        await until(lambda: streams_open(node) == 1)
+        async with following(client, news) as task:
+            await until(lambda: news == ["full"])
+            relay.down = True
+            await until(lambda: "lost" in news or task.done())
+            assert not task.done()
+            await until(lambda: relay.unreached >= 2)  # asked again
+            await holding.aclose()  # the rival's stream closes
+            await until(lambda: streams_open(node) == 0)
+            relay.down = False
+            await until(lambda: news[-1] == "open")
+    assert news == ["full", "lost", "open"]
 
 
 @pytest.mark.parametrize("retry_after", [None, "0"], ids=["none", "zero"])

@@ -177,13 +177,15 @@ async def test_a_full_refusal_that_asks_no_wait_backs_off(
     """A proxy that drops the Retry-After, or a wait of 0: the client waits as after any
     failure, doubling, not asking again at the shortest wait for as long as it is full."""
     waits: list[float] = []
+    follower: asyncio.Task[None] | None = None  # the client's, not the rival's
 
     async def sleep(seconds: float) -> None:
-        waits.append(seconds)
+        if asyncio.current_task() is follower:
+            waits.append(seconds)
         await asyncio.sleep(seconds)
 
-    # The stream's own waits, seen without changing them.
-    monkeypatch.setattr(api, "asyncio", types.SimpleNamespace(sleep=sleep))
+    # The client's stream's waits, seen without changing them or the rest of asyncio.
+    monkeypatch.setattr(api, "asyncio", types.SimpleNamespace(**{**vars(asyncio), "sleep": sleep}))
     node = await make_node(streams_max=1)
     limits = dataclasses.replace(ClientLimits(), reconnect_delay_min_s=0.01,
                                  reconnect_delay_max_s=0.04)
@@ -191,7 +193,7 @@ async def test_a_full_refusal_that_asks_no_wait_backs_off(
     async with Relay(node.url, retry_after) as relay, Client(node.url) as rival, \
             Client(relay.url, limits=limits) as client, following(rival, []):
         await until(lambda: streams_open(node) == 1)
-        async with following(client, news):
+        async with following(client, news) as follower:
             await until(lambda: len(waits) >= 5)
     assert news == ["full"]
     assert relay.refusals >= 5

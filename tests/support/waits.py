@@ -6,6 +6,9 @@ workers) never fails a test that would pass. Tests never assert on wall-clock ti
 
 from __future__ import annotations
 
+import asyncio
+from collections.abc import Callable
+
 #: Seconds a test waits for a node running in the test's own process (``node.server.run``), or
 #: a client of it, to do one thing.
 DEADLINE_S = 10.0
@@ -14,3 +17,11 @@ DEADLINE_S = 10.0
 #: longer than ``DEADLINE_S``, as a process first starts Python and its imports, and two
 #: processes on a busy machine take turns.
 PROCESS_DEADLINE_S = 30.0
+
+
+async def until(check: Callable[[], bool]) -> None:
+    """Wait until ``check()`` is true, looking again every 10 ms; fail after
+    ``DEADLINE_S``."""
+    async with asyncio.timeout(DEADLINE_S):
+        while not check():
+            await asyncio.sleep(0.01)

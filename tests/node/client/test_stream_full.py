@@ -9,7 +9,7 @@ import asyncio
 import contextlib
 import dataclasses
 import types
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 
 import aiohttp
 import pytest
@@ -21,7 +21,7 @@ from node.limits import ClientLimits
 from node.server.app import STREAMS
 from node.server.run import RunningNode
 from tests.node.conftest import NodeFactory
-from tests.support.waits import DEADLINE_S
+from tests.support.waits import until
 
 
 class Relay:
@@ -88,12 +88,6 @@ class Relay:
             finally:
                 self._open.pop(request.transport, None)
             return answer
-
-
-async def until(done: Callable[[], bool]) -> None:
-    async with asyncio.timeout(DEADLINE_S):
-        while not done():
-            await asyncio.sleep(0.01)
 
 
 @contextlib.asynccontextmanager

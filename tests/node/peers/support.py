@@ -39,7 +39,8 @@ from sync.peer.config import SyncConfig
 from sync.peer.machine import PeerSync
 from tests.node.conftest import NodeFactory
 from tests.support.processes import free_port
-from tests.support.waits import DEADLINE_S as DEADLINE_S  # the peer tests take it here
+from tests.support.waits import DEADLINE_S as DEADLINE_S  # the peer tests take these here
+from tests.support.waits import until as until
 
 #: Back-off short enough that a test sees many redials.
 FAST = SyncConfig(backoff_base_s=0.01, backoff_max_s=0.02)
@@ -49,13 +50,6 @@ PATIENT = SyncConfig(backoff_base_s=600.0, backoff_max_s=600.0)
 SECRET = "s" * 32
 #: Members rounds asked in a row: enough to see a line logged at each, were it so.
 ROUNDS = 3
-
-
-async def until(check: Callable[[], bool]) -> None:
-    """Wait until ``check()`` is true; fail after ``DEADLINE_S``."""
-    async with asyncio.timeout(DEADLINE_S):
-        while not check():
-            await asyncio.sleep(0.01)
 
 
 def new_device_id() -> str:

@@ -23,11 +23,12 @@ pytestmark = pytest.mark.integration
 #: The waiting device's pull interval: short, so that its dials made again soon go by fast.
 PULL_S = 0.25
 #: Gaps between its failed dials up to this are dials made again within a pull interval
-#: (the rest of one allows for a loaded machine).
-SOON_S = 2 * PULL_S
+#: (the three more allow for a loaded machine, which only makes gaps longer).
+SOON_S = 4 * PULL_S
 #: Its back-off: every wait at least half the base (``backoff_delay_s``'s jitter), so
-#: above ``SOON_S``; back-off dials are never taken for dials made again soon.
-SYNC = f"[sync]\nbackoff_base_s = {6 * PULL_S}\nbackoff_max_s = {12 * PULL_S}\n"
+#: above ``SOON_S`` however the jitter falls; back-off dials are never taken for dials
+#: made again soon.
+SYNC = f"[sync]\nbackoff_base_s = {12 * PULL_S}\nbackoff_max_s = {12 * PULL_S}\n"
 #: Back-off dials seen after the dials made again soon.
 BACKED_OFF = 2
 

@@ -103,6 +103,8 @@ class Bridge:
         # (cursor name, entry) -> the sessions whose next record the node refused for its
         # time, told once: where, and when to try it again.
         self._waiting: dict[tuple[str, str], _Wait] = {}
+        # (cursor name, record) of the waits this pass counted: named anew, not counted anew.
+        self._counted: set[tuple[str, str]] = set()
         # Agent id -> its folder that could not be read, and why, as last said.
         self._unreadable: dict[str, tuple[str, str]] = {}
 
@@ -117,7 +119,7 @@ class Bridge:
     async def run_pass(self, only_changed: bool = False) -> Tally:
         """Import everything new now; with ``only_changed``, skip stores that did not
         change since the last look."""
-        tally = Tally()
+        tally, self._counted = Tally(), set()
         sources = self.state.sources()
         if sources is None:  # not listed: no store is known gone, none read; next look
             return tally
@@ -283,7 +285,7 @@ class Bridge:
                 try:
                     await self._held.save(name, saved)  # held once saved
                 except CursorChangedOnNode as refused:
-                    refused.read = Tally(step.records, step.events, step.created)
+                    refused.read = step
                     raise
             if over is not None:
                 step.full = cursor_full(f"{self.state.path}/agents/{source.agent_id}",
@@ -374,7 +376,9 @@ class Bridge:
                 raise
             if (name, unit.entry) not in self._waiting:
                 text = said_waiting(unit.record, unit.events, refused)
-                step.waiting.append(text)
+                if (name, unit.record.where) not in self._counted:
+                    self._counted.add((name, unit.record.where))
+                    step.waiting.append(text)
                 self.tell(text)
             self._waiting[name, unit.entry] = _Wait(
                 unit.record.where, unit.record.value,

@@ -46,9 +46,9 @@ class CursorChangedOnNode(Picklable):
     def __init__(self, name: str) -> None:
         super().__init__(f"the cursor {name} was changed on the node")
         self.name = name
-        #: What the refused step read and stored (``Tally``: records, events, created),
-        #: which the pass counts: its events are stored, and the read again from the
-        #: node's cursor may not meet them (saved ahead by another bridge).
+        #: What the refused step did (its ``Tally``: what it stored, skipped and left
+        #: waiting), which the pass counts: the read again from the node's cursor may not
+        #: meet it (saved ahead by another bridge), nor say again what it said.
         self.read = Tally()
 
 

@@ -5,6 +5,7 @@ bridge reads the cursor again and goes on from the node's, never saving over it.
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import Awaitable, Callable
 from pathlib import Path
@@ -258,6 +259,37 @@ async def test_a_cursor_changed_at_each_save_stops_the_pass(
             folder.close()
 
 
+def with_a_bad_line(state: Path, times_ms: list[int]) -> None:
+    """Session A at ``times_ms``, with a line that does not read after its first two
+    records (those the first pass imports)."""
+    records = turn_records(A, times_ms)
+    path = write_jsonl(state, KEY_A, A, records[:3])
+    path.write_bytes(path.read_bytes() + b"{not json\n"
+                     + b"".join(json.dumps(record).encode() + b"\n" for record in records[3:]))
+
+
+async def test_a_refused_step_counts_what_it_skipped_and_what_waits_once(
+        tmp_path: Path, node: RunningNode) -> None:
+    """Reset while a pass reads a line that does not read and a record the node refuses
+    for its time: the refused step's problem and wait are counted (the read again from
+    the reset meets the line, said already, and names the wait anew), each once."""
+    write_jsonl(tmp_path, KEY_A, A, turn_records(A, times(2)))
+    name = cursor_name(tmp_path.resolve(), "main")
+    folder = StateFolder(tmp_path)
+    async with Client(node.url) as client:
+        sink = ChangedMeanwhile(client)
+        bridge = Bridge(folder, sink)
+        try:
+            await bridge.run_pass()
+            with_a_bad_line(tmp_path, [*times(2), int(time.time() * 1000) + 3_600_000])
+            sink.target, sink.change = name, {}
+            tally = await bridge.run_pass(only_changed=True)
+            assert sink.target is None  # reset
+            assert (len(tally.problems), len(tally.waiting)) == (1, 1), tally
+        finally:
+            folder.close()
+
+
 @pytest.mark.parametrize("command", ["import", "watch"])
 def test_import_and_watch_stop_with_their_own_exit_when_a_cursor_is_fought_over(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch, command: str) -> None:
@@ -286,6 +318,47 @@ def test_import_and_watch_stop_with_their_own_exit_when_a_cursor_is_fought_over(
     assert lines[-2].startswith("9 records read: 1 new event, 8 already stored")
     assert lines[-1].startswith("Error: ") and lines[-1].endswith("run one only")
     assert f"the cursor {name} was changed on the node 3 times" in lines[-1]
+
+@pytest.mark.parametrize("changed", ["ahead", "reset"])
+def test_an_import_whose_refused_step_skipped_a_line_says_so_and_fails(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, changed: str) -> None:
+    """The cursor saved ahead by another import, or reset, while a pass reads a line
+    that does not read: the line is counted as skipped, and the import fails (exit 1),
+    though the read again from the node's cursor does not count it (passed, or said)."""
+    state = tmp_path / "state"
+    write_jsonl(state, KEY_A, A, turn_records(A, times(2)))
+    name = cursor_name(state.resolve(), "main")
+    with NodeProcess(tmp_path) as node:
+        def run() -> Result:
+            return CliRunner().invoke(main, ["--node", node.url, "openclaw", "import",
+                                             "--state-dir", str(state)])
+
+        assert run().exit_code == 0
+        with_a_bad_line(state, times(3))
+
+        async def other_pass(client: Client) -> None:  # a record further
+            with_a_bad_line(state, times(4))
+            folder = StateFolder(state)
+            try:
+                await Bridge(folder, HttpSink(client)).run_pass()
+            finally:
+                folder.close()
+
+        class Ahead(SavedFirst):
+            def __init__(self, client: Client) -> None:
+                super().__init__(client, lambda _name, _cursor: other_pass(client))
+                self.target = name
+
+        class Reset(ChangedMeanwhile):
+            target, change = name, {}
+
+        monkeypatch.setattr(openclaw_sink, "HttpSink", Ahead if changed == "ahead" else Reset)
+        result = run()
+    assert result.exit_code == 1, result.output
+    assert f"the cursor {name} was changed on the node" in result.output
+    assert "1 record or file skipped" in result.output
+    assert result.output.splitlines()[-1].startswith(
+        "Error: 1 record or file was skipped (named above)")
 
 
 async def test_a_node_that_gives_no_tags_is_saved_to_without_a_condition() -> None:

@@ -84,6 +84,8 @@ IMPORT_HELP = f"""Import every OpenClaw session of the state folder into the nod
 Reads each agent's SQLite store (agents/ID/agent/openclaw-agent.sqlite) and the older
 layout (agents/ID/sessions/*.jsonl) read-only, from where the last import or watch of
 this folder stopped (a cursor the node keeps), so running it again imports nothing twice.
+Its summary counts per read: records read again as their cursor was reset on the node
+meanwhile are counted again, as already stored.
 A record that cannot be read or mapped (a truncated line, a row that does not decode, a
 newer transcript version) is named on stderr and skipped; the rest is imported and the
 exit code is 1. A record dated further ahead of the node's clock than it takes (a fast

@@ -14,7 +14,9 @@ from node.openclaw.cursor_room import CursorFull
 class Tally:
     """What passes did: records read, events new and already stored, problems (what
     was skipped), warnings (what was imported in a stated, lesser form) and what waits
-    for the node's clock (``waiting``: records not imported yet, each named once)."""
+    for the node's clock (``waiting``: records not imported yet, each named once).
+    Counted per read: records read again from a cursor reset on the node meanwhile are
+    counted again (as already stored)."""
 
     records: int = 0
     events: int = 0

@@ -54,11 +54,11 @@ class InputError(click.ClickException):
 #: The exit code of ``openclaw import`` and ``watch`` when the node refused an agent's
 #: cursor saves ``CURSOR_CHANGED_MAX`` times in one pass, each changed there meanwhile:
 #: another import saves them too. Its own code, so that a service manager does not
-#: restart watch into the same fight (the unit in deploy/systemd does not).
+#: restart watch into the same refusals (the unit in deploy/systemd does not).
 CURSOR_CHANGED_EXIT = 3
 
 
-class CursorsContested(click.ClickException):
+class CursorChangedTooOftenExit(click.ClickException):
     """Another import saves the same cursors (``node.openclaw.held.CursorChangedTooOften``):
     a set-up mistake to show, which running again does not mend."""
 

@@ -74,7 +74,7 @@ def openclaw() -> None:
 
 
 #: What import and watch do when another import saves the same cursors.
-CONTESTED_HELP = (
+CURSOR_CHANGED_HELP = (
     "If the node refuses an agent's cursor saves again and again in one pass, each "
     "changed there meanwhile, another import of this folder saves them too: it stops, "
     f"saying so, with exit code {CURSOR_CHANGED_EXIT} (run one only).")
@@ -90,7 +90,7 @@ A record that cannot be read or mapped (a truncated line, a row that does not de
 newer transcript version) is named on stderr and skipped; the rest is imported and the
 exit code is 1. A record dated further ahead of the node's clock than it takes (a fast
 clock) is named and not skipped: it and the records after it in its session are left
-for a later import (exit code 1), the rest is imported. {CONTESTED_HELP}
+for a later import (exit code 1), the rest is imported. {CURSOR_CHANGED_HELP}
 
 \b
 Examples:
@@ -126,7 +126,7 @@ clock than it takes (a fast clock) is named once, with by how much, and never sk
 it and the records after it in its session wait, while the rest goes on, tried again
 when the node's clock should take them (from its refusal; at most every
 {AHEAD_RETRY_MIN_S:g} s, at least every {AHEAD_RETRY_MAX_S:g} s) until the node does.
-{CONTESTED_HELP}
+{CURSOR_CHANGED_HELP}
 
 \b
 Examples:

@@ -19,7 +19,7 @@ import click
 
 from crdt.errors import NotFound
 from crdt.events import Event
-from node.cli.common import CursorsContested, InputError, NodeError, note, unknown_session
+from node.cli.common import CursorChangedTooOftenExit, InputError, NodeError, note, unknown_session
 from node.cli.openclaw_sink import HttpSink, with_sink
 from node.cli.options import settings
 from node.client.api import ClientError
@@ -99,10 +99,10 @@ def _is_folder(path: Path) -> bool:
         return True
 
 
-def _contested(error: CursorChangedTooOften) -> CursorsContested:
+def _changed_too_often(error: CursorChangedTooOften) -> CursorChangedTooOftenExit:
     """What the pass did before it gave up, then why it did (as for ``PassFull``)."""
     note(_summary(error.tally))
-    return CursorsContested(str(error))
+    return CursorChangedTooOftenExit(str(error))
 
 
 def _summary(tally: Tally) -> str:
@@ -127,7 +127,7 @@ def run_import(ctx: click.Context, state_dir: Path, agents: tuple[str, ...],
             note(_summary(error.tally))
             raise
         except CursorChangedTooOften as error:
-            raise _contested(error) from None
+            raise _changed_too_often(error) from None
         finally:
             state.close()
 
@@ -186,7 +186,7 @@ def run_watch(ctx: click.Context, state_dir: Path, agents: tuple[str, ...],
                     note(_summary(error.tally))
                     raise
                 except CursorChangedTooOften as error:  # not mended by trying again
-                    raise _contested(error) from None
+                    raise _changed_too_often(error) from None
                 except ClientError as error:
                     if error.status is not None and error.status < 500:
                         raise

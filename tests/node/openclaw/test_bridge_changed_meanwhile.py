@@ -291,7 +291,7 @@ async def test_a_refused_step_counts_what_it_skipped_and_what_waits_once(
 
 
 @pytest.mark.parametrize("command", ["import", "watch"])
-def test_import_and_watch_stop_with_their_own_exit_when_a_cursor_is_fought_over(
+def test_import_and_watch_stop_with_their_own_exit_when_a_cursor_changed_too_often(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch, command: str) -> None:
     """Another import saving the same cursor all along is a set-up mistake, which
     running again does not mend: the command says what it stored, then why it stops,
@@ -307,10 +307,10 @@ def test_import_and_watch_stop_with_their_own_exit_when_a_cursor_is_fought_over(
         assert run("import").exit_code == 0  # the cursor is on the node: saved with its tag
         write_jsonl(tmp_path / "state", KEY_A, A, turn_records(A, times(3)))
 
-        class FoughtOver(ChangedMeanwhile):
+        class ChangedTooOften(ChangedMeanwhile):
             target, change, always = name, {"db:other": 1}, True
 
-        monkeypatch.setattr(openclaw_sink, "HttpSink", FoughtOver)
+        monkeypatch.setattr(openclaw_sink, "HttpSink", ChangedTooOften)
         result = run(command)
     assert result.exit_code == CURSOR_CHANGED_EXIT == 3, result.output
     lines = result.output.splitlines()

@@ -290,7 +290,9 @@ async def test_a_refused_step_counts_what_it_skipped_and_what_waits_once(
             folder.close()
 
 
-@pytest.mark.parametrize("command", ["import", "watch"])
+# watch runs till stopped: were the limit not kept, it would fail here, not hang.
+@pytest.mark.parametrize("command", [
+    "import", pytest.param("watch", marks=pytest.mark.timeout(60))])
 def test_import_and_watch_stop_with_their_own_exit_when_a_cursor_changed_too_often(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch, command: str) -> None:
     """Another import saving the same cursor all along is a set-up mistake, which

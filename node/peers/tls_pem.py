@@ -96,8 +96,10 @@ TLS_FILE_BYTES_MAX = 4 * 1024 * 1024
 @dataclass(frozen=True, slots=True)
 class Block:
     """One certificate block of a file: its position among them, its SHA-256 (which
-    block a line of unknown dates was said of), and its dates and certificate (None if
-    they cannot be read)."""
+    block a line of unknown dates was said of, which CA a link was verified by: of the
+    DER its body decodes to, so the same certificate wrapped at another width or with
+    other line ends is the same block; of its text if the body does not decode), and its
+    dates and certificate (None if they cannot be read)."""
 
     index: int
     digest: bytes
@@ -191,15 +193,20 @@ def pem_blocks(content: bytes) -> Iterator[tuple[bytes, bytes, bytes]]:
 
 
 def _block(index: int, label: bytes, body: bytes, text: bytes) -> Block:
-    digest = hashlib.sha256(text).digest()
     try:
         der = base64.b64decode(body)
+    except ValueError:  # binascii.Error: not base64
+        return Block(index, hashlib.sha256(text).digest(), None)
+    # Of the whole DER, a trusted form's trust settings with it: a trust changed is
+    # another block.
+    digest = hashlib.sha256(der).digest()
+    try:
         if label == b"TRUSTED CERTIFICATE":
             der = der[:_first_element_end(der)]
         cert = x509.load_der_x509_certificate(der)
         dates = Served(cert.serial_number, cert.not_valid_before_utc,
                        cert.not_valid_after_utc)
-    # binascii.Error is a ValueError: not base64, not DER, not a certificate. A version
+    # Not DER, not a certificate (ValueError). A version
     # field other than v1 to v3 is InvalidVersion, which is not: OpenSSL loads it.
     except (ValueError, x509.InvalidVersion):
         return Block(index, digest, None)

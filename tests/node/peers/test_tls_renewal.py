@@ -8,6 +8,7 @@ tried again until they can be used."""
 from __future__ import annotations
 
 import asyncio
+import base64
 import dataclasses
 import os
 import ssl
@@ -42,6 +43,13 @@ from tests.support.waits import DEADLINE_S
 
 def der(pem: Path) -> bytes:
     return ssl.PEM_cert_to_DER_cert(pem.read_text())
+
+
+def rewrapped(pem: Path) -> str:
+    """The certificate of ``pem`` as PEM whose lines are 76 characters, not 64."""
+    body = base64.b64encode(der(pem)).decode()
+    lines = [body[start:start + 76] for start in range(0, len(body), 76)]
+    return "\n".join(["-----BEGIN CERTIFICATE-----", *lines, "-----END CERTIFICATE-----", ""])
 
 
 def of_files(logs: list[dict[str, Any]]) -> list[str]:
@@ -104,6 +112,11 @@ async def test_renewed_files_and_a_new_ca_give_new_contexts(tmp_path: Path) -> N
     # The bundle written otherwise: the other order, CRLF, a comment and blank lines.
     bundle.write_bytes(b"# the cluster's CAs\r\n\r\n" + new_ca[0].read_bytes().replace(
         b"\n", b"\r\n") + b"\n\n" + ca[0].read_bytes())
+    install(bundle, config.tls_ca)
+    renewed = await look_at(files)
+    assert renewed is not None and renewed.ca == both
+    # The same certificates wrapped at 76 columns (``base64``, some config tools).
+    bundle.write_text("".join(rewrapped(pem) for pem in (ca[0], new_ca[0])))
     install(bundle, config.tls_ca)
     renewed = await look_at(files)
     assert renewed is not None and renewed.ca == both

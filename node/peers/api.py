@@ -237,11 +237,10 @@ def _knows(store: EventStore, origin: str) -> bool:
     return origin in store.version or origin in store.retiring or origin in store.retired
 
 
-def server_tls(config: Config, *, ca_file: Path | None = None) -> ssl.SSLContext | None:
+def server_tls(config: Config) -> ssl.SSLContext | None:
     """HTTPS for the node; with a CA, client certificates are asked for (not required:
     apps connect without one and use their token). ``TlsFileError`` naming the file
-    that cannot be used. The CA is loaded from ``ca_file`` if given (a copy of
-    ``--tls-ca`` as read: ``node.peers.tls_renewal.load``), else ``--tls-ca``."""
+    that cannot be used."""
     if config.tls_cert is None or config.tls_key is None:
         return None
     context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
@@ -250,22 +249,20 @@ def server_tls(config: Config, *, ca_file: Path | None = None) -> ssl.SSLContext
         # By path, as OpenSSL reads a CA file (``cadata`` would skip a bundle's
         # ``TRUSTED CERTIFICATE`` blocks without a word).
         try:
-            context.load_verify_locations(ca_file or config.tls_ca)
+            context.load_verify_locations(config.tls_ca)
         except (ssl.SSLError, OSError) as error:
             raise _ca_error(config, error) from None
         context.verify_mode = ssl.CERT_OPTIONAL
     return context
 
 
-def client_tls(config: Config, *, ca_file: Path | None = None) -> ssl.SSLContext | None:
+def client_tls(config: Config) -> ssl.SSLContext | None:
     """What this node presents and trusts when dialing peers over HTTPS: the cluster's
-    CA alone, not the system's (from ``ca_file`` if given, as ``server_tls``).
-    ``TlsFileError`` naming the file that cannot be used."""
+    CA alone, not the system's. ``TlsFileError`` naming the file that cannot be used."""
     if config.tls_ca is None:
         return None
     try:
-        context = ssl.create_default_context(ssl.Purpose.SERVER_AUTH,
-                                             cafile=ca_file or config.tls_ca)
+        context = ssl.create_default_context(ssl.Purpose.SERVER_AUTH, cafile=config.tls_ca)
     except (ssl.SSLError, OSError) as error:
         raise _ca_error(config, error) from None
     if config.tls_cert is not None and config.tls_key is not None:

@@ -87,9 +87,10 @@ _BEGIN = re.compile(rb"-----BEGIN ([A-Z0-9 ]+)-----")
 #: What OpenSSL strips from the end of each line of a PEM file (CR of a CRLF among it).
 _TRAILING = bytes(range(0x21))
 
-#: Bytes read of a certificate or CA file for its dates: a system bundle is some 200 KiB,
-#: a fullchain a few KiB. A file over it is said of, and its dates not read (OpenSSL
-#: loads it or not, as it would anyway).
+#: Bytes read of a certificate or CA file: a system bundle is some 200 KiB, a fullchain
+#: a few KiB. A certificate file over it is said of, and its dates not read (OpenSSL
+#: loads it or not, as it would anyway); a CA file over it cannot be used
+#: (``node.peers.tls_renewal.read_ca``: its blocks are what links are ended by).
 TLS_FILE_BYTES_MAX = 4 * 1024 * 1024
 
 
@@ -123,9 +124,7 @@ class Read:
     @property
     def block_digests(self) -> frozenset[bytes]:
         """The digests of its blocks, whatever their order and the lines between them
-        (a file too large to be read: of the whole)."""
-        if self.too_large:
-            return frozenset((self.digest,))
+        (none of a file too large to be read: a CA file so is refused before)."""
         return frozenset(block.digest for block in self.blocks)
 
 

@@ -50,7 +50,6 @@ from __future__ import annotations
 import asyncio
 import os
 import ssl
-import tempfile
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -62,7 +61,14 @@ import structlog
 from node.config import Config
 from node.peers.api import TlsFileError, client_tls, server_tls
 from node.peers.tls_expiry import ExpiryWarnings, Watched
-from node.peers.tls_pem import CA_FILE, CHAIN_FILE, Served, read_content, read_file
+from node.peers.tls_pem import (
+    CA_FILE,
+    CHAIN_FILE,
+    TLS_FILE_BYTES_MAX,
+    Served,
+    read_content,
+    read_file,
+)
 
 log = structlog.get_logger(__name__)
 
@@ -71,6 +77,12 @@ log = structlog.get_logger(__name__)
 #: modification time (``cp -p``, ``rsync -t --inplace``) of a file of the same size
 #: changes nothing else.
 Stamp = tuple[int, int, int, int, int] | str
+
+#: Why a ``--tls-ca`` written while the contexts were built from it is not used.
+CHANGED_WHILE_LOADED = "changed while loaded"
+#: Loads tried at start while ``--tls-ca`` changes as it is loaded (a rotation under
+#: way), before the node refuses to start: one is written in a moment.
+START_LOADS = 3
 
 
 @dataclass(frozen=True, slots=True)
@@ -113,21 +125,30 @@ def load(config: Config) -> tuple[Contexts, Watched]:
     cert = read_file(config.tls_cert, CHAIN_FILE)
     if config.tls_ca is None:
         return Contexts(server_tls(config), client_tls(config)), Watched(config.tls_cert, cert)
-    # The CA read once, and both contexts built from a copy of those very bytes: the
-    # blocks they trust are the ones read, whatever is written to the file meanwhile
-    # (else a CA taken out then would be trusted, and its links kept, until next look).
-    try:
-        content = config.tls_ca.read_bytes()
-    except OSError as error:
-        raise TlsFileError(f"--tls-ca {config.tls_ca}", error.strerror or str(error)) \
-            from None
+    # The contexts read the file themselves: read before and after, and refused if it
+    # changed meanwhile (else a CA taken out then would be trusted, and its links kept,
+    # with digests of blocks that are not the ones trusted). Settled, it is read again
+    # next look. Nothing is written: the node may have no temporary folder to write in.
+    content = read_ca(config.tls_ca)
     ca = read_content(content, CA_FILE)
-    with tempfile.TemporaryDirectory(prefix="clawsync-ca-") as folder:
-        copy = Path(folder) / "ca.pem"
-        copy.write_bytes(content)
-        contexts = Contexts(server_tls(config, ca_file=copy), client_tls(config, ca_file=copy),
-                            ca.block_digests)
+    contexts = Contexts(server_tls(config), client_tls(config), ca.block_digests)
+    if read_ca(config.tls_ca) != content:
+        raise TlsFileError(f"--tls-ca {config.tls_ca}", CHANGED_WHILE_LOADED)
     return contexts, Watched(config.tls_cert, cert, config.tls_ca, ca)
+
+
+def read_ca(path: Path) -> bytes:
+    """What the CA file ``path`` holds; ``TlsFileError`` if it cannot be read or is over
+    ``TLS_FILE_BYTES_MAX`` (so a huge file is never held whole)."""
+    try:
+        with path.open("rb") as file:
+            content = file.read(TLS_FILE_BYTES_MAX + 1)
+    except OSError as error:
+        raise TlsFileError(f"--tls-ca {path}", error.strerror or str(error)) from None
+    if len(content) > TLS_FILE_BYTES_MAX:
+        raise TlsFileError(f"--tls-ca {path}", f"over {TLS_FILE_BYTES_MAX} bytes "
+                           "(node.peers.tls_pem.TLS_FILE_BYTES_MAX)")
+    return content
 
 
 def chain_invalid(dates: Watched, now: datetime) -> str | None:
@@ -157,9 +178,16 @@ class TlsFiles:
         self.config = config
         self._paths = tuple(path for path in (config.tls_cert, config.tls_key, config.tls_ca)
                             if path is not None)
-        # Stamped before they are read: a file written meanwhile is read again next look.
-        self._loaded: tuple[Stamp, ...] | None = self.stamps()
-        self.contexts, self.dates = load(config)
+        for tried in range(1, START_LOADS + 1):
+            # Stamped before they are read: a file written meanwhile is read again next
+            # look.
+            self._loaded: tuple[Stamp, ...] | None = self.stamps()
+            try:
+                self.contexts, self.dates = load(config)
+                break
+            except TlsFileError as error:
+                if error.reason != CHANGED_WHILE_LOADED or tried == START_LOADS:
+                    raise
         #: The stamps of files that could not be used, warned of already.
         self._refused: tuple[Stamp, ...] | None = None
         #: The stamps of files that could not be used, not warned of yet, and when they

@@ -12,6 +12,7 @@ import base64
 import dataclasses
 import os
 import ssl
+import tempfile
 import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -24,8 +25,10 @@ from structlog.testing import capture_logs
 from node.config import Config
 from node.http.listener import ends_links
 from node.peers import tls_renewal
+from node.peers.api import TlsFileError
 from node.peers.tls_expiry import TLS_EXPIRY_WARN_DAYS
-from node.peers.tls_renewal import Contexts, TlsFiles, look, watch
+from node.peers.tls_pem import TLS_FILE_BYTES_MAX
+from node.peers.tls_renewal import START_LOADS, Contexts, TlsFiles, look, watch
 from tests.support.certs import (
     bundle,
     expires,
@@ -133,14 +136,15 @@ async def test_renewed_files_and_a_new_ca_give_new_contexts(tmp_path: Path) -> N
     assert renewed is not None and renewed.ca == alone
 
 
-async def test_the_ca_trusted_is_the_ca_read_though_written_meanwhile(
+async def test_a_ca_file_written_while_loaded_is_loaded_again_next_look(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    """A CA file replaced while the contexts are built: the contexts trust what was read
-    (``Contexts.ca``), not the file written meanwhile, so that a CA taken out then ends
-    its links when that file is read, at the next look."""
+    """A CA file replaced while the contexts are built from it: they are not used (what
+    they trust is not what was read), and the file is loaded again at the next look, so
+    that a CA taken out then ends its links."""
     config, ca = served_files(tmp_path)
     assert config.tls_ca is not None
     files = TlsFiles(config)
+    before = files.contexts
     new_ca = make_ca(tmp_path, "new-ca")
     install(bundle(tmp_path / "both.pem", ca[0], new_ca[0]), config.tls_ca)
     build = tls_renewal.server_tls
@@ -150,14 +154,66 @@ async def test_the_ca_trusted_is_the_ca_read_though_written_meanwhile(
         return build(*args, **kwargs)
 
     monkeypatch.setattr(tls_renewal, "server_tls", written_meanwhile)
-    renewed = await look_at(files)
+    with capture_logs() as logs:
+        assert await look_at(files) is None
     monkeypatch.undo()
-    assert renewed is not None and renewed.client is not None and renewed.server is not None
-    read = {der(ca[0]), der(new_ca[0])}
-    assert set(renewed.server.get_ca_certs(binary_form=True)) == read
-    assert set(renewed.client.get_ca_certs(binary_form=True)) == read
+    assert files.contexts is before
+    settling = [line for line in logs if line["event"] == "tls files settling"]
+    assert settling and settling[0]["error"].endswith("changed while loaded")
     after = await look_at(files)  # the file written meanwhile: its CA alone
-    assert after is not None and ends_links(renewed.ca, after.ca)
+    assert after is not None and after.client is not None and after.server is not None
+    assert after.client.get_ca_certs(binary_form=True) == [der(new_ca[0])]
+    assert der(ca[0]) not in after.server.get_ca_certs(binary_form=True)
+    assert ends_links(before.ca, after.ca)
+
+
+def test_a_ca_file_written_while_loaded_at_start_is_loaded_again(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """At start, a CA file that changes as it is loaded is loaded again, a few times
+    (``START_LOADS``) before the node refuses to start."""
+    config, ca = served_files(tmp_path)
+    assert config.tls_ca is not None
+    new_ca = make_ca(tmp_path, "new-ca")
+    build = tls_renewal.server_tls
+    written = [ca[0], new_ca[0]] * START_LOADS
+
+    def written_meanwhile(*args: Any, **kwargs: Any) -> ssl.SSLContext | None:
+        if written:
+            install(written.pop(), config.tls_ca)
+        return build(*args, **kwargs)
+
+    monkeypatch.setattr(tls_renewal, "server_tls", written_meanwhile)
+    with pytest.raises(TlsFileError, match="changed while loaded"):
+        TlsFiles(config)
+    written[:] = [ca[0]]  # written once more, then settled
+    files = TlsFiles(config)
+    assert files.contexts.client is not None
+    assert files.contexts.client.get_ca_certs(binary_form=True) == [der(ca[0])]
+
+
+def test_a_ca_file_needs_no_temporary_folder(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Nothing is written to load the files: a node on a read-only root starts."""
+    config, _ = served_files(tmp_path)
+    not_a_folder = tmp_path / "not-a-folder"
+    not_a_folder.write_text("")
+    monkeypatch.setattr(tempfile, "tempdir", str(not_a_folder))
+    assert TlsFiles(config).contexts.server is not None
+
+
+def test_a_ca_file_over_the_cap_is_refused(tmp_path: Path) -> None:
+    """A ``--tls-ca`` over ``TLS_FILE_BYTES_MAX`` is not read whole: the node says the
+    cap."""
+    config, ca = served_files(tmp_path)
+    assert config.tls_ca is not None
+    padded = tmp_path / "padded.pem"
+    padded.write_bytes(ca[0].read_bytes() + b"# padding\n" * (TLS_FILE_BYTES_MAX // 10 + 1))
+    install(padded, config.tls_ca)
+    with pytest.raises(TlsFileError) as raised:
+        TlsFiles(config)
+    assert raised.value.option == f"--tls-ca {config.tls_ca}"
+    assert raised.value.reason == \
+        f"over {TLS_FILE_BYTES_MAX} bytes (node.peers.tls_pem.TLS_FILE_BYTES_MAX)"
 
 
 async def test_files_that_cannot_be_used_keep_the_contexts_and_warn_once(tmp_path: Path) -> None:

@@ -111,16 +111,20 @@ class RunningNode:
         """New connections and new dials handshake with ``contexts`` (renewed TLS
         files); those open keep theirs, but for peer links made under a CA the node
         trusts no more (``Contexts.ca``), which end: said once, with how many. Given
-        again after it failed partway, only the part not done yet ends links."""
+        again after it failed partway, only the part not done yet ends links, and only
+        those are said then (the site's said already, though the dials' part failed)."""
         accepted = self.site.use_tls(contexts.server, contexts.ca) \
             if contexts.server is not None else None
-        dialed = self.gossip.use_tls(contexts.client, contexts.ca)
-        if accepted is not None or dialed is not None:
-            # Certified connections accepted: links, and a peer's keep-alive asks.
-            log.warning("peer links ended: tls ca changed",
-                        accepted_connections=accepted or 0, dialed_links=dialed or 0,
-                        ca=str(self.config.tls_ca),
-                        why="each peer handshakes again, verified by the CA trusted now")
+        dialed = None
+        try:
+            dialed = self.gossip.use_tls(contexts.client, contexts.ca)
+        finally:
+            if accepted is not None or dialed is not None:
+                # Certified connections accepted: links, and a peer's keep-alive asks.
+                log.warning("peer links ended: tls ca changed",
+                            accepted_connections=accepted or 0, dialed_links=dialed or 0,
+                            ca=str(self.config.tls_ca),
+                            why="each peer handshakes again, verified by the CA trusted now")
 
     async def stop(self) -> None:
         """Stop accepting, let requests in flight finish, commit what is queued, close.

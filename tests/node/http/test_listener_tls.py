@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pytest
 from aiohttp import web
+from structlog.testing import capture_logs
 
 from node.config import Config
 from node.http.listener import BoundedSite
@@ -149,7 +150,8 @@ async def test_a_look_retried_after_a_failed_use_ends_no_link_twice(
         tmp_path: Path, cas: Cas, monkeypatch: pytest.MonkeyPatch) -> None:
     """A running node whose new CA was put in use partway (the site's connections ended,
     then the dials' part failed) is given it again at the next look: the connections
-    peers made meanwhile, under the new CA, stay; only the part not done is done."""
+    peers made meanwhile, under the new CA, stay; only the part not done is done; each
+    part's cut is said when done, with its count."""
     ca_file = tmp_path / "ca.pem"
     install(cas.old[0], ca_file)
     node = await start(Config(
@@ -167,16 +169,21 @@ async def test_a_look_retried_after_a_failed_use_ends_no_link_twice(
 
         monkeypatch.setattr(node.gossip, "use_tls", fails_once)
         peer = await handshaken(node.site, cas.dialer(cas.peer))
-        install(cas.new[0], ca_file)
-        async with asyncio.timeout(DEADLINE_S):
-            while not given:
-                await asyncio.sleep(0.01)
-        assert not await served(peer)  # the site's part was done
-        renewed = await handshaken(node.site, cas.dialer(cas.renewed_peer))
-        async with asyncio.timeout(DEADLINE_S):
-            while len(given) < 2:
-                await asyncio.sleep(0.01)
+        with capture_logs() as logs:
+            install(cas.new[0], ca_file)
+            async with asyncio.timeout(DEADLINE_S):
+                while not given:
+                    await asyncio.sleep(0.01)
+            assert not await served(peer)  # the site's part was done
+            renewed = await handshaken(node.site, cas.dialer(cas.renewed_peer))
+            async with asyncio.timeout(DEADLINE_S):
+                while len(given) < 2:
+                    await asyncio.sleep(0.01)
         assert given[0] == given[1]
+        # The site's connection ended, said though the dials' part failed; the dials'
+        # part (no link up) at the retry.
+        assert [(line["accepted_connections"], line["dialed_links"]) for line in logs
+                if line["event"] == "peer links ended: tls ca changed"] == [(1, 0), (0, 0)]
         assert await served(renewed)
         assert use_tls(node.gossip.tls, given[1]) is None  # the dials' part, done once
     finally:

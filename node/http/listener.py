@@ -105,13 +105,15 @@ class BoundedSite(web.BaseSite):
         if self._tls is None:
             return None
         self._tls = context
-        ends, self._ca = ends_links(self._ca, ca), ca
-        if not ends:
+        if not ends_links(self._ca, ca):
+            self._ca = ca
             return None
         self._ca_epoch += 1
         certified = [conn for conn in self._connections if conn.certified()]
         for conn in certified:
             conn.drop()
+        # Only once they ended: given ``ca`` again after a cut that failed, it is redone.
+        self._ca = ca
         return len(certified)
 
     @property

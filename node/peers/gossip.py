@@ -144,13 +144,16 @@ class Gossip:
         the CA trusted now. The number of
         links up that ended; None if none were to end (given the same ``ca`` again)."""
         self.tls = context
-        ends, self.ca = ends_links(self.ca, ca), ca
-        if not ends or self._http is None:
+        if not ends_links(self.ca, ca) or self._http is None:
+            self.ca = ca
             return None
         ended = sum(1 for runner in self.runners.values()
                     if runner.direction == "out" and runner.state == "up")
-        old, self._http = self._http, self._session()
-        self._spawn(_aborted(old), "tls-old-dials")
+        new = self._session()
+        self._spawn(_aborted(self._http), "tls-old-dials")
+        # Only once the old session is being aborted: given ``ca`` again after a cut
+        # that failed, it is redone.
+        self._http, self.ca = new, ca
         return ended
 
     async def stop(self) -> None:

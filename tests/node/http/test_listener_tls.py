@@ -12,11 +12,13 @@ import ssl
 from collections.abc import AsyncIterator
 from pathlib import Path
 
+import aiohttp
 import pytest
 from aiohttp import web
 from structlog.testing import capture_logs
 
 from node.config import Config
+from node.http import listener
 from node.http.listener import BoundedSite
 from node.limits import Limits
 from node.peers.api import server_tls
@@ -186,5 +188,49 @@ async def test_a_look_retried_after_a_failed_use_ends_no_link_twice(
                 if line["event"] == "peer links ended: tls ca changed"] == [(1, 0), (0, 0)]
         assert await served(renewed)
         assert use_tls(node.gossip.tls, given[1]) is None  # the dials' part, done once
+    finally:
+        await node.stop()
+
+
+async def test_a_cut_that_failed_is_done_when_the_ca_is_given_again(
+        site: BoundedSite, cas: Cas, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The site's connections not ended (a close that raised): the CA is not taken as
+    given, so given again it ends them."""
+    peer = await handshaken(site, cas.dialer(cas.peer))
+    drop = listener._Counted.drop
+
+    def fails(conn: listener._Counted) -> None:
+        monkeypatch.setattr(listener._Counted, "drop", drop)
+        raise RuntimeError("the close failed")
+
+    monkeypatch.setattr(listener._Counted, "drop", fails)
+    trusting = cas.trusting(cas.new[0])
+    with pytest.raises(RuntimeError):
+        site.use_tls(*trusting)
+    assert site.use_tls(*trusting) == 1
+    assert not await served(peer)
+
+
+async def test_dials_not_ended_are_ended_when_the_ca_is_given_again(
+        tmp_path: Path, cas: Cas, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The dials' session not replaced (making the new one raised): the CA is not taken
+    as given, so given again the dials end then."""
+    install(cas.old[0], tmp_path / "ca.pem")
+    node = await start(Config(
+        data_dir=tmp_path / "data", port=0, tls_cert=cas.served[0], tls_key=cas.served[1],
+        tls_ca=tmp_path / "ca.pem"))
+    try:
+        session = node.gossip._session
+
+        def fails() -> aiohttp.ClientSession:
+            monkeypatch.setattr(node.gossip, "_session", session)
+            raise RuntimeError("no session")
+
+        monkeypatch.setattr(node.gossip, "_session", fails)
+        context, ca = cas.trusting(cas.new[0])
+        with pytest.raises(RuntimeError):
+            node.gossip.use_tls(context, ca)
+        assert node.gossip.use_tls(context, ca) == 0  # no link up, the dials ended
+        assert node.gossip.use_tls(context, ca) is None  # once
     finally:
         await node.stop()

@@ -213,7 +213,7 @@ def add(ctx: click.Context, device_id: str, name: str, address: str | None,
         _warn_listening(address)
     for line in shared:
         note(line)
-    _warn_waiting(waiting, added, field(field(answer, "device", dict), "name", str))
+    _warn_waiting(waiting, added)
 
 
 async def _waiting(client: Client) -> list[Any]:
@@ -226,18 +226,16 @@ async def _waiting(client: Client) -> list[Any]:
     return (maybe(device, "waiting", list) or []) if isinstance(device, dict) else []
 
 
-def _warn_waiting(waiting: list[Any], added: str, name: str) -> None:
+def _warn_waiting(waiting: list[Any], added: str) -> None:
     """The warning after an add, run on a new device, of the member that refuses it as
     waiting to be added: the steps done the wrong way round. The record is written (two
-    devices may add each other before they link), but it does not let this device in,
-    and, the newest add of that member once they link, it renames the member."""
-    from crdt.device import shown_name, shown_words
+    devices may add each other before they link), but it does not let this device in."""
+    from crdt.device import shown_words
 
     for line in waiting:
         if isinstance(line, str) and f"({added})" in line:
             note(shown_words(f"warning: this device is itself {line}: adding that member "
-                             "here does not let this device in, and names that member "
-                             f"{shown_name(name)} on every node once they link"))
+                             "here does not let this device in"))
 
 
 def _checked_address(address: str | None) -> str | None:

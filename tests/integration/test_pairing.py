@@ -135,7 +135,8 @@ def test_a_new_device_that_adds_the_member_it_waits_on_is_told_it_is_not_let_in(
         tmp_path: Path) -> None:
     """The steps the wrong way round: the new device adds the member that refuses it.
     The record is written (two devices may add each other before they link), and the
-    command says that this device still waits, with the command to run on the member."""
+    command says that this device still waits, with the command to run on the member.
+    The name typed is shown on this device until they link; the member keeps its own."""
     with Cluster(tmp_path) as cluster:
         a = device_node(cluster, "a")
         b = device_node(cluster, "b", peers=[a.url])
@@ -143,17 +144,26 @@ def test_a_new_device_that_adds_the_member_it_waits_on_is_told_it_is_not_let_in(
         told = (f"waiting to be added on a ({ids['a']}): run `clawsync devices add "
                 f"{ids['b']} --name b --node {a.url}` there")
         wait_until(lambda: told in device_view(b)["waiting"], LINK_TIMEOUT_S, "b told to wait")
-        done = run_cli(b, "devices", "add", ids["a"], "--name", "a")
+        done = run_cli(b, "devices", "add", ids["a"], "--name", "zed")
         assert done.returncode == 0, done.stderr
-        assert done.stdout.startswith(f"added {ids['a']} (a)"), done.stdout
+        assert done.stdout.startswith(f"added {ids['a']} (zed)"), done.stdout
         assert (f"warning: this device is itself {told}: adding that member here does not "
-                "let this device in, and names that member a on every node once they "
-                "link") in done.stderr
+                "let this device in\n") in done.stderr
+        assert member_names(b)[ids["a"]] == "zed"
         # Once the member adds it, it links, and an add of a member says nothing more.
         add_device(a, b, "b")
         wait_until(lambda: ids["a"] in linked_devices(b), LINK_TIMEOUT_S, "b linked with a")
+        # The records met: both show the member's own name, not the one typed on b.
+        both = {ids["a"]: "a", ids["b"]: "b"}
+        wait_until(lambda: member_names(a) == member_names(b) == both, LINK_TIMEOUT_S,
+                   "both show a's own name")
         again = run_cli(b, "devices", "add", ids["a"], "--name", "a")
         assert again.returncode == 0 and "warning" not in again.stderr, again
+
+
+def member_names(node: NodeProcess) -> dict[str, str]:
+    """The members ``node`` lists (``GET /v1/devices``), by device id: their names."""
+    return {row["device_id"]: row["name"] for row in node.get("/v1/devices")["members"]}
 
 
 def start_log(tmp_path: Path, *args: str) -> str:

@@ -67,7 +67,14 @@ SETTINGS: dict[str, Any] = {
 #: two more UPDATEs for every row written, a third of what storing a peer's event costs
 #: SQLite (about 15,000 of 45,000 CPU instructions per event of a catch-up). Only
 #: eviction and culling read them, and a log does neither (``SETTINGS``), so the store
-#: drops them on every open (diskcache creates them again each time it opens a folder).
+#: drops them on every open (diskcache creates them again each time it opens a folder),
+#: all five in one transaction: one commit, not five, and none dropped if one fails.
+#: Settings' ``count`` and ``size`` are then stale for good, so ``len()``, ``volume()``
+#: and ``check()`` of the cache mean nothing for a log (nothing here calls them). An
+#: older clawsync re-creates the triggers on its open and counts on from the stale
+#: values (its deletes may take ``count`` below zero, and its ``len()`` then raises);
+#: nothing in clawsync reads them either. This relies on the exact diskcache pin
+#: (pyproject.toml) for the triggers' names and on its private ``Cache._sql``.
 TALLY_TRIGGERS = ("Settings_count_insert", "Settings_count_delete", "Settings_size_insert",
                   "Settings_size_update", "Settings_size_delete")
 #: Seconds a SQLite call waits for a lock before it fails as ``StorageBusy``. Only this
@@ -118,6 +125,21 @@ def peek(folder: str | os.PathLike[str], key: str) -> bytes | None:
             return None if row is None else _fetch(diskcache.Disk(str(path)), *row)
 
 
+def _drop_tallies(cache: diskcache.Cache) -> None:
+    """Drop ``TALLY_TRIGGERS`` in one transaction on the cache's connection; rolled back
+    if any drop or the commit fails (the next open drops them again)."""
+    cache._sql("BEGIN IMMEDIATE")
+    try:
+        for trigger in TALLY_TRIGGERS:
+            cache._sql(f"DROP TRIGGER IF EXISTS {trigger}")
+        cache._sql("COMMIT")
+    except BaseException:
+        if cache._con.in_transaction:
+            with contextlib.suppress(sqlite3.Error):  # ``close`` follows: it ends it too
+                cache._sql("ROLLBACK")
+        raise
+
+
 class DiskStorage:
     """The ``crdt.storage.base.Storage`` interface over one diskcache folder."""
 
@@ -138,8 +160,11 @@ class DiskStorage:
             lock = FolderLock.acquire(path)
             try:
                 cache = diskcache.Cache(os.fspath(path), timeout=BUSY_TIMEOUT_S, **SETTINGS)
-                for trigger in TALLY_TRIGGERS:
-                    cache._sql(f"DROP TRIGGER IF EXISTS {trigger}")
+                try:
+                    _drop_tallies(cache)
+                except BaseException:
+                    cache.close()  # its connection, before another process may open
+                    raise
             except BaseException:
                 lock.release()
                 raise
@@ -243,8 +268,8 @@ _SELECT_ONE = ("SELECT mode, filename, value FROM Cache WHERE key = ? AND raw = 
 _SELECT_MANY = ("SELECT key, mode, filename, value FROM Cache WHERE raw = 1"
                 " AND (expire_time IS NULL OR expire_time > ?) AND key IN ({})")
 # diskcache's own row for a value written by ``Cache.set`` with no expiry and no tag
-# (``Cache._row_insert`` / ``_row_update``): one statement for a batch of them. Its
-# triggers keep the entry count and size as ``set`` does.
+# (``Cache._row_insert`` / ``_row_update``): one statement for a batch of them, each row
+# written as ``set`` writes it. No tally of the rows is kept (``TALLY_TRIGGERS``).
 _UPSERT = ("INSERT INTO Cache(key, raw, store_time, expire_time, access_time, access_count,"
            " tag, size, mode, filename, value) VALUES (?, 1, ?, NULL, ?, 0, NULL, ?, ?, NULL, ?)"
            " ON CONFLICT(key, raw) DO UPDATE SET store_time = excluded.store_time,"

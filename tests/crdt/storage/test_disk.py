@@ -3,6 +3,7 @@ folder, errors translated, and folders written by earlier versions."""
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import os
 import sqlite3
@@ -19,7 +20,7 @@ from crdt.automerge.documents import Documents
 from crdt.errors import FolderInUse, StorageDamaged, StoreError
 from crdt.events import Event
 from crdt.log.store import EventStore
-from crdt.storage import lock
+from crdt.storage import disk, lock
 from crdt.storage.disk import SETTINGS, DiskStorage
 from crdt.storage.lock import LOCK_NAME, FolderLock
 from tests.support.rawfiles import files_holding
@@ -74,6 +75,28 @@ def test_a_log_keeps_no_tallies_of_its_rows(store_path: Path, ev: MakeEvent) -> 
                               ).fetchall() == []
         with EventStore.open(store_path) as store:
             assert store.get_event(stored.event.id) == stored
+
+
+def test_a_failed_drop_of_the_tallies_drops_none_and_leaves_the_folder_closed(
+        store_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The triggers go in one transaction: a drop that fails (here the last, a name
+    SQLite refuses) drops none, and the open closes diskcache's connection as well as
+    freeing the folder."""
+    diskcache.Cache(os.fspath(store_path)).close()
+    monkeypatch.setattr(disk, "TALLY_TRIGGERS", (*disk.TALLY_TRIGGERS, "no such trigger"))
+    with pytest.raises(StoreError) as failed:
+        DiskStorage.open(store_path)
+    # While the failure (and its frames, the cache among them) is still held:
+    database = os.fspath((store_path / diskcache.core.DBNAME).resolve())
+    held = [fd for fd in os.listdir("/proc/self/fd")
+            if os.path.realpath(f"/proc/self/fd/{fd}") == database]
+    assert failed.value is not None and held == []
+    with contextlib.closing(sqlite3.connect(database)) as connection:
+        triggers = {name for (name,) in connection.execute(
+            "SELECT name FROM sqlite_master WHERE type = 'trigger'")}
+    assert set(disk.TALLY_TRIGGERS) - {"no such trigger"} <= triggers
+    monkeypatch.undo()
+    DiskStorage.open(store_path).close()  # the folder is free, and opens as ever
 
 
 def test_big_events_stay_inside_sqlite(store: EventStore, store_path: Path,

@@ -7,7 +7,16 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
-from node.cli.common import field, maybe, note, removal, warn_removed, with_client, written
+from node.cli.common import (
+    AnswerError,
+    field,
+    maybe,
+    note,
+    removal,
+    warn_removed,
+    with_client,
+    written,
+)
 from node.cli.options import client_options, session_key
 from node.cli.output import print_json
 from node.text import printable
@@ -75,7 +84,7 @@ def forget(ctx: click.Context, session: str, events: tuple[str, ...], reason: st
                                "forgotten for the reason 'user')")
 
     async def run(client: Client) -> tuple[dict[str, Any], str | None, bool]:
-        again = not events and await _forgotten(client, session)
+        again = not events and not as_json and await _forgotten(client, session)
         answer = await client.forget(session, list(events), reason=reason)
         return answer, await removal(client), again
 
@@ -104,12 +113,22 @@ def forget(ctx: click.Context, session: str, events: tuple[str, ...], reason: st
 
 async def _forgotten(client: Client, session: str) -> bool:
     """Whether ``session`` is forgotten whole already, as the node reads it: a forget of
-    it writes a record all the same (``crdt.log.forget``), said then as such. False
-    where it cannot be read (no such session, a token that may forget but not read):
-    the forget itself says what is wrong, in its own words."""
+    it writes a record all the same (``crdt.log.forget``), said then as such. Read from
+    its row of the session list (``detail``, by ``prefix``), never its projection, which
+    the node would build and send whole. False where it cannot be read (no such session,
+    a token that may forget but not read, an answer not understood): the forget itself
+    says what is wrong, in its own words."""
     from node.client.errors import ClientError
 
+    after = None
     try:
-        return (await client.projection(session)).get("forgotten") is True
-    except ClientError:
+        while True:  # the rows of keys that merely start with it may come first
+            page = await client.sessions(after=after, detail=True, prefix=session)
+            for row in maybe(page, "sessions", list) or []:
+                if isinstance(row, dict) and row.get("session_key") == session:
+                    return row.get("forgotten") is True
+            after = maybe(page, "next", int)
+            if maybe(page, "more", bool) is not True or after is None:
+                return False
+    except (ClientError, AnswerError):
         return False

@@ -90,13 +90,16 @@ class Client(Transport):
                                    missing=f"there is no session {session_key!r} on the node")
 
     async def sessions(self, *, after: int | None = None, limit: int | None = None,
-                       include_cluster: bool = False, detail: bool = False
-                       ) -> dict[str, Any]:
+                       include_cluster: bool = False, detail: bool = False,
+                       prefix: str | None = None) -> dict[str, Any]:
         """One page of the session list: ``{"sessions": [{"index", "session_key"}], ...}``;
         with ``include_cluster``, the cluster's own sessions (``clawsync:devices``, ...)
         among them; with ``detail``, each row with its summary (state, counts, and
-        ``forgotten``: every event of it forgotten)."""
+        ``forgotten``: every event of it forgotten); with ``prefix``, only the sessions
+        whose key starts with it."""
         params = _page(after, limit)
+        if prefix is not None:
+            params["prefix"] = prefix
         if include_cluster:
             params["include_cluster"] = "1"
         if detail:

@@ -4,6 +4,7 @@ stopped does not bring the content back, and the content is gone from every data
 
 from __future__ import annotations
 
+import asyncio
 import json
 import secrets
 import shlex
@@ -34,6 +35,7 @@ from tests.support.cluster import (
 )
 from tests.support.interop import ws_url
 from tests.support.jsclient import JsClient, require_npm_packages
+from tests.support.metrics import scrape, value
 from tests.support.processes import ROOT, NodeProcess, free_port, run_cli
 from tests.support.rawfiles import files_holding
 
@@ -279,23 +281,40 @@ def test_the_readmes_curl_commands_forget(tmp_path: Any) -> None:
 def test_forgetting_a_session_again_or_one_not_there_says_so(tmp_path: Any) -> None:
     """``clawsync forget`` of a session forgotten whole already writes a record all the
     same (it covers what other devices may still send), and says that it was; of a
-    session the node does not hold, it says so (exit 1) and writes nothing."""
+    session the node does not hold, it says so (exit 1) and writes nothing. Whether it
+    was is read from the session's row of the list, never from its projection (built
+    and sent whole), and with ``--json``, which does not say it, not at all."""
     with NodeProcess(tmp_path) as node:
+        append(node, "tg:alice:archived-2023", [message("kept")])  # listed first by that prefix
         append(node, "tg:alice", [message("one")])
         first = run_cli(node, "forget", "tg:alice")
         assert first.returncode == 0 and "forgotten whole already" not in first.stderr, first
         written = head(node)
+        reads = session_reads(node)
         again = run_cli(node, "forget", "tg:alice")
         assert again.returncode == 0, again.stderr
         assert again.stdout.startswith("forgot the session tg:alice (record ")
         assert ("it was forgotten whole already: this record also covers what other "
                 "devices may still send of it") in again.stderr
         assert head(node) == written + 1
+        assert session_reads(node) == (reads[0] + 1, reads[1])  # its row, no projection
+        quiet = run_cli(node, "forget", "tg:alice", "--json")
+        assert quiet.returncode == 0, quiet.stderr
+        assert session_reads(node) == (reads[0] + 1, reads[1])
+        written += 1
         missing = run_cli(node, "forget", "tg:alcie")
         assert missing.returncode == 1, missing
         assert "there is no session 'tg:alcie' on the node; did you mean 'tg:alice'?" \
             in missing.stderr
         assert head(node) == written + 1
+
+
+def session_reads(node: NodeProcess) -> tuple[float, float]:
+    """The reads of the session list and of a projection the node answered."""
+    families = asyncio.run(scrape(node.url))
+    return tuple(value(families, "clawsync_http_requests", "_total", method="GET",
+                       route=route, status="200") or 0.0
+                 for route in ("/v1/sessions", "/v1/sessions/{key}"))  # type: ignore[return-value]
 
 
 def _forgotten(node: NodeProcess, key: str) -> bool:

@@ -25,8 +25,9 @@ from urllib.parse import quote
 
 # Re-exported: the commands that run requests catch it from here too.
 from node.client.errors import ClientError as ClientError
+from node.client.failures import UnreadableStream
 from node.client.transport import StreamEvent as StreamEvent  # what ``stream`` yields, too
-from node.client.transport import Transport, UnreadableStream
+from node.client.transport import Transport
 
 
 def session_path(session_key: str) -> str:

@@ -107,9 +107,9 @@ def test_a_command_loads_its_own_module_not_the_others(command: str, module: str
 #: crypto libraries, and its ``node.limits`` and ``node.checks``), the HTTP client, and what
 #: the demo and the OpenClaw commands do.
 RUNNING_ONLY = {"node.config", "node.limits", "node.checks", "node.client.api",
-                "node.client.transport", "node.device", "node.cli.demo_run",
-                "node.cli.demo_cluster", "node.cli.openclaw_run", "node.cli.openclaw_sink",
-                "node.openclaw.bridge", "node.openclaw.refusals"}
+                "node.client.transport", "node.client.failures", "node.device",
+                "node.cli.demo_run", "node.cli.demo_cluster", "node.cli.openclaw_run",
+                "node.cli.openclaw_sink", "node.openclaw.bridge", "node.openclaw.refusals"}
 
 
 @pytest.mark.parametrize("command", [

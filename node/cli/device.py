@@ -80,18 +80,19 @@ def device(ctx: click.Context, data_dir: Path | None, name: str | None,
 
 
 async def _asked(client: Client) -> dict[str, Any]:
-    """``GET /v1/node``; where no node answers, the error says how to read the id with
-    it stopped: on a new device, this command often comes before its first ``serve``."""
-    import aiohttp
+    """``GET /v1/node``; where no node listens on this machine, the error says how to
+    read the id with it stopped: on a new device, this command often comes before its
+    first ``serve``. Not for a node elsewhere (``--node http://phone:7878``): its data
+    folder is on that machine."""
+    from urllib.parse import urlsplit
+
+    from node.checks import is_loopback
+    from node.client.errors import NOT_LISTENING
 
     try:
         return await client.node()
     except ClientError as error:
-        cause = error.__cause__
-        # Refused or unroutable: no node there. Not a name that does not resolve, nor
-        # TLS: a node elsewhere, which its own folder cannot stand for.
-        if isinstance(cause, aiohttp.ClientConnectorError) and not isinstance(
-                cause, aiohttp.ClientSSLError | aiohttp.ClientConnectorDNSError):
+        if error.code == NOT_LISTENING and is_loopback(urlsplit(client.base_url).hostname or ""):
             raise error.with_hint("with the node stopped, `clawsync device --data-dir DIR` "
                                   "reads the id from its data folder") from None
         raise

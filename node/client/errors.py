@@ -25,6 +25,12 @@ def shown_address(text: str, *, quoted: bool = True) -> str:
     return said if cut == text else f"{said}… ({len(text)} characters)"
 
 
+#: ``ClientError.code`` of a connection that failed at the node's address, refused or
+#: unroutable (``node.client.failures.not_listening``): no node listens there. The
+#: client's own word, not a node's: no answer came (``status`` is None).
+NOT_LISTENING = "not_listening"
+
+
 class ClientError(Exception):
     """The node could not be reached, or it refused or failed a request.
 

@@ -13,7 +13,7 @@ import aiohttp
 from aiohttp.http_exceptions import HttpProcessingError
 from yarl import URL
 
-from node.client.errors import ClientError, shown_address
+from node.client.errors import NOT_LISTENING, ClientError, shown_address
 from node.client.tls_probe import answers_tls
 from node.limits import ClientLimits
 from node.lookups import LookupResolver
@@ -25,6 +25,14 @@ def hung_up(error: BaseException) -> bool:
     on timing)."""
     return isinstance(error, aiohttp.ServerDisconnectedError) or (
         isinstance(error, aiohttp.ClientOSError) and error.errno == errno.ECONNRESET)
+
+
+def not_listening(error: BaseException) -> bool:
+    """Whether a connection failed at the address itself, refused or unroutable: nothing
+    listens there (``NOT_LISTENING``). Not a name that does not resolve, nor TLS: those
+    fail with a node there, or say nothing of one."""
+    return isinstance(error, aiohttp.ClientConnectorError) and not isinstance(
+        error, aiohttp.ClientSSLError | aiohttp.ClientConnectorDNSError)
 
 
 class Translate:
@@ -54,7 +62,8 @@ class Translate:
             # A node serving HTTPS (--tls-cert) hangs up on plain HTTP without a word.
             said += ("; it speaks TLS there (a node started with --tls-cert serves "
                      "https:// only): try https://")
-        raise ClientError(said) from error
+        raise ClientError(said, code=NOT_LISTENING if not_listening(error) else None
+                          ) from error
 
     async def _serves_tls(self) -> bool:
         """Whether the server that hung up on this http:// address answers TLS there
@@ -81,7 +90,8 @@ class Translate:
         if isinstance(error, aiohttp.ClientConnectorDNSError):
             return (f"cannot reach {where}: its host name does not resolve "
                     f"({error.os_error.strerror})")
-        if isinstance(error, aiohttp.ClientConnectorError):
+        if not_listening(error):
+            assert isinstance(error, aiohttp.ClientConnectorError)  # for the type checker
             code = error.os_error.errno  # asyncio's text names the address again
             why = os.strerror(code).lower() if code and code > 0 else error.os_error.strerror
             return f"cannot reach {where} ({why}) — is `clawsync serve` running?"

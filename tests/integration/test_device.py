@@ -11,9 +11,18 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from crdt.device import parse_device_id
 from node.device import KEY_FILE
-from tests.support.processes import CLI_TIMEOUT_S, NodeProcess, child_env, run_cli
+from node.server.reach import network_address
+from tests.support.processes import (
+    CLI_TIMEOUT_S,
+    NodeProcess,
+    child_env,
+    free_port,
+    run_cli,
+)
 
 
 def clawsync(*args: str) -> subprocess.CompletedProcess[str]:
@@ -117,6 +126,18 @@ def test_no_node_listening_says_how_to_read_the_id_with_it_stopped(tmp_path: Pat
         "the id from its data folder\n")
     offline = clawsync("device", "--data-dir", str(node.data_dir), "--id")
     assert offline.returncode == 0 and parse_device_id(offline.stdout.strip()), offline
+
+
+def test_no_node_listening_elsewhere_says_nothing_of_a_data_folder(tmp_path: Path) -> None:
+    """A node at another machine's address: its data folder is there, not here."""
+    address = network_address()
+    if address is None:
+        pytest.skip("no address of this machine beyond loopback")
+    url = f"http://{address}:{free_port()}"  # nothing listens there
+    refused = clawsync("--node", url, "device")
+    assert refused.returncode == 1, refused
+    assert refused.stderr == (f"Error: cannot reach the node at {url} (connection refused) "
+                              "— is `clawsync serve` running?\n")
 
 
 def test_the_example_of_device_help_adds_this_device_on_another(tmp_path: Path) -> None:

@@ -184,7 +184,7 @@ def add(ctx: click.Context, device_id: str, name: str, address: str | None,
         raise click.UsageError("give --address or --no-address, not both")
 
     async def run(client: Client) -> tuple[list[dict[str, Any]], dict[str, Any],
-                                           list[dict[str, Any]], list[Any]]:
+                                           list[dict[str, Any]], dict[str, Any]]:
         # The members before, so that a rename or a new address is called so, not "added".
         members = rows(await client.devices(), "members")
         try:
@@ -192,18 +192,18 @@ def add(ctx: click.Context, device_id: str, name: str, address: str | None,
                                              clear_address=no_address)
         except ClientError as error:
             raise _with_rename(error, named_node(ctx)) from None
-        waiting = await _waiting(client)
+        status = await _status(client)
         # Those it shares its name with, listed again: one added since the list above
         # (by another node) is among them.
         device = answer.get("device")
         if not isinstance(device, dict) or not device.get("name_shared_with"):
-            return members, answer, members, waiting
+            return members, answer, members, status
         try:
-            return members, answer, rows(await client.devices(), "members"), waiting
+            return members, answer, rows(await client.devices(), "members"), status
         except ClientError:  # added all the same: the commands from the answer and the list above
-            return members, answer, members, waiting
+            return members, answer, members, status
 
-    members, answer, now, waiting = with_client(ctx, run)
+    members, answer, now, status = with_client(ctx, run)
     with written(f"the node accepted the device {device_id}"):
         said = _added(members, answer)
         shared = shared_name_lines(_sharing(now, answer), named_node(ctx))
@@ -213,29 +213,34 @@ def add(ctx: click.Context, device_id: str, name: str, address: str | None,
         _warn_listening(address)
     for line in shared:
         note(line)
-    _warn_waiting(waiting, added)
+    _warn_waiting(status, added)
 
 
-async def _waiting(client: Client) -> list[Any]:
-    """The lines saying which members this device waits to be added on (``GET
-    /v1/peers``'s ``device.waiting``); none where the status cannot be read."""
+async def _status(client: Client) -> dict[str, Any]:
+    """This device's status (``GET /v1/peers``'s ``device``); empty where it cannot be
+    read."""
     try:
         device = (await client.peers()).get("device")
     except ClientError:
-        return []  # added all the same: a token that may write but not read the status
-    return (maybe(device, "waiting", list) or []) if isinstance(device, dict) else []
+        return {}  # added all the same: a token that may write but not read the status
+    return device if isinstance(device, dict) else {}
 
 
-def _warn_waiting(waiting: list[Any], added: str) -> None:
+def _warn_waiting(status: dict[str, Any], added: str) -> None:
     """The warning after an add, run on a new device, of the member that refuses it as
-    waiting to be added: the steps done the wrong way round. The record is written (two
-    devices may add each other before they link), but it does not let this device in."""
+    waiting to be added (its id in the status's ``waiting_on``; a node without that
+    field says nothing): the steps done the wrong way round. The record is written (two
+    devices may add each other before they link), but it does not let this device in.
+    The line said is the status's own about that member, which names it by its id."""
     from crdt.device import shown_words
 
-    for line in waiting:
-        if isinstance(line, str) and f"({added})" in line:
-            note(shown_words(f"warning: this device is itself {line}: adding that member "
-                             "here does not let this device in"))
+    if added not in (maybe(status, "waiting_on", list) or []):
+        return
+    lines = [line for line in maybe(status, "waiting", list) or []
+             if isinstance(line, str) and added in line]
+    told = lines[0] if lines else f"waiting to be added on {added}"
+    note(shown_words(f"warning: this device is itself {told}: adding that member here "
+                     "does not let this device in"))
 
 
 def _checked_address(address: str | None) -> str | None:

@@ -360,7 +360,7 @@ class Admission:
         """The peer turned this device away: say why (in the log once, until it changes),
         and remember a signed removal."""
         refusal = exc.refusal
-        runner.removal, runner.refused_waiting, taken = None, False, False
+        runner.removal, runner.waiting_on, taken = None, None, False
         runner.waiting_dials_failed = 0
         if refusal is None:
             runner.refused = str(exc)
@@ -378,7 +378,7 @@ class Admission:
             # while no membership record names the member here yet.
             named = member_name(refusal.detail)
             _keep(self._waited_on, refusal.by, WAITED_ON_KEPT_MAX, named)
-            runner.refused_waiting = True
+            runner.waiting_on = refusal.by
             runner.refused = waiting_text(refusal.by, self.device.device_id,
                                           self._own_name(), member_name=named,
                                           address=runner.url)

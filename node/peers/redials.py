@@ -28,11 +28,11 @@ def next_dial_at(runner: Runner, retry_at: float, ended_at: float, *,
     ``ends_back_off``), and within a pull interval of ``ended_at`` while a member
     refuses this device (``removed``: this device was told it is removed, which no wait
     ends), and after each of the first ``WAITING_SOON_DIALS`` failed dials in a row of a
-    member whose last refusal was as waiting to be added (``Runner.refused_waiting``; a
+    member whose last refusal was as waiting to be added (``Runner.waiting_on``; a
     dial that connects or another refusal ends it, a busy answer starts the count anew):
     asked again soon, not after the back-off's minute, nor later by however long the
     store's writer kept the failure."""
-    restarting = runner.refused_waiting \
+    restarting = runner.waiting_on is not None \
         and runner.waiting_dials_failed <= WAITING_SOON_DIALS
     if (runner.refused is not None or restarting) and not removed:
         soon = ended_at + pull_interval_s

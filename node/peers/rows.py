@@ -193,17 +193,21 @@ class Rows:
     def device_status(self) -> dict[str, Any]:
         """This device for ``GET /v1/peers`` (its ``device``; ``/v1/node`` has none): its
         id, whether a member told it it was removed (by whom, when), which members it
-        waits to be added on, which devices dialed it waiting to be added here
-        (``to_add``: ids as claimed), and which of its ``--peer`` addresses turned out to
+        waits to be added on (``waiting``, lines for people, and ``waiting_on``, their
+        ids for a program), which devices dialed it waiting to be added here (``to_add``:
+        ids as claimed), and which of its ``--peer`` addresses turned out to
         be its own (not dialed: a typo of a port shows as a node with no peer otherwise),
         and the names members share (``shared_names``)."""
         removal = self.admission.own_removal()
         waiting = sorted({r.refused for r in self.runners.values()
                           if r.refused and r.refused.startswith("waiting")})
+        # As the lines: a dial that failed since keeps ``waiting_on`` but says no line.
+        waiting_on = sorted({r.waiting_on for r in self.runners.values()
+                             if r.refused and r.waiting_on is not None})
         own = self.own_urls | {self.config.advertise_url}
         return {"device_id": self.device.device_id, "removed": removal,
                 "removed_text": removal_text(self.admission.named(removal)) if removal else None,
-                "waiting": waiting,
+                "waiting": waiting, "waiting_on": waiting_on,
                 # Devices that dialed this node and wait to be added here (claimed ids).
                 "to_add": self.admission.waiting_rows(),
                 "own_peers": [url for url in self.config.peers if url.rstrip("/") in own],

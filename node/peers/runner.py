@@ -67,11 +67,12 @@ class Runner:
     gave_secret: bool = False  # accepted on the cluster secret
     refused: str | None = None  # why the peer refused this device, for people
     removal: Refusal | None = None  # the peer's last refusal as removed, if it was that
-    #: The peer's last refusal was of this device as waiting to be added: kept through
-    #: failed dials (the member may restart to take the add), so that the first
-    #: ``redials.WAITING_SOON_DIALS`` of them are dialed again within a pull interval
-    #: (``redials.next_dial_at``); a dial that connects, or another refusal, clears it.
-    refused_waiting: bool = False
+    #: The member whose last refusal was of this device as waiting to be added (its
+    #: device id, as it signed it): kept through failed dials (the member may restart to
+    #: take the add), so that the first ``redials.WAITING_SOON_DIALS`` of them are
+    #: dialed again within a pull interval (``redials.next_dial_at``); a dial that
+    #: connects, or another refusal, clears it.
+    waiting_on: str | None = None
     #: The dials failed in a row since the peer refused this device as waiting, or last
     #: answered it busy (``PeerBusy``: a member that asks for time is up, not restarting).
     waiting_dials_failed: int = 0
@@ -114,17 +115,17 @@ class Runner:
         refusal is no longer its word: ``removal`` is read only with it), nor did the
         dial fail."""
         self.refused = self.failure = None
-        self.refused_waiting, self.waiting_dials_failed = False, 0
+        self.waiting_on, self.waiting_dials_failed = None, 0
 
     def dial_failed(self, failure: str) -> None:
         """A dial of this address failed (not reached, or no link in its answer): that
         is what is wrong now, not a refusal an earlier dial got (a member that refused
         this device as waiting to be added and then went down is to be reached first),
         though one as waiting still has it dialed again soon a few times
-        (``refused_waiting``). ``removal`` is left as it is, as by ``dial_connected``: it
+        (``waiting_on``). ``removal`` is left as it is, as by ``dial_connected``: it
         is read only with ``refused``."""
         self.failure, self.refused = failure, None
-        if self.refused_waiting:
+        if self.waiting_on is not None:
             self.waiting_dials_failed += 1
 
     def dial_busy(self, failure: str) -> None:

@@ -161,6 +161,24 @@ def test_a_new_device_that_adds_the_member_it_waits_on_is_told_it_is_not_let_in(
         assert again.returncode == 0 and "warning" not in again.stderr, again
 
 
+def test_a_member_that_gives_no_name_is_known_by_its_id(tmp_path: Path) -> None:
+    """A member that gives no name in its refusal (an older one) is named by its id
+    alone in the line; ``waiting_on`` holds its id all the same, and the warning of an
+    add of it, the wrong way round, is said by that id."""
+    with Cluster(tmp_path) as cluster:
+        a = device_node(cluster, "a", program="tests.support.nameless_member_node")
+        b = device_node(cluster, "b", peers=[a.url])
+        ids = {node.name: device_id(node) for node in (a, b)}
+        told = (f"waiting to be added on {ids['a']}: run `clawsync devices add "
+                f"{ids['b']} --name b --node {a.url}` there")
+        wait_until(lambda: told in device_view(b)["waiting"], LINK_TIMEOUT_S, "b told to wait")
+        assert device_view(b)["waiting_on"] == [ids["a"]]
+        done = run_cli(b, "devices", "add", ids["a"], "--name", "a")
+        assert done.returncode == 0, done.stderr
+        assert (f"warning: this device is itself {told}: adding that member here does not "
+                "let this device in\n") in done.stderr
+
+
 def member_names(node: NodeProcess) -> dict[str, str]:
     """The members ``node`` lists (``GET /v1/devices``), by device id: their names."""
     return {row["device_id"]: row["name"] for row in node.get("/v1/devices")["members"]}

@@ -81,7 +81,8 @@ Stamp = tuple[int, int, int, int, int] | str
 #: Why a ``--tls-ca`` written while the contexts were built from it is not used.
 CHANGED_WHILE_LOADED = "changed while loaded"
 #: Loads tried at start while ``--tls-ca`` changes as it is loaded (a rotation under
-#: way), before the node refuses to start: one is written in a moment.
+#: way), ``Limits.tls_files_settle_s`` apart, before the node refuses to start: one is
+#: written in a moment, and loads back to back could all fall within a slow copy.
 START_LOADS = 3
 
 
@@ -174,7 +175,8 @@ class TlsFiles:
                  "dates", "expiries")
 
     def __init__(self, config: Config) -> None:
-        """Load ``config``'s files (``TlsFileError`` if one cannot be used)."""
+        """Load ``config``'s files (``TlsFileError`` if one cannot be used). Blocking: it
+        reads the files, and waits while ``--tls-ca`` changes as it is loaded."""
         self.config = config
         self._paths = tuple(path for path in (config.tls_cert, config.tls_key, config.tls_ca)
                             if path is not None)
@@ -188,6 +190,7 @@ class TlsFiles:
             except TlsFileError as error:
                 if error.reason != CHANGED_WHILE_LOADED or tried == START_LOADS:
                     raise
+            time.sleep(config.limits.tls_files_settle_s)  # the rotation written meanwhile
         #: The stamps of files that could not be used, warned of already.
         self._refused: tuple[Stamp, ...] | None = None
         #: The stamps of files that could not be used, not warned of yet, and when they

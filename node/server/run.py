@@ -176,7 +176,7 @@ async def start(config: Config) -> RunningNode:
     config.check()
     check_folder_format(config)
     await asyncio.to_thread(check_storage_log, config)
-    tls = _tls(config)
+    tls = await asyncio.to_thread(_tls, config)
     socks = _bind(config)
     try:
         made = make_data_folder(config.data_dir)

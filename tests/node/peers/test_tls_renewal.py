@@ -170,21 +170,28 @@ async def test_a_ca_file_written_while_loaded_is_loaded_again_next_look(
 def test_a_ca_file_written_while_loaded_at_start_is_loaded_again(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """At start, a CA file that changes as it is loaded is loaded again, a few times
-    (``START_LOADS``) before the node refuses to start."""
+    (``START_LOADS``), ``tls_files_settle_s`` apart (the rest of the rotation is written
+    meanwhile), before the node refuses to start."""
     config, ca = served_files(tmp_path)
     assert config.tls_ca is not None
+    config = dataclasses.replace(config, limits=dataclasses.replace(
+        config.limits, tls_files_settle_s=0.01))
     new_ca = make_ca(tmp_path, "new-ca")
     build = tls_renewal.server_tls
     written = [ca[0], new_ca[0]] * START_LOADS
+    steps: list[str | float] = []
 
     def written_meanwhile(*args: Any, **kwargs: Any) -> ssl.SSLContext | None:
+        steps.append("load")
         if written:
             install(written.pop(), config.tls_ca)
         return build(*args, **kwargs)
 
     monkeypatch.setattr(tls_renewal, "server_tls", written_meanwhile)
+    monkeypatch.setattr(tls_renewal.time, "sleep", steps.append)
     with pytest.raises(TlsFileError, match="changed while loaded"):
         TlsFiles(config)
+    assert steps == ["load", 0.01] * (START_LOADS - 1) + ["load"]  # none after the last
     written[:] = [ca[0]]  # written once more, then settled
     files = TlsFiles(config)
     assert files.contexts.client is not None

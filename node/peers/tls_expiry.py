@@ -20,7 +20,7 @@ then. The other CAs of ``--tls-ca`` (old roots of a bundle, a CA rotated out: no
 of again for dates already said of as the ``ca``) are only warned of, even expired,
 ``TLS_CA_LINES_MAX`` lines a look, the rest counted in one line; no CA of the file having
 issued the chain is said once. Each file is read as OpenSSL reads it
-(``node.peers.tls_pem``): a file over ``TLS_FILE_BYTES_MAX`` is said of once, its dates
+(``node.peers.tls_pem``): a ``--tls-cert`` over ``TLS_FILE_BYTES_MAX`` is said of once, its dates
 not read; a block whose dates cannot be read (malformed) is said once
 per content, with its place, and moves no other. A block of ``--tls-cert`` OpenSSL
 skips (a ``BEGIN TRUSTED CERTIFICATE`` after the first: peers never get it) is warned of
@@ -360,26 +360,24 @@ class ExpiryWarnings:
         return {said}
 
     def _say_too_large(self, watched: Watched) -> set[Said]:
-        """Say once per content that a file is over ``TLS_FILE_BYTES_MAX``, its dates
-        not read."""
-        current: set[Said] = set()
-        for path, read in ((watched.cert_path, watched.cert), (watched.ca_path, watched.ca)):
-            if read is None or not read.too_large:
-                continue
-            said: Said = ("too large", read.digest, str(path))
-            current.add(said)
-            if said not in self._said:
-                self._said.add(said)
-                log.warning("tls certificate file too large", path=str(path),
-                            bytes_max=TLS_FILE_BYTES_MAX, effect="its dates are not read")
-        return current
+        """Say once per content that ``--tls-cert`` is over ``TLS_FILE_BYTES_MAX``, its
+        dates not read (a ``--tls-ca`` so is never loaded: ``tls_renewal.read_ca``)."""
+        read = watched.cert
+        if read is None or not read.too_large:
+            return set()
+        said: Said = ("too large", read.digest, str(watched.cert_path))
+        if said not in self._said:
+            self._said.add(said)
+            log.warning("tls certificate file too large", path=str(watched.cert_path),
+                        bytes_max=TLS_FILE_BYTES_MAX, effect="its dates are not read")
+        return {said}
 
     def _say_no_issuer(self, chain: Chain) -> set[Said]:
         """Say once that no CA of ``--tls-ca`` issued the chain served, if so: in the
         name of the block of ``--tls-cert`` OpenSSL skips if that one issued its top
         (the CA file is not the cause), else of the CA file."""
         top, watched = chain.top, chain.watched
-        if top is None or watched.ca is None or watched.ca.too_large or chain.ca is not None:
+        if top is None or watched.ca is None or chain.ca is not None:
             return set()
         issuer = top.issuer.rfc4514_string()
         skipped = next((block for block in watched.cert.skipped if block.parsed is not None

@@ -115,7 +115,8 @@ class Read:
 
     blocks: tuple[Block, ...]
     digest: bytes
-    #: Over ``TLS_FILE_BYTES_MAX``: not read for its dates.
+    #: Over ``TLS_FILE_BYTES_MAX``: not read for its dates (a ``--tls-cert``; a
+    #: ``--tls-ca`` so is refused before it is read: ``node.peers.tls_renewal.read_ca``).
     too_large: bool = False
     #: Certificate blocks OpenSSL skips in this kind of file (``Labels``), with their
     #: places among all: no part of what it loads.
@@ -123,8 +124,7 @@ class Read:
 
     @property
     def block_digests(self) -> frozenset[bytes]:
-        """The digests of its blocks, whatever their order and the lines between them
-        (none of a file too large to be read: a CA file so is refused before)."""
+        """The digests of its blocks, whatever their order and the lines between them."""
         return frozenset(block.digest for block in self.blocks)
 
 
@@ -133,7 +133,8 @@ def read_file(path: Path | None, labels: Labels) -> Read | None:
     read: OpenSSL will say why), each parsed alone: one whose dates cannot be read
     (malformed) leaves the others, and their places, as they are. Those OpenSSL reads
     with ``labels`` are its blocks, the others ``Read.skipped``. A file over
-    ``TLS_FILE_BYTES_MAX`` is not read for its dates (``Read.too_large``).
+    ``TLS_FILE_BYTES_MAX`` is not read for its dates (``Read.too_large``): the
+    ``--tls-cert``, which OpenSSL loads or refuses as it would.
 
     >>> read_file(Path("/nonexistent/tls.pem"), CA_FILE) is None
     True

@@ -142,11 +142,17 @@ def read_file(path: Path | None, labels: Labels) -> Read | None:
     if path is None:
         return None
     try:
-        with path.open("rb") as file:
-            content = file.read(TLS_FILE_BYTES_MAX + 1)
+        content = read_capped(path)
     except OSError:
         return None
     return read_content(content, labels)
+
+
+def read_capped(path: Path) -> bytes:
+    """What ``path`` holds, up to one byte over ``TLS_FILE_BYTES_MAX`` (so a file over
+    it is told, and a huge one never held whole); ``OSError`` if it cannot be read."""
+    with path.open("rb") as file:
+        return file.read(TLS_FILE_BYTES_MAX + 1)
 
 
 def read_content(content: bytes, labels: Labels) -> Read:

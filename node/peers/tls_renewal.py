@@ -66,6 +66,7 @@ from node.peers.tls_pem import (
     CHAIN_FILE,
     TLS_FILE_BYTES_MAX,
     Served,
+    read_capped,
     read_content,
     read_file,
 )
@@ -142,8 +143,7 @@ def read_ca(path: Path) -> bytes:
     """What the CA file ``path`` holds; ``TlsFileError`` if it cannot be read or is over
     ``TLS_FILE_BYTES_MAX`` (so a huge file is never held whole)."""
     try:
-        with path.open("rb") as file:
-            content = file.read(TLS_FILE_BYTES_MAX + 1)
+        content = read_capped(path)
     except OSError as error:
         raise TlsFileError(f"--tls-ca {path}", error.strerror or str(error)) from None
     if len(content) > TLS_FILE_BYTES_MAX:

@@ -11,6 +11,7 @@ from node.cli.common import (
     AnswerError,
     field,
     maybe,
+    next_position,
     note,
     removal,
     warn_removed,
@@ -127,8 +128,10 @@ async def _forgotten(client: Client, session: str) -> bool:
             for row in maybe(page, "sessions", list) or []:
                 if isinstance(row, dict) and row.get("session_key") == session:
                     return row.get("forgotten") is True
-            after = maybe(page, "next", int)
-            if maybe(page, "more", bool) is not True or after is None:
+            if maybe(page, "more", bool) is not True:
                 return False
-    except (ClientError, AnswerError):
+            # A "next" that does not move on (a broken node's 5, 6, 5...) is refused
+            # there, not followed for ever.
+            after = next_position(page.get("next"), after)
+    except (ClientError, AnswerError, click.ClickException):
         return False

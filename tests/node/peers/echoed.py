@@ -14,7 +14,7 @@ from urllib.parse import quote, quote_plus
 
 from hypothesis import strategies as st
 
-from node.peers.hiding import SHOWN_IN_A_ROW_MAX
+from node.peers.hiding import HIDDEN_TEXT, SHOWN_IN_A_ROW_MAX
 
 
 def _b64(text: str) -> str:
@@ -110,16 +110,17 @@ ENCODINGS: dict[str, Callable[[str], str]] = {
 #: The encodings of the bytes, in hex or decimal, whose runs are counted in hex digits.
 HEX = frozenset(name for name in ENCODINGS if name.startswith(("hex", "decimal")))
 
-#: The words the pages of these tests hold around the secret.
-_PAGE_WORDS = "echo Authorization: Bearer ".casefold()
+#: The words the pages of these tests hold around the secret, and the words that hide it
+#: (a secret ``IDDEN`` is found again in the ``(hidden)`` put in its place).
+_PAGE_WORDS = ("echo Authorization: Bearer ".casefold(), HIDDEN_TEXT.casefold())
 
 
 def _apart_from_the_page(secret: str) -> bool:
     """Whether no run the hiding would find of ``secret`` (as long as one hidden) is
-    also in the pages' own words: a secret ``BEARE`` hides the ``Beare`` of ``Bearer``,
-    rightly, and the count of what is shown around it no longer means anything."""
+    also in the pages' own words or the hiding's: a secret ``BEARE`` hides the ``Beare``
+    of ``Bearer``, rightly, and the count of what is shown around it no longer means anything."""
     folded, run = secret.casefold(), SHOWN_IN_A_ROW_MAX + 1
-    return not any(folded[at:at + run] in _PAGE_WORDS
+    return not any(folded[at:at + run] in words for words in _PAGE_WORDS
                    for at in range(len(folded) - run + 1))
 
 

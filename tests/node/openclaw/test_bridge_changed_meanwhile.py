@@ -7,7 +7,8 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
@@ -88,6 +89,21 @@ def times(count: int) -> list[int]:
     return [1_700_000_000_000 + n * 1000 for n in range(count)]
 
 
+@asynccontextmanager
+async def changed_meanwhile(state: Path, node: RunningNode,
+                            tell: Callable[[str], None] = lambda _text: None
+                            ) -> AsyncIterator[tuple[Client, ChangedMeanwhile, Bridge]]:
+    """A client of ``node``, a ``ChangedMeanwhile`` sink over it, and a bridge reading
+    the state folder ``state`` into it, telling ``tell`` (the folder closed after)."""
+    folder = StateFolder(state)
+    async with Client(node.url) as client:
+        sink = ChangedMeanwhile(client)
+        try:
+            yield client, sink, Bridge(folder, sink, tell)
+        finally:
+            folder.close()
+
+
 async def test_a_cursor_reset_during_a_pass_is_read_on_from_not_saved_over(
         tmp_path: Path, node: RunningNode) -> None:
     """Reset to import again while a pass reads new records: that pass's save is refused,
@@ -96,27 +112,21 @@ async def test_a_cursor_reset_during_a_pass_is_read_on_from_not_saved_over(
     write_jsonl(tmp_path, KEY_A, A, turn_records(A, times(2)))
     name = cursor_name(tmp_path.resolve(), "main")
     told: list[str] = []
-    folder = StateFolder(tmp_path)
-    async with Client(node.url) as client:
-        sink = ChangedMeanwhile(client)
-        bridge = Bridge(folder, sink, told.append)
-        try:
-            await bridge.run_pass()
-            first = list(sink.sent)
-            read_to = await client.cursor(name)
-            write_jsonl(tmp_path, KEY_A, A, turn_records(A, times(3)))
-            sink.target, sink.change, sink.sent = name, {}, []
-            tally = await bridge.run_pass(only_changed=True)
-            assert f"the cursor {name} was changed on the node" in "\n".join(told)
-            assert set(first) <= set(sink.sent)  # read again from the reset, not saved over
-            assert tally.created == 1  # the new record's event; the rest already stored
-            saved = await client.cursor(name)
-            assert saved is not None and saved != read_to
-            told.clear()
-            await bridge.run_pass(only_changed=False)
-            assert await client.cursor(name) == saved and told == []
-        finally:
-            folder.close()
+    async with changed_meanwhile(tmp_path, node, told.append) as (client, sink, bridge):
+        await bridge.run_pass()
+        first = list(sink.sent)
+        read_to = await client.cursor(name)
+        write_jsonl(tmp_path, KEY_A, A, turn_records(A, times(3)))
+        sink.target, sink.change, sink.sent = name, {}, []
+        tally = await bridge.run_pass(only_changed=True)
+        assert f"the cursor {name} was changed on the node" in "\n".join(told)
+        assert set(first) <= set(sink.sent)  # read again from the reset, not saved over
+        assert tally.created == 1  # the new record's event; the rest already stored
+        saved = await client.cursor(name)
+        assert saved is not None and saved != read_to
+        told.clear()
+        await bridge.run_pass(only_changed=False)
+        assert await client.cursor(name) == saved and told == []
 
 
 async def test_a_cursor_first_saved_by_another_bridge_meanwhile_is_not_saved_over(
@@ -127,20 +137,14 @@ async def test_a_cursor_first_saved_by_another_bridge_meanwhile_is_not_saved_ove
     write_jsonl(tmp_path, KEY_A, A, turn_records(A, times(2)))
     name = cursor_name(tmp_path.resolve(), "main")
     told: list[str] = []
-    folder = StateFolder(tmp_path)
-    async with Client(node.url) as client:
-        sink = ChangedMeanwhile(client)
+    async with changed_meanwhile(tmp_path, node, told.append) as (client, sink, bridge):
         sink.target, sink.change = name, {"db:other": 1}
-        bridge = Bridge(folder, sink, told.append)
-        try:
-            await bridge.run_pass()
-            assert sink.target is None  # the other bridge saved first
-            assert f"the cursor {name} was changed on the node" in "\n".join(told)
-            saved = await client.cursor(name)
-            assert saved is not None and saved.get("db:other") == 1  # saved on from
-            assert len(saved) == 2  # and session A's entry
-        finally:
-            folder.close()
+        await bridge.run_pass()
+        assert sink.target is None  # the other bridge saved first
+        assert f"the cursor {name} was changed on the node" in "\n".join(told)
+        saved = await client.cursor(name)
+        assert saved is not None and saved.get("db:other") == 1  # saved on from
+        assert len(saved) == 2  # and session A's entry
 
 
 async def test_keys_reset_during_a_pass_are_read_on_from_not_saved_over(
@@ -152,22 +156,16 @@ async def test_keys_reset_during_a_pass_are_read_on_from_not_saved_over(
     write_jsonl(tmp_path, KEY_A, A, turn_records(A, times(2)))
     keys = keys_name(cursor_name(tmp_path.resolve(), "main"))
     told: list[str] = []
-    folder = StateFolder(tmp_path)
-    async with Client(node.url) as client:
-        sink = ChangedMeanwhile(client)
-        bridge = Bridge(folder, sink, told.append)
-        try:
-            await bridge.run_pass()
-            sink.target, sink.change = keys, {RESET_KEYS: 1}
-            write_jsonl(tmp_path, KEY_B, B, turn_records(B, times(2)))
-            await bridge.run_pass(only_changed=True)
-            assert sink.target is None  # the change was made
-            assert f"the cursor {keys} was changed on the node" in "\n".join(told)
-            saved = await client.cursor(keys)
-            assert saved is not None and RESET_KEYS in saved  # not saved over
-            assert any(entry.endswith(KEY_B) for entry in saved)  # and what the pass learnt
-        finally:
-            folder.close()
+    async with changed_meanwhile(tmp_path, node, told.append) as (client, sink, bridge):
+        await bridge.run_pass()
+        sink.target, sink.change = keys, {RESET_KEYS: 1}
+        write_jsonl(tmp_path, KEY_B, B, turn_records(B, times(2)))
+        await bridge.run_pass(only_changed=True)
+        assert sink.target is None  # the change was made
+        assert f"the cursor {keys} was changed on the node" in "\n".join(told)
+        saved = await client.cursor(keys)
+        assert saved is not None and RESET_KEYS in saved  # not saved over
+        assert any(entry.endswith(KEY_B) for entry in saved)  # and what the pass learnt
 
 
 async def test_a_cursor_saved_ahead_by_another_bridge_counts_what_the_pass_stored(
@@ -241,22 +239,16 @@ async def test_a_cursor_changed_at_each_save_stops_the_pass(
     monkeypatch.setattr(bridge_module, "CURSOR_CHANGED_MAX", 3)
     write_jsonl(tmp_path, KEY_A, A, turn_records(A, times(2)))
     name = cursor_name(tmp_path.resolve(), "main")
-    folder = StateFolder(tmp_path)
-    async with Client(node.url) as client:
-        sink = ChangedMeanwhile(client)
-        bridge = Bridge(folder, sink)
-        try:
-            await bridge.run_pass()
-            write_jsonl(tmp_path, KEY_A, A, turn_records(A, times(3)))
-            sink.target, sink.change, sink.always = name, {"db:other": 1}, True
-            with pytest.raises(CursorChangedTooOften) as raised:
-                await bridge.run_pass(only_changed=True)
-            assert raised.value.tally.created == 1  # the new record's event, stored
-            assert f"the cursor {name} was changed on the node 3 times" in str(raised.value)
-            assert "run one only" in str(raised.value)
-            assert await client.cursor(name) == {"db:other": 3}
-        finally:
-            folder.close()
+    async with changed_meanwhile(tmp_path, node) as (client, sink, bridge):
+        await bridge.run_pass()
+        write_jsonl(tmp_path, KEY_A, A, turn_records(A, times(3)))
+        sink.target, sink.change, sink.always = name, {"db:other": 1}, True
+        with pytest.raises(CursorChangedTooOften) as raised:
+            await bridge.run_pass(only_changed=True)
+        assert raised.value.tally.created == 1  # the new record's event, stored
+        assert f"the cursor {name} was changed on the node 3 times" in str(raised.value)
+        assert "run one only" in str(raised.value)
+        assert await client.cursor(name) == {"db:other": 3}
 
 
 def with_a_bad_line(state: Path, times_ms: list[int]) -> None:
@@ -275,19 +267,13 @@ async def test_a_refused_step_counts_what_it_skipped_and_what_waits_once(
     the reset meets the line, said already, and names the wait anew), each once."""
     write_jsonl(tmp_path, KEY_A, A, turn_records(A, times(2)))
     name = cursor_name(tmp_path.resolve(), "main")
-    folder = StateFolder(tmp_path)
-    async with Client(node.url) as client:
-        sink = ChangedMeanwhile(client)
-        bridge = Bridge(folder, sink)
-        try:
-            await bridge.run_pass()
-            with_a_bad_line(tmp_path, [*times(2), int(time.time() * 1000) + 3_600_000])
-            sink.target, sink.change = name, {}
-            tally = await bridge.run_pass(only_changed=True)
-            assert sink.target is None  # reset
-            assert (len(tally.problems), len(tally.waiting)) == (1, 1), tally
-        finally:
-            folder.close()
+    async with changed_meanwhile(tmp_path, node) as (_client, sink, bridge):
+        await bridge.run_pass()
+        with_a_bad_line(tmp_path, [*times(2), int(time.time() * 1000) + 3_600_000])
+        sink.target, sink.change = name, {}
+        tally = await bridge.run_pass(only_changed=True)
+        assert sink.target is None  # reset
+        assert (len(tally.problems), len(tally.waiting)) == (1, 1), tally
 
 
 # watch runs till stopped: were the limit not kept, it would fail here, not hang.

@@ -67,6 +67,17 @@ def port_of(node: RunningNode) -> int:
     return int(node.url.rsplit(":", 1)[1])
 
 
+async def learned_down(make_node: NodeFactory) -> tuple[RunningNode, str, Runner]:
+    """A node (``PATIENT``) with a learned peer address nothing listens on, its first
+    dial failed and its next ten minutes away: the node, the address and its runner."""
+    node = await make_node(cluster_secret=SECRET, sync=PATIENT)
+    learned = f"http://127.0.0.1:{free_port()}"
+    assert await node.gossip.add_peer(learned, learned=True)
+    runner = node.gossip.runners[f"url:{learned}"]
+    await until(lambda: runner.failure is not None and runner.state == "backoff")
+    return node, learned, runner
+
+
 async def busy(_request: web.Request) -> web.Response:
     """A peer that asks every dial to wait ten minutes (``Retry-After``), for ``serving``."""
     return web.Response(status=429, headers={"Retry-After": "600"})

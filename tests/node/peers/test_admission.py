@@ -33,6 +33,7 @@ from tests.node.peers.support import (
     SECRET,
     NodeFactory,
     add_member,
+    learned_down,
     new_device_id,
     until,
 )
@@ -434,13 +435,8 @@ async def test_a_removal_told_again_is_not_warned_of_again_once_its_remover_is_n
         make_node: NodeFactory) -> None:
     """A peer says the same removal at each dial: warned of once, though a record names
     its remover in between, which changes the words that say it."""
-    node = await make_node(cluster_secret=SECRET, sync=PATIENT)
-    learned = f"http://127.0.0.1:{free_port()}"
-    assert await node.gossip.add_peer(learned, learned=True)
-    runner = node.gossip.runners[f"url:{learned}"]
-    # Its first dial failed (nothing listens there), which forgets a refusal warned of;
-    # its next is ten minutes away.
-    await until(lambda: runner.failure is not None and runner.state == "backoff")
+    # Its first dial failed (nothing listens there), which forgets a refusal warned of.
+    node, learned, runner = await learned_down(make_node)
     remover = new_device_id()
     refused = LinkRefused("refused", Refusal(
         DEVICE_REMOVED, {"by": remover, "at_ms": 1_000, "reason": "lost"}, new_device_id()))
@@ -459,11 +455,7 @@ async def test_a_removal_claim_taken_once_its_signer_is_a_member_is_warned_of(
         make_node: NodeFactory) -> None:
     """The same signed removal, first from a device no member (said not taken), then once
     a record makes that device a member (taken, recorded): the log says it is taken."""
-    node = await make_node(cluster_secret=SECRET, sync=PATIENT)
-    learned = f"http://127.0.0.1:{free_port()}"
-    assert await node.gossip.add_peer(learned, learned=True)
-    runner = node.gossip.runners[f"url:{learned}"]
-    await until(lambda: runner.failure is not None and runner.state == "backoff")
+    node, _learned, runner = await learned_down(make_node)
     signer = new_device_id()
     refused = LinkRefused("refused", Refusal(
         DEVICE_REMOVED, {"by": signer, "at_ms": 1_000, "reason": "lost"}, signer))

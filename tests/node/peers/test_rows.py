@@ -24,6 +24,7 @@ from tests.node.peers.support import (
     add_member,
     busy,
     hub_and_laptop_gone,
+    learned_down,
     listed_as,
     new_device_id,
     rows_of,
@@ -298,12 +299,7 @@ async def test_a_removal_said_by_a_device_made_a_member_since_is_not_read_as_not
     its row reads from the membership of now, not of the refusal (no longer "no member
     this device knows"), and says the claim is taken at its next refusal, which has not
     come: nothing is recorded meanwhile."""
-    node = await make_node(cluster_secret=SECRET, sync=PATIENT)
-    learned = f"http://127.0.0.1:{free_port()}"
-    assert await node.gossip.add_peer(learned, learned=True)
-    runner = node.gossip.runners[f"url:{learned}"]
-    # Its first dial failed (nothing listens there); its next is ten minutes away.
-    await until(lambda: runner.failure is not None and runner.state == "backoff")
+    node, learned, runner = await learned_down(make_node)
     signer = new_device_id()
     node.gossip.admission.refused_by_peer(runner, LinkRefused("refused", Refusal(
         DEVICE_REMOVED, {"by": signer, "at_ms": 1_000, "reason": "lost"}, signer)))

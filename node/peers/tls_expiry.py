@@ -8,9 +8,11 @@ refuse the node once its certificate or an intermediate on the chain has expired
 CA that issued the chain (peers that share the CA verify the node with it), and the node
 refuses its peers once their CA has: each has a line of its own (``certificate``:
 "served", "intermediate", "ca" for the CA that issued the chain, "other_ca" for the other
-blocks of ``--tls-ca``). Of several copies of one issuer (same name and key) in either
-file, the one peers take: the first valid now, else the one lasting longest (of several
-valid now in ``--tls-ca``, OpenSSL's store may put another first: ``peers_choice``).
+blocks of ``--tls-ca``; "tls_ca" for each of them when the node has no certificate of its
+own read to compare them with, ``NOT_COMPARED``). Of several copies of one issuer (same
+name and key) in either file, the one peers take: the first valid now, else the one
+lasting longest (of several valid now in ``--tls-ca``, OpenSSL's store may put another
+first: ``peers_choice``).
 
 From ``TLS_EXPIRY_WARN_DAYS`` before a certificate expires a warning names its file and
 date, once per certificate, at start or at the first look that finds it so; once expired
@@ -68,6 +70,15 @@ TLS_EXPIRY_WARN_DAYS = 14
 #: dates cannot be read): those beyond are counted in one line. A bundle of a hundred
 #: roots would otherwise say a hundred lines at every start.
 TLS_CA_LINES_MAX = 5
+
+#: The kinds of the blocks of ``--tls-ca`` not known to have issued the node's chain:
+#: "other_ca", a CA other than the one that did; "tls_ca", any of them, when the node has
+#: no certificate of its own read (no ``--tls-cert``, one over ``TLS_FILE_BYTES_MAX``, or
+#: one whose dates cannot be read) to tell which CA issued it. Only warned of, a few lines
+#: a look.
+NOT_THE_CA = ("other_ca", "tls_ca")
+#: Why a "tls_ca" is not said to be the CA that issued the chain, nor another one.
+NOT_COMPARED = "not compared: the node has no certificate of its own read (--tls-cert)"
 
 #: Why a block of ``--tls-cert`` is skipped (``Read.skipped``), and what to do.
 _SKIPPED_REASON = "OpenSSL reads a BEGIN TRUSTED CERTIFICATE only as the first block " \
@@ -165,8 +176,9 @@ class Chain:
         """Each certificate block watched, with its kind ("served"; "intermediate", on
         the chain, or unread; "unused", a block of ``--tls-cert`` off it; "skipped", one
         of ``--tls-cert`` OpenSSL skips, never sent to peers; "ca", the CA of
-        ``--tls-ca`` that issued the chain; "other_ca", any other block of ``--tls-ca``)
-        and its file's path. The one place a certificate's kind is named."""
+        ``--tls-ca`` that issued the chain; "other_ca", any other block of ``--tls-ca``;
+        "tls_ca", each block of ``--tls-ca`` when there is no chain read to compare
+        them with) and its file's path. The one place a certificate's kind is named."""
         watched = self.watched
         if watched.cert_path is not None and watched.cert is not None:
             for block in watched.cert.blocks:
@@ -177,8 +189,10 @@ class Chain:
             for block in watched.cert.skipped:  # a trusted form OpenSSL does not send
                 yield "skipped", watched.cert_path, block
         if watched.ca_path is not None and watched.ca is not None:
+            # Without a certificate of its own read, no CA is known to be "other".
+            other = "other_ca" if self.top is not None else "tls_ca"
             for block in watched.ca.blocks:
-                yield ("ca" if block == self.ca else "other_ca"), watched.ca_path, block
+                yield ("ca" if block == self.ca else other), watched.ca_path, block
 
     def soonest(self) -> dict[str, Served]:
         """The expiry samples: the served certificate, the soonest intermediate, and the
@@ -262,7 +276,7 @@ def verdict(kind: str, cert: Served, now: datetime) -> Verdict | None:
             "valid_from": cert.begins.isoformat(), "effect": "peers refuse it until then"})
     if left <= timedelta(0):
         return ("expired", "tls certificate expired",
-                log.warning if kind == "other_ca" else log.error, {"expired_for": ago(-left)})
+                log.warning if kind in NOT_THE_CA else log.error, {"expired_for": ago(-left)})
     if left <= timedelta(days=TLS_EXPIRY_WARN_DAYS):
         return ("soon", "tls certificate expires soon", log.warning, {
             "days_left": round(left / timedelta(days=1), 1),
@@ -284,7 +298,7 @@ class ExpiryWarnings:
         counted); forget what was said of certificates no longer watched."""
         current: set[Said] = set()
         lines: Counter[Path] = Counter()  # of other CAs, said in this look
-        left_out: Counter[Path] = Counter()
+        left_out: Counter[tuple[Path, str]] = Counter()
         current |= self._say_too_large(watched)
         chain = watched.chain(now)
         for kind, path, block in chain.each():
@@ -303,15 +317,18 @@ class ExpiryWarnings:
             if key in self._said:
                 continue
             self._said.add(key)
-            if kind == "other_ca":
+            if kind in NOT_THE_CA:
                 if lines[path] >= TLS_CA_LINES_MAX:
-                    left_out[path] += 1
+                    left_out[path, kind] += 1
                     continue
                 lines[path] += 1
+            if kind == "tls_ca":
+                fields = {**fields, "chain": NOT_COMPARED}
             say(event, certificate=kind, path=str(path), **fields)
-        for path, count in left_out.items():
-            log.warning("tls certificate lines left out", certificate="other_ca",
-                        path=str(path), count=count, lines_max=TLS_CA_LINES_MAX)
+        for (path, kind), count in left_out.items():
+            log.warning("tls certificate lines left out", certificate=kind,
+                        path=str(path), count=count, lines_max=TLS_CA_LINES_MAX,
+                        **({"chain": NOT_COMPARED} if kind == "tls_ca" else {}))
         current |= self._say_no_issuer(chain)
         self._said &= current
 
@@ -331,8 +348,8 @@ class ExpiryWarnings:
             return None
         what, event, say, fields = said
         # The CAs of ``--tls-ca`` keyed as one kind: a CA rotated out, warned of as
-        # "ca", is not warned of again as "other_ca" for the same dates.
-        key_kind = "ca" if kind == "other_ca" else kind
+        # "ca", is not warned of again as "other_ca" (or "tls_ca") for the same dates.
+        key_kind = "ca" if kind in NOT_THE_CA else kind
         return (key_kind, block.cert, what), event, say, {**block.cert.fields(), **fields}
 
     def _say_unused(self, path: Path, block: Block) -> set[Said]:

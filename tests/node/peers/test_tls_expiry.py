@@ -12,6 +12,8 @@ from pathlib import Path
 from structlog.testing import capture_logs
 
 from node.config import Config
+from node.peers.tls_expiry import ExpiryWarnings, Watched
+from node.peers.tls_pem import CA_FILE, TLS_FILE_BYTES_MAX, read_file
 from node.peers.tls_renewal import TlsFiles, look
 from tests.support.certs import (
     bundle,
@@ -140,3 +142,30 @@ async def test_a_trusted_form_after_the_first_block_is_skipped_as_openssl_does(
         alone.warn_of_expiry(datetime.now(UTC))
     assert [(line["event"], line["index"]) for line in logs] == [
         ("tls certificate block skipped", 1)], logs
+
+
+def test_a_node_with_no_certificate_of_its_own_read_calls_no_ca_other(
+        tmp_path: Path) -> None:
+    """The CAs of ``--tls-ca`` are said as ``tls_ca``, with why they were not compared,
+    where the node has no certificate of its own read to tell which issued it: without
+    ``--tls-cert``, or with one over ``TLS_FILE_BYTES_MAX`` (OpenSSL serves it, its dates
+    are not read). Said as ``other_ca``, they would claim the node's own CA is another."""
+    ca = make_ca_expiring(tmp_path, "ca", days=10)
+    leaf = make_cert_expiring(tmp_path, "leaf", ca, days=90)
+    padded = tmp_path / "padded.pem"
+    padded.write_bytes(leaf[0].read_bytes() + b"# padding\n" * (TLS_FILE_BYTES_MAX // 10 + 1))
+    no_cert = Watched(ca_path=ca[0], ca=read_file(ca[0], CA_FILE))
+    too_large = TlsFiles(Config(tls_cert=padded, tls_key=leaf[1], tls_ca=ca[0])).dates
+    for watched in (no_cert, too_large):
+        with capture_logs() as logs:
+            ExpiryWarnings().warn(watched, datetime.now(UTC))
+        [soon] = [line for line in logs if line["event"] == "tls certificate expires soon"]
+        assert (soon["certificate"], soon["path"]) == ("tls_ca", str(ca[0])), logs
+        assert soon["chain"] == "not compared: the node has no certificate of its own " \
+            "read (--tls-cert)"
+    # Its certificate read, the node's own CA is the ``ca``.
+    with capture_logs() as logs:
+        TlsFiles(Config(tls_cert=leaf[0], tls_key=leaf[1], tls_ca=ca[0])).warn_of_expiry(
+            datetime.now(UTC))
+    assert [(line["event"], line["certificate"]) for line in logs] == [
+        ("tls certificate expires soon", "ca")], logs

@@ -149,8 +149,15 @@ class Gossip:
             return None
         ended = sum(1 for runner in self.runners.values()
                     if runner.direction == "out" and runner.state == "up")
-        new = self._session()
-        self._spawn(_aborted(self._http), "tls-old-dials")
+        # The abort first: if it cannot start, no new session was made to be closed.
+        aborting = self._spawn(_aborted(self._http), "tls-old-dials")
+        try:
+            new = self._session()
+        except BaseException:
+            # Not begun (nothing was awaited since it was made): the old session stays
+            # whole, and is cut when ``ca`` is given again.
+            aborting.cancel()
+            raise
         # Only once the old session is being aborted: given ``ca`` again after a cut
         # that failed, it is redone.
         self._http, self.ca = new, ca
@@ -191,7 +198,11 @@ class Gossip:
         return self.driver.links_faulted
 
     def _spawn(self, work: Any, name: str) -> asyncio.Task[None]:
-        task: asyncio.Task[None] = asyncio.create_task(work, name=name)
+        try:
+            task: asyncio.Task[None] = asyncio.create_task(work, name=name)
+        except BaseException:
+            work.close()  # never to run: closed, not warned of as never awaited
+            raise
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
         return task

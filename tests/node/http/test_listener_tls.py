@@ -7,10 +7,13 @@ given again (a running node's look retried after it failed partway), ends none."
 from __future__ import annotations
 
 import asyncio
+import gc
 import re
 import ssl
+import warnings
 from collections.abc import AsyncIterator
 from pathlib import Path
+from typing import Any
 
 import aiohttp
 import pytest
@@ -235,4 +238,41 @@ async def test_dials_not_ended_are_ended_when_the_ca_is_given_again(
         assert node.gossip.use_tls(context, ca) == 0  # no link up, the dials ended
         assert node.gossip.use_tls(context, ca) is None  # once
     finally:
+        await node.stop()
+
+
+async def test_dials_whose_abort_cannot_start_leave_no_session_unclosed(
+        tmp_path: Path, cas: Cas) -> None:
+    """The loop takes no task (its task factory refuses them all), so the old dials'
+    abort cannot start: no new session is left unclosed (aiohttp says so of one
+    collected open), nor the abort unawaited; the CA is not taken as given, so given
+    again, the loop taking tasks, the dials end then."""
+    install(cas.old[0], tmp_path / "ca.pem")
+    node = await start(Config(
+        data_dir=tmp_path / "data", port=0, tls_cert=cas.served[0], tls_key=cas.served[1],
+        tls_ca=tmp_path / "ca.pem"))
+    loop = asyncio.get_running_loop()
+    said: list[dict[str, Any]] = []
+    handler = loop.get_exception_handler()
+    loop.set_exception_handler(lambda _, context: said.append(context))
+    try:
+        def refused(*_: object, **__: object) -> asyncio.Task[Any]:
+            raise RuntimeError("the loop takes no task")
+
+        context, ca = cas.trusting(cas.new[0])
+        with warnings.catch_warnings(record=True) as warned:
+            warnings.simplefilter("always")
+            loop.set_task_factory(refused)
+            try:
+                with pytest.raises(RuntimeError):
+                    node.gossip.use_tls(context, ca)
+            finally:
+                loop.set_task_factory(None)
+            gc.collect()  # what was left open is said of as it is collected
+        assert [str(warning.message) for warning in warned] == []
+        assert [context["message"] for context in said] == []
+        assert node.gossip.use_tls(context, ca) == 0  # no link up, the dials ended
+        assert node.gossip.use_tls(context, ca) is None  # once
+    finally:
+        loop.set_exception_handler(handler)
         await node.stop()

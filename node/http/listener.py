@@ -37,6 +37,7 @@ from typing import Any
 import structlog
 from aiohttp import web
 
+from node.http.tls_accept import accept_tls
 from node.limits import Limits
 
 log = structlog.get_logger(__name__)
@@ -230,10 +231,12 @@ class BoundedSite(web.BaseSite):
         epoch = self._ca_epoch
         connections = self._connections
         try:
-            _, counted = await loop.connect_accepted_socket(
-                lambda: _Counted(server(), release, self._limits, idle, connections, epoch),
-                conn, ssl=self._tls,
-                ssl_handshake_timeout=self._limits.tls_handshake_timeout_s if self._tls else None)
+            counted = _Counted(server(), release, self._limits, idle, connections, epoch)
+            if self._tls is None:
+                await loop.connect_accepted_socket(lambda: counted, conn)
+            else:  # a refused handshake is told to the client (its alert sent)
+                await accept_tls(loop, conn, counted, self._tls,
+                                 self._limits.tls_handshake_timeout_s)
         except Exception:  # refused handshake, timeout, reset: free the slot either way
             conn.close()
             release()

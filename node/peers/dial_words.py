@@ -48,6 +48,8 @@ def why(error: BaseException, timeout_s: float | None = None) -> str:
     if isinstance(error, aiohttp.ClientConnectorCertificateError):
         cause = error.certificate_error
         return f"its certificate did not verify ({getattr(cause, 'verify_message', cause)})"
+    if (refused := _refused_in_handshake(error)) is not None:
+        return refused
     if isinstance(error, aiohttp.ClientConnectorError):
         cause = error.os_error
         if isinstance(cause, socket.gaierror):
@@ -73,6 +75,35 @@ def why(error: BaseException, timeout_s: float | None = None) -> str:
     if isinstance(error, aiohttp.ClientResponseError):
         return f"it answered HTTP {error.status}"
     return str(error) or type(error).__name__
+
+
+#: The alert a peer's TLS sends when no CA it trusts signed the certificate shown.
+_UNKNOWN_CA = "TLSV1_ALERT_UNKNOWN_CA"
+
+
+def _refused_in_handshake(error: BaseException) -> str | None:
+    """The words of a TLS alert the peer sent in its handshake, refusing the connection
+    (most often this node's certificate: ``_UNKNOWN_CA``), or None if ``error`` is none.
+    In TLS 1.2 it fails the connect (``ClientConnectorError``); in TLS 1.3 the peer
+    judges our certificate after our side of the handshake ended, so the alert fails
+    the first read (aiohttp's ``ClientOSError``, caused by it). A peer that closes
+    without an alert (aiohttp's "Server disconnected") is not one: it may have closed
+    for any reason.
+
+    >>> alert = ssl.SSLError(1, "[SSL: TLSV1_ALERT_UNKNOWN_CA] tlsv1 alert unknown ca")
+    >>> alert.reason = _UNKNOWN_CA
+    >>> _refused_in_handshake(aiohttp.ClientOSError(*alert.args)) is None  # no cause
+    True
+    """
+    cause = error.os_error if isinstance(error, aiohttp.ClientConnectorError) \
+        else error.__cause__ if isinstance(error, aiohttp.ClientOSError) else None
+    reason = cause.reason if isinstance(cause, ssl.SSLError) else None
+    if not reason or "_ALERT_" not in reason:
+        return None
+    said = f"it refused the connection in the TLS handshake ({reason})"
+    if reason == _UNKNOWN_CA:
+        said += ": this node's certificate may not be signed by a CA the peer trusts"
+    return said
 
 
 #: Most characters of a peer's refusal shown with its status (``refusal_text``), and

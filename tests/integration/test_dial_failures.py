@@ -7,13 +7,14 @@ from __future__ import annotations
 
 import json
 import re
+import subprocess
 from pathlib import Path
 
 import pytest
 
 from tests.support.certs import make_ca, make_cert
 from tests.support.cluster import SECRET, wait_until
-from tests.support.processes import NodeProcess, run_cli
+from tests.support.processes import CLI_TIMEOUT_S, NodeProcess, child_env, cli_args, run_cli
 from tests.support.waits import PROCESS_DEADLINE_S
 
 
@@ -47,6 +48,47 @@ def test_https_dialed_at_a_plain_http_node_says_tls_failed(tmp_path: Path,
     # OpenSSL's reason code, e.g. WRONG_VERSION_NUMBER (its words differ by version).
     assert re.fullmatch(rf"cannot reach {re.escape(address)}: TLS failed \([A-Z_]+\)",
                         said), said
+
+
+def tls_args(cert: tuple[Path, Path], ca: Path) -> list[str]:
+    """A node's options to serve HTTPS with ``cert`` and trust ``ca`` for its peers."""
+    return ["--tls-cert", str(cert[0]), "--tls-key", str(cert[1]), "--tls-ca", str(ca)]
+
+
+def dial_down_reasons(node: NodeProcess, url: str) -> list[str]:
+    """The reasons of ``node``'s ``peer link down`` log lines (JSON) of its dials of
+    ``url``."""
+    lines = [json.loads(line) for line in node.log_path.read_text().splitlines()
+             if line.startswith("{")]
+    return [str(line["reason"]) for line in lines
+            if line.get("event") == "peer link down" and line.get("peer") == url]
+
+
+def test_a_peer_refusing_the_dialers_certificate_says_so(tmp_path: Path) -> None:
+    """The dialer trusts the peer's CA, but its own certificate is of another CA: the
+    peer refuses it in the TLS handshake, with OpenSSL's alert, and the dialer's log
+    line and its row in ``clawsync status`` say so, and that its certificate may not be
+    signed by a CA the peer trusts, not aiohttp's "Server disconnected" (in TLS 1.3 the
+    alert comes after the dialer's side of the handshake ended: the peer must send it)."""
+    certs = tmp_path / "certs"
+    certs.mkdir()
+    ca, other_ca = make_ca(certs, "cluster-ca"), make_ca(certs, "other-ca")
+    with NodeProcess(tmp_path, name="peer", tls_ca=ca[0],
+                     extra_args=tls_args(make_cert(certs, "peer", ca), ca[0])) as peer, \
+            NodeProcess(tmp_path, name="dialer", tls_ca=other_ca[0], extra_args=[
+                *tls_args(make_cert(certs, "dialer", other_ca), ca[0]),
+                "--peer", peer.url, "--log-format", "json"]) as dialer:
+        said = wait_until(lambda: failure(dialer, peer.url), PROCESS_DEADLINE_S,
+                          "the dial failed and says why")
+        status = subprocess.run(cli_args(dialer, "status"), capture_output=True,
+                                text=True, timeout=CLI_TIMEOUT_S, check=False,
+                                env=child_env({"SSL_CERT_FILE": str(other_ca[0])}))
+    assert said == (f"cannot reach {peer.url}: it refused the connection in the TLS "
+                    "handshake (TLSV1_ALERT_UNKNOWN_CA): this node's certificate may not "
+                    "be signed by a CA the peer trusts")
+    assert status.returncode == 0, status.stderr
+    assert f"{peer.url}: {said}" in status.stdout.splitlines(), status.stdout
+    assert said in dial_down_reasons(dialer, peer.url)
 
 
 def members_not_listed(node: NodeProcess) -> str | None:

@@ -10,15 +10,16 @@ shorter than its offset was replaced or cut: it is read again from the start (th
 it maps to are recognised, so nothing is stored twice); its device, inode and first
 record (``first_record``) tell the keys which (``session_keys``). So is one that grew
 but whose first record is not the one the keys remember of it: another file
-(``SessionKeys.another_file``). A file's first line is read only to tell that, or to be
-remembered: when the file got shorter, or when the keys ask for it
-(``SessionKeys.wants_first``: one they may mark, or whose byte they remember and that
-grew or moved); not every file of every pass. The file of a session whose next record
-waits (for the node's clock) is read again only once it changed (inode, size,
-modification or change time) or the index gives it another key; until then, what its
-last read found of it is given again. The entry of a session whose file a read no longer
-finds (deleted, or renamed aside as OpenClaw does) is not in ``present``: the bridge
-drops it, and the file is read from its start if it comes back.
+(``SessionKeys.another_file``); and one rewritten in place as long as its offset or
+longer, told by its first record or the bytes before its offset (``Seen``). A file's
+first line is read only to tell that, or to be remembered: when the file got shorter,
+changed since this process read it (or was not read by it yet), or when the keys ask
+for it (``SessionKeys.wants_first``); not every file of every pass. The file of a
+session whose next record waits (for the node's clock) is read again only once it
+changed (inode, size, modification or change time) or the index gives it another key;
+until then, what its last read found of it is given again. The entry of a session
+whose file a read no longer finds (deleted, or renamed aside as OpenClaw does) is not in
+``present``: the bridge drops it, and the file is read from its start if it comes back.
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ import hashlib
 import json
 import os
 from collections.abc import Collection, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO, Protocol
 
@@ -46,6 +48,9 @@ BYTES_PER_READ = 8 * 1024 * 1024
 #: Bytes of a file's start read to find its first record (``first_record``): an
 #: OpenClaw header is about 200; a first line longer than this is hashed up to here.
 FIRST_RECORD_BYTES = 4096
+#: Bytes before where a file was read up to hashed (``Seen``), at most: the end of the
+#: records last read, which a file only appended to never changes.
+TAIL_BYTES = 4096
 
 
 class KeptFiles(Protocol):
@@ -111,6 +116,9 @@ class AgentSessions:
         # Waiting entry -> (its session's key and id as the index gave them, its offset
         # and file's inode, size and times at its last read; what that read found of it).
         self._kept: dict[str, tuple[tuple[object, ...], list[Item]]] = {}
+        # Entry -> what this process's last read of its file found (``Seen``): what tells
+        # it rewritten in place as long as where it was read up to, or longer.
+        self._seen: dict[str, Seen] = {}
 
     def changed(self) -> bool:
         """True if a file of the folder changed since the last call: its inode, size,
@@ -161,6 +169,8 @@ class AgentSessions:
                               for session_id, (file, _key) in files.items()}
         self._named_elsewhere = sorted({path for path, _key in files.values()
                                         if path.parent != self.folder})
+        entries = set(self._read_entries.values())
+        self._seen = {entry: seen for entry, seen in self._seen.items() if entry in entries}
         if known:
             self.present, self.held = _entries(self.folder, files), set(files)
         for session_id, (file, session_key) in files.items():
@@ -288,26 +298,53 @@ class AgentSessions:
                 index[entry["sessionId"]] = (key, transcript_file(self.folder, entry))
         return index, None
 
+    def _head(self, fd: int, entry: str, stamp: tuple[int, int, int, int], start: int
+              ) -> str | bool | None:
+        """The first record (``first_record``) of the file ``fd`` of ``entry``, as long
+        as ``start`` or longer and to be read on from there; False if it was rewritten
+        (``Seen``) since this process read it up to there. Of a file unchanged since,
+        what was seen of it (nothing is read); else its first line and the bytes before
+        ``start`` (at most 4 KiB each), remembered (only if unchanged: its cursor moved)."""
+        seen = self._seen.get(entry)
+        if seen is not None and seen.stamp == stamp and seen.end == start:
+            return seen.first
+        changed = seen is not None and seen.stamp != stamp
+        first = seen.first if seen is not None and not changed else first_record(
+            os.pread(fd, FIRST_RECORD_BYTES, 0))
+        since = max(0, start - TAIL_BYTES)
+        tail = _digest(os.pread(fd, start - since, since))
+        if seen is not None and changed and (first != seen.first or (
+                seen.end == start and tail != seen.tail)):
+            return False
+        self._seen[entry] = Seen(stamp, first, start, tail)
+        return first
+
     def _read_file(self, path: Path, session_id: str, session_key: str | None,
                    entry: str, start: int, keys: KeptFiles) -> Iterator[Item]:
         shown = f"{self.shown}/{path.relative_to(self.folder)}"
         try:
             with path.open("rb") as file:
                 info = os.fstat(file.fileno())
+                stamp = _stamp(info)
                 size = file.seek(0, 2)
                 anew = size < start  # got shorter: replaced, or cut
+                head = None if anew or not start else self._head(file.fileno(), entry,
+                                                                   stamp, start)
+                anew = anew or head is False
                 # Its first line only when the keys are to tell or remember its file:
                 # 4 KiB more of each file at each pass otherwise.
                 if anew or keys.wants_first(session_id, session_key, info.st_dev,
                                                 info.st_ino, start < size):
-                    identity = FileIdentity(info.st_dev, info.st_ino, first_record(
-                        os.pread(file.fileno(), FIRST_RECORD_BYTES, 0)))
+                    if not isinstance(head, str):
+                        head = first_record(os.pread(file.fileno(), FIRST_RECORD_BYTES, 0))
+                    identity = FileIdentity(info.st_dev, info.st_ino, head)
                     self.identities[session_id] = identity
                     # Grown, but another file (rewritten or replaced): its records from
                     # the old offset on are not what follows what was read.
                     anew = anew or keys.another_file(session_id, identity, False)
                 if anew:
                     start = 0  # replaced, cut, or another file: read it all again
+                    self._seen.pop(entry, None)  # seen anew at the offset it is read to
                     self.restarted.add(session_id)
                 file.seek(start)
                 data = file.read(BYTES_PER_READ)
@@ -386,6 +423,29 @@ def first_record(head: bytes) -> str | None:
         return None
     line = head if end < 0 else head[:end + 1]
     return hashlib.blake2b(line, digest_size=4).hexdigest()
+
+
+@dataclass(frozen=True, slots=True)
+class Seen:
+    """What this process saw of a file at its cursor's offset, to tell whether it was
+    rewritten since (the same path, other records: OpenClaw rewrites a transcript so) as
+    long as that offset, or longer: one got shorter is read again from its start anyway.
+    A file only appended to keeps its first record and the bytes before the offset; one
+    whose stamp changed is rewritten if either differs, hashed again (two reads of at
+    most 4 KiB, never the whole file). The bytes after the offset are not looked at: not
+    read into the cursor yet, they are read as they are now. Kept in memory only: a file
+    rewritten while no bridge ran is seen only if the keys remember its first record
+    (``session_keys``); nor is one rewritten between a step's save of its cursor and the
+    next step's read if its first record stays (its offset moved: only that is compared)."""
+
+    stamp: tuple[int, int, int, int]  # its ``_stamp`` when seen
+    first: str | None  # ``first_record`` of its start
+    end: int  # the offset it was to be read on from (its cursor's)
+    tail: bytes  # a hash of the ``TAIL_BYTES`` before ``end`` (or all, if fewer)
+
+
+def _digest(data: bytes) -> bytes:
+    return hashlib.blake2b(data, digest_size=16).digest()
 
 
 def _entries(folder: Path, files: dict[str, tuple[Path, str | None]]) -> set[str]:

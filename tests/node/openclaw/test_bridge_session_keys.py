@@ -15,7 +15,7 @@ from crdt.log.store import EventStore
 from node.cli.openclaw_sink import EmbeddedSink
 from node.client.errors import ClientError
 from node.openclaw.bridge import Bridge
-from node.openclaw.jsonl import first_record
+from node.openclaw.jsonl import FIRST_RECORD_BYTES, TAIL_BYTES, first_record
 from node.openclaw.key_entries import entry_of, file_entry, file_of
 from node.openclaw.mapping import session_key_for
 from node.openclaw.session_keys import KEYS_SUFFIX, keys_name
@@ -304,11 +304,12 @@ def test_a_pass_over_unchanged_files_reads_no_first_line(tmp_path: Path) -> None
     assert index <= read < index + 1024, (read, index)
 
 
-def test_a_file_keyed_from_its_start_reads_no_first_line_as_it_grows(tmp_path: Path) -> None:
-    """A file no longer named (after ``/new``) whose key applies from its start: nothing
-    of it is remembered to tell by its first line, so a pass that reads what it grew by
-    reads that and the index, not its first line."""
-    header = {"cwd": "/w/" + "x" * 2000}
+def test_a_file_keyed_from_its_start_is_never_read_whole_as_it_grows(tmp_path: Path) -> None:
+    """A file no longer named (after ``/new``) whose key applies from its start: a pass
+    that reads what it grew by reads that, the index, and at most its first line and the
+    bytes before its offset (what tells it rewritten, ``jsonl.Seen``), never the whole
+    file."""
+    header = {"cwd": "/w/" + "x" * 20_000}
     written = [{**record, **header} if record["type"] == "session" else record
                for record in records(A, 6)]
     path = write_jsonl(tmp_path, KEY_A, A, written[:3])
@@ -318,12 +319,14 @@ def test_a_file_keyed_from_its_start_reads_no_first_line_as_it_grows(tmp_path: P
         write_jsonl(tmp_path, KEY_A, B, records(B))  # /new: the key names B
         one_pass(bridge, only_changed=False)
         index = (tmp_path / "agents" / "main" / "sessions" / "sessions.json").stat().st_size
+        at_most = index + FIRST_RECORD_BYTES + 2 * TAIL_BYTES + 1024
+        assert at_most < len(lines(written[:3]))
         for count in range(4, len(written) + 1):
             path.write_bytes(lines(written[:count]))
             before = bytes_read()
             assert one_pass(bridge, only_changed=False).records == 1
             read = bytes_read() - before - len(lines(written[count - 1:count]))
-            assert index <= read < index + 1024, (read, index)
+            assert index <= read < at_most, (read, index)
         assert events_by_session(store).get(session_key_for("main", A)) is None
 
 

@@ -1,0 +1,114 @@
+"""A ``.jsonl`` the keys remember nothing of (its key named by ``sessions.json`` from its
+start) rewritten in place, over HTTP into a node process, by one bridge that follows it:
+as long as where it was read up to or longer, it is read again from its start, not on
+from its old offset (``node.openclaw.jsonl.Seen``); the records read before are
+answered as already stored, the new ones go in, and nothing is read twice after."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+from pathlib import Path
+
+import pytest
+
+from node.cli.openclaw_sink import HttpSink
+from node.client.api import Client
+from node.openclaw.bridge import Bridge
+from node.openclaw.mapping import session_key_for
+from node.openclaw.state import StateFolder
+from node.openclaw.tally import Tally
+from tests.node.openclaw.keyed import T0_MS, lines, records
+from tests.node.openclaw.waiting import KEY_A, A
+from tests.support.openclaw import write_jsonl
+from tests.support.processes import NodeProcess
+
+#: A later start for a rewritten transcript: its lines as long as the first one's.
+LATER_MS = T0_MS + 7000
+
+
+def in_place(path: Path, data: bytes) -> None:
+    """``path`` rewritten with ``data`` (the same inode), its stamp no longer the one a
+    read took: a change the next look sees."""
+    before = path.stat()
+    with path.open("r+b") as file:
+        file.truncate(0)
+        file.write(data)
+    after = path.stat()
+    assert after.st_ino == before.st_ino
+    assert (after.st_mtime_ns, after.st_ctime_ns) != (before.st_mtime_ns, before.st_ctime_ns)
+
+
+async def passes(state: Path, node: NodeProcess, rewrite: bytes) -> tuple[Tally, Tally, int]:
+    """Session A imported, its file rewritten as ``rewrite``, then two more passes of
+    the same bridge; their tallies, and the events the node then holds of the session."""
+    path = write_jsonl(state, KEY_A, A, records(A, 2))
+    folder = StateFolder(state)
+    try:
+        async with Client(node.url) as client:
+            sink = HttpSink(client)
+            bridge = Bridge(folder, sink)
+            first = await bridge.run_pass(only_changed=True)
+            assert (first.records, first.created, first.problems) == (3, 3, [])
+            in_place(path, rewrite)
+            after = await bridge.run_pass(only_changed=True)
+            again = await bridge.run_pass(only_changed=False)
+            events, _forgotten = await sink.events(session_key_for("main", KEY_A))
+    finally:
+        folder.close()
+    return after, again, len(events)
+
+
+@pytest.mark.parametrize("kept", [0, 2], ids=["all-new", "first-two-kept"])
+def test_a_file_rewritten_longer_is_read_again_from_its_start(tmp_path: Path,
+                                                              kept: int) -> None:
+    """Rewritten longer: with other first lines, or keeping its first two records (the
+    header too) and other ones after them; each record of it read once, those kept
+    already stored."""
+    written = records(A, 2)[:kept] + records(A, 5, LATER_MS)[kept:]
+    assert len(lines(written)) > len(lines(records(A, 2)))
+    with NodeProcess(tmp_path) as node:
+        after, again, held = asyncio.run(passes(tmp_path / "state", node, lines(written)))
+    assert (after.records, after.created, after.problems) == (6, 6 - kept, [])
+    assert (again.records, again.events) == (0, 0)
+    assert held == 3 + 6 - kept
+
+
+@pytest.mark.parametrize("kept", [0, 1], ids=["all-new", "header-kept"])
+def test_a_file_rewritten_at_the_same_length_is_read_again(tmp_path: Path,
+                                                           kept: int) -> None:
+    """Rewritten at the very same length, never to change size again: read again from
+    its start once, as soon as it changed."""
+    written = records(A, 2)[:kept] + records(A, 2, LATER_MS)[kept:]
+    assert len(lines(written)) == len(lines(records(A, 2)))
+    with NodeProcess(tmp_path) as node:
+        after, again, held = asyncio.run(passes(tmp_path / "state", node, lines(written)))
+    assert (after.records, after.created, after.problems) == (3, 3 - kept, [])
+    assert (again.records, again.events) == (0, 0)
+    assert held == 3 + 3 - kept
+
+
+def test_a_file_only_touched_or_grown_is_read_on(tmp_path: Path) -> None:
+    """Its times changed with the same bytes, then records appended: not taken for
+    rewritten; only the new records are read."""
+    written = records(A, 4)
+    with NodeProcess(tmp_path) as node:
+        path = tmp_path / "state" / "agents" / "main" / "sessions" / f"{A}.jsonl"
+
+        async def touched_then_grown() -> tuple[Tally, Tally]:
+            write_jsonl(tmp_path / "state", KEY_A, A, records(A, 2))
+            folder = StateFolder(tmp_path / "state")
+            try:
+                async with Client(node.url) as client:
+                    bridge = Bridge(folder, HttpSink(client))
+                    await bridge.run_pass(only_changed=True)
+                    os.utime(path, ns=(T0_MS * 10**6, T0_MS * 10**6))
+                    touched = await bridge.run_pass(only_changed=True)
+                    in_place(path, lines(written))
+                    return touched, await bridge.run_pass(only_changed=True)
+            finally:
+                folder.close()
+
+        touched, grown = asyncio.run(touched_then_grown())
+    assert (touched.records, touched.problems) == (0, [])
+    assert (grown.records, grown.created, grown.problems) == (2, 2, [])

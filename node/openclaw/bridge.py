@@ -42,8 +42,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Protocol
 
 from crdt.errors import InvalidInput
 from crdt.events import Event
@@ -64,15 +63,15 @@ from node.openclaw.held import (
     HeldCursors,
 )
 from node.openclaw.jsonl import AgentSessions
-from node.openclaw.mapping import Mapped, SessionRef, events_for
 from node.openclaw.pace import POLL_S
 from node.openclaw.refusals import refused_time, retry_s, said_ended, said_moved, said_waiting
 from node.openclaw.session_keys import keyed
-from node.openclaw.source import Item, Problem, Record
+from node.openclaw.source import Item, Problem
 from node.openclaw.sqlite import AgentDatabase
 from node.openclaw.state import Source, StateFolder, cursor_name
 from node.openclaw.tally import PassFull, Tally
 from node.openclaw.told import Reading, Told
+from node.openclaw.units import Step, Unit, Wait, mapping_events
 
 
 class Sink(CursorStore, Protocol):
@@ -102,7 +101,7 @@ class Bridge:
         self._again: set[Source] = set()
         # (cursor name, entry) -> the sessions whose next record the node refused for its
         # time, told once: where, and when to try it again.
-        self._waiting: dict[tuple[str, str], _Wait] = {}
+        self._waiting: dict[tuple[str, str], Wait] = {}
         # (cursor name, record) of the waits this pass counted: named anew, not counted anew.
         self._counted: set[tuple[str, str]] = set()
         # Agent id -> its folder that could not be read, and why, as last said.
@@ -213,11 +212,11 @@ class Bridge:
             on_pass(await self.run_pass(only_changed=True))
             await asyncio.sleep(poll_s)
 
-    async def _step(self, name: str, source: Source, reading: Reading) -> _Step:
+    async def _step(self, name: str, source: Source, reading: Reading) -> Step:
         cursor = self._held.main[name]
-        units: list[_Unit] = []
+        units: list[Unit] = []
         moves: dict[str, int] = {}  # as read: the copy times of rewinds for what follows
-        step = _Step()
+        step = Step()
         waits = {entry for cursor_of, entry in self._waiting  # this store's waiting ones
                  if cursor_of == name and of_store(entry, source)}
         # A waiting session is looked at at every pass: of SQLite's, only what is tried
@@ -247,7 +246,7 @@ class Bridge:
             if isinstance(item, Problem):
                 if item.entry is not None:
                     moves[item.entry] = item.after
-                    units.append(_Unit(item.entry, {item.entry: item.after},
+                    units.append(Unit(item.entry, {item.entry: item.after},
                                        problem=str(item), where=item.where))
                 else:
                     self._tell(reading, step.problems, str(item))
@@ -259,7 +258,7 @@ class Bridge:
             unit_moves = {item.entry: item.after}
             if item.value.get("type") == "session" and copy_ms is not None:
                 unit_moves[COPY_PREFIX + item.entry] = copy_ms
-            units.append(_Unit(item.entry, unit_moves, item, mapped.events,
+            units.append(Unit(item.entry, unit_moves, item, mapped.events,
                                [f"{item.where}: {warning}" for warning in mapped.warnings],
                                where=item.where))
         held = await self._append(name, units, step)
@@ -294,7 +293,7 @@ class Bridge:
             step.moved = bool(moved)
         return step
 
-    async def _append(self, name: str, units: list[_Unit], step: _Step) -> dict[str, int]:
+    async def _append(self, name: str, units: list[Unit], step: Step) -> dict[str, int]:
         """Append the units' events; the entries (sessions) held back, each with the
         index of the unit the node refused for its time (it and the entry's later units
         wait). A session that waits is tried with its first record alone, once its time
@@ -355,7 +354,7 @@ class Bridge:
                 held[unit.entry] = n
         return held
 
-    def _say_moved(self, entry: str, wait: _Wait, where: str) -> None:
+    def _say_moved(self, entry: str, wait: Wait, where: str) -> None:
         """Say that a session's wait ended as it is now read on from ``where`` (in the
         same file), not from the record that waited (or there, but another record now),
         which is not imported. Not counted as a problem (with what was skipped): OpenClaw
@@ -363,7 +362,7 @@ class Bridge:
         user has nothing to mend, and a summary that counted it would say otherwise."""
         self.tell(said_moved(entry, wait.where, where))
 
-    async def _try(self, name: str, unit: _Unit, step: _Step) -> bool:
+    async def _try(self, name: str, unit: Unit, step: Step) -> bool:
         """Append one record's events: False if the node refuses them for their time
         (said once per session while it waits), True once stored (said if it waited)."""
         assert unit.record is not None or not unit.events
@@ -380,7 +379,7 @@ class Bridge:
                     self._counted.add((name, unit.record.where))
                     step.waiting.append(text)
                 self.tell(text)
-            self._waiting[name, unit.entry] = _Wait(
+            self._waiting[name, unit.entry] = Wait(
                 unit.record.where, unit.record.value,
                 self._monotonic() + retry_s(unit.events, refused))
             return False
@@ -459,43 +458,3 @@ class Bridge:
         if reading.first(text):
             into.append(text)
             self.tell(text)
-
-
-@dataclass
-class _Unit:
-    """What one item read adds: the cursor entries to move once it is handled, the
-    record and its events (none for a problem skipped), and what to say once passed."""
-
-    entry: str
-    moves: dict[str, int]
-    record: Record | None = None
-    events: list[Event] = field(default_factory=list)
-    warnings: list[str] = field(default_factory=list)
-    problem: str | None = None
-    where: str = ""  # of its record or problem
-
-
-@dataclass
-class _Wait:
-    """A session whose next record the node refused for its time."""
-
-    where: str  # that record
-    value: dict[str, Any]  # and what it held: one rewritten there is another record
-    retry_s: float  # when (``monotonic``) to try it again
-
-
-@dataclass
-class _Step(Tally):
-    moved: bool = False  # the cursor moved: read on
-    unsettled: bool = False  # something may mend by itself: look again next time
-    full: CursorFull | None = None  # stored, but the cursor would be over its limits
-
-
-def mapping_events(record: Record, copy_ms: int | None = None) -> Mapped:
-    """The clawsync events of one record (``node.openclaw.mapping``, which never refuses
-    a record: one it does not know is kept whole, with a warning). A session no index
-    names a key for, nor remembers one for (``session_keys``), is keyed by its session
-    id."""
-    ref = SessionRef(record.agent_id, record.session_key or record.session_id,
-                     record.session_id)
-    return events_for(record.value, ref, fallback_ms=record.written_ms, copy_ms=copy_ms)

@@ -5,7 +5,7 @@ stores nothing twice.
 A record's events carry its session's key (``node.openclaw.mapping``: part of their ids
 and of the clawsync session they go to). The older layout's index (``sessions.json``)
 names a key's current session only: after ``/new`` or a reset it names the new one, and
-the old file, no longer named, is read under its session id (``bridge.mapping_events``).
+the old file, no longer named, is read under its session id (``units.mapping_events``).
 Its records read while the index named it went under the key. Read again from its start
 (its cursor entry dropped: a cursor reset, the session gone for a while), they would go
 under the id: a second copy of the conversation. So the key a file's session was read

@@ -24,14 +24,15 @@ from node.client.api import Client
 from node.main import main
 from node.openclaw import bridge as bridge_module
 from node.openclaw.bridge import Bridge
-from node.openclaw.held import CursorChangedTooOften
+from node.openclaw.held import CURSOR_CHANGED_MAX, CursorChangedTooOften
 from node.openclaw.key_entries import entry_of
 from node.openclaw.session_keys import keys_name
 from node.openclaw.state import StateFolder, cursor_name
 from node.server.run import RunningNode
 from tests.node.openclaw.waiting import KEY_A, KEY_B, A, B, Clock
+from tests.support.cursor_moving_node import MOVED_CURSOR_ENV, OTHER_ENTRY
 from tests.support.openclaw import turn_records, write_jsonl
-from tests.support.processes import NodeProcess
+from tests.support.processes import NodeProcess, run_cli
 from tests.support.stand_in import Quiet, serving
 
 
@@ -306,6 +307,28 @@ def test_import_and_watch_stop_with_their_own_exit_when_a_cursor_changed_too_oft
     assert lines[-2].startswith("9 records read: 1 new event, 8 already stored")
     assert lines[-1].startswith("Error: ") and lines[-1].endswith("run one only")
     assert f"the cursor {name} was changed on the node 3 times" in lines[-1]
+
+@pytest.mark.parametrize("command", ["import", "watch"])
+def test_the_command_run_as_a_process_exits_3_when_another_saves_its_cursor_each_time(
+        tmp_path: Path, command: str) -> None:
+    """The real command, as a process, against a node process on which another import
+    saves the agent's cursor just before each of the command's saves (no timing: the
+    node moves it as it takes the save, ``tests.support.cursor_moving_node``). The node
+    refuses every save; the command stops after ``CURSOR_CHANGED_MAX`` of them, its exit
+    status ``CURSOR_CHANGED_EXIT``, having saved over none."""
+    state = tmp_path / "state"
+    write_jsonl(state, KEY_A, A, turn_records(A, times(2)))
+    name = cursor_name(state.resolve(), "main")
+    with NodeProcess(tmp_path, program="tests.support.cursor_moving_node",
+                     env={MOVED_CURSOR_ENV: name}) as node:
+        result = run_cli(node, "openclaw", command, "--state-dir", str(state))
+        saved = node.get(f"/v1/cursors/{name}")["cursor"]
+    assert result.returncode == CURSOR_CHANGED_EXIT == 3, result.stderr[-2000:]
+    assert "Traceback" not in result.stderr
+    assert f"the cursor {name} was changed on the node {CURSOR_CHANGED_MAX} times" \
+        in result.stderr.splitlines()[-1]
+    assert saved == {OTHER_ENTRY: CURSOR_CHANGED_MAX}
+
 
 @pytest.mark.parametrize("changed", ["ahead", "reset"])
 def test_an_import_whose_refused_step_skipped_a_line_says_so_and_fails(

@@ -13,6 +13,11 @@ from typing import Any
 
 from crdt.errors import Picklable
 
+#: Seconds a request refused because the node is stopping (or its store closing) is told
+#: to wait before it asks again (``Retry-After``): about what a restart takes. A node
+#: that does not come back costs the client one more refusal, later.
+STOPPING_RETRY_AFTER_S = 5
+
 
 class HttpError(Picklable):
     """An error that is about HTTP itself (headers, parameters), not about the data."""
@@ -46,11 +51,13 @@ def forbidden(message: str) -> HttpError:
     return HttpError(403, "forbidden", message, field="Authorization")
 
 
-def stopping(message: str = "the node is stopping") -> HttpError:
+def stopping(message: str = "the node is stopping", *,
+             retry_after_s: int | None = STOPPING_RETRY_AFTER_S) -> HttpError:
     """A request come in while the node stops: the code a request that finds the store
-    closing gets too (``wire.error_response`` of ``StoreClosing``). No ``Retry-After``:
-    the node may not come back."""
-    return HttpError(503, "unavailable", message)
+    closing gets too (``wire.error_response`` of ``StoreClosing``), with the
+    ``Retry-After`` of a restart (None: none)."""
+    return HttpError(503, "unavailable", message, headers=None if retry_after_s is None
+                     else {"Retry-After": str(retry_after_s)})
 
 
 def bad_parameter(name: str, message: str) -> HttpError:

@@ -44,7 +44,7 @@ from crdt.errors import (
     StorageUnavailable,
     TimestampAhead,
 )
-from node.http.errors import HttpError, invalid_encoding
+from node.http.errors import HttpError, invalid_encoding, stopping
 from node.http.params import refuse_unknown_params
 from node.json_numbers import finite_float, refuse_constant
 from node.store import StoreBusy, StoreClosing
@@ -353,7 +353,7 @@ def error_response(exc: BaseException, request: web.BaseRequest | None = None) -
         return _error(503, _STORAGE_CODES.get(type(exc), "storage_unavailable"), str(exc),
                       headers={"Retry-After": str(exc.retry_after_s)})
     if isinstance(exc, StoreClosing):
-        return _error(503, "unavailable", str(exc))
+        return error_response(stopping(str(exc)), request)
     if isinstance(exc, StoreBusy):
         response = _error(503, "busy", str(exc))
         response.headers["Retry-After"] = "1"

@@ -110,7 +110,10 @@ async def peer_socket(request: web.Request) -> web.StreamResponse:
             gossip.admission.refusing(claimed[0], code, detail, remote=request.remote)
             return refuse(gossip.device, code, detail, claimed[0], claimed[1], text)
     if gossip.stopping:  # a stopping node takes no new links: it would wait on them
-        raise stopping("this node is stopping: it takes no new links")
+        # No Retry-After: a dialer takes a wait asked for as from a peer that is up and
+        # busy (``PeerBusy``), and redials a node that may not come back on its own
+        # back-off instead.
+        raise stopping("this node is stopping: it takes no new links", retry_after_s=None)
     if len(gossip.runners) >= gossip.config.sync.peers_max:
         raise HttpError(503, "peers_full", "this node has as many peers as it keeps ([sync] "
                         f"peers_max = {gossip.config.sync.peers_max}); try again later",

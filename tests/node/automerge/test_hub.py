@@ -18,6 +18,7 @@ from crdt.events import parse_event
 from crdt.log import forget
 from crdt.log.records import key
 from crdt.log.store import EventStore
+from node.http.errors import STOPPING_RETRY_AFTER_S
 from node.server.run import RunningNode
 from sync.repo.config import Access, RepoConfig, RepoLimits
 from sync.repo.host import (
@@ -307,5 +308,6 @@ async def test_a_client_come_while_the_node_stops_is_told_so(make_node: NodeFact
     clients.append(session)
     async with session.get(node.url + "/automerge") as answer:
         assert answer.status == 503
+        assert answer.headers["Retry-After"] == str(STOPPING_RETRY_AFTER_S)
         assert await answer.json() == {"error": {
             "code": "unavailable", "message": "the node is stopping", "field": None}}

@@ -35,7 +35,8 @@ TRIES = 50
      "the node could not handle the event now (HTTP 503, try again in 1 s): the database "
      "stayed locked for more than 60 s (/data)"),
     (StoreClosing("the node is shutting down"),
-     "the node could not handle the event now (HTTP 503): the node is shutting down"),
+     "the node could not handle the event now (HTTP 503, try again in 5 s): the node is "
+     "shutting down"),
     (RuntimeError("a bug"),
      "the node failed to handle the event (HTTP 500): internal error")],
     ids=lambda value: type(value).__name__ if isinstance(value, Exception) else "")

@@ -338,10 +338,13 @@ def error_response(exc: BaseException, request: web.BaseRequest | None = None) -
         return _error(exc.status, exc.code, exc.message, exc.field, exc.headers,
                       exc.details)
     if isinstance(exc, web.HTTPException):
-        # aiohttp's own: no route (404), wrong method (405, with its Allow header).
+        # aiohttp's own: no route (404), wrong method (405, with its Allow header); or
+        # one a handler raised with its words (``text=``), which are kept: without them
+        # its default text, "404: Not Found", says no more than the status.
         code = re.sub(r"\W+", "_", exc.reason.lower()).strip("_")
         headers = {str(name): exc.headers[name] for name in (hdrs.ALLOW,) if name in exc.headers}
-        message = exc.reason
+        said = exc.text
+        message = said if said and said != f"{exc.status}: {exc.reason}" else exc.reason
         if isinstance(exc, web.HTTPMethodNotAllowed) and request is not None:
             message = (f"{request.method} is not a method of {request.path} (it takes "
                        f"{', '.join(sorted(exc.allowed_methods))})")

@@ -92,6 +92,11 @@ async def test_only_the_console_files_are_served(client: aiohttp.ClientSession,
                                                  path: str) -> None:
     async with client.get(path) as resp:
         assert resp.status == 404
+        error = (await resp.json())["error"]
+    # The console's own refusal keeps its words; "/console/" matches no route at all.
+    assert (error["code"], error["message"]) == (
+        ("not_found", "Not Found") if path == "/console/" else
+        ("not_found", "no such console file"))
 
 
 async def test_node_answers_what_it_is_and_holds(client: aiohttp.ClientSession,

@@ -309,8 +309,14 @@ class Gossip:
                 runner.dial_busy(str(exc))
                 asked_s = exc.asked_s
             except LinkClosed as exc:
-                log.info("peer link down", peer=runner.url, reason=str(exc))
-                runner.dial_failed(str(exc))
+                # No link came up: nothing went down. An address that cannot be reached
+                # is dialed again and again, for as long as it stays so: its failure is
+                # said once, and again when it changes (or after a link or a refusal);
+                # each dial at debug level.
+                reason = str(exc)
+                (log.debug if reason == runner.failure else log.info)(
+                    "peer dial failed", peer=runner.url, reason=reason)
+                runner.dial_failed(reason)
                 self.admission.forget_refusal(runner.url)  # a refusal when reached is news
             else:
                 runner.dialing = False  # judged on what it proves, from here on

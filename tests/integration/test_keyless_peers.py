@@ -63,11 +63,12 @@ def refused_both_ways(node: NodeProcess, dialed: str) -> bool:
 
 
 def told(node: NodeProcess, words: str) -> bool:
-    """Whether ``node`` logged a link to a peer going down for ``words``."""
+    """Whether ``node`` logged a link to a peer going down, or a dial of one failing,
+    for ``words``."""
     lines = [json.loads(line) for line in node.log_path.read_text().splitlines()
              if line.startswith("{")]
     return any(words in str(line.get("reason")) for line in lines
-               if line.get("event") == "peer link down")
+               if line.get("event") in ("peer link down", "peer dial failed"))
 
 
 def closed_keyless(node: NodeProcess) -> set[str]:

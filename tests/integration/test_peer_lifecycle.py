@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import signal
 import socket
 import struct
@@ -71,6 +72,37 @@ def test_dropped_handshakes_and_a_killed_peer_are_one_line_each(tmp_path: Path) 
         assert hub.process is not None and hub.process.returncode == 0
         assert _bug_lines(hub) == []
         assert "peer link down" in hub.log_path.read_text()
+
+
+#: Dials of a closed port seen before its log lines are counted.
+FAILED_DIALS = 4
+
+
+def _dial_lines(node: NodeProcess, url: str) -> list[dict[str, Any]]:
+    """``node``'s log lines of its failed dials of ``url``, at any level."""
+    lines = [json.loads(line) for line in node.log_path.read_text().splitlines()
+             if line.startswith("{")]
+    return [line for line in lines
+            if line.get("event") == "peer dial failed" and line.get("peer") == url]
+
+
+def test_a_peer_never_reached_says_so_once_not_at_every_dial(tmp_path: Path) -> None:
+    """A ``--peer`` where nothing listens is dialed again and again: its failure is said
+    once at info, the dials after it (which fail the same way) at debug only, and no
+    link that never came up is said to go down."""
+    closed = f"http://127.0.0.1:{free_port()}"
+    config = tmp_path / "sync.toml"
+    config.write_text("[sync]\nbackoff_base_s = 0.05\nbackoff_max_s = 0.1\n")
+    with Cluster(tmp_path) as cluster:
+        node = cluster.node("lonely", peers=[closed], extra_args=[
+            "--log-format", "json", "--config", str(config)])
+        wait_until(lambda: len(_dial_lines(node, closed)) >= FAILED_DIALS, 30,
+                   f"{FAILED_DIALS} dials of a closed port")
+        node.stop()
+    dials = _dial_lines(node, closed)
+    assert [line["level"] for line in dials] == ["info"] + ["debug"] * (len(dials) - 1)
+    assert {line["reason"] for line in dials} == {f"cannot reach {closed}: connection refused"}
+    assert "peer link down" not in node.log_path.read_text()
 
 
 def test_a_stop_is_short_while_a_peer_is_paused(tmp_path: Path) -> None:

@@ -88,7 +88,8 @@ def test_mutual_tls_without_a_secret(tmp_path: Path) -> None:
         assert asyncio.run(mtls_peer_status(a, ca[0], None)) == 401
         assert asyncio.run(mtls_peer_status(
             a, ca[0], (certs / "rogue.pem", certs / "rogue.key"))) != 200
-        wait_until(lambda: rogue.log_path.read_text().count("peer link down") >= 2, 30,
+        # Each failed dial: the first at info, the next (the same failure) at debug.
+        wait_until(lambda: rogue.log_path.read_text().count("peer dial failed") >= 2, 30,
                    "the rogue was refused twice")
         assert ids_of(rogue) == from_rogue
         assert all(row["state"] != "up" for row in peer_rows(rogue))

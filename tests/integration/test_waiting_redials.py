@@ -34,12 +34,13 @@ BACKED_OFF = 2
 
 
 def failed_dials(node: NodeProcess, url: str) -> list[float]:
-    """When ``node`` logged each of its failed dials of ``url`` (``peer link down``, its
-    log's clock, in seconds): a device refused never had a link up to end."""
+    """When ``node`` logged each of its failed dials of ``url`` (``peer dial failed``:
+    the first at info, the same failure again at debug, which test nodes log; its log's
+    clock, in seconds)."""
     lines = [json.loads(line) for line in node.log_path.read_text().splitlines()
              if line.startswith("{")]
     return [datetime.fromisoformat(line["timestamp"]).timestamp() for line in lines
-            if line.get("event") == "peer link down" and line.get("peer") == url]
+            if line.get("event") == "peer dial failed" and line.get("peer") == url]
 
 
 def test_a_member_down_is_dialed_soon_after_its_first_failed_dials_then_backs_off(

@@ -92,7 +92,7 @@ async def test_a_dial_that_fails_says_why_in_plain_words(make_node: NodeFactory,
     """Peer addresses whose host name is not known, where nothing listens, where a
     certificate no CA of this node signed is shown, and (dialed by a node that waits
     0.5 s) where a connection is taken and never answered: ``GET /v1/peers``
-    (``failure``) and the log (``peer link down``) name the address and why, not
+    (``failure``) and the log (``peer dial failed``) name the address and why, not
     aiohttp's text ("Cannot connect to host nosuchhost.invalid:7878 ssl:default [Name
     or service not known]")."""
     # Each address dialed once. Looked up every 10 ms, the unknown name met the
@@ -134,9 +134,9 @@ async def test_a_dial_that_fails_says_why_in_plain_words(make_node: NodeFactory,
         for writer in taken:
             writer.close()
     assert shown == expected
-    down = {(entry["peer"], entry["reason"]) for entry in said
-            if entry["event"] == "peer link down"}
-    assert down == set(expected.items())
+    failed = {(entry["peer"], entry["reason"]) for entry in said
+              if entry["event"] == "peer dial failed"}
+    assert failed == set(expected.items())
 
 
 async def test_a_dial_answered_101_without_a_websocket_says_what_was_wrong(

@@ -27,6 +27,15 @@ export function setToken(value) {
   else sessionStorage.removeItem(TOKEN_KEY);
 }
 
+// A node started without a token says of a request that carried one that it did not
+// check it (the node's headers.TOKEN_UNUSED_HEADER): the console tells whoever listens.
+const TOKEN_UNUSED = "X-Clawsync-Token-Unused";
+let tokenUnusedListener = null;
+
+export function onTokenUnused(listener) {
+  tokenUnusedListener = listener;
+}
+
 function headers(extra = {}) {
   const value = token();
   return value ? { ...extra, Authorization: `Bearer ${value}` } : extra;
@@ -35,6 +44,7 @@ function headers(extra = {}) {
 // GET a JSON answer; Unauthorized on 401, Error with the node's message otherwise.
 export async function get(path, { signal } = {}) {
   const response = await fetch(path, { headers: headers({ Accept: "application/json" }), signal });
+  if (response.headers.get(TOKEN_UNUSED) === "true" && tokenUnusedListener) tokenUnusedListener();
   if (response.status === 401) throw new Unauthorized("the node refused the token");
   if (!response.ok) {
     let message = `${response.status} ${response.statusText}`;

@@ -3,7 +3,7 @@
 //   #/sessions             the session list
 //   #/session/<key>        one session's transcript (the key percent-encoded)
 
-import { EventStream, Refused, Unauthorized, get, setToken, token } from "./api.js";
+import { EventStream, Refused, Unauthorized, get, onTokenUnused, setToken, token } from "./api.js";
 import { devicesView } from "./devices.js";
 import { printable } from "./dom.js";
 import { sessionView } from "./session.js";
@@ -14,6 +14,16 @@ const login = document.getElementById("login");
 const form = login.querySelector("form");
 const tokenError = login.querySelector("[data-testid=token-error]");
 const liveStatus = document.querySelector("[data-testid=live-status]");
+const tokenUnused = document.querySelector("[data-testid=token-unused]");
+
+// Said once, as the command line's client says it: every answer after carries it too.
+onTokenUnused(() => {
+  if (!tokenUnused.hidden) return;
+  tokenUnused.textContent = "This node runs without --token: it does not check the token "
+    + "this tab sends, and anyone who reaches it can read it. Start the node with --token "
+    + "to require one.";
+  tokenUnused.hidden = false;
+});
 
 let stream = null;
 let view = null;

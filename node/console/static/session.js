@@ -95,15 +95,36 @@ export function sessionView(context, { key }) {
     } catch (error) {
       if (stopped) return "failed";
       const missing = error instanceof Refused && error.status === 404;
-      if (missing) root.querySelector(".summary").textContent = "Not on this node (yet): it shows when its first event arrives.";
+      if (missing) {
+        root.querySelector(".summary").textContent = "Not on this node (yet): it shows when its first event arrives.";
+        showUrl(null);
+      }
       else root.querySelector(".error").textContent = `Cannot read the session: ${printable(error.message)}`;
       return missing ? "missing" : "failed";
     }
     if (stopped) return "failed";
     root.querySelector(".error").textContent = "";
     root.querySelector(".summary").replaceChildren(printable(summary(projection)));
-    root.querySelector("[data-testid=automerge-url]").textContent = projection.automerge_url;
+    showUrl(projection.automerge_url);
     return "found";
+  }
+
+  // The session's Automerge URL with its Copy button; none (null) for a session this
+  // node does not have: said, not an empty URL to copy.
+  function showUrl(automergeUrl) {
+    const line = root.querySelector(".automerge");
+    if (!automergeUrl) {
+      line.replaceChildren(h("span", { class: "muted", dataset: { testid: "automerge-none" } },
+        "No Automerge URL: the session is not on this node."));
+      return;
+    }
+    // The same URL read again (every few seconds while events come) is left as it is:
+    // a copy selected in it stays selected.
+    if (line.querySelector("[data-testid=automerge-url]")?.textContent === automergeUrl) return;
+    const url = h("code", { dataset: { testid: "automerge-url" } }, automergeUrl);
+    line.replaceChildren("Automerge URL ", url, " ",
+      h("button", { type: "button", onclick: () => copy(url) }, "Copy"),
+      h("span", { class: "copied muted" }));
   }
 
   // False when a forget came in meanwhile: what was read may hold erased content.
@@ -148,13 +169,10 @@ export function sessionView(context, { key }) {
   return {
     mount(element) {
       root = element;
-      const url = h("code", { dataset: { testid: "automerge-url" } });
       element.append(
         h("h1", {}, h("span", { class: "mono" }, printable(key))),
         h("p", { class: "summary muted" }, "Loading…"),
-        h("p", {}, "Automerge URL ", url, " ",
-          h("button", { type: "button", onclick: () => copy(url) }, "Copy"),
-          h("span", { class: "copied muted" })),
+        h("p", { class: "automerge" }), // once the node says (showUrl)
         h("p", { class: "earlier" }),
         h("div", { class: "transcript", dataset: { testid: "transcript" } }),
         h("p", { class: "error" }),

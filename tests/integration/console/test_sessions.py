@@ -128,6 +128,21 @@ def test_a_session_forgotten_whole_says_so_not_active(node: NodeProcess, page: P
         "forgotten · unknown · 0 messages received · 0 events · last activity \u2013")
 
 
+def test_a_session_not_on_the_node_says_so_in_place_of_its_automerge_url(
+        node: NodeProcess, page: Page) -> None:
+    """No empty URL with a Copy button beside it: the line says there is none here,
+    until the session's first event brings it."""
+    open_console(page, node, "#/session/later")
+    expect(page.locator(".summary")).to_contain_text("Not on this node (yet)")
+    expect(page.get_by_test_id("automerge-none")).to_have_text(
+        "No Automerge URL: the session is not on this node.")
+    expect(page.get_by_test_id("automerge-url")).to_have_count(0)
+    expect(page.get_by_role("button", name="Copy")).to_have_count(0)
+    append(node, "later", [message("here now")])
+    expect(page.get_by_test_id("automerge-url")).to_contain_text("automerge:")
+    expect(page.get_by_test_id("automerge-none")).to_have_count(0)
+
+
 def test_the_cluster_sessions_are_not_listed_but_open_by_key(node: NodeProcess,
                                                               page: Page) -> None:
     append(node, "chat", [message("hello")])

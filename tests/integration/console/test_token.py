@@ -123,3 +123,22 @@ def test_a_late_refusal_of_an_earlier_token_does_not_undo_the_current_one(
     assert TOKEN in page.evaluate("Object.values(sessionStorage)")
     page.locator("a[data-view=sessions]").click()
     expect(page.get_by_test_id("session-filter")).to_be_visible()
+
+
+def test_a_token_sent_to_a_node_that_checks_none_is_said_once(node: NodeProcess,
+                                                              page: Page) -> None:
+    """A token kept in the tab (the node was restarted without --token) opens nothing:
+    the node says so of every request, and the page says it once, not per request."""
+    page.goto(node.url + "/")
+    expect(page.get_by_test_id("live-status")).to_have_text("live")
+    expect(page.get_by_test_id("token-unused")).to_be_hidden()
+    page.evaluate("sessionStorage.setItem('clawsync.token', 'left-over')")
+    page.reload()
+    notice = page.get_by_test_id("token-unused")
+    said = ("This node runs without --token: it does not check the token this tab sends, "
+            "and anyone who reaches it can read it. Start the node with --token to require "
+            "one.")
+    expect(notice).to_have_text(said)
+    page.locator("a[data-view=sessions]").click()  # more requests, each with the token
+    expect(page.get_by_test_id("session-filter")).to_be_visible()
+    expect(notice).to_have_text(said)  # still said once, not once per answer

@@ -190,8 +190,11 @@ def run_watch(ctx: click.Context, state_dir: Path, agents: tuple[str, ...],
                 except ClientError as error:
                     if error.status is not None and error.status < 500:
                         raise
-                    note(f"{error}; trying again in {delay_s:g} s")
-                    await asyncio.sleep(delay_s)
+                    # A node that asks for a wait (a 503's Retry-After: restarting, or
+                    # its disk busy) is given it, up to the longest wait.
+                    wait_s = max(delay_s, min(error.retry_after_s or 0.0, retry_max_s))
+                    note(f"{error}; trying again in {wait_s:g} s")
+                    await asyncio.sleep(wait_s)
                     delay_s = min(max(delay_s * 2, 1.0), retry_max_s)
         finally:
             state.close()

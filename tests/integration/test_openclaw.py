@@ -15,6 +15,7 @@ from urllib.parse import quote
 import pytest
 
 from crdt.log.cursors import CURSOR_ENTRIES_MAX
+from node.http.errors import STOPPING_RETRY_AFTER_S
 from node.openclaw.mapping import session_key_for
 from node.server.cursors import BODY_BYTES_MAX
 from tests.node.openclaw import transcript
@@ -228,6 +229,20 @@ def test_watch_waits_out_a_node_restart(node: NodeProcess, tmp_path: Path) -> No
         finally:
             if watch.poll() is None:
                 watch.kill()
+
+
+def test_watch_waits_as_long_as_a_closing_node_asks(tmp_path: Path) -> None:
+    """A node whose store is closing answers 503 with the wait of a restart: watch says
+    it and waits that long, not its own shorter pause, then imports the rows."""
+    state = tmp_path / "openclaw"
+    RecordedGateway(state, keep=5)
+    with NodeProcess(tmp_path, program="tests.support.closing_node") as node, \
+            watching(node, state) as (_watch, said):
+        line = said.wait_for("trying again in")
+        assert line.strip().endswith(
+            f"(HTTP 503, try again in {STOPPING_RETRY_AFTER_S} s): the node is shutting "
+            f"down; trying again in {STOPPING_RETRY_AFTER_S} s"), line
+        said.wait_for("5 records read")  # those OpenClaw kept, once taken
 
 
 def test_import_with_nothing_to_import_still_checks_the_node(token_node: NodeProcess,

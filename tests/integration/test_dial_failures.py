@@ -56,12 +56,12 @@ def tls_args(cert: tuple[Path, Path], ca: Path) -> list[str]:
 
 
 def dial_down_reasons(node: NodeProcess, url: str) -> list[str]:
-    """The reasons of ``node``'s ``peer link down`` log lines (JSON) of its dials of
-    ``url``."""
+    """The reasons of ``node``'s ``peer dial failed`` log lines (JSON) of its dials of
+    ``url`` (a dial that never linked; ``peer link down`` is for links that were up)."""
     lines = [json.loads(line) for line in node.log_path.read_text().splitlines()
              if line.startswith("{")]
     return [str(line["reason"]) for line in lines
-            if line.get("event") == "peer link down" and line.get("peer") == url]
+            if line.get("event") == "peer dial failed" and line.get("peer") == url]
 
 
 def test_a_peer_refusing_the_dialers_certificate_says_so(tmp_path: Path) -> None:

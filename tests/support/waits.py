@@ -7,7 +7,8 @@ workers) never fails a test that would pass. Tests never assert on wall-clock ti
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
+from typing import Any, TypeVar, overload
 
 #: Seconds a test waits for a node running in the test's own process (``node.server.run``), or
 #: a client of it, to do one thing.
@@ -18,10 +19,30 @@ DEADLINE_S = 10.0
 #: processes on a busy machine take turns.
 PROCESS_DEADLINE_S = 30.0
 
+T = TypeVar("T")
 
-async def until(check: Callable[[], bool]) -> None:
-    """Wait until ``check()`` is true, looking again every 10 ms; fail after
-    ``DEADLINE_S``."""
+
+@overload
+async def until(check: Callable[[], bool], /) -> None: ...
+
+
+@overload
+async def until(items: AsyncIterator[T], done: Callable[[T], bool], /) -> T: ...
+
+
+async def until(what: Callable[[], bool] | AsyncIterator[Any],
+                done: Callable[[Any], bool] | None = None, /) -> Any:
+    """``until(check)``: wait until ``check()`` is true, looking again every 10 ms.
+    ``until(items, done)``: the first of ``items`` (a subscription's views, say) that is
+    ``done``; fail if they end first. Either fails after ``DEADLINE_S``."""
     async with asyncio.timeout(DEADLINE_S):
-        while not check():
-            await asyncio.sleep(0.01)
+        if done is None:
+            assert callable(what)
+            while not what():
+                await asyncio.sleep(0.01)
+            return None
+        assert not callable(what)
+        async for item in what:
+            if done(item):
+                return item
+    raise AssertionError("the items ended before one was done")

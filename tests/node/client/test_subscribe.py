@@ -17,11 +17,11 @@ from node.client.subscribe import SubscribeError, projections, socket_url
 from node.limits import ClientLimits
 from node.server.run import RunningNode, start
 from sync.repo.config import Access, RepoConfig, RepoLimits
-from tests.node.client.support import NO_NODE_URLS, until
+from tests.node.client.support import NO_NODE_URLS
 from tests.support.addresses import HIDDEN_PASSWORDS
 from tests.support.nodes import post
 from tests.support.ports import free_port
-from tests.support.waits import DEADLINE_S
+from tests.support.waits import DEADLINE_S, until
 
 NodeFactory = Callable[..., Awaitable[RunningNode]]
 EventFactory = Callable[..., dict[str, Any]]

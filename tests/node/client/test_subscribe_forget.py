@@ -18,8 +18,8 @@ from node.client.subscribe import projections
 from node.headers import AUTOMERGE_URL_HEADER
 from node.limits import ClientLimits
 from node.server.run import RunningNode
-from tests.node.client.support import until
 from tests.support.nodes import post
+from tests.support.waits import until
 
 NodeFactory = Callable[..., Awaitable[RunningNode]]
 

@@ -28,7 +28,7 @@ from node.headers import AUTOMERGE_URL_HEADER
 from node.limits import ClientLimits
 from sync.repo.messages import Sync, encode_peer, parse_frame
 from tests.support.ports import free_port
-from tests.support.waits import DEADLINE_S
+from tests.support.waits import DEADLINE_S, until
 
 #: The cap the tests give the client: small, so an answer past it is quick to send.
 ANSWER_BYTES_MAX = 64 * 1024
@@ -158,9 +158,7 @@ async def test_the_subscription_goes_on_to_the_document(
     views = projections(f"{hostile.url}/m/{mode}", "s1", limits=LIMITS, reconnect=reconnect)
     task = asyncio.ensure_future(anext(views))
     try:
-        async with asyncio.timeout(DEADLINE_S):
-            while hostile.sockets[mode] < (3 if reconnect else 1) and not task.done():
-                await asyncio.sleep(0.01)
+        await until(lambda: hostile.sockets[mode] >= (3 if reconnect else 1) or task.done())
         if reconnect:
             assert not task.done()
         else:  # no retry: the refused websocket ends it, not the answer
@@ -193,9 +191,7 @@ async def test_a_header_naming_no_document_leaves_it_to_the_body(
     views = projections(f"{hostile.url}/m/{mode}", "s1", limits=LIMITS, reconnect=True)
     task = asyncio.ensure_future(anext(views))
     try:
-        async with asyncio.timeout(DEADLINE_S):
-            while len(hostile.asked.get(mode, [])) < 2 and not task.done():
-                await asyncio.sleep(0.01)
+        await until(lambda: len(hostile.asked.get(mode, [])) >= 2 or task.done())
         assert not task.done()
         assert set(hostile.asked[mode]) == {NAMED.removeprefix("automerge:")}
     finally:

@@ -25,11 +25,10 @@ from node.client.subscribe import SubscribeError, projections
 from node.headers import AUTOMERGE_URL_HEADER
 from node.server.run import RunningNode
 from sync.repo.messages import Join, Sync, encode_peer, encode_sync, parse_frame
-from tests.node.client.support import until
 from tests.support.nodes import post
 from tests.support.ports import free_port
 from tests.support.stand_in import Quiet, serving
-from tests.support.waits import DEADLINE_S
+from tests.support.waits import DEADLINE_S, until
 
 NodeFactory = Callable[..., Awaitable[RunningNode]]
 

@@ -14,11 +14,20 @@ import ssl
 from asyncio import sslproto
 from typing import Any
 
+#: The private methods of ``asyncio.sslproto.SSLProtocol`` that ``_Alerting`` relies on.
+SSLPROTOCOL_HOOKS = ("_on_handshake_complete", "_process_outgoing")
+
 
 class _Alerting(sslproto.SSLProtocol):
     """asyncio's TLS protocol that sends the alert of a handshake that failed before the
-    connection closes. It steps into asyncio's own TLS (``_on_handshake_complete``,
-    ``_process_outgoing``, the same from Python 3.11 on): there is no public hook.
+    connection closes. asyncio's own TLS drops that alert: a failed server handshake
+    closes the transport at once, its buffer cleared, before the alert OpenSSL wrote is
+    sent. This override can go once the Python the node requires sends the alert itself
+    (it then flushes an empty buffer a second time, which is harmless meanwhile).
+
+    It steps into asyncio's own TLS (``SSLPROTOCOL_HOOKS``, the same from Python 3.11
+    on): there is no public hook. A Python that renamed them would drop the alert with
+    no error, so a test checks that they are there.
     (typeshed describes the protocol asyncio had before: hence the ignores.)"""
 
     def _on_handshake_complete(self, handshake_exc: BaseException | None) -> None:

@@ -7,10 +7,12 @@ given again (a running node's look retried after it failed partway), ends none."
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import gc
 import re
 import ssl
 import warnings
+from asyncio import sslproto
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -23,6 +25,7 @@ from structlog.testing import capture_logs
 from node.config import Config
 from node.http import listener
 from node.http.listener import BoundedSite
+from node.http.tls_accept import SSLPROTOCOL_HOOKS
 from node.limits import Limits
 from node.peers.api import server_tls
 from node.peers.tls_pem import CA_FILE, read_file
@@ -66,9 +69,10 @@ def cas(tmp_path: Path) -> Cas:
     return Cas(tmp_path)
 
 
-@pytest.fixture
-async def site(cas: Cas) -> AsyncIterator[BoundedSite]:
-    """A site serving /healthz over TLS, its client certificates verified by the old CA."""
+@contextlib.asynccontextmanager
+async def serving(cas: Cas, limits: Limits) -> AsyncIterator[BoundedSite]:
+    """A site serving /healthz over TLS within ``limits``, its client certificates
+    verified by the old CA."""
     async def healthz(_: web.Request) -> web.Response:
         return web.Response(text="ok")
 
@@ -77,12 +81,18 @@ async def site(cas: Cas) -> AsyncIterator[BoundedSite]:
     runner = web.AppRunner(app)
     await runner.setup()
     context, ca = cas.trusting(cas.old[0])
-    served = BoundedSite(runner, "127.0.0.1", 0, Limits(), ssl_context=context, ca=ca)
+    served = BoundedSite(runner, "127.0.0.1", 0, limits, ssl_context=context, ca=ca)
     await served.start()
     try:
         yield served
     finally:
         await runner.cleanup()
+
+
+@pytest.fixture
+async def site(cas: Cas) -> AsyncIterator[BoundedSite]:
+    async with serving(cas, Limits()) as served:
+        yield served
 
 
 async def tcp(site: BoundedSite) -> Stream:
@@ -118,6 +128,35 @@ async def served(stream: Stream) -> bool:
     except (asyncio.IncompleteReadError, ConnectionError, ssl.SSLError):
         return False
     return head.startswith(b"HTTP/1.1 200")
+
+
+def test_asyncios_tls_still_has_the_hooks_the_alert_is_sent_by() -> None:
+    """The site's TLS sends a refused handshake's alert from within private methods of
+    asyncio's TLS protocol: a Python without them would drop the alert with no error."""
+    missing = [name for name in SSLPROTOCOL_HOOKS
+               if not callable(getattr(sslproto.SSLProtocol, name, None))]
+    assert not missing, f"asyncio.sslproto.SSLProtocol has no {missing}: the alert of " \
+        "a refused handshake would not be sent (node.http.tls_accept)"
+
+
+async def test_a_client_that_never_ends_its_handshake_is_closed_and_its_slot_freed(
+        cas: Cas) -> None:
+    """A client that connects and never sends its hello is closed once
+    ``tls_handshake_timeout_s`` has passed, and its slot (the site's only one) taken by
+    the next client."""
+    limits = Limits(tls_handshake_timeout_s=0.2, connections_max=1,
+                    connections_per_address_max=1)
+    async with serving(cas, limits) as site:
+        silent = await tcp(site)
+        async with asyncio.timeout(DEADLINE_S):
+            assert await silent[0].read() == b""  # closed by the site
+            while site.connections:
+                await asyncio.sleep(0.01)
+        silent[1].close()
+        reader, writer = await asyncio.open_connection(
+            "127.0.0.1", site.port, ssl=cas.dialer(None), server_hostname="localhost")
+        assert await served((reader, writer))
+        writer.close()
 
 
 async def test_a_ca_trusted_no_more_ends_the_certified_connections_once(

@@ -12,7 +12,7 @@ from pathlib import Path
 from structlog.testing import capture_logs
 
 from node.config import Config
-from node.peers.tls_expiry import ExpiryWarnings, Watched
+from node.peers.tls_expiry import NOT_COMPARED, TLS_CA_LINES_MAX, ExpiryWarnings, Watched
 from node.peers.tls_pem import CA_FILE, TLS_FILE_BYTES_MAX, read_file
 from node.peers.tls_renewal import TlsFiles, look
 from tests.support.certs import (
@@ -169,3 +169,23 @@ def test_a_node_with_no_certificate_of_its_own_read_calls_no_ca_other(
             datetime.now(UTC))
     assert [(line["event"], line["certificate"]) for line in logs] == [
         ("tls certificate expires soon", "ca")], logs
+
+
+def test_a_node_with_no_certificate_of_its_own_warns_of_an_expired_ca_and_counts_the_rest(
+        tmp_path: Path) -> None:
+    """Without ``--tls-cert``, no CA of ``--tls-ca`` is known to be the node's own: one
+    expired is warned of, not an error (as an ``other_ca``), and the lines over
+    ``TLS_CA_LINES_MAX`` are counted in one line that says them ``tls_ca`` too, with
+    why they were not compared."""
+    cas = [make_ca_expiring(tmp_path, "expired", days=-1, begins_days=-2)[0]]
+    cas += [make_ca_expiring(tmp_path, f"ca{n}", days=10)[0]
+            for n in range(TLS_CA_LINES_MAX + 1)]
+    ca_file = bundle(tmp_path / "cas.pem", *cas)
+    with capture_logs() as logs:
+        ExpiryWarnings().warn(Watched(ca_path=ca_file, ca=read_file(ca_file, CA_FILE)),
+                              datetime.now(UTC))
+    [expired] = [line for line in logs if line["event"] == "tls certificate expired"]
+    assert (expired["log_level"], expired["certificate"]) == ("warning", "tls_ca"), logs
+    [left_out] = [line for line in logs if line["event"] == "tls certificate lines left out"]
+    assert (left_out["certificate"], left_out["count"], left_out["chain"]) == (
+        "tls_ca", 2, NOT_COMPARED), logs

@@ -142,7 +142,9 @@ class Gossip:
         (the links dialed, the asks in flight, the pool's idle connections; why all:
         ``node.peers.tls_renewal``), so that each peer is dialed again and verified by
         the CA trusted now. The number of
-        links up that ended; None if none were to end (given the same ``ca`` again)."""
+        links up that ended; None if none were to end (given the same ``ca`` again).
+        If it raises (the abort could not start), ``self.tls`` is the new context
+        already: new dials use it, on the old session, until ``ca`` is given again."""
         self.tls = context
         if not ends_links(self.ca, ca) or self._http is None:
             self.ca = ca
@@ -150,17 +152,12 @@ class Gossip:
         ended = sum(1 for runner in self.runners.values()
                     if runner.direction == "out" and runner.state == "up")
         # The abort first: if it cannot start, no new session was made to be closed.
-        aborting = self._spawn(_aborted(self._http), "tls-old-dials")
-        try:
-            new = self._session()
-        except BaseException:
-            # Not begun (nothing was awaited since it was made): the old session stays
-            # whole, and is cut when ``ca`` is given again.
-            aborting.cancel()
-            raise
+        # Making the session cannot fail once the abort began: in the running loop,
+        # with these arguments, aiohttp's ClientSession and TCPConnector raise nothing.
+        self._spawn(_aborted(self._http), "tls-old-dials")
         # Only once the old session is being aborted: given ``ca`` again after a cut
         # that failed, it is redone.
-        self._http, self.ca = new, ca
+        self._http, self.ca = self._session(), ca
         return ended
 
     async def stop(self) -> None:

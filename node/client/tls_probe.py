@@ -14,6 +14,8 @@ import ssl
 
 from aiohttp.abc import AbstractResolver
 
+from node.tls_alert import alert
+
 #: Seconds the name lookup and the handshake may take, and then the close. A loopback
 #: or LAN node answers in milliseconds; the probe runs only after a failure, so a slow
 #: or silent server costs the person at most twice this before the error they would see
@@ -39,8 +41,7 @@ async def answers_tls(host: str, port: int, resolver: AbstractResolver,
             _, writer = await asyncio.open_connection(found[0]["host"], port, ssl=context,
                                                       server_hostname=host)
     except ssl.SSLError as error:
-        # SSLV3_ALERT_..., TLSV1_ALERT_...: the server sent an alert record, in TLS.
-        return "ALERT" in (error.reason or "")
+        return alert(error) is not None  # the server answered in TLS, with an alert
     except (OSError, TimeoutError, RuntimeError, IndexError):
         # RuntimeError: the client's lookups closed meanwhile; IndexError: no address.
         return False

@@ -17,6 +17,7 @@ import aiohttp
 
 from node.peers.hiding import hidden
 from node.text import without_controls
+from node.tls_alert import alert
 
 #: A name lookup that found the name but no address for it (none at all, or none of
 #: the family asked for): not "not known", and looked up. Not every system has both.
@@ -90,15 +91,15 @@ def _refused_in_handshake(error: BaseException) -> str | None:
     without an alert (aiohttp's "Server disconnected") is not one: it may have closed
     for any reason.
 
-    >>> alert = ssl.SSLError(1, "[SSL: TLSV1_ALERT_UNKNOWN_CA] tlsv1 alert unknown ca")
-    >>> alert.reason = _UNKNOWN_CA
-    >>> _refused_in_handshake(aiohttp.ClientOSError(*alert.args)) is None  # no cause
+    >>> refused = ssl.SSLError(1, "[SSL: TLSV1_ALERT_UNKNOWN_CA] tlsv1 alert unknown ca")
+    >>> refused.reason = _UNKNOWN_CA
+    >>> _refused_in_handshake(aiohttp.ClientOSError(*refused.args)) is None  # no cause
     True
     """
     cause = error.os_error if isinstance(error, aiohttp.ClientConnectorError) \
         else error.__cause__ if isinstance(error, aiohttp.ClientOSError) else None
-    reason = cause.reason if isinstance(cause, ssl.SSLError) else None
-    if not reason or "_ALERT_" not in reason:
+    reason = alert(cause)
+    if reason is None:
         return None
     said = f"it refused the connection in the TLS handshake ({reason})"
     if reason == _UNKNOWN_CA:

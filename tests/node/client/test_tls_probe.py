@@ -4,6 +4,7 @@ servers on loopback, names looked up as the client looks them up."""
 from __future__ import annotations
 
 import asyncio
+import socket
 import ssl
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -13,8 +14,10 @@ import pytest
 from aiohttp.abc import AbstractResolver
 
 from node.client.tls_probe import TLS_PROBE_TIMEOUT_S, answers_tls
+from node.http.tls_accept import accept_tls
 from node.lookups import LookupResolver
 from tests.support.certs import make_ca, make_cert
+from tests.support.waits import DEADLINE_S
 
 
 @pytest.fixture
@@ -33,6 +36,30 @@ async def test_a_tls_server_answers(tmp_path: Path, resolver: LookupResolver) ->
         port = server.sockets[0].getsockname()[1]
         assert await answers_tls("127.0.0.1", port, resolver)
         assert await answers_tls("localhost", port, resolver)
+
+
+async def test_a_tls_server_that_refuses_the_probe_with_an_alert_answers(
+        tmp_path: Path, resolver: LookupResolver) -> None:
+    """A node that wants a client certificate, which the probe does not show: its
+    alert (in TLS 1.2 it refuses within the handshake; the node's TLS sends it, asyncio's
+    own would not) is an answer in TLS."""
+    cert, key = make_cert(tmp_path, "node", make_ca(tmp_path, "ca"))
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH, cafile=str(cert))
+    context.load_cert_chain(cert, key)
+    context.verify_mode = ssl.CERT_REQUIRED
+    context.maximum_version = ssl.TLSVersion.TLSv1_2
+    loop = asyncio.get_running_loop()
+    with socket.create_server(("127.0.0.1", 0)) as listening:
+        listening.setblocking(False)
+
+        async def refusing() -> None:
+            conn, _ = await loop.sock_accept(listening)
+            with pytest.raises(ssl.SSLError):
+                await accept_tls(loop, conn, asyncio.Protocol(), context, DEADLINE_S)
+
+        refused = asyncio.create_task(refusing())
+        assert await answers_tls("127.0.0.1", listening.getsockname()[1], resolver)
+        await refused
 
 
 async def test_a_plain_or_silent_server_does_not(resolver: LookupResolver) -> None:

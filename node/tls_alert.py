@@ -1,0 +1,28 @@
+"""Whether a TLS error is the other side's alert: its TLS refused the connection and
+sent why (OpenSSL names it: ``TLSV1_ALERT_UNKNOWN_CA``, ``SSLV3_ALERT_CERTIFICATE_EXPIRED``),
+rather than a failure of this side's own (a certificate it did not verify, a connection
+lost). Its own module, so that the peers' dials (``node.peers.dial_words``) and the
+client's TLS probe (``node.client.tls_probe``), which may not import ``node.peers``,
+read it one way.
+"""
+
+from __future__ import annotations
+
+import ssl
+
+
+def alert(error: BaseException | None) -> str | None:
+    """The name of the TLS alert ``error`` is (OpenSSL's reason), or None if it is none.
+
+    >>> refused = ssl.SSLError(1, "[SSL: TLSV1_ALERT_UNKNOWN_CA] tlsv1 alert unknown ca")
+    >>> refused.reason = "TLSV1_ALERT_UNKNOWN_CA"
+    >>> alert(refused)
+    'TLSV1_ALERT_UNKNOWN_CA'
+    >>> ours = ssl.SSLError(1, "[SSL: WRONG_VERSION_NUMBER] wrong version number")
+    >>> ours.reason = "WRONG_VERSION_NUMBER"
+    >>> alert(ours), alert(ssl.SSLError()), alert(ConnectionResetError()), alert(None)
+    (None, None, None, None)
+    """
+    # One made by hand, not by OpenSSL, has no reason at all.
+    reason = getattr(error, "reason", None) if isinstance(error, ssl.SSLError) else None
+    return reason if reason and "_ALERT_" in reason else None

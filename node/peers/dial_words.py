@@ -49,7 +49,7 @@ def why(error: BaseException, timeout_s: float | None = None) -> str:
     if isinstance(error, aiohttp.ClientConnectorCertificateError):
         cause = error.certificate_error
         return f"its certificate did not verify ({getattr(cause, 'verify_message', cause)})"
-    if (refused := _refused_in_handshake(error)) is not None:
+    if (refused := _refused(error)) is not None:
         return refused
     if isinstance(error, aiohttp.ClientConnectorError):
         cause = error.os_error
@@ -78,33 +78,39 @@ def why(error: BaseException, timeout_s: float | None = None) -> str:
     return str(error) or type(error).__name__
 
 
-#: The alert a peer's TLS sends when no CA it trusts signed the certificate shown.
-_UNKNOWN_CA = "TLSV1_ALERT_UNKNOWN_CA"
+#: What may be wrong with this node, for the alerts a peer's TLS sends most often of
+#: its certificate: no CA the peer trusts signed it; it, or a CA of its chain, expired
+#: (its own log says which, ``node.peers.tls_expiry``).
+_ALERT_HINTS = {
+    "TLSV1_ALERT_UNKNOWN_CA": "this node's certificate may not be signed by a CA the peer "
+                              "trusts",
+    "SSLV3_ALERT_CERTIFICATE_EXPIRED": "this node's certificate, or a CA of its chain, "
+                                       "may have expired: its log says which (tls "
+                                       "certificate expired)",
+}
 
 
-def _refused_in_handshake(error: BaseException) -> str | None:
-    """The words of a TLS alert the peer sent in its handshake, refusing the connection
-    (most often this node's certificate: ``_UNKNOWN_CA``), or None if ``error`` is none.
-    In TLS 1.2 it fails the connect (``ClientConnectorError``); in TLS 1.3 the peer
-    judges our certificate after our side of the handshake ended, so the alert fails
-    the first read (aiohttp's ``ClientOSError``, caused by it). A peer that closes
-    without an alert (aiohttp's "Server disconnected") is not one: it may have closed
-    for any reason.
+def _refused(error: BaseException) -> str | None:
+    """The words of a TLS alert the peer sent, refusing the connection (most often in
+    its handshake, of this node's certificate: ``_ALERT_HINTS``), or None if ``error``
+    is none. In TLS 1.2 it fails the connect (``ClientConnectorError``); in TLS 1.3 the
+    peer judges our certificate after our side of the handshake ended, so the alert
+    fails the first read (aiohttp's ``ClientOSError``, caused by it), as one of a
+    connection the pool kept would. A peer that closes without an alert (aiohttp's
+    "Server disconnected") is not one: it may have closed for any reason.
 
     >>> refused = ssl.SSLError(1, "[SSL: TLSV1_ALERT_UNKNOWN_CA] tlsv1 alert unknown ca")
-    >>> refused.reason = _UNKNOWN_CA
-    >>> _refused_in_handshake(aiohttp.ClientOSError(*refused.args)) is None  # no cause
+    >>> refused.reason = "TLSV1_ALERT_UNKNOWN_CA"
+    >>> _refused(aiohttp.ClientOSError(*refused.args)) is None  # no cause
     True
     """
     cause = error.os_error if isinstance(error, aiohttp.ClientConnectorError) \
         else error.__cause__ if isinstance(error, aiohttp.ClientOSError) else None
-    reason = alert(cause)
-    if reason is None:
+    name = alert(cause)
+    if name is None:
         return None
-    said = f"it refused the connection in the TLS handshake ({reason})"
-    if reason == _UNKNOWN_CA:
-        said += ": this node's certificate may not be signed by a CA the peer trusts"
-    return said
+    hint = _ALERT_HINTS.get(name)
+    return f"it refused the TLS connection ({name})" + (f": {hint}" if hint else "")
 
 
 #: Most characters of a peer's refusal shown with its status (``refusal_text``), and

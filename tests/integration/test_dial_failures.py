@@ -83,9 +83,9 @@ def test_a_peer_refusing_the_dialers_certificate_says_so(tmp_path: Path) -> None
         status = subprocess.run(cli_args(dialer, "status"), capture_output=True,
                                 text=True, timeout=CLI_TIMEOUT_S, check=False,
                                 env=child_env({"SSL_CERT_FILE": str(other_ca[0])}))
-    assert said == (f"cannot reach {peer.url}: it refused the connection in the TLS "
-                    "handshake (TLSV1_ALERT_UNKNOWN_CA): this node's certificate may not "
-                    "be signed by a CA the peer trusts")
+    assert said == (f"cannot reach {peer.url}: it refused the TLS connection "
+                    "(TLSV1_ALERT_UNKNOWN_CA): this node's certificate may not be signed "
+                    "by a CA the peer trusts")
     assert status.returncode == 0, status.stderr
     assert f"{peer.url}: {said}" in status.stdout.splitlines(), status.stdout
     assert said in dial_down_reasons(dialer, peer.url)

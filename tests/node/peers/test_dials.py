@@ -42,7 +42,7 @@ from tests.node.peers.support import (
     stalling,
     until,
 )
-from tests.support.certs import make_ca, make_cert
+from tests.support.certs import make_ca, make_cert, make_cert_expiring
 from tests.support.processes import free_port
 
 
@@ -422,25 +422,29 @@ async def tls_site(cert: tuple[Path, Path], ca: Path,
 
 
 @pytest.mark.parametrize("version", [ssl.TLSVersion.TLSv1_2, ssl.TLSVersion.TLSv1_3])
+@pytest.mark.parametrize(("expired", "said"), [
+    (False, "(TLSV1_ALERT_UNKNOWN_CA): this node's certificate may not be signed by a CA "
+            "the peer trusts"),
+    (True, "(SSLV3_ALERT_CERTIFICATE_EXPIRED): this node's certificate, or a CA of its "
+           "chain, may have expired: its log says which (tls certificate expired)")],
+    ids=["unknown-ca", "expired"])
 async def test_a_dial_whose_certificate_the_peer_refuses_says_so(
-        tmp_path: Path, version: ssl.TLSVersion) -> None:
-    """The dialer trusts the peer's CA, but shows a certificate of another CA: the peer
-    refuses it in the TLS handshake, telling why (its alert: ``BoundedSite`` sends it),
-    and the dial says so, and that this node's certificate may not be signed by a CA
-    the peer trusts, whether the alert fails the connect (TLS 1.2) or the first read
+        tmp_path: Path, version: ssl.TLSVersion, expired: bool, said: str) -> None:
+    """The dialer trusts the peer's CA, but shows a certificate of another CA, or one
+    expired: the peer refuses it in the TLS handshake, telling why (its alert:
+    ``BoundedSite`` sends it), and the dial says so, and what may be wrong with this
+    node's certificate, whether the alert fails the connect (TLS 1.2) or the first read
     (TLS 1.3, where the dialer's side of the handshake ended first)."""
     ca, other = make_ca(tmp_path, "ca"), make_ca(tmp_path, "other-ca")
-    dialer = make_cert(tmp_path, "dialer", other)
+    dialer = make_cert_expiring(tmp_path, "dialer", ca, days=-1, begins_days=-2) \
+        if expired else make_cert(tmp_path, "dialer", other)
     tls = client_tls(Config(tls_cert=dialer[0], tls_key=dialer[1], tls_ca=ca[0]))
     async with tls_site(make_cert(tmp_path, "peer", ca), ca[0], version) as url, \
             aiohttp.ClientSession() as http:
         with pytest.raises(LinkClosed) as raised:
             await dial(http, url, node_id="n" * 32, secret=None, advertise=None, tls=tls,
                        config=FAST)
-    assert str(raised.value) == (
-        f"cannot reach {url}: it refused the connection in the TLS handshake "
-        "(TLSV1_ALERT_UNKNOWN_CA): this node's certificate may not be signed by a CA "
-        "the peer trusts")
+    assert str(raised.value) == f"cannot reach {url}: it refused the TLS connection {said}"
 
 
 async def test_a_tls_peer_that_closes_after_the_handshake_is_said_to_have_disconnected(

@@ -43,6 +43,8 @@ def why(error: BaseException, timeout_s: float | None = None) -> str:
     >>> {why(aiohttp.ClientConnectorDNSError(None, socket.gaierror(code, "")))
     ...  for code in (socket.EAI_NODATA, socket.EAI_ADDRFAMILY)}
     {'name has no address'}
+    >>> why(aiohttp.ClientConnectorError(None, ConnectionResetError()))  # no errno
+    'it closed the connection during the TLS handshake'
     >>> why(TimeoutError(), 10.0)
     'no answer within 10 s'
     """
@@ -61,6 +63,8 @@ def why(error: BaseException, timeout_s: float | None = None) -> str:
             if cause.errno in _NO_ADDRESS:
                 return "name has no address"
             return f"name not looked up: {(cause.strerror or str(cause)).lower()}"
+        if _closed_in_handshake(cause):
+            return "it closed the connection during the TLS handshake"
         if isinstance(cause, ssl.SSLError):
             return f"TLS failed ({cause.reason or cause})"
         if cause.errno:
@@ -111,6 +115,15 @@ def _refused(error: BaseException) -> str | None:
         return None
     hint = _ALERT_HINTS.get(name)
     return f"it refused the TLS connection ({name})" + (f": {hint}" if hint else "")
+
+
+def _closed_in_handshake(cause: OSError) -> bool:
+    """Whether the connect's ``cause`` is a peer that closed the connection while its
+    TLS handshake went on, without an alert: asyncio says so with a
+    ``ConnectionResetError`` of no errno (a reset of the network has one), OpenSSL with
+    an ``SSLEOFError``."""
+    return isinstance(cause, ssl.SSLEOFError) \
+        or (isinstance(cause, ConnectionResetError) and cause.errno is None)
 
 
 #: Most characters of a peer's refusal shown with its status (``refusal_text``), and

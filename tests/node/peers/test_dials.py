@@ -447,6 +447,34 @@ async def test_a_dial_whose_certificate_the_peer_refuses_says_so(
     assert str(raised.value) == f"cannot reach {url}: it refused the TLS connection {said}"
 
 
+async def test_a_peer_that_closes_during_the_tls_handshake_is_said_to_have_closed_it(
+        tmp_path: Path) -> None:
+    """A peer that reads the dialer's hello and closes, without a word of TLS (a node of
+    an older build that refused the certificate, with no alert): the
+    dial says it closed the connection during the handshake, not aiohttp's words (the
+    address again and the TLS context's repr)."""
+    ca = make_ca(tmp_path, "ca")
+    dialer = make_cert(tmp_path, "dialer", ca)
+
+    async def closing(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await reader.read(1)  # the hello came
+        writer.close()
+
+    server = await asyncio.start_server(closing, "127.0.0.1", 0)
+    url = f"https://127.0.0.1:{server.sockets[0].getsockname()[1]}"
+    tls = client_tls(Config(tls_cert=dialer[0], tls_key=dialer[1], tls_ca=ca[0]))
+    try:
+        async with aiohttp.ClientSession() as http:
+            with pytest.raises(LinkClosed) as raised:
+                await dial(http, url, node_id="n" * 32, secret=None, advertise=None,
+                           tls=tls, config=FAST)
+    finally:
+        server.close()
+        await server.wait_closed()
+    assert str(raised.value) == \
+        f"cannot reach {url}: it closed the connection during the TLS handshake"
+
+
 async def test_a_tls_peer_that_closes_after_the_handshake_is_said_to_have_disconnected(
         tmp_path: Path) -> None:
     """A peer whose TLS handshake took the dialer's certificate, then closes before it

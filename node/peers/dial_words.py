@@ -120,10 +120,9 @@ def _refused(error: BaseException) -> str | None:
 def _closed_in_handshake(cause: OSError) -> bool:
     """Whether the connect's ``cause`` is a peer that closed the connection while its
     TLS handshake went on, without an alert: asyncio says so with a
-    ``ConnectionResetError`` of no errno (a reset of the network has one), OpenSSL with
-    an ``SSLEOFError``."""
-    return isinstance(cause, ssl.SSLEOFError) \
-        or (isinstance(cause, ConnectionResetError) and cause.errno is None)
+    ``ConnectionResetError`` of no errno (a reset of the network has one); it never
+    hands that end of file to OpenSSL, so no ``SSLEOFError`` comes of it."""
+    return isinstance(cause, ConnectionResetError) and cause.errno is None
 
 
 #: Most characters of a peer's refusal shown with its status (``refusal_text``), and

@@ -194,7 +194,7 @@ class Gossip:
         """Links dropped because the peer broke the protocol, either way, since start."""
         return self.driver.links_faulted
 
-    def _spawn(self, work: Any, name: str) -> asyncio.Task[None]:
+    def _spawn(self, work: Any, name: str) -> None:
         try:
             task: asyncio.Task[None] = asyncio.create_task(work, name=name)
         except BaseException:
@@ -202,7 +202,6 @@ class Gossip:
             raise
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
-        return task
 
     def _learn_from(self, runner: Runner) -> None:
         """Ask the peer of a link just up for its member list, in a task of its own,

@@ -30,7 +30,7 @@ from node.peers.api import server_tls
 from node.peers.tls_pem import CA_FILE, read_file
 from node.server.run import start
 from tests.support.certs import bundle, install, make_ca, make_cert
-from tests.support.waits import DEADLINE_S
+from tests.support.waits import DEADLINE_S, until
 
 HEALTHZ = b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n"
 Stream = tuple[asyncio.StreamReader, asyncio.StreamWriter]
@@ -99,9 +99,7 @@ async def tcp(site: BoundedSite) -> Stream:
     it had then), the client's hello held back."""
     opened = site.connections
     stream = await asyncio.open_connection("127.0.0.1", site.port)
-    async with asyncio.timeout(DEADLINE_S):
-        while site.connections == opened:
-            await asyncio.sleep(0.01)
+    await until(lambda: site.connections != opened)
     for _ in range(3):  # the site's task for it runs up to the handshake's first wait
         await asyncio.sleep(0)
     return stream
@@ -149,8 +147,7 @@ async def test_a_client_that_never_ends_its_handshake_is_closed_and_its_slot_fre
         silent = await tcp(site)
         async with asyncio.timeout(DEADLINE_S):
             assert await silent[0].read() == b""  # closed by the site
-            while site.connections:
-                await asyncio.sleep(0.01)
+        await until(lambda: not site.connections)
         silent[1].close()
         reader, writer = await asyncio.open_connection(
             "127.0.0.1", site.port, ssl=cas.dialer(None), server_hostname="localhost")

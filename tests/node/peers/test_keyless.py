@@ -132,10 +132,12 @@ async def test_a_keyless_peer_whose_certificate_verified_links(
     settings = ca_node_settings(tmp_path)
     async with KeylessAcceptor(settings.pop("acceptor")).serving() as keyless:
         node = await make_node(sync=FAST, **settings)
-        assert await node.gossip.add_peer(keyless.url, learned=False)
-        await until(lambda: bool(keyless.received))  # its hello
-        assert keyless.ended == []
-        await node.stop()  # before the acceptor, which it would dial again
+        try:
+            assert await node.gossip.add_peer(keyless.url, learned=False)
+            await until(lambda: bool(keyless.received))  # its hello
+            assert keyless.ended == []
+        finally:
+            await node.stop()  # before the acceptor, which it would dial again
 
 
 class RecordHeld:

@@ -22,8 +22,9 @@ class _Alerting(sslproto.SSLProtocol):
     """asyncio's TLS protocol that sends the alert of a handshake that failed before the
     connection closes. asyncio's own TLS drops that alert: a failed server handshake
     closes the transport at once, its buffer cleared, before the alert OpenSSL wrote is
-    sent. This override can go once the Python the node requires sends the alert itself
-    (it then flushes an empty buffer a second time, which is harmless meanwhile).
+    sent (CPython gh-98078, fixed upstream in 2026 by flushing first). This override can
+    go once the Python the node requires sends the alert itself (it then flushes an
+    empty buffer a second time, which is harmless meanwhile).
 
     It steps into asyncio's own TLS (``SSLPROTOCOL_HOOKS``, the same from Python 3.11
     on): there is no public hook. A Python that renamed them would drop the alert with

@@ -1,8 +1,8 @@
 """What the builds of clawsync that answer some requests otherwise share
-(``devices_failing_node``, ``relist_failing_node``, ``older_node``): the ``clawsync``
-command run with one more middleware in the app ``serve`` builds, innermost, inside the
-node's error middleware, which answers what it raises as it answers any handler's
-failure."""
+(``devices_failing_node``, ``relist_failing_node``, ``older_node``,
+``cursor_moving_node``): the ``clawsync`` command run with one more middleware in the
+app ``serve`` builds, innermost, inside the node's error middleware, which answers what
+it raises as it answers any handler's failure."""
 
 from __future__ import annotations
 

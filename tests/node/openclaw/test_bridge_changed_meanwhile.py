@@ -308,6 +308,7 @@ def test_import_and_watch_stop_with_their_own_exit_when_a_cursor_changed_too_oft
     assert lines[-1].startswith("Error: ") and lines[-1].endswith("run one only")
     assert f"the cursor {name} was changed on the node 3 times" in lines[-1]
 
+
 @pytest.mark.parametrize("command", ["import", "watch"])
 def test_the_command_run_as_a_process_exits_3_when_another_saves_its_cursor_each_time(
         tmp_path: Path, command: str) -> None:

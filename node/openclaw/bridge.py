@@ -106,6 +106,9 @@ class Bridge:
         self._counted: set[tuple[str, str]] = set()
         # Agent id -> its folder that could not be read, and why, as last said.
         self._unreadable: dict[str, tuple[str, str]] = {}
+        # Whether it follows the stores (``watch``): then its reads remember what they
+        # see of every file at their first look, to tell it rewritten at the next.
+        self._follows = False
 
     @property
     def sink(self) -> Sink:
@@ -208,6 +211,7 @@ class Bridge:
     async def watch(self, poll_s: float = POLL_S,
                     on_pass: Callable[[Tally], None] = lambda _tally: None) -> None:
         """Import, then follow the stores forever."""
+        self._follows = True
         while True:
             on_pass(await self.run_pass(only_changed=True))
             await asyncio.sleep(poll_s)
@@ -224,7 +228,7 @@ class Bridge:
         # it; a JSONL file (read on a budget of its own) only once it changed.
         keys = self._held.keys[name]
         if isinstance(source, AgentSessions):
-            read = list(source.read(cursor, waits, keys))
+            read = list(source.read(cursor, waits, keys, self._follows))
             items = keyed(read, keys, source.named, source.read_to(cursor),
                           source.restarted, source.held, source.identities)
         else:
@@ -291,6 +295,8 @@ class Bridge:
                                         source.agent_id, over)
                 return step
             step.moved = bool(moved)
+        if isinstance(source, AgentSessions):
+            source.stored(held)
         return step
 
     async def _append(self, name: str, units: list[Unit], step: Step) -> dict[str, int]:

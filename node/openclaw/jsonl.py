@@ -11,10 +11,11 @@ it maps to are recognised, so nothing is stored twice); its device, inode and fi
 record (``first_record``) tell the keys which (``session_keys``). So is one that grew
 but whose first record is not the one the keys remember of it: another file
 (``SessionKeys.another_file``); and one rewritten in place as long as its offset or
-longer, told by its first record or the bytes before its offset (``Seen``). A file's
-first line is read only to tell that, or to be remembered: when the file got shorter,
-changed since this process read it (or was not read by it yet), or when the keys ask
-for it (``SessionKeys.wants_first``); not every file of every pass. The file of a
+longer, told by its first record or the bytes before where a read ended (``Seen``).
+A file's first line is read only to tell that, or to be remembered: when the file got
+shorter, changed since this process read it (or was not read by it yet: each file at
+``watch``'s first pass), or when the keys ask for it (``SessionKeys.wants_first``); not
+every file of every pass. The file of a
 session whose next record waits (for the node's clock) is read again only once it
 changed (inode, size, modification or change time) or the index gives it another key;
 until then, what its last read found of it is given again. The entry of a session
@@ -119,6 +120,11 @@ class AgentSessions:
         # Entry -> what this process's last read of its file found (``Seen``): what tells
         # it rewritten in place as long as where it was read up to, or longer.
         self._seen: dict[str, Seen] = {}
+        # Entry -> the offset of a file a read found rewritten (and read from its start)
+        # whose records are not stored yet (``stored``).
+        self._restarts: dict[str, int] = {}
+        # Whether the read follows the files (``watch``), to look at them again.
+        self._follows = False
 
     def changed(self) -> bool:
         """True if a file of the folder changed since the last call: its inode, size,
@@ -144,18 +150,19 @@ class AgentSessions:
         pass
 
     def read(self, cursor: dict[str, int], waiting: Collection[str] = (),
-             keys: KeptFiles = NONE_KEPT) -> Iterator[Item]:
+             keys: KeptFiles = NONE_KEPT, follows: bool = False) -> Iterator[Item]:
         """The records after ``cursor``, problems in their place; of a session whose
         entry is in ``waiting``, its file unchanged since its last read, what that read
         found (its first ``RECORDS_OF_WAITING`` records), without reading it again. In
         ``identities``, each file read that got shorter, or whose first record ``keys``
         asks for (``SessionKeys``); a file that grew and is another than the one
         ``keys`` remembers (another first record) is read from its start, as one got
-        shorter."""
+        shorter. ``follows``: the files are looked at again (``watch``), so what is
+        seen of each is remembered at its first look, also of one with nothing to read."""
         self._kept = {entry: kept for entry, kept in self._kept.items() if entry in waiting}
         self.emptied, self.present, self.named, self._read_entries = {}, None, {}, {}
         self.held = None
-        self.restarted, self.identities = set(), {}
+        self.restarted, self.identities, self._follows = set(), {}, follows
         index, problem = self._index()
         if problem is not None:
             # Keys taken from the files' names meanwhile would be other sessions, for
@@ -171,6 +178,7 @@ class AgentSessions:
                                         if path.parent != self.folder})
         entries = set(self._read_entries.values())
         self._seen = {entry: seen for entry, seen in self._seen.items() if entry in entries}
+        self._restarts = {entry: at for entry, at in self._restarts.items() if entry in entries}
         if known:
             self.present, self.held = _entries(self.folder, files), set(files)
         for session_id, (file, session_key) in files.items():
@@ -298,26 +306,55 @@ class AgentSessions:
                 index[entry["sessionId"]] = (key, transcript_file(self.folder, entry))
         return index, None
 
-    def _head(self, fd: int, entry: str, stamp: tuple[int, int, int, int], start: int
-              ) -> str | bool | None:
-        """The first record (``first_record``) of the file ``fd`` of ``entry``, as long
-        as ``start`` or longer and to be read on from there; False if it was rewritten
-        (``Seen``) since this process read it up to there. Of a file unchanged since,
-        what was seen of it (nothing is read); else its first line and the bytes before
-        ``start`` (at most 4 KiB each), remembered (only if unchanged: its cursor moved)."""
+    def _rewritten(self, entry: str, stamp: tuple[int, int, int, int], start: int,
+                   head: _Head) -> bool:
+        """Whether the file of ``entry``, as long as ``start`` or longer, was rewritten
+        in place (``Seen``) since this process read it up to there: not if its stamp
+        stayed. A rewrite seen by a read whose records are not stored yet (the step
+        failed) is still one while the cursor stays at the old offset."""
+        if self._restarts.get(entry) == start:
+            return True
+        self._restarts.pop(entry, None)
         seen = self._seen.get(entry)
-        if seen is not None and seen.stamp == stamp and seen.end == start:
-            return seen.first
-        changed = seen is not None and seen.stamp != stamp
-        first = seen.first if seen is not None and not changed else first_record(
-            os.pread(fd, FIRST_RECORD_BYTES, 0))
-        since = max(0, start - TAIL_BYTES)
-        tail = _digest(os.pread(fd, start - since, since))
-        if seen is not None and changed and (first != seen.first or (
-                seen.end == start and tail != seen.tail)):
+        if seen is None or seen.stamp == stamp:
             return False
-        self._seen[entry] = Seen(stamp, first, start, tail)
-        return first
+        if head.first() != seen.first:
+            return True
+        tail = seen.tails.get(start)
+        return tail is not None and _digest(_before(head.fd, start)) != tail
+
+    def _remember(self, entry: str, stamp: tuple[int, int, int, int], start: int,
+                  data: bytes, head: _Head) -> None:
+        """Remember what was seen of the file of ``entry`` (``Seen``) at the offset this
+        read of ``data`` from ``start`` ended (the end of its last complete line), and
+        at ``start`` if known: what the next look compares. Nothing is remembered of a
+        file nothing was read of unless this read ``follows`` the files (a one-shot
+        import never looks again), nor if the file changed during the read (what was
+        read may be of either: the last look's is kept)."""
+        end = start + data.rfind(b"\n") + 1
+        seen = self._seen.get(entry)
+        if seen is not None and seen.stamp == stamp and end in seen.tails:
+            return  # unchanged, nothing new read: nothing to read to remember it
+        if end == start and not self._follows and seen is None:
+            return
+        since = max(0, end - TAIL_BYTES)
+        tail = _digest(_before(head.fd, start, since) + data[max(0, since - start):end - start])
+        if start == 0:
+            head.known = (first_record(data),)
+        first = head.first()
+        if _stamp(os.fstat(head.fd)) != stamp:
+            return
+        # The bytes before ``start``, if known of this file as it is now: where the
+        # cursor stays if the node takes none of what was read (a record waits).
+        kept = {start: seen.tails[start]} if seen is not None and start in seen.tails and (
+            seen.stamp == stamp or seen.first == first) else {}
+        self._seen[entry] = Seen(stamp, first, {**kept, end: tail})
+
+    def stored(self, held: Collection[str]) -> None:
+        """The last read's records are stored, its cursor saved, but for the sessions of
+        the entries in ``held`` (a record waits): a rewrite it read again from the start
+        is no longer to be read again from there."""
+        self._restarts = {entry: at for entry, at in self._restarts.items() if entry in held}
 
     def _read_file(self, path: Path, session_id: str, session_key: str | None,
                    entry: str, start: int, keys: KeptFiles) -> Iterator[Item]:
@@ -327,24 +364,24 @@ class AgentSessions:
                 info = os.fstat(file.fileno())
                 stamp = _stamp(info)
                 size = file.seek(0, 2)
+                seen = self._seen.get(entry)
+                head = _Head(file.fileno(), (seen.first,) if seen is not None
+                             and seen.stamp == stamp else None)
                 anew = size < start  # got shorter: replaced, or cut
-                head = None if anew or not start else self._head(file.fileno(), entry,
-                                                                   stamp, start)
-                anew = anew or head is False
+                if not anew and start and self._rewritten(entry, stamp, start, head):
+                    anew = True
+                    self._restarts[entry] = start  # till read again and stored
                 # Its first line only when the keys are to tell or remember its file:
                 # 4 KiB more of each file at each pass otherwise.
                 if anew or keys.wants_first(session_id, session_key, info.st_dev,
-                                                info.st_ino, start < size):
-                    if not isinstance(head, str):
-                        head = first_record(os.pread(file.fileno(), FIRST_RECORD_BYTES, 0))
-                    identity = FileIdentity(info.st_dev, info.st_ino, head)
+                                            info.st_ino, start < size):
+                    identity = FileIdentity(info.st_dev, info.st_ino, head.first())
                     self.identities[session_id] = identity
                     # Grown, but another file (rewritten or replaced): its records from
                     # the old offset on are not what follows what was read.
                     anew = anew or keys.another_file(session_id, identity, False)
                 if anew:
                     start = 0  # replaced, cut, or another file: read it all again
-                    self._seen.pop(entry, None)  # seen anew at the offset it is read to
                     self.restarted.add(session_id)
                 file.seek(start)
                 data = file.read(BYTES_PER_READ)
@@ -357,6 +394,7 @@ class AgentSessions:
                                           f"is longer than {RECORD_BYTES_MAX} bytes; skipped",
                                           entry, end)
                         return
+                self._remember(entry, stamp, start, data, head)
         except FileNotFoundError:
             yield Problem(shown, "was moved away while being read (OpenClaw's import "
                                  "archives these files); read again on the next pass")
@@ -427,21 +465,42 @@ def first_record(head: bytes) -> str | None:
 
 @dataclass(frozen=True, slots=True)
 class Seen:
-    """What this process saw of a file at its cursor's offset, to tell whether it was
-    rewritten since (the same path, other records: OpenClaw rewrites a transcript so) as
-    long as that offset, or longer: one got shorter is read again from its start anyway.
-    A file only appended to keeps its first record and the bytes before the offset; one
-    whose stamp changed is rewritten if either differs, hashed again (two reads of at
-    most 4 KiB, never the whole file). The bytes after the offset are not looked at: not
-    read into the cursor yet, they are read as they are now. Kept in memory only: a file
-    rewritten while no bridge ran is seen only if the keys remember its first record
-    (``session_keys``); nor is one rewritten between a step's save of its cursor and the
-    next step's read if its first record stays (its offset moved: only that is compared)."""
+    """What this process saw of a file, to tell whether it was rewritten since (the same
+    path, other records: OpenClaw rewrites a transcript so) as long as its cursor's
+    offset, or longer: one got shorter is read again from its start anyway. A file only
+    appended to keeps its first record and the bytes before where it was read up to;
+    one whose stamp changed is rewritten if either differs, hashed again (two reads of at
+    most 4 KiB, never the whole file). Taken where a read ended (from the bytes it read)
+    and, if known, where it began: a cursor left elsewhere (partly stored) is told only
+    by the first record. The bytes after the offset are not looked at: not read into
+    the cursor yet, they are read as they are now. Kept in memory only: a file rewritten
+    while no bridge ran is seen only if the keys remember its first record
+    (``session_keys``); nor is one rewritten during a read (its stamp moved: what was
+    read is not remembered, the last look's first record is compared)."""
 
     stamp: tuple[int, int, int, int]  # its ``_stamp`` when seen
     first: str | None  # ``first_record`` of its start
-    end: int  # the offset it was to be read on from (its cursor's)
-    tail: bytes  # a hash of the ``TAIL_BYTES`` before ``end`` (or all, if fewer)
+    tails: dict[int, bytes]  # offset -> a hash of the ``TAIL_BYTES`` before it (or all)
+
+
+@dataclass(slots=True)
+class _Head:
+    """The first record (``first_record``) of the open file ``fd``, read at most once
+    (``FIRST_RECORD_BYTES``), not at all if what was seen of it at its stamp tells it."""
+
+    fd: int
+    known: tuple[str | None] | None = None
+
+    def first(self) -> str | None:
+        if self.known is None:
+            self.known = (first_record(os.pread(self.fd, FIRST_RECORD_BYTES, 0)),)
+        return self.known[0]
+
+
+def _before(fd: int, offset: int, since: int | None = None) -> bytes:
+    """The bytes of ``fd`` before ``offset`` from ``since`` (``TAIL_BYTES`` at most)."""
+    since = max(0, offset - TAIL_BYTES) if since is None else since
+    return os.pread(fd, offset - since, since) if since < offset else b""
 
 
 def _digest(data: bytes) -> bytes:

@@ -2,7 +2,9 @@
 start) rewritten in place, over HTTP into a node process, by one bridge that follows it:
 as long as where it was read up to or longer, it is read again from its start, not on
 from its old offset (``node.openclaw.jsonl.Seen``); the records read before are
-answered as already stored, the new ones go in, and nothing is read twice after."""
+answered as already stored, the new ones go in, and nothing is read twice after. Also
+into an embedded store, rewritten while a step stores, or seen rewritten by a step whose
+append then fails."""
 
 from __future__ import annotations
 
@@ -12,14 +14,16 @@ from pathlib import Path
 
 import pytest
 
-from node.cli.openclaw_sink import HttpSink
-from node.client.api import Client
+from crdt.events import Event
+from crdt.log.store import EventStore
+from node.cli.openclaw_sink import EmbeddedSink, HttpSink
+from node.client.api import Client, ClientError
 from node.openclaw.bridge import Bridge
 from node.openclaw.mapping import session_key_for
 from node.openclaw.state import StateFolder
 from node.openclaw.tally import Tally
-from tests.node.openclaw.keyed import T0_MS, lines, records
-from tests.node.openclaw.waiting import KEY_A, A
+from tests.node.openclaw.keyed import SESSION_A, T0_MS, events_by_session, lines, records
+from tests.node.openclaw.waiting import KEY_A, A, one_pass
 from tests.support.openclaw import write_jsonl
 from tests.support.processes import NodeProcess
 
@@ -112,3 +116,66 @@ def test_a_file_only_touched_or_grown_is_read_on(tmp_path: Path) -> None:
         touched, grown = asyncio.run(touched_then_grown())
     assert (touched.records, touched.problems) == (0, [])
     assert (grown.records, grown.created, grown.problems) == (2, 2, [])
+
+
+class RewritingSink(EmbeddedSink):
+    """An embedded store at whose next save of a main cursor, once ``rewrite`` is set,
+    ``path`` is rewritten in place with it: a rewrite while a step stores."""
+
+    path: Path
+    rewrite: bytes | None = None
+
+    async def save_cursor(self, name: str, cursor: dict[str, int]) -> None:
+        await super().save_cursor(name, cursor)
+        if self.rewrite is not None and not name.endswith(":keys"):
+            in_place(self.path, self.rewrite)
+            self.rewrite = None
+
+
+def test_a_file_rewritten_while_a_step_stores_is_read_again(tmp_path: Path) -> None:
+    """A turn appended, and the file rewritten (its header kept, other turns, two more)
+    while the step that read that turn saves its cursor: the next step reads the file
+    again from its start, though its cursor moved (what was seen is where that read
+    ended)."""
+    with EventStore.open("memory:") as store:
+        sink = RewritingSink(store)
+        sink.path = write_jsonl(tmp_path, KEY_A, A, records(A, 2))
+        bridge = Bridge(StateFolder(tmp_path), sink)
+        assert one_pass(bridge, only_changed=False).records == 3
+        write_jsonl(tmp_path, KEY_A, A, records(A, 3))
+        sink.rewrite = lines(records(A, 1) + records(A, 6, LATER_MS)[1:])
+        one_pass(bridge)
+        assert sink.rewrite is None
+        assert one_pass(bridge, only_changed=False).records == 0
+        # The 4 records read before, and the 6 turns of the rewrite.
+        assert events_by_session(store)[SESSION_A] == 4 + 6
+
+
+class UnreachableOnce(EmbeddedSink):
+    """An embedded store whose next append, once ``fail`` is set, finds no node (as
+    ``watch`` then tries again, with the same bridge)."""
+
+    fail = False
+
+    async def append(self, events: list[Event]) -> int:
+        if self.fail:
+            self.fail = False
+            raise ClientError("the node could not be reached", status=None)
+        return await super().append(events)
+
+
+def test_a_rewrite_seen_by_a_step_whose_append_fails_is_read_again(tmp_path: Path) -> None:
+    """Seen rewritten (its header kept), but the node unreachable at that step's append:
+    the next pass reads the file from its start again, not on from the old offset."""
+    with EventStore.open("memory:") as store:
+        path = write_jsonl(tmp_path, KEY_A, A, records(A, 3))
+        sink = UnreachableOnce(store)
+        bridge = Bridge(StateFolder(tmp_path), sink)
+        assert one_pass(bridge, only_changed=False).records == 4
+        in_place(path, lines(records(A, 1) + records(A, 6, LATER_MS)[1:]))
+        sink.fail = True
+        with pytest.raises(ClientError, match="could not be reached"):
+            one_pass(bridge)
+        assert one_pass(bridge).records == 2 + 6
+        assert one_pass(bridge, only_changed=False).records == 0
+        assert events_by_session(store)[SESSION_A] == 4 + 6

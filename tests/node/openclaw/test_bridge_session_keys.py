@@ -304,6 +304,26 @@ def test_a_pass_over_unchanged_files_reads_no_first_line(tmp_path: Path) -> None
     assert index <= read < index + 1024, (read, index)
 
 
+def test_an_import_over_unchanged_files_reads_none_of_them(tmp_path: Path) -> None:
+    """A one-shot import (a bridge of its own, as each ``clawsync openclaw import``) over
+    files imported before and unchanged reads the index, not their first line nor the
+    bytes before their offset: it never looks at them again to tell them rewritten."""
+    header = {"cwd": "/w/" + "x" * 2000}  # heads bigger than the index
+    for n in range(20):
+        write_jsonl(tmp_path, f"agent:main:{n}", f"named-{n:02d}",
+                    [{**record, **header} if record["type"] == "session" else record
+                     for record in records(f"named-{n:02d}")])
+    with EventStore.open("memory:") as store:
+        first = Bridge(StateFolder(tmp_path), EmbeddedSink(store))
+        assert one_pass(first, only_changed=False).records == 20 * 3
+        index = (tmp_path / "agents" / "main" / "sessions" / "sessions.json").stat().st_size
+        before = bytes_read()
+        again = Bridge(StateFolder(tmp_path), EmbeddedSink(store))
+        assert one_pass(again, only_changed=False).records == 0
+        read = bytes_read() - before
+    assert index <= read < index + 1024, (read, index)
+
+
 def test_a_file_keyed_from_its_start_is_never_read_whole_as_it_grows(tmp_path: Path) -> None:
     """A file no longer named (after ``/new``) whose key applies from its start: a pass
     that reads what it grew by reads that, the index, and at most its first line and the

@@ -19,6 +19,7 @@ from crdt.log.store import EventStore
 from node.cli.openclaw_sink import EmbeddedSink, HttpSink
 from node.client.api import Client, ClientError
 from node.openclaw.bridge import Bridge
+from node.openclaw.jsonl import TAIL_BYTES
 from node.openclaw.mapping import session_key_for
 from node.openclaw.state import StateFolder
 from node.openclaw.tally import Tally
@@ -43,10 +44,12 @@ def in_place(path: Path, data: bytes) -> None:
     assert (after.st_mtime_ns, after.st_ctime_ns) != (before.st_mtime_ns, before.st_ctime_ns)
 
 
-async def passes(state: Path, node: NodeProcess, rewrite: bytes) -> tuple[Tally, Tally, int]:
-    """Session A imported, its file rewritten as ``rewrite``, then two more passes of
-    the same bridge; their tallies, and the events the node then holds of the session."""
-    path = write_jsonl(state, KEY_A, A, records(A, 2))
+async def passes(state: Path, node: NodeProcess, rewrite: bytes,
+                 written: list[dict[str, object]] | None = None) -> tuple[Tally, Tally, int]:
+    """Session A (``written``, else a header and two turns) imported, its file rewritten
+    as ``rewrite``, then two more passes of the same bridge; their tallies, and the
+    events the node then holds of the session."""
+    path = write_jsonl(state, KEY_A, A, records(A, 2) if written is None else written)
     folder = StateFolder(state)
     try:
         async with Client(node.url) as client:
@@ -116,6 +119,32 @@ def test_a_file_only_touched_or_grown_is_read_on(tmp_path: Path) -> None:
         touched, grown = asyncio.run(touched_then_grown())
     assert (touched.records, touched.problems) == (0, [])
     assert (grown.records, grown.created, grown.problems) == (2, 2, [])
+
+
+@pytest.mark.parametrize("before", [0, 1], ids=["within", "beyond"])
+def test_only_bytes_within_tail_bytes_before_the_offset_tell_a_rewrite(
+        tmp_path: Path, before: int) -> None:
+    """Rewritten at the same length, its header kept, one byte of a turn changed: the
+    first of the ``TAIL_BYTES`` before where it was read up to, read again from its
+    start (the turn maps to new events); the byte before them, not seen (as README's
+    limits say): nothing read, the turn as it was imported."""
+    written = records(A, 2)
+    long = written[1]["message"]
+    assert isinstance(long, dict)
+    long["content"] = "x" * (2 * TAIL_BYTES)
+    data = lines(written)
+    at = len(data) - TAIL_BYTES - before
+    assert data[at:at + 1] == b"x"  # inside the long turn's text
+    rewrite = data[:at] + b"y" + data[at + 1:]
+    with NodeProcess(tmp_path) as node:
+        after, again, held = asyncio.run(passes(tmp_path / "state", node, rewrite, written))
+    if before == 0:
+        assert (after.records, after.created, after.problems) == (3, 1, [])
+        assert held == 3 + 1
+    else:
+        assert (after.records, after.problems) == (0, [])
+        assert held == 3
+    assert (again.records, again.events) == (0, 0)
 
 
 class RewritingSink(EmbeddedSink):

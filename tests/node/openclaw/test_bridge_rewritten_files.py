@@ -208,3 +208,32 @@ def test_a_rewrite_seen_by_a_step_whose_append_fails_is_read_again(tmp_path: Pat
         assert one_pass(bridge).records == 2 + 6
         assert one_pass(bridge, only_changed=False).records == 0
         assert events_by_session(store)[SESSION_A] == 4 + 6
+
+
+class Stop(Exception):
+    pass
+
+
+def test_watch_remembers_at_its_first_pass_a_file_it_finds_nothing_new_in(
+        tmp_path: Path) -> None:
+    """Imported by another command, then followed by ``watch``: its first pass reads
+    nothing of the file but remembers what it saw, so a rewrite at the same length
+    (header kept) after it is read again from its start at the next pass."""
+    with EventStore.open("memory:") as store:
+        path = write_jsonl(tmp_path, KEY_A, A, records(A, 2))
+        assert one_pass(Bridge(StateFolder(tmp_path), EmbeddedSink(store))).records == 3
+        # The header and first turn kept, the second another, as long.
+        rewrite = lines(records(A, 1) + records(A, 2, LATER_MS)[2:])
+        assert len(rewrite) == path.stat().st_size
+        tallies: list[Tally] = []
+
+        def on_pass(tally: Tally) -> None:
+            tallies.append(tally)
+            if len(tallies) == 1:
+                in_place(path, rewrite)
+            else:
+                raise Stop
+
+        with pytest.raises(Stop):
+            asyncio.run(Bridge(StateFolder(tmp_path), EmbeddedSink(store)).watch(0, on_pass))
+    assert [(tally.records, tally.created) for tally in tallies] == [(0, 0), (3, 1)]

@@ -25,14 +25,21 @@ whose file a read no longer finds (deleted, or renamed aside as OpenClaw does) i
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 from collections.abc import Collection, Iterator
-from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO, Protocol
 
+from node.openclaw.file_marks import (
+    TAIL_BYTES,
+    Head,
+    Seen,
+    before,
+    digest,
+    file_stamp,
+    first_record,
+)
 from node.openclaw.legacy_files import followed, js_trimmed, transcript_file
 from node.openclaw.source import (
     RECORD_BYTES_MAX,
@@ -46,13 +53,6 @@ from node.openclaw.source import (
 
 #: Bytes read from one file in one pass at most (a following pass goes on).
 BYTES_PER_READ = 8 * 1024 * 1024
-#: Bytes of a file's start read to find its first record (``first_record``): an
-#: OpenClaw header is about 200; a first line longer than this is hashed up to here.
-FIRST_RECORD_BYTES = 4096
-#: Bytes before where a file was read up to hashed (``Seen``), at most: the end of the
-#: records last read, which a file only appended to never changes.
-TAIL_BYTES = 4096
-
 
 class KeptFiles(Protocol):
     """What a read asks of the files whose bytes the keys remember (``SessionKeys``):
@@ -134,13 +134,13 @@ class AgentSessions:
         no one can set back. The files the index names in a subfolder as well: growing,
         they change nothing of the folder's own entries."""
         try:
-            stamp = tuple(sorted(_stamp(entry.stat()) for entry in self.folder.iterdir()))
+            stamp = tuple(sorted(file_stamp(entry.stat()) for entry in self.folder.iterdir()))
         except OSError:
             stamp = ()
         flat = tuple(number for numbers in stamp for number in numbers)
         for path in self._named_elsewhere:
             try:
-                flat += _stamp(path.stat())
+                flat += file_stamp(path.stat())
             except OSError:
                 flat += (-1,) * 4  # gone or unreadable since: read, which says so
         seen, self._stamp = self._stamp, flat
@@ -250,10 +250,10 @@ class AgentSessions:
             info = path.stat()
             # The records carry the session's key (part of their events' ids): an index
             # that names the file anew is a change too. The file's change time as well
-            # (``_stamp``): one rewritten in place at the same size and its modification
+            # (``file_stamp``): one rewritten in place at the same size and its modification
             # time put back differs only in it.
             stamp: tuple[object, ...] | None = (session_key, session_id, start,
-                                                *_stamp(info))
+                                                *file_stamp(info))
         except OSError:
             stamp = None  # read, which says what is wrong
         kept = self._kept.get(entry)
@@ -307,7 +307,7 @@ class AgentSessions:
         return index, None
 
     def _rewritten(self, entry: str, stamp: tuple[int, int, int, int], start: int,
-                   head: _Head) -> bool:
+                   head: Head) -> bool:
         """Whether the file of ``entry``, as long as ``start`` or longer, was rewritten
         in place (``Seen``) since this process read it up to there: not if its stamp
         stayed. A rewrite seen by a read whose records are not stored yet (the step
@@ -321,10 +321,10 @@ class AgentSessions:
         if head.first() != seen.first:
             return True
         tail = seen.tails.get(start)
-        return tail is not None and _digest(_before(head.fd, start)) != tail
+        return tail is not None and digest(before(head.fd, start)) != tail
 
     def _remember(self, entry: str, stamp: tuple[int, int, int, int], start: int,
-                  data: bytes, head: _Head) -> None:
+                  data: bytes, head: Head) -> None:
         """Remember what was seen of the file of ``entry`` (``Seen``) at the offset this
         read of ``data`` from ``start`` ended (the end of its last complete line), and
         at ``start`` if known: what the next look compares. Nothing is remembered of a
@@ -338,11 +338,11 @@ class AgentSessions:
         if end == start and not self._follows and seen is None:
             return
         since = max(0, end - TAIL_BYTES)
-        tail = _digest(_before(head.fd, start, since) + data[max(0, since - start):end - start])
+        tail = digest(before(head.fd, start, since) + data[max(0, since - start):end - start])
         if start == 0:
             head.known = (first_record(data),)
         first = head.first()
-        if _stamp(os.fstat(head.fd)) != stamp:
+        if file_stamp(os.fstat(head.fd)) != stamp:
             return
         # The bytes before ``start``, if known of this file as it is now: where the
         # cursor stays if the node takes none of what was read (a record waits).
@@ -362,10 +362,10 @@ class AgentSessions:
         try:
             with path.open("rb") as file:
                 info = os.fstat(file.fileno())
-                stamp = _stamp(info)
+                stamp = file_stamp(info)
                 size = file.seek(0, 2)
                 seen = self._seen.get(entry)
-                head = _Head(file.fileno(), (seen.first,) if seen is not None
+                head = Head(file.fileno(), (seen.first,) if seen is not None
                              and seen.stamp == stamp else None)
                 anew = size < start  # got shorter: replaced, or cut
                 if not anew and start and self._rewritten(entry, stamp, start, head):
@@ -440,81 +440,8 @@ def cursor_entry(folder: Path, session_id: str, path: Path) -> str:
     return f"jsonl-file:{len(name)}:{name}:{session_id}"
 
 
-def first_record(head: bytes) -> str | None:
-    """A short hash of the first record of a file starting with ``head`` (its first
-    ``FIRST_RECORD_BYTES``): its first line with its newline, or all of ``head`` if it
-    holds no newline and is that long; None if no first line is complete yet. A file
-    rewritten in place with other records has another (its records up to a byte kept
-    under its session id are not those read before); one only cut shorter keeps it.
-
-    >>> first_record(b'{"type":"session"}\\n{"type":"message"}\\n')
-    '5346f686'
-    >>> first_record(b'{"type":"sess') is None
-    True
-    >>> long = b"x" * FIRST_RECORD_BYTES  # a first line that long: hashed up to there
-    >>> first_record(long) == first_record(long + b"y\\n") != first_record(long[1:] + b"\\n")
-    True
-    """
-    head = head[:FIRST_RECORD_BYTES]
-    end = head.find(b"\n")
-    if end < 0 and len(head) < FIRST_RECORD_BYTES:
-        return None
-    line = head if end < 0 else head[:end + 1]
-    return hashlib.blake2b(line, digest_size=4).hexdigest()
-
-
-@dataclass(frozen=True, slots=True)
-class Seen:
-    """What this process saw of a file, to tell whether it was rewritten since (the same
-    path, other records: OpenClaw rewrites a transcript so) as long as its cursor's
-    offset, or longer: one got shorter is read again from its start anyway. A file only
-    appended to keeps its first record and the bytes before where it was read up to;
-    one whose stamp changed is rewritten if either differs, hashed again (two reads of at
-    most 4 KiB, never the whole file). Taken where a read ended (from the bytes it read)
-    and, if known, where it began: a cursor left elsewhere (partly stored) is told only
-    by the first record. The bytes after the offset are not looked at: not read into
-    the cursor yet, they are read as they are now. Kept in memory only: a file rewritten
-    while no bridge ran is seen only if the keys remember its first record
-    (``session_keys``); nor is one rewritten during a read (its stamp moved: what was
-    read is not remembered, the last look's first record is compared)."""
-
-    stamp: tuple[int, int, int, int]  # its ``_stamp`` when seen
-    first: str | None  # ``first_record`` of its start
-    tails: dict[int, bytes]  # offset -> a hash of the ``TAIL_BYTES`` before it (or all)
-
-
-@dataclass(slots=True)
-class _Head:
-    """The first record (``first_record``) of the open file ``fd``, read at most once
-    (``FIRST_RECORD_BYTES``), not at all if what was seen of it at its stamp tells it."""
-
-    fd: int
-    known: tuple[str | None] | None = None
-
-    def first(self) -> str | None:
-        if self.known is None:
-            self.known = (first_record(os.pread(self.fd, FIRST_RECORD_BYTES, 0)),)
-        return self.known[0]
-
-
-def _before(fd: int, offset: int, since: int | None = None) -> bytes:
-    """The bytes of ``fd`` before ``offset`` from ``since`` (``TAIL_BYTES`` at most)."""
-    since = max(0, offset - TAIL_BYTES) if since is None else since
-    return os.pread(fd, offset - since, since) if since < offset else b""
-
-
-def _digest(data: bytes) -> bytes:
-    return hashlib.blake2b(data, digest_size=16).digest()
-
-
 def _entries(folder: Path, files: dict[str, tuple[Path, str | None]]) -> set[str]:
     return {cursor_entry(folder, session_id, file) for session_id, (file, _key) in files.items()}
-
-
-def _stamp(info: os.stat_result) -> tuple[int, int, int, int]:
-    """What tells that a file changed: its inode, size, modification and change time
-    (which any write, and os.utime, moves and nothing sets back)."""
-    return info.st_ino, info.st_size, info.st_mtime_ns, info.st_ctime_ns
 
 
 def _line_end(file: BinaryIO) -> int | None:

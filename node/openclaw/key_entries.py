@@ -89,7 +89,7 @@ def file_of(entry: str) -> tuple[str, FileIdentity] | None:
 
 
 def _first_hash(text: str) -> bool:
-    """Whether ``text`` is a first record's hash as ``jsonl.first_record`` writes it:
+    """Whether ``text`` is a first record's hash as ``file_marks.first_record`` writes it:
     eight lowercase hexadecimal digits, one spelling per hash."""
     return len(text) == 8 and all(char in "0123456789abcdef" for char in text)
 

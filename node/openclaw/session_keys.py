@@ -29,7 +29,7 @@ record makes it another file, whatever its length, device and inode; with the sa
 first record, one shorter than its offset was only cut on the same device and inode
 (what was read of it under its id stays so) and is another on others (or with no file
 known for the byte: a release before kept none), and one grown is the same file. A
-first record is a short hash (``jsonl.first_record``): a file rewritten in place that
+first record is a short hash (``file_marks.first_record``): a file rewritten in place that
 keeps its first line byte for byte (an OpenClaw header names only its session and when
 it began) is taken for cut, its records up to the byte under its id; an identity the
 release before kept, with no hash, is taken for cut on its device and inode alone, as it

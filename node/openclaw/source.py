@@ -31,7 +31,7 @@ class FileIdentity(NamedTuple):
 
     device: int
     inode: int
-    #: A short hash of its first record (``node.openclaw.jsonl.first_record``); None if
+    #: A short hash of its first record (``node.openclaw.file_marks.first_record``); None if
     #: none was complete when read, or for a file remembered by a release that kept none.
     first: str | None = None
 

@@ -1,7 +1,7 @@
 """A ``.jsonl`` the keys remember nothing of (its key named by ``sessions.json`` from its
 start) rewritten in place, over HTTP into a node process, by one bridge that follows it:
 as long as where it was read up to or longer, it is read again from its start, not on
-from its old offset (``node.openclaw.jsonl.Seen``); the records read before are
+from its old offset (``node.openclaw.file_marks.Seen``); the records read before are
 answered as already stored, the new ones go in, and nothing is read twice after. Also
 into an embedded store, rewritten while a step stores, or seen rewritten by a step whose
 append then fails."""
@@ -19,7 +19,7 @@ from crdt.log.store import EventStore
 from node.cli.openclaw_sink import EmbeddedSink, HttpSink
 from node.client.api import Client, ClientError
 from node.openclaw.bridge import Bridge
-from node.openclaw.jsonl import TAIL_BYTES
+from node.openclaw.file_marks import TAIL_BYTES
 from node.openclaw.mapping import session_key_for
 from node.openclaw.state import StateFolder
 from node.openclaw.tally import Tally

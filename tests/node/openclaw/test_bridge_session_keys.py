@@ -15,7 +15,7 @@ from crdt.log.store import EventStore
 from node.cli.openclaw_sink import EmbeddedSink
 from node.client.errors import ClientError
 from node.openclaw.bridge import Bridge
-from node.openclaw.jsonl import FIRST_RECORD_BYTES, TAIL_BYTES, first_record
+from node.openclaw.file_marks import FIRST_RECORD_BYTES, TAIL_BYTES, first_record
 from node.openclaw.key_entries import entry_of, file_entry, file_of
 from node.openclaw.mapping import session_key_for
 from node.openclaw.session_keys import KEYS_SUFFIX, keys_name
@@ -327,7 +327,7 @@ def test_an_import_over_unchanged_files_reads_none_of_them(tmp_path: Path) -> No
 def test_a_file_keyed_from_its_start_is_never_read_whole_as_it_grows(tmp_path: Path) -> None:
     """A file no longer named (after ``/new``) whose key applies from its start: a pass
     that reads what it grew by reads that, the index, and at most its first line and the
-    bytes before its offset (what tells it rewritten, ``jsonl.Seen``), never the whole
+    bytes before its offset (what tells it rewritten, ``file_marks.Seen``), never the whole
     file."""
     header = {"cwd": "/w/" + "x" * 20_000}
     written = [{**record, **header} if record["type"] == "session" else record

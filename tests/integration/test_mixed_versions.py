@@ -66,8 +66,11 @@ def test_a_stock_node_forwards_a_newer_nodes_kinds_and_fields(tmp_path: Path) ->
         for node in (a, b, c):
             rows = peer_rows(node)
             assert rows and all(row["state"] == "up" and row["faults"] == 0 for row in rows)
+            # b answered before a and c started: any dial that failed, failed between builds
             log = node.log_path.read_text()
-            assert "peer misbehaved" not in log and "peer link down" not in log
+            said = [event for event in ("peer misbehaved", "peer link down",
+                                        "peer dial failed") if event in log]
+            assert not said, (node.name, said)
         versions = wait_until(lambda: {row["software"] for row in peer_rows(b)} - {None}, 10,
                               "b knows what its peers run")
         assert versions == {b.get("/v1/peers")["software"]}

@@ -307,6 +307,7 @@ def test_a_renewed_certificate_a_ca_added_or_a_ca_file_written_alike_ends_no_lin
     with Cluster(tmp_path) as cluster:
         a, b, certs, old_ca, _ = linked_by_certificate(tmp_path, cluster)
         [link] = links_in(b)
+        linked_at = len(a.log_path.read_bytes())  # no dial of a's fails from here
         renewed = make_cert(certs, "b-renewed", old_ca)
         live, both = tmp_path / "live", certs / "bundle.pem"
         for node, written in (
@@ -320,6 +321,7 @@ def test_a_renewed_certificate_a_ca_added_or_a_ca_file_written_alike_ends_no_lin
     for node in (a, b):
         assert "peer links ended" not in node.log_path.read_text()
     assert "peer link down" not in a.log_path.read_text()
+    assert b"peer dial failed" not in a.log_path.read_bytes()[linked_at:]
 
 
 def test_a_gapless_ca_rotation_ends_the_links_once_and_loses_no_event(tmp_path: Path) -> None:

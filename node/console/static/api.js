@@ -22,18 +22,25 @@ export function token() {
   return sessionStorage.getItem(TOKEN_KEY);
 }
 
-export function setToken(value) {
-  if (value) sessionStorage.setItem(TOKEN_KEY, value);
-  else sessionStorage.removeItem(TOKEN_KEY);
-}
-
 // A node started without a token says of a request that carried one that it did not
-// check it (the node's headers.TOKEN_UNUSED_HEADER): the console tells whoever listens.
+// check it (the node's headers.TOKEN_UNUSED_HEADER): the console tells whoever listens,
+// true or false, at each answer (a node restarted with --token no longer says it) and at
+// each new token (unknown until the node answers it).
 const TOKEN_UNUSED = "X-Clawsync-Token-Unused";
-let tokenUnusedListener = null;
+let tokenUnusedListener = () => {};
 
 export function onTokenUnused(listener) {
   tokenUnusedListener = listener;
+}
+
+function heard(response) {
+  tokenUnusedListener(response.headers.get(TOKEN_UNUSED) === "true");
+}
+
+export function setToken(value) {
+  if (value) sessionStorage.setItem(TOKEN_KEY, value);
+  else sessionStorage.removeItem(TOKEN_KEY);
+  tokenUnusedListener(false);
 }
 
 function headers(extra = {}) {
@@ -44,7 +51,7 @@ function headers(extra = {}) {
 // GET a JSON answer; Unauthorized on 401, Error with the node's message otherwise.
 export async function get(path, { signal } = {}) {
   const response = await fetch(path, { headers: headers({ Accept: "application/json" }), signal });
-  if (response.headers.get(TOKEN_UNUSED) === "true" && tokenUnusedListener) tokenUnusedListener();
+  heard(response);
   if (response.status === 401) throw new Unauthorized("the node refused the token");
   if (!response.ok) {
     let message = `${response.status} ${response.statusText}`;
@@ -126,6 +133,7 @@ export class EventStream {
         signal: controller.signal,
         cache: "no-store",
       });
+      heard(response);
       if (response.status === 401) throw new Unauthorized();
       if (response.status === 400 && await refusesPosition(response)) throw new Rewound();
       if (!response.ok || !response.body) throw new Error(`stream answered ${response.status}`);

@@ -16,14 +16,10 @@ const tokenError = login.querySelector("[data-testid=token-error]");
 const liveStatus = document.querySelector("[data-testid=live-status]");
 const tokenUnused = document.querySelector("[data-testid=token-unused]");
 
-// Said once, as the command line's client says it: every answer after carries it too.
-onTokenUnused(() => {
-  if (!tokenUnused.hidden) return;
-  tokenUnused.textContent = "This node runs without --token: it does not check the token "
-    + "this tab sends, and anyone who reaches it can read it. Start the node with --token "
-    + "to require one.";
-  tokenUnused.hidden = false;
-});
+tokenUnused.textContent = "This node runs without --token: it does not check the token "
+  + "this tab sends, and anyone who reaches it can read it. Start the node with --token "
+  + "to require one.";
+onTokenUnused((unused) => { tokenUnused.hidden = !unused; });
 
 let stream = null;
 let view = null;

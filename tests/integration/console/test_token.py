@@ -125,20 +125,28 @@ def test_a_late_refusal_of_an_earlier_token_does_not_undo_the_current_one(
     expect(page.get_by_test_id("session-filter")).to_be_visible()
 
 
-def test_a_token_sent_to_a_node_that_checks_none_is_said_once(node: NodeProcess,
-                                                              page: Page) -> None:
+def test_a_token_sent_to_a_node_that_checks_none_is_said_until_it_checks_one(
+        node: NodeProcess, page: Page) -> None:
     """A token kept in the tab (the node was restarted without --token) opens nothing:
-    the node says so of every request, and the page says it once, not per request."""
+    the node says so of every answer, and the page says it under the header, in every
+    view. Once the node is restarted with --token (the tab's), its answers no longer say
+    it, and the page no longer does."""
     page.goto(node.url + "/")
     expect(page.get_by_test_id("live-status")).to_have_text("live")
-    expect(page.get_by_test_id("token-unused")).to_be_hidden()
-    page.evaluate("sessionStorage.setItem('clawsync.token', 'left-over')")
-    page.reload()
     notice = page.get_by_test_id("token-unused")
-    said = ("This node runs without --token: it does not check the token this tab sends, "
-            "and anyone who reaches it can read it. Start the node with --token to require "
-            "one.")
-    expect(notice).to_have_text(said)
-    page.locator("a[data-view=sessions]").click()  # more requests, each with the token
+    expect(notice).to_be_hidden()
+    page.evaluate(f"sessionStorage.setItem('clawsync.token', '{TOKEN}')")
+    page.reload()
+    expect(notice).to_be_visible()
+    expect(notice).to_have_text(
+        "This node runs without --token: it does not check the token this tab sends, and "
+        "anyone who reaches it can read it. Start the node with --token to require one.")
+    page.locator("a[data-view=sessions]").click()
     expect(page.get_by_test_id("session-filter")).to_be_visible()
-    expect(notice).to_have_text(said)  # still said once, not once per answer
+    expect(notice).to_be_visible()
+
+    node.token = TOKEN
+    node.restart()
+    expect(notice).to_be_hidden()
+    expect(page.get_by_test_id("live-status")).to_have_text("live")
+    expect(page.get_by_test_id("session-filter")).to_be_visible()

@@ -56,9 +56,10 @@ DEVICES_CHANGING_RETRIES = 3
 #: again sooner.
 RETRY_AFTER_MAX_S = 5.0
 
-#: The longest ``Retry-After`` a live stream refused as ``streams_full`` waits before it
-#: asks again: a node that asks for more is asked again sooner.
-STREAMS_FULL_WAIT_MAX_S = 60.0
+#: The longest ``Retry-After`` a live stream refused with 503 (``streams_full``, a node
+#: that is stopping) waits before it asks again: a node that asks for more is asked
+#: again sooner.
+STREAM_RETRY_AFTER_MAX_S = 60.0
 
 #: ``on_news(what, position, reason)`` of ``Client.stream``: what is "open", "lost",
 #: "back" or "full"; reason says why the stream was lost, or the node's refusal.
@@ -241,8 +242,9 @@ class Client(Transport):
         missed or repeated. ``on_news(what, position, reason)`` hears ``"open"`` when the
         first connection is accepted, ``"back"`` when one is again, and ``"lost"`` or
         ``"full"`` once each time the stream's failure changes to that. A node whose live
-        streams are all taken (503 ``streams_full``) is asked again after the wait it asks
-        for (at most ``STREAMS_FULL_WAIT_MAX_S``); a failure that asks for none backs off
+        streams are all taken (503 ``streams_full``), or any 503 with a ``Retry-After`` (a
+        node that is stopping), is asked again after the wait it asks for (at most
+        ``STREAM_RETRY_AFTER_MAX_S``); a failure that asks for none backs off
         (``reconnect_delay_min_s`` doubling up to ``reconnect_delay_max_s``). Only another
         failure before the node was reached (no stream opened, no ``streams_full``
         heard), a refusal (4xx), or what the client cannot read (``UnreadableStream``) is
@@ -278,13 +280,14 @@ class Client(Transport):
                 elif not reached or isinstance(error, UnreadableStream) or (
                         error.status is not None and error.status < 500):
                     raise
-                else:
+                else:  # a node that is stopping asks for the wait of its restart
                     failure, reason = "lost", str(error)
+                    wait_s = error.retry_after_s if error.status == 503 else None
             if failure != said:  # full, then lost, then full again: each is news
                 tell(failure, after, reason)
                 said = failure
             if wait_s:
-                await asyncio.sleep(min(wait_s, STREAMS_FULL_WAIT_MAX_S))
+                await asyncio.sleep(min(wait_s, STREAM_RETRY_AFTER_MAX_S))
             else:  # none asked for (0, or a proxy dropped the Retry-After): back off
                 await asyncio.sleep(delay_s)
                 delay_s = min(delay_s * 2, self.limits.reconnect_delay_max_s)

@@ -1,7 +1,8 @@
 """``Client.stream`` at a node whose live streams are all taken (503 ``streams_full``):
 each change of the stream's failure is news once (a refusal asked again is not news
 again), a stream open again is "back", and a refusal that asks for no wait backs off as
-any failure. A real node behind a relay that cuts, refuses or rewrites as a proxy may."""
+any failure. A real node behind a relay that cuts, refuses or rewrites as a proxy may.
+A node that is stopping (any 503 with a ``Retry-After``) is given the wait it asks too."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ import contextlib
 import dataclasses
 import types
 from collections.abc import AsyncIterator
+from pathlib import Path
 
 import aiohttp
 import pytest
@@ -17,10 +19,12 @@ from aiohttp import hdrs, web
 
 from node.client import api
 from node.client.api import Client
+from node.http.errors import STOPPING_RETRY_AFTER_S
 from node.limits import ClientLimits
 from node.server.app import STREAMS
 from node.server.run import RunningNode
 from tests.node.conftest import NodeFactory
+from tests.support.processes import NodeProcess
 from tests.support.waits import until
 
 
@@ -111,6 +115,29 @@ def streams_open(node: RunningNode) -> int:
     return node.runner.app[STREAMS].open
 
 
+@dataclasses.dataclass
+class Waits:
+    """The waits the stream followed by ``task`` asks for, in ``seconds``."""
+
+    task: asyncio.Task[None] | None = None
+    seconds: list[float] = dataclasses.field(default_factory=list)
+
+
+@pytest.fixture
+def waits(monkeypatch: pytest.MonkeyPatch) -> Waits:
+    """The client's stream's waits, seen without changing them or the rest of asyncio
+    (the task of the client's stream, not a rival's, is given as ``task``)."""
+    seen = Waits()
+
+    async def sleep(seconds: float) -> None:
+        if seen.task is not None and asyncio.current_task() is seen.task:
+            seen.seconds.append(seconds)
+        await asyncio.sleep(seconds)
+
+    monkeypatch.setattr(api, "asyncio", types.SimpleNamespace(**{**vars(asyncio), "sleep": sleep}))
+    return seen
+
+
 async def test_a_stream_cut_then_refused_as_full_says_each_change_once(
         make_node: NodeFactory) -> None:
     """Cut, then refused twice as full (said once), then out of reach, then full again:
@@ -166,20 +193,9 @@ async def test_a_stream_refused_as_full_then_out_of_reach_before_it_opened_waits
 
 @pytest.mark.parametrize("retry_after", [None, "0"], ids=["none", "zero"])
 async def test_a_full_refusal_that_asks_no_wait_backs_off(
-        make_node: NodeFactory, monkeypatch: pytest.MonkeyPatch,
-        retry_after: str | None) -> None:
+        make_node: NodeFactory, waits: Waits, retry_after: str | None) -> None:
     """A proxy that drops the Retry-After, or a wait of 0: the client waits as after any
     failure, doubling, not asking again at the shortest wait for as long as it is full."""
-    waits: list[float] = []
-    follower: asyncio.Task[None] | None = None  # the client's, not the rival's
-
-    async def sleep(seconds: float) -> None:
-        if asyncio.current_task() is follower:
-            waits.append(seconds)
-        await asyncio.sleep(seconds)
-
-    # The client's stream's waits, seen without changing them or the rest of asyncio.
-    monkeypatch.setattr(api, "asyncio", types.SimpleNamespace(**{**vars(asyncio), "sleep": sleep}))
     node = await make_node(streams_max=1)
     limits = dataclasses.replace(ClientLimits(), reconnect_delay_min_s=0.01,
                                  reconnect_delay_max_s=0.04)
@@ -187,8 +203,21 @@ async def test_a_full_refusal_that_asks_no_wait_backs_off(
     async with Relay(node.url, retry_after) as relay, Client(node.url) as rival, \
             Client(relay.url, limits=limits) as client, following(rival, []):
         await until(lambda: streams_open(node) == 1)
-        async with following(client, news) as follower:
-            await until(lambda: len(waits) >= 5)
+        async with following(client, news) as waits.task:
+            await until(lambda: len(waits.seconds) >= 5)
     assert news == ["full"]
     assert relay.refusals >= 5
-    assert waits[:5] == [0.01, 0.02, 0.04, 0.04, 0.04]
+    assert waits.seconds[:5] == [0.01, 0.02, 0.04, 0.04, 0.04]
+
+
+async def test_a_stopping_node_that_refuses_the_stream_again_is_given_its_wait(
+        tmp_path: Path, waits: Waits) -> None:
+    """A node that stops ends the stream, and answers the one asked for again 503 with
+    the wait of a restart (``Retry-After``): the client waits that long, not its own
+    shorter back-off, then follows on."""
+    news: list[str] = []
+    with NodeProcess(tmp_path, program="tests.support.closing_node") as node:
+        async with Client(node.url) as client, following(client, news) as waits.task:
+            await until(lambda: news[-1:] == ["back"])
+    assert news == ["open", "lost", "back"]
+    assert waits.seconds == [ClientLimits().reconnect_delay_min_s, STOPPING_RETRY_AFTER_S]

@@ -119,9 +119,9 @@ service unit (deploy/systemd/clawsync-openclaw.service).
 
 Looks at the stores every {POLL_S:g} s (--poll) without locking them, reading only those
 that changed. Resumes after a restart from the cursor the node keeps. While the node
-cannot be reached it retries (up to every {RETRY_MAX_S:g} s, or after the wait a node that
-is stopping or busy asks for, up to that); a refusal (a wrong token)
-stops it with exit code 1, and each retry says so on stderr. A record or file that
+cannot be reached it retries (up to every {RETRY_MAX_S:g} s; a node that answers 503 with
+Retry-After is given that wait, up to {RETRY_MAX_S:g} s); a refusal (a wrong token) stops it
+with exit code 1, and each retry says so on stderr. A record or file that
 cannot be read is named once and skipped. A record dated further ahead of the node's
 clock than it takes (a fast clock) is named once, with by how much, and never skipped:
 it and the records after it in its session wait, while the rest goes on, tried again

@@ -53,6 +53,21 @@ def test_a_storage_log_that_is_no_database_leaves_no_data_folder(tmp_path: Path)
     assert list(empty.iterdir()) == []
 
 
+def test_a_storage_that_is_a_file_is_a_usage_error_with_no_data_folder(
+        tmp_path: Path) -> None:
+    """``--storage`` naming a file, not a folder: a usage error that says so (exit 2, as
+    for ``--data-dir``), before the data folder and its key are made; the open once
+    failed on the file with "File exists", after making them."""
+    log = tmp_path / "log"
+    log.write_text("notes\n")
+    result = serve_on(tmp_path / "data", log)
+    assert result.returncode == 2, result.stderr[-1000:]
+    assert f"--storage '{log}' is a file, not a folder" in result.stderr, result.stderr
+    assert "Traceback" not in result.stderr
+    assert not (tmp_path / "data").exists()
+    assert log.read_text() == "notes\n"
+
+
 def _refused_log(log: Path, how: str) -> str:
     """A log in ``log`` that a start refuses, ``how``: of a newer format; its meta record
     damaged; no database; or of a newer format said only in the WAL a crash left (with

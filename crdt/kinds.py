@@ -147,6 +147,11 @@ def _json_value(value: Any, field: str, depth: int = 0) -> Any:
     raise InvalidInput(f"{type_name(value)} is not a JSON value", field=field)
 
 
+#: What a byte count or token count may be (an unsigned 64-bit integer, the seed's
+#: ``u64``): said whole, so that a count past the top is not refused as "negative".
+COUNT_WORDS = "an integer from 0 to 2^64 - 1"
+
+
 def _optional_string(value: Any, field: str) -> str | None:
     return None if value is None else text(value, field)
 
@@ -155,7 +160,7 @@ def _optional_size(value: Any, field: str) -> int | None:
     if value is None:
         return None
     if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value < 2**64:
-        raise InvalidInput("must be a non-negative integer or null", field=field)
+        raise InvalidInput(f"must be {COUNT_WORDS}, or null", field=field)
     return value
 
 
@@ -196,7 +201,7 @@ def _tokens(value: Any, field: str) -> dict[str, int]:
     for key, count in value.items():
         check_name(key, f"{field} key")
         if isinstance(count, bool) or not isinstance(count, int) or not 0 <= count < 2**64:
-            raise InvalidInput("must be a non-negative integer", field=f"{field}.{key}")
+            raise InvalidInput(f"must be {COUNT_WORDS}", field=f"{field}.{key}")
     return dict(value)
 
 

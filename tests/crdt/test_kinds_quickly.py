@@ -39,7 +39,7 @@ def tokens(value: Any, field: str) -> dict[str, int]:
     for key, count in value.items():
         check_name(key, f"{field} key")
         if isinstance(count, bool) or not isinstance(count, int) or not 0 <= count < 2**64:
-            raise InvalidInput("must be a non-negative integer", field=f"{field}.{key}")
+            raise InvalidInput(f"must be {kinds.COUNT_WORDS}", field=f"{field}.{key}")
     return dict(value)
 
 

@@ -41,6 +41,20 @@ async def test_wrongly_typed_field(client: aiohttp.ClientSession,
                     "must be a string")
 
 
+@pytest.mark.parametrize(("kind", "field"), [
+    ({"type": "agent_response", "content": "c", "model": "m", "tokens": {"input": 2**64}},
+     "events[0].kind.tokens.input"),
+    ({"type": "message_received", "content": "c",
+      "attachments": [{"kind": "image", "mime_type": None, "size": 2**64}]},
+     "events[0].kind.attachments[0].size"),
+])
+async def test_a_count_past_64_bits_is_said_to_be_out_of_range_not_negative(
+        client: aiohttp.ClientSession, event_body: EventFactory, kind: dict[str, Any],
+        field: str) -> None:
+    await post_json(client, event_body(5, kind=kind), 400, "invalid_input", field,
+                    "must be an integer from 0 to 2^64 - 1")
+
+
 async def test_unknown_field(client: aiohttp.ClientSession, event_body: EventFactory) -> None:
     await post_json(client, event_body(5, colour="red"), 400, "invalid_input", "events[0]",
                     "unknown field 'colour'")

@@ -8,11 +8,13 @@ checked against these dataclasses by ``tests/node/test_config.py``.
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, fields, replace
 from typing import TYPE_CHECKING, Any, TypeVar
 
+from crdt.keys import type_name
 from node.text import did_you_mean
 from sync.errors import SyncError
 from sync.peer.config import SyncConfig
@@ -235,17 +237,23 @@ def _out_of_range(name: str, value: float) -> str | None:
     return f"must be positive and at most {high}, not {value}"
 
 
-def _wrong_value(name: str, value: Any, whole: bool) -> str | None:
+def _wrong_value(name: str, value: Any, whole: bool, in_file: bool = False) -> str | None:
     """What is wrong with ``value`` for setting ``name``, to follow the setting's name:
     not a whole number (``whole``: the setting counts) or not a number (a bool is
     neither, though Python takes it for an int), or out of range (``_out_of_range``);
-    None if nothing.
+    None if nothing. ``in_file``: a value of a ``--config`` file's table, shown with its
+    type as the file wrote it, as a top-level setting's is (``true``, not Python's
+    ``True``).
 
     >>> _wrong_value("page_max", 0.5, True), _wrong_value("connect_timeout_s", None, False)
     ('must be a whole number, not 0.5', 'must be a number, not None')
+    >>> _wrong_value("page_max", True, True, in_file=True)
+    'must be a whole number, not boolean true'
     """
     if isinstance(value, bool) or not isinstance(value, int if whole else (int, float)):
-        return f"must be {'a whole number' if whole else 'a number'}, not {value!r}"
+        shown = f"{type_name(value)} {json.dumps(value, default=str)}" if in_file \
+            else repr(value)
+        return f"must be {'a whole number' if whole else 'a number'}, not {shown}"
     return _out_of_range(name, value)
 
 
@@ -482,7 +490,7 @@ def limits_from(table: Mapping[str, Any], kind: type[_L], where: str) -> _L:
             said = did_you_mean(name, sorted(known)) or f"it has: {', '.join(sorted(known))}"
             raise ValueError(f"[{where}] has no setting {raw_name!r}; {said}")
         whole = isinstance(getattr(defaults, name), int)
-        if (wrong := _wrong_value(name, value, whole)) is not None:
+        if (wrong := _wrong_value(name, value, whole, in_file=True)) is not None:
             raise ValueError(f"[{where}] {raw_name} {wrong}")
         values[name] = value if whole else float(value)
     values = {**_values(defaults), **values}

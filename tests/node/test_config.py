@@ -440,6 +440,12 @@ def test_settings_that_would_crash_or_hang_a_start_are_refused(
      'string'),
     ('retain_days = [{pattern = "tg:*", days = 30}]\n', "retain_days: must be an array, each "
      'item a string, not [{"pattern": "tg:*", "days": 30}]'),
+    # A table's value is shown as the file wrote it too, not as Python's True or '5'.
+    ("[limits]\npage_max = true\n", "[limits] page_max must be a whole number, not boolean "
+     "true"),
+    ('[sync]\npeers_max = "5"\n', '[sync] peers_max must be a whole number, not string "5"'),
+    ('[automerge_limits]\nframes_per_s = "fast"\n', "[automerge_limits] frames_per_s must "
+     'be a number, not string "fast"'),
 ])
 def test_a_file_value_of_another_type_is_refused_not_converted(
         tmp_path: Path, text: str, said: str) -> None:

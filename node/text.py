@@ -45,10 +45,19 @@ def did_you_mean(word: str, words: Iterable[str]) -> str | None:
     "did you mean 'tg:alice' or 'tg:alicia'?"
     >>> did_you_mean("zzz", ["port"]) is None
     True
+    >>> did_you_mean("TG:ALICE", ["tg:alice", "dc:bob"])
+    "did you mean 'tg:alice'?"
     """
     from difflib import get_close_matches  # only when asked: most commands never are
 
-    close = get_close_matches(word, list(words), n=CLOSE_WORDS_MAX, cutoff=CLOSE_WORDS_CUTOFF)
+    # Compared case-folded: a key typed with caps lock on differs from the one meant in
+    # every letter, and difflib alone finds nothing like it.
+    by_folded: dict[str, list[str]] = {}
+    for one in words:
+        by_folded.setdefault(one.casefold(), []).append(one)
+    close = [one for folded in get_close_matches(word.casefold(), list(by_folded),
+                                                 n=CLOSE_WORDS_MAX, cutoff=CLOSE_WORDS_CUTOFF)
+             for one in by_folded[folded]][:CLOSE_WORDS_MAX]
     if not close:
         return None
     return printable("did you mean " + " or ".join(repr(name) for name in close) + "?")

@@ -35,6 +35,13 @@ def test_a_mistyped_session_names_the_close_one(node: NodeProcess,
     assert "Traceback" not in done.stderr
 
 
+def test_a_session_typed_in_capitals_names_the_one_meant(node: NodeProcess) -> None:
+    done = run_cli(node, "projection", "TG:ALICE")
+    assert done.returncode == 1, done.stderr
+    assert done.stderr.strip() == ("Error: there is no session 'TG:ALICE' on the node; "
+                                   "did you mean 'tg:alice'?"), done.stderr
+
+
 def test_tail_of_a_mistyped_session_names_the_close_one_and_keeps_following(
         node: NodeProcess) -> None:
     """The session may yet begin, so tail waits for it: saying the close key at once

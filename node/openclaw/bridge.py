@@ -296,7 +296,13 @@ class Bridge:
                 return step
             step.moved = bool(moved)
         if isinstance(source, AgentSessions):
-            source.stored(held)
+            # A rewrite read again from its start stays to be read again only where none
+            # of it was stored (its first record waits): the cursor still counts in the
+            # old file. Past that, it counts in the new one.
+            firsts: dict[str, int] = {}
+            for n, unit in enumerate(units):
+                firsts.setdefault(unit.entry, n)
+            source.stored({entry for entry, n in held.items() if firsts[entry] == n})
         return step
 
     async def _append(self, name: str, units: list[Unit], step: Step) -> dict[str, int]:

@@ -350,11 +350,12 @@ class AgentSessions:
             seen.stamp == stamp or seen.first == first) else {}
         self._seen[entry] = Seen(stamp, first, {**kept, end: tail})
 
-    def stored(self, held: Collection[str]) -> None:
-        """The last read's records are stored, its cursor saved, but for the sessions of
-        the entries in ``held`` (a record waits): a rewrite it read again from the start
-        is no longer to be read again from there."""
-        self._restarts = {entry: at for entry, at in self._restarts.items() if entry in held}
+    def stored(self, untouched: Collection[str]) -> None:
+        """The last read's records are stored, its cursor saved, but for the entries in
+        ``untouched`` (their first record waits, so nothing of them was stored): a
+        rewrite it read again from the start is no longer to be read again from there."""
+        self._restarts = {entry: at for entry, at in self._restarts.items()
+                          if entry in untouched}
 
     def _read_file(self, path: Path, session_id: str, session_key: str | None,
                    entry: str, start: int, keys: KeptFiles) -> Iterator[Item]:

@@ -3,13 +3,14 @@ start) rewritten in place, over HTTP into a node process, by one bridge that fol
 as long as where it was read up to or longer, it is read again from its start, not on
 from its old offset (``node.openclaw.file_marks.Seen``); the records read before are
 answered as already stored, the new ones go in, and nothing is read twice after. Also
-into an embedded store, rewritten while a step stores, or seen rewritten by a step whose
-append then fails."""
+into an embedded store, rewritten while a step stores, seen rewritten by a step whose
+append then fails, or rewritten with a new turn that waits for the node's clock."""
 
 from __future__ import annotations
 
 import asyncio
 import os
+import time
 from pathlib import Path
 
 import pytest
@@ -24,8 +25,8 @@ from node.openclaw.mapping import session_key_for
 from node.openclaw.state import StateFolder
 from node.openclaw.tally import Tally
 from tests.node.openclaw.keyed import SESSION_A, T0_MS, events_by_session, lines, records
-from tests.node.openclaw.waiting import KEY_A, A, one_pass
-from tests.support.openclaw import write_jsonl
+from tests.node.openclaw.waiting import DRIFT_MS, KEY_A, A, Clock, one_pass, waiting_bridge
+from tests.support.openclaw import turn_records, write_jsonl
 from tests.support.processes import NodeProcess
 
 #: A later start for a rewritten transcript: its lines as long as the first one's.
@@ -237,3 +238,30 @@ def test_watch_remembers_at_its_first_pass_a_file_it_finds_nothing_new_in(
         with pytest.raises(Stop):
             asyncio.run(Bridge(StateFolder(tmp_path), EmbeddedSink(store)).watch(0, on_pass))
     assert [(tally.records, tally.created) for tally in tallies] == [(0, 0), (3, 1)]
+
+
+def test_a_rewrite_whose_new_turn_waits_is_read_again_only_once(tmp_path: Path) -> None:
+    """Rewritten at the same length (its header kept, a turn's text changed), a turn
+    ahead of the node's clock appended: read again from its start once; what it stored
+    up to that turn moved the cursor into the rewrite, so the looks after it read only
+    the turn that waits, not the whole file again."""
+    now_ms = int(time.time() * 1000)
+    written = turn_records(A, [now_ms - 9000, now_ms - 8000])
+    path = write_jsonl(tmp_path, KEY_A, A, written)
+    clock = Clock()
+    with EventStore.open("memory:", clock_drift_max_ms=DRIFT_MS) as store:
+        bridge, _sink, folder = waiting_bridge(tmp_path, store, [], clock)
+        try:
+            assert one_pass(bridge, only_changed=False).records == 3
+            rewrite = turn_records(A, [now_ms - 9000, now_ms - 8000, now_ms + 3_600_000])
+            rewrite[2]["message"]["content"] = "turn 9"
+            in_place(path, lines(rewrite))
+            looks: list[int] = []
+            for _look in range(3):
+                clock.now_s += 3600  # the waiting turn's time to be tried again
+                looks.append(one_pass(bridge, only_changed=False).records)
+        finally:
+            folder.close()
+        assert looks == [3, 0, 0]
+        # The 3 records read before, and the changed turn; the new one waits.
+        assert events_by_session(store)[SESSION_A] == 3 + 1

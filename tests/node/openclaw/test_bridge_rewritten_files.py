@@ -265,3 +265,29 @@ def test_a_rewrite_whose_new_turn_waits_is_read_again_only_once(tmp_path: Path) 
         assert looks == [3, 0, 0]
         # The 3 records read before, and the changed turn; the new one waits.
         assert events_by_session(store)[SESSION_A] == 3 + 1
+
+
+def test_a_rewrite_before_a_waiting_turn_is_read_again(tmp_path: Path) -> None:
+    """A new turn ahead of the node's clock, so the cursor stays where its read began;
+    then the bytes before it rewritten at the same length (its header kept, a turn's text
+    changed): what was seen where that read began tells it, and the file is read again
+    from its start."""
+    now_ms = int(time.time() * 1000)
+    times = [now_ms - 9000, now_ms - 8000]
+    path = write_jsonl(tmp_path, KEY_A, A, turn_records(A, times))
+    clock = Clock()
+    with EventStore.open("memory:", clock_drift_max_ms=DRIFT_MS) as store:
+        bridge, _sink, folder = waiting_bridge(tmp_path, store, [], clock)
+        try:
+            assert one_pass(bridge, only_changed=False).records == 3
+            waiting = turn_records(A, [*times, now_ms + 3_600_000])
+            write_jsonl(tmp_path, KEY_A, A, waiting)
+            assert one_pass(bridge).records == 0  # the new turn waits
+            waiting[2]["message"]["content"] = "turn 9"
+            in_place(path, lines(waiting))
+            clock.now_s += 3600  # the waiting turn's time to be tried again
+            assert one_pass(bridge).records == 3
+        finally:
+            folder.close()
+        # The 3 records read before, and the changed turn; the new one waits.
+        assert events_by_session(store)[SESSION_A] == 3 + 1

@@ -53,8 +53,8 @@ class Seen:
     by the first record. The bytes after the offset are not looked at: not read into
     the cursor yet, they are read as they are now. Kept in memory only: a file rewritten
     while no bridge ran is seen only if the keys remember its first record
-    (``session_keys``); nor is one rewritten during a read (its stamp moved: what was
-    read is not remembered, the last look's first record is compared)."""
+    (``session_keys``); nor is one rewritten, its first record kept, between the stamp a
+    read took and the bytes it read (what it read is of the new file)."""
 
     stamp: tuple[int, int, int, int]  # its ``file_stamp`` when seen
     first: str | None  # ``first_record`` of its start

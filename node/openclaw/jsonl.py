@@ -329,8 +329,9 @@ class AgentSessions:
         read of ``data`` from ``start`` ended (the end of its last complete line), and
         at ``start`` if known: what the next look compares. Nothing is remembered of a
         file nothing was read of unless this read ``follows`` the files (a one-shot
-        import never looks again), nor if the file changed during the read (what was
-        read may be of either: the last look's is kept)."""
+        import never looks again). A file that changed during the read is remembered
+        with the stamp taken before it, so the next look hashes it again: an append
+        keeps the hashes of what was read, a rewrite after the read changes them."""
         end = start + data.rfind(b"\n") + 1
         seen = self._seen.get(entry)
         if seen is not None and seen.stamp == stamp and end in seen.tails:
@@ -342,8 +343,6 @@ class AgentSessions:
         if start == 0:
             head.known = (first_record(data),)
         first = head.first()
-        if file_stamp(os.fstat(head.fd)) != stamp:
-            return
         # The bytes before ``start``, if known of this file as it is now: where the
         # cursor stays if the node takes none of what was read (a record waits).
         kept = {start: seen.tails[start]} if seen is not None and start in seen.tails and (

@@ -123,7 +123,7 @@ export class EventStream {
     // The node sends a keepalive comment every 15 s; silence for longer means the
     // connection is gone even if the browser has not noticed.
     let silentTimer = null;
-    const heard = () => {
+    const alive = () => {
       clearTimeout(silentTimer);
       silentTimer = setTimeout(() => controller.abort(), 40000);
     };
@@ -133,18 +133,18 @@ export class EventStream {
         signal: controller.signal,
         cache: "no-store",
       });
-      heard(response);
+      heard(response); // the stream's answer, too, says whether the token went unused
       if (response.status === 401) throw new Unauthorized();
       if (response.status === 400 && await refusesPosition(response)) throw new Rewound();
       if (!response.ok || !response.body) throw new Error(`stream answered ${response.status}`);
       this.onStatus(true);
-      heard();
+      alive();
       const reader = response.body.pipeThrough(new TextDecoderStream()).getReader();
       let buffer = "";
       for (;;) {
         const { value, done } = await reader.read();
         if (done) return;
-        heard();
+        alive();
         const blocks = (buffer + value).split("\n\n");
         buffer = blocks.pop(); // the unfinished rest
         for (const block of blocks) this.dispatch(block);

@@ -150,3 +150,23 @@ def test_a_token_sent_to_a_node_that_checks_none_is_said_until_it_checks_one(
     expect(notice).to_be_hidden()
     expect(page.get_by_test_id("live-status")).to_have_text("live")
     expect(page.get_by_test_id("session-filter")).to_be_visible()
+
+
+def test_the_live_streams_answer_alone_says_the_token_is_checked_again(
+        node: NodeProcess, page: Page) -> None:
+    """The stream's own answer says whether the token went unused: with every other
+    request of the page failing after the restart, the notice still goes once the node
+    checks the token."""
+    page.goto(node.url + "/")
+    page.evaluate(f"sessionStorage.setItem('clawsync.token', '{TOKEN}')")
+    page.reload()
+    notice = page.get_by_test_id("token-unused")
+    expect(notice).to_be_visible()
+
+    def only_the_stream(url: str) -> bool:
+        return "/v1/" in url and "/v1/events" not in url
+
+    page.route(only_the_stream, lambda route: route.abort())
+    node.token = TOKEN
+    node.restart()
+    expect(notice).to_be_hidden()

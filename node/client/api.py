@@ -242,9 +242,9 @@ class Client(Transport):
         missed or repeated. ``on_news(what, position, reason)`` hears ``"open"`` when the
         first connection is accepted, ``"back"`` when one is again, and ``"lost"`` or
         ``"full"`` once each time the stream's failure changes to that. A node whose live
-        streams are all taken (503 ``streams_full``), or any 503 with a ``Retry-After`` (a
-        node that is stopping), is asked again after the wait it asks for (at most
-        ``STREAM_RETRY_AFTER_MAX_S``); a failure that asks for none backs off
+        streams are all taken (503 ``streams_full``), or, once reached, any 503 with a
+        ``Retry-After`` (a node that is stopping), is asked again after the wait it asks
+        for (at most ``STREAM_RETRY_AFTER_MAX_S``); a failure that asks for none backs off
         (``reconnect_delay_min_s`` doubling up to ``reconnect_delay_max_s``). Only another
         failure before the node was reached (no stream opened, no ``streams_full``
         heard), a refusal (4xx), or what the client cannot read (``UnreadableStream``) is
@@ -280,7 +280,10 @@ class Client(Transport):
                 elif not reached or isinstance(error, UnreadableStream) or (
                         error.status is not None and error.status < 500):
                     raise
-                else:  # a node that is stopping asks for the wait of its restart
+                else:
+                    # Once reached: a connection error or a 5xx is passing (a node that
+                    # restarts, a proxy whose node is away); a node that is stopping
+                    # asks for the wait of its restart (503 with Retry-After).
                     failure, reason = "lost", str(error)
                     wait_s = error.retry_after_s if error.status == 503 else None
             if failure != said:  # full, then lost, then full again: each is news

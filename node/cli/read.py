@@ -354,8 +354,11 @@ def tail(ctx: click.Context, after: int | None, session_key: str | None,
         elif what == "full":
             # Tail's own words: the node's ("try again later") are for a person, and
             # tail asks again by itself.
-            note("the node's live streams are all taken ([limits] streams_max): asking "
-                 f"again by itself until one is free, to follow after position {position}")
+            taken = ("this address's live streams at the node are all taken ([limits] "
+                     "streams_per_address_max)" if reason == "too_many_streams" else
+                     "the node's live streams are all taken ([limits] streams_max)")
+            note(f"{taken}: asking again by itself until one is free, to follow after "
+                 f"position {position}")
         else:
             note(f"reconnected; following after position {position}")
 

@@ -57,12 +57,13 @@ DEVICES_CHANGING_RETRIES = 3
 RETRY_AFTER_MAX_S = 5.0
 
 #: The longest ``Retry-After`` a live stream refused with 503 (``streams_full``, a node
-#: that is stopping) waits before it asks again: a node that asks for more is asked
-#: again sooner.
+#: that is stopping) or 429 (``too_many_streams``) waits before it asks again: a node
+#: that asks for more is asked again sooner.
 STREAM_RETRY_AFTER_MAX_S = 60.0
 
 #: ``on_news(what, position, reason)`` of ``Client.stream``: what is "open", "lost",
-#: "back" or "full"; reason says why the stream was lost, or the node's refusal.
+#: "back" or "full"; reason says why the stream was lost, or for "full" the refusal's
+#: code (``streams_full``, or ``too_many_streams``: this address's streams).
 StreamNews = Callable[[str, int, "str | None"], None]
 
 
@@ -242,9 +243,10 @@ class Client(Transport):
         missed or repeated. ``on_news(what, position, reason)`` hears ``"open"`` when the
         first connection is accepted, ``"back"`` when one is again, and ``"lost"`` or
         ``"full"`` once each time the stream's failure changes to that. A node whose live
-        streams are all taken (503 ``streams_full``), or, once reached, any 503 with a
-        ``Retry-After`` (a node that is stopping), is asked again after the wait it asks
-        for (at most ``STREAM_RETRY_AFTER_MAX_S``); a failure that asks for none backs off
+        streams are all taken (503 ``streams_full``), or, once reached, whose streams from
+        this address are (429 ``too_many_streams``), or any 503 with a ``Retry-After`` (a
+        node that is stopping), is asked again after the wait it asks for (at most
+        ``STREAM_RETRY_AFTER_MAX_S``); a failure that asks for none backs off
         (``reconnect_delay_min_s`` doubling up to ``reconnect_delay_max_s``). Only another
         failure before the node was reached (no stream opened, no ``streams_full``
         heard), a refusal (4xx), or what the client cannot read (``UnreadableStream``) is
@@ -271,10 +273,14 @@ class Client(Transport):
                     yield item
                 failure, reason = "lost", "the node closed the stream"
             except ClientError as error:
-                if (error.status, error.code) == (503, "streams_full"):
-                    # The node is up and will take the stream once one closes: it asks
-                    # for a wait, not a node that is down.
-                    failure, reason, wait_s = "full", str(error), error.retry_after_s
+                refusal = (error.status, error.code)
+                # The node is up and will take the stream once one closes: it asks for a
+                # wait, not a node that is down. Its cap per address (429) too, once the
+                # stream was reached: a reconnection met while the node still counts the
+                # stream it replaces, or this address's other streams.
+                if refusal == (503, "streams_full") or (
+                        reached and refusal == (429, "too_many_streams")):
+                    failure, reason, wait_s = "full", str(error.code), error.retry_after_s
                     reached = True
                 # Unreadable: what the node sends, which a reconnection sends again.
                 elif not reached or isinstance(error, UnreadableStream) or (

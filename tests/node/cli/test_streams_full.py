@@ -1,13 +1,16 @@
-"""``clawsync tail`` at a node whose live streams are all taken (503 ``streams_full``):
-it says so once, in its own words with the limit's name, however often it is refused,
-and follows once a stream closes."""
+"""``clawsync tail`` at a node whose live streams are all taken (503 ``streams_full``),
+or, once it followed, whose streams from its address are (429 ``too_many_streams``): it
+says so once, in its own words with the limit's name, however often it is refused, and
+follows once a stream closes."""
 
 from __future__ import annotations
 
 import asyncio
+import http.client
 import time
 from pathlib import Path
 
+from node.cli.linkproxy import LinkProxy
 from node.server.streams import RETRY_AFTER_S
 from tests.support.metrics import scrape, value
 from tests.support.processes import LineReader, NodeProcess, spawn_cli, stop_cli
@@ -16,11 +19,26 @@ FULL_LINE = ("the node's live streams are all taken ([limits] streams_max): aski
              "itself until one is free, to follow after position 0")
 
 
-def streams_refused(node: NodeProcess) -> float:
-    """The node's live streams refused as full so far (its ``/metrics``)."""
+def streams_refused(node: NodeProcess, status: int = 503) -> float:
+    """The node's live streams refused with ``status`` so far (its ``/metrics``)."""
     families = asyncio.run(scrape(node.url))
     return value(families, "clawsync_http_requests", "_total", route="/v1/events",
-                 method="GET", status="503") or 0.0
+                 method="GET", status=str(status)) or 0.0
+
+
+def open_stream(node: NodeProcess) -> http.client.HTTPConnection:
+    """A live stream of the node held open (and not read) from this address, asked for
+    again while the node still counts one that closed."""
+    deadline = time.monotonic() + RETRY_AFTER_S
+    while True:
+        connection = http.client.HTTPConnection("127.0.0.1", node.port, timeout=30)
+        connection.request("GET", "/v1/events?after=0",
+                           headers={"Accept": "text/event-stream"})
+        if (status := connection.getresponse().status) == 200:
+            return connection
+        connection.close()
+        assert status == 429 and time.monotonic() < deadline, status
+        time.sleep(0.2)
 
 
 def test_tail_at_a_full_node_says_so_once_then_follows_once_a_stream_closes(
@@ -52,3 +70,40 @@ def test_tail_at_a_full_node_says_so_once_then_follows_once_a_stream_closes(
             for tail in (first, second):
                 if tail is not None and tail.poll() is None:
                     stop_cli(tail)
+
+
+def test_tail_refused_for_its_address_once_it_followed_waits_then_follows(
+        tmp_path: Path) -> None:
+    """The tail's link drops and, before it is back, another stream from its address
+    takes the one the node allows it: the tail says so once, with that limit's name, and
+    waits the node's Retry-After, not ending; it follows once that stream closes."""
+    config = tmp_path / "clawsync.toml"
+    config.write_text("[limits]\nstreams_max = 2\nstreams_per_address_max = 1\n")
+    with NodeProcess(tmp_path, extra_args=["--config", str(config)]) as node, \
+            LinkProxy(target_port=node.port) as link:
+        tail = spawn_cli(f"http://127.0.0.1:{link.port}", "tail")
+        try:
+            assert tail.stderr is not None
+            said = LineReader(tail.stderr)
+            said.wait_for("following")
+            link.cut()
+            said.wait_for("reconnecting")
+            other = open_stream(node)
+            refused = streams_refused(node, 429)  # its own, while the node counted the tail's
+            link.heal()
+            assert said.wait_for("streams_per_address_max", timeout_s=RETRY_AFTER_S) == (
+                "this address's live streams at the node are all taken ([limits] "
+                "streams_per_address_max): asking again by itself until one is free, to "
+                "follow after position 0")
+            deadline = time.monotonic() + RETRY_AFTER_S * 3
+            while streams_refused(node, 429) < refused + 2:
+                assert time.monotonic() < deadline, "the tail did not ask again"
+                assert tail.poll() is None, said.seen  # waiting, not ended
+                time.sleep(0.2)
+            other.close()
+            assert said.wait_for("reconnected", timeout_s=RETRY_AFTER_S * 3) == (
+                "reconnected; following after position 0")
+            assert len([seen for seen in said.seen if "all taken" in seen]) == 1
+        finally:
+            if tail.poll() is None:
+                stop_cli(tail)

@@ -19,6 +19,7 @@ from aiohttp import hdrs, web
 
 from node.client import api
 from node.client.api import Client
+from node.client.errors import ClientError
 from node.http.errors import STOPPING_RETRY_AFTER_S
 from node.limits import ClientLimits
 from node.server.app import STREAMS
@@ -221,3 +222,15 @@ async def test_a_stopping_node_that_refuses_the_stream_again_is_given_its_wait(
             await until(lambda: news[-1:] == ["back"])
     assert news == ["open", "lost", "back"]
     assert waits.seconds == [ClientLimits().reconnect_delay_min_s, STOPPING_RETRY_AFTER_S]
+
+
+async def test_a_first_stream_refused_for_its_address_is_raised(make_node: NodeFactory) -> None:
+    """Before any stream of its own opened, a refusal for this address's many streams
+    (429 ``too_many_streams``) is this client's to see: raised, not waited on for good."""
+    node = await make_node(streams_max=2, streams_per_address_max=1)
+    async with Client(node.url) as rival, Client(node.url) as client, following(rival, []):
+        await until(lambda: streams_open(node) == 1)
+        with pytest.raises(ClientError) as refused:
+            async for _item in client.stream(0):
+                pass
+    assert (refused.value.status, refused.value.code) == (429, "too_many_streams")

@@ -8,14 +8,13 @@ checked against these dataclasses by ``tests/node/test_config.py``.
 
 from __future__ import annotations
 
-import json
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, fields, replace
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from crdt.keys import type_name
-from node.text import did_you_mean
+from node.text import as_written, did_you_mean
 from sync.errors import SyncError
 from sync.peer.config import SyncConfig
 from sync.repo.config import RepoLimits
@@ -219,9 +218,8 @@ SECONDS_MAX = 10_000_000
 
 def _high(name: str) -> int:
     """The largest value setting ``name`` may take."""
-    if name in COUNTS_MAX:
-        return COUNTS_MAX[name]
-    return SECONDS_MAX if name.endswith("_s") and not name.endswith("_per_s") else NUMBER_MAX
+    seconds = name.endswith("_s") and not name.endswith("_per_s")
+    return COUNTS_MAX.get(name, SECONDS_MAX if seconds else NUMBER_MAX)
 
 
 def _out_of_range(name: str, value: float) -> str | None:
@@ -231,19 +229,16 @@ def _out_of_range(name: str, value: float) -> str | None:
     >>> _out_of_range("reconnect_delay_min_s", 0), _out_of_range("page_max", 100)
     ('must be positive and at most 10000000, not 0', None)
     """
-    high = _high(name)
-    if 0 < value <= high:  # also refuses nan; inf is above
-        return None
-    return f"must be positive and at most {high}, not {value}"
+    high = _high(name)  # nan is refused too (no comparison holds), and inf is above
+    return None if 0 < value <= high else f"must be positive and at most {high}, not {value}"
 
 
 def _wrong_value(name: str, value: Any, whole: bool, in_file: bool = False) -> str | None:
     """What is wrong with ``value`` for setting ``name``, to follow the setting's name:
     not a whole number (``whole``: the setting counts) or not a number (a bool is
     neither, though Python takes it for an int), or out of range (``_out_of_range``);
-    None if nothing. ``in_file``: a value of a ``--config`` file's table, shown with its
-    type as the file wrote it, as a top-level setting's is (``true``, not Python's
-    ``True``).
+    None if nothing. ``in_file``: a ``--config`` table's value, shown with its type as
+    the file wrote it (``as_written``: ``true``, not Python's ``True``).
 
     >>> _wrong_value("page_max", 0.5, True), _wrong_value("connect_timeout_s", None, False)
     ('must be a whole number, not 0.5', 'must be a number, not None')
@@ -251,8 +246,7 @@ def _wrong_value(name: str, value: Any, whole: bool, in_file: bool = False) -> s
     'must be a whole number, not boolean true'
     """
     if isinstance(value, bool) or not isinstance(value, int if whole else (int, float)):
-        shown = f"{type_name(value)} {json.dumps(value, default=str)}" if in_file \
-            else repr(value)
+        shown = f"{type_name(value)} {as_written(value)}" if in_file else repr(value)
         return f"must be {'a whole number' if whole else 'a number'}, not {shown}"
     return _out_of_range(name, value)
 
@@ -409,10 +403,9 @@ def _said(order: Order, values: Mapping[str, Any], where: str,
 def check_order(limits: DataclassInstance, where: str,
                 keys: Mapping[str, str] | None = None) -> None:
     """``ValueError`` when two limits of the table ``where`` are out of order
-    (``ORDERED``). ``keys``:
-    the table's keys by the setting each gave (``page-max``), when the limits were read
-    from a file; each limit is then named as written, and said to be from the file or
-    the default.
+    (``ORDERED``). ``keys``: the table's keys by the setting each gave (``page-max``),
+    when the limits were read from a file; each limit is then named as written, and said
+    to be from the file or the default.
 
     >>> check_order(Limits(page_default=500, page_max=100), "limits",
     ...             {"page_default": "page-default"})  # doctest: +NORMALIZE_WHITESPACE

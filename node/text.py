@@ -5,8 +5,12 @@ it receives them, and the commands (``node.cli.output``) the content they print.
 
 from __future__ import annotations
 
+import datetime
+import json
+import math
 import re
 from collections.abc import Iterable
+from typing import Any
 
 #: C0 and C1 control characters and DEL: a terminal obeys escape sequences made of them.
 #: Then Unicode's bidirectional controls (the Arabic letter mark, the left-to-right and
@@ -61,6 +65,35 @@ def did_you_mean(word: str, words: Iterable[str]) -> str | None:
     if not close:
         return None
     return printable("did you mean " + " or ".join(repr(name) for name in close) + "?")
+
+
+#: A key TOML writes bare; any other is quoted.
+_BARE_KEY = re.compile(r"[A-Za-z0-9_-]+")
+
+
+def as_written(value: Any) -> str:
+    """A value read from a TOML file (``tomllib``), spelled as the file wrote it, for a
+    message that refuses it: ``true``, ``inf`` and ``nan``, a date unquoted, not
+    Python's ``True``, JSON's ``Infinity`` or a string's quotes.
+
+    >>> [as_written(value) for value in (True, 5, 0.5, float("-inf"), float("nan"), "5")]
+    ['true', '5', '0.5', '-inf', 'nan', '"5"']
+    >>> as_written([datetime.date(1979, 5, 27), {"a b": float("inf"), "c": None}])
+    '[1979-05-27, {"a b" = inf, c = null}]'
+    """
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, float) and not math.isfinite(value):
+        return "nan" if math.isnan(value) else "inf" if value > 0 else "-inf"
+    if isinstance(value, (datetime.date, datetime.time)):  # a datetime is a date
+        return value.isoformat()
+    if isinstance(value, list):
+        return "[" + ", ".join(as_written(item) for item in value) + "]"
+    if isinstance(value, dict):
+        return "{" + ", ".join(
+            f"{key if _BARE_KEY.fullmatch(key) else json.dumps(key)} = {as_written(item)}"
+            for key, item in value.items()) + "}"
+    return json.dumps(value)  # a number, or a string in quotes (None: not TOML's)
 
 
 def printable(text: str) -> str:

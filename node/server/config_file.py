@@ -8,7 +8,6 @@ is reading one file.
 
 from __future__ import annotations
 
-import json
 import tomllib
 from pathlib import Path
 from types import MappingProxyType
@@ -18,7 +17,7 @@ import click
 
 from crdt.keys import type_name
 from node import limits as node_limits
-from node.text import NotUtf8, did_you_mean, file_text
+from node.text import NotUtf8, as_written, did_you_mean, file_text
 from sync.peer.config import SyncConfig
 
 #: ``ctx.meta`` key of the ``--config`` file's path, for errors that may concern it.
@@ -156,8 +155,8 @@ def _check_toml_type(param: click.Parameter, value: Any) -> None:
             shown = "" if wrong is None else \
                 f"an array whose item {wrong} is of type {type_name(value[wrong - 1])}"
     else:
-        shown = json.dumps(value, default=str)  # as the file wrote it, near enough
-        shown = shown if param.multiple else f"{type_name(value)} {shown}"
+        shown = as_written(value) if param.multiple else \
+            f"{type_name(value)} {as_written(value)}"
     if param.multiple:
         if not (isinstance(value, list) and all(fits(item) for item in value)):
             raise click.BadParameter(f"must be an array, each item {wanted}, not {shown}")

@@ -439,11 +439,18 @@ def test_settings_that_would_crash_or_hang_a_start_are_refused(
     ('peers = "http://hub:7878"\n', 'peers: must be an array, each item a string, not '
      'string'),
     ('retain_days = [{pattern = "tg:*", days = 30}]\n', "retain_days: must be an array, each "
-     'item a string, not [{"pattern": "tg:*", "days": 30}]'),
+     'item a string, not [{pattern = "tg:*", days = 30}]'),
+    # TOML's own spellings, not JSON's Infinity and NaN or a date in quotes.
+    ("port = inf\n", "port: must be a whole number, not number inf"),
+    ("port = -inf\n", "port: must be a whole number, not number -inf"),
+    ("name = 1979-05-27\n", "name: must be a string, not date 1979-05-27"),
     # A table's value is shown as the file wrote it too, not as Python's True or '5'.
     ("[limits]\npage_max = true\n", "[limits] page_max must be a whole number, not boolean "
      "true"),
     ('[sync]\npeers_max = "5"\n', '[sync] peers_max must be a whole number, not string "5"'),
+    ("[limits]\npage_max = nan\n", "[limits] page_max must be a whole number, not number nan"),
+    ("[limits]\npage_max = 1979-05-27T07:32:00Z\n", "[limits] page_max must be a whole "
+     "number, not datetime 1979-05-27T07:32:00+00:00"),
     ('[automerge_limits]\nframes_per_s = "fast"\n', "[automerge_limits] frames_per_s must "
      'be a number, not string "fast"'),
 ])

@@ -203,12 +203,17 @@ class Config:
         if self.tls_ca is not None and self.tls_cert is None:
             raise ValueError("--tls-ca needs --tls-cert and --tls-key (this node's own)")
         self._check_limits()
-        if self.storage is not None and backend_of(self.storage) is None \
-                and Path(self.storage).exists() and not Path(self.storage).is_dir():
+        if self.storage is not None and backend_of(self.storage) is None:
             # As --data-dir's: else the data folder and its key were made, and the
-            # store's open then failed on "File exists".
-            raise ValueError(f"--storage {self.storage!r} is a file, not a folder: give "
-                             "a folder for the event log (made if missing), or memory:")
+            # store's open then failed on "File exists" (a file on the way to it: "Not
+            # a directory").
+            storage = Path(self.storage)
+            nearest = next((path for path in (storage, *storage.parents) if path.exists()),
+                           storage)
+            if nearest.exists() and not nearest.is_dir():
+                what = "is a file" if nearest == storage else f"is in {str(nearest)!r}, a file"
+                raise ValueError(f"--storage {self.storage!r} {what}, not a folder: give a "
+                                 "folder for the event log (made if missing), or memory:")
         # A peer URL refused unshown is named by its place among them, the only way to
         # tell which one (its host is not shown either: in "http://u:1?w@h" it is "u",
         # the user name).

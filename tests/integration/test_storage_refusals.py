@@ -68,6 +68,22 @@ def test_a_storage_that_is_a_file_is_a_usage_error_with_no_data_folder(
     assert log.read_text() == "notes\n"
 
 
+def test_a_storage_inside_a_file_is_a_usage_error_with_no_data_folder(
+        tmp_path: Path) -> None:
+    """``--storage f/sub`` with ``f`` a file: the folder cannot be made, which is said as a
+    usage error before the data folder is made; the open once failed on "Not a
+    directory" (exit 1), leaving the data folder and its lock behind."""
+    file = tmp_path / "f"
+    file.write_text("notes\n")
+    result = serve_on(tmp_path / "data", file / "sub" / "log")
+    assert result.returncode == 2, result.stderr[-1000:]
+    assert f"--storage '{file / 'sub' / 'log'}' is in '{file}', a file, not a folder" \
+        in result.stderr, result.stderr
+    assert "Traceback" not in result.stderr
+    assert not (tmp_path / "data").exists()
+    assert file.read_text() == "notes\n"
+
+
 def _refused_log(log: Path, how: str) -> str:
     """A log in ``log`` that a start refuses, ``how``: of a newer format; its meta record
     damaged; no database; or of a newer format said only in the WAL a crash left (with

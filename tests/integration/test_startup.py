@@ -148,11 +148,14 @@ def test_a_ca_file_that_cannot_be_used_is_named_not_the_certificate(tmp_path: Pa
 
 def test_a_storage_failure_after_the_key_says_the_new_folder_may_be_reused(
         tmp_path: Path) -> None:
-    a_file = tmp_path / "a-file"
-    a_file.write_text("not a log")
+    # A folder that holds no log, but a folder where SQLite's write-ahead log goes: the
+    # open fails once the data folder and its key are made (a --storage that is a file,
+    # or inside one, is refused before anything is made).
+    storage = tmp_path / "storage"
+    (storage / "cache.db-wal").mkdir(parents=True)
     data = tmp_path / "new" / "data"
     refused = serve("--data-dir", str(data), "--port", str(free_port()),
-                    "--storage", str(a_file))
+                    "--storage", str(storage))
     assert refused.returncode == 1
     lines = refused.stderr.strip().splitlines()
     assert len(lines) == 1, refused.stderr

@@ -81,18 +81,8 @@ async def test_a_peer_that_closes_during_the_tls_handshake_is_said_to_have_close
         writer.close()
 
     server = await asyncio.start_server(closing, "127.0.0.1", 0)
-    url = f"https://127.0.0.1:{server.sockets[0].getsockname()[1]}"
-    tls = client_tls(Config(tls_cert=dialer[0], tls_key=dialer[1], tls_ca=ca[0]))
-    try:
-        async with aiohttp.ClientSession() as http:
-            with pytest.raises(LinkClosed) as raised:
-                await dial(http, url, node_id="n" * 32, secret=None, advertise=None,
-                           tls=tls, config=FAST)
-    finally:
-        server.close()
-        await server.wait_closed()
-    assert str(raised.value) == \
-        f"cannot reach {url}: it closed the connection during the TLS handshake"
+    url, said = await dial_refused(server, dialer, ca)
+    assert said == f"cannot reach {url}: it closed the connection during the TLS handshake"
 
 
 async def test_a_tls_peer_that_closes_after_the_handshake_is_said_to_have_disconnected(
@@ -109,6 +99,14 @@ async def test_a_tls_peer_that_closes_after_the_handshake_is_said_to_have_discon
         writer.close()
 
     server = await asyncio.start_server(closing, "127.0.0.1", 0, ssl=context)
+    url, said = await dial_refused(server, dialer, ca)
+    assert said == f"cannot reach {url}: Server disconnected"
+
+
+async def dial_refused(server: asyncio.Server, dialer: tuple[Path, Path],
+                       ca: tuple[Path, Path]) -> tuple[str, str]:
+    """Dial ``server`` over TLS with the certificate ``dialer`` of ``ca``, expecting the
+    dial to fail; closes the server. Its URL and what the dial said."""
     url = f"https://127.0.0.1:{server.sockets[0].getsockname()[1]}"
     tls = client_tls(Config(tls_cert=dialer[0], tls_key=dialer[1], tls_ca=ca[0]))
     try:
@@ -119,4 +117,4 @@ async def test_a_tls_peer_that_closes_after_the_handshake_is_said_to_have_discon
     finally:
         server.close()
         await server.wait_closed()
-    assert str(raised.value) == f"cannot reach {url}: Server disconnected"
+    return url, str(raised.value)

@@ -229,10 +229,14 @@ class Client(Transport):
         the tag). Sent as CBOR, the form the node measures it in: a cursor within its
         size limit is a body within the node's (in JSON, names full of ``"`` or ``\\``
         take twice their bytes, and more)."""
+        conditions = {}
+        if if_match is not None:
+            conditions["If-Match"] = if_match
+        if if_absent:
+            conditions["If-None-Match"] = "*"
         _answer, headers = await self._exchange(
             "PUT", "/v1/cursors/" + quote(name, safe=""), cbor_body={"cursor": cursor},
-            what="the cursor", headers={**({} if if_match is None else {"If-Match": if_match}),
-                                        **({"If-None-Match": "*"} if if_absent else {})} or None)
+            what="the cursor", headers=conditions or None)
         return _tag(headers)
 
     async def stream(self, after: int, on_news: StreamNews | None = None,

@@ -141,8 +141,8 @@ class Gossip:
         (``ends_links``): then every connection the node made ends, plain http:// too
         (the links dialed, the asks in flight, the pool's idle connections; why all:
         ``node.peers.tls_renewal``), so that each peer is dialed again and verified by
-        the CA trusted now. The number of
-        links up that ended; None if none were to end (given the same ``ca`` again).
+        the CA trusted now. The number of links up that ended; None if none were to end
+        (given the same ``ca`` again).
         If it raises (the abort could not start), ``self.tls`` is the new context
         already: new dials use it, on the old session, until ``ca`` is given again."""
         self.tls = context

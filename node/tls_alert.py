@@ -10,6 +10,12 @@ from __future__ import annotations
 
 import ssl
 
+#: The alerts OpenSSL 3 names without ``_ALERT_`` when one comes (over TLS 1.2 and 1.3
+#: alike): ``unrecognized_name`` is one a server asked for a name it does not serve sends.
+_UNMARKED = frozenset({"TLSV1_UNRECOGNIZED_NAME", "TLSV1_UNSUPPORTED_EXTENSION",
+                       "TLSV1_CERTIFICATE_UNOBTAINABLE", "TLSV1_BAD_CERTIFICATE_HASH_VALUE",
+                       "TLSV1_BAD_CERTIFICATE_STATUS_RESPONSE"})
+
 
 def alert(error: BaseException | None) -> str | None:
     """The name of the TLS alert ``error`` is (OpenSSL's reason), or None if it is none.
@@ -18,6 +24,10 @@ def alert(error: BaseException | None) -> str | None:
     >>> refused.reason = "TLSV1_ALERT_UNKNOWN_CA"
     >>> alert(refused)
     'TLSV1_ALERT_UNKNOWN_CA'
+    >>> unnamed = ssl.SSLError(1, "[SSL: TLSV1_UNRECOGNIZED_NAME] tlsv1 unrecognized name")
+    >>> unnamed.reason = "TLSV1_UNRECOGNIZED_NAME"
+    >>> alert(unnamed)
+    'TLSV1_UNRECOGNIZED_NAME'
     >>> ours = ssl.SSLError(1, "[SSL: WRONG_VERSION_NUMBER] wrong version number")
     >>> ours.reason = "WRONG_VERSION_NUMBER"
     >>> alert(ours), alert(ssl.SSLError()), alert(ConnectionResetError()), alert(None)
@@ -25,4 +35,4 @@ def alert(error: BaseException | None) -> str | None:
     """
     # One made by hand, not by OpenSSL, has no reason at all.
     reason = getattr(error, "reason", None) if isinstance(error, ssl.SSLError) else None
-    return reason if reason and "_ALERT_" in reason else None
+    return reason if reason and ("_ALERT_" in reason or reason in _UNMARKED) else None

@@ -24,15 +24,19 @@ from tests.support.certs import make_ca, make_cert, make_cert_expiring
 
 
 @contextlib.asynccontextmanager
-async def tls_site(cert: tuple[Path, Path], ca: Path,
-                   version: ssl.TLSVersion) -> AsyncIterator[str]:
+async def tls_site(cert: tuple[Path, Path], ca: Path, version: ssl.TLSVersion,
+                   refuse: ssl.AlertDescription | None = None) -> AsyncIterator[str]:
     """A site of the node's own (``BoundedSite``) serving HTTPS with ``cert``, asking
-    for client certificates of ``ca``, up to TLS ``version``; its URL."""
+    for client certificates of ``ca``, up to TLS ``version``; its URL. ``refuse``: an
+    alert it refuses every handshake with, at its start."""
     runner = web.AppRunner(web.Application())
     await runner.setup()
     context = server_tls(Config(tls_cert=cert[0], tls_key=cert[1], tls_ca=ca))
     assert context is not None
     context.maximum_version = version
+    if refuse is not None:
+        # Called for every hello, with or without a name: its answer is the alert sent.
+        context.sni_callback = lambda _sock, _name, _context: refuse
     site = BoundedSite(runner, "127.0.0.1", 0, Limits(), ssl_context=context)
     await site.start()
     try:
@@ -65,6 +69,28 @@ async def test_a_dial_whose_certificate_the_peer_refuses_says_so(
             await dial(http, url, node_id="n" * 32, secret=None, advertise=None, tls=tls,
                        config=FAST)
     assert str(raised.value) == f"cannot reach {url}: it refused the TLS connection {said}"
+
+
+@pytest.mark.parametrize("version", [ssl.TLSVersion.TLSv1_2, ssl.TLSVersion.TLSv1_3])
+@pytest.mark.parametrize("name", [
+    "TLSV1_UNRECOGNIZED_NAME", "TLSV1_UNSUPPORTED_EXTENSION", "TLSV1_CERTIFICATE_UNOBTAINABLE",
+    "TLSV1_BAD_CERTIFICATE_STATUS_RESPONSE", "TLSV1_BAD_CERTIFICATE_HASH_VALUE"])
+async def test_an_alert_openssl_names_without_alert_is_said_as_a_refusal(
+        tmp_path: Path, version: ssl.TLSVersion, name: str) -> None:
+    """OpenSSL names a few alerts without ``_ALERT_`` (``TLSV1_UNRECOGNIZED_NAME``, as a
+    server sends that does not serve the name asked): the peer refused the connection
+    all the same, and the dial says so with the alert's name, not "TLS failed", as of
+    a handshake this node could not make."""
+    refuse = ssl.AlertDescription[f"ALERT_DESCRIPTION_{name.removeprefix('TLSV1_')}"]
+    ca = make_ca(tmp_path, "ca")
+    dialer = make_cert(tmp_path, "dialer", ca)
+    tls = client_tls(Config(tls_cert=dialer[0], tls_key=dialer[1], tls_ca=ca[0]))
+    async with tls_site(make_cert(tmp_path, "peer", ca), ca[0], version, refuse) as url, \
+            aiohttp.ClientSession() as http:
+        with pytest.raises(LinkClosed) as raised:
+            await dial(http, url, node_id="n" * 32, secret=None, advertise=None, tls=tls,
+                       config=FAST)
+    assert str(raised.value) == f"cannot reach {url}: it refused the TLS connection ({name})"
 
 
 async def test_a_peer_that_closes_during_the_tls_handshake_is_said_to_have_closed_it(

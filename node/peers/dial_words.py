@@ -82,15 +82,37 @@ def why(error: BaseException, timeout_s: float | None = None) -> str:
     return str(error) or type(error).__name__
 
 
-#: What may be wrong with this node, for the alerts a peer's TLS sends most often of
-#: its certificate: no CA the peer trusts signed it; it, or a CA of its chain, expired
-#: (its own log says which, ``node.peers.tls_expiry``).
+#: What may be wrong, and what to do, for the alerts a peer's TLS commonly refuses a
+#: dial with that a user can act on. Most are of this node's certificate, as OpenSSL
+#: tells why it did not verify one (``ssl_x509err2alert``): no CA the peer trusts
+#: signed it; it, or a CA of its chain, expired (its own log says which,
+#: ``node.peers.tls_expiry``); not valid yet, or of a key or signature too weak
+#: (``bad certificate``); not for a client (its extended key usage lacks clientAuth).
 _ALERT_HINTS = {
     "TLSV1_ALERT_UNKNOWN_CA": "this node's certificate may not be signed by a CA the peer "
                               "trusts",
     "SSLV3_ALERT_CERTIFICATE_EXPIRED": "this node's certificate, or a CA of its chain, "
                                        "may have expired: its log says which (tls "
                                        "certificate expired)",
+    "TLSV13_ALERT_CERTIFICATE_REQUIRED": "the peer wants a client certificate and this "
+                                         "node sent none: give it one (--tls-cert, "
+                                         "--tls-key)",
+    # TLS 1.2 has no alert of its own for a client certificate missing.
+    "SSLV3_ALERT_HANDSHAKE_FAILURE": "the peer may want a client certificate and this "
+                                     "node sent none (--tls-cert, --tls-key), or accept "
+                                     "none of the TLS versions and ciphers it offers",
+    "SSLV3_ALERT_BAD_CERTIFICATE": "this node's certificate may not be valid yet (check "
+                                   "the clocks of both machines), or its key or signature "
+                                   "may be too weak for the peer",
+    "SSLV3_ALERT_UNSUPPORTED_CERTIFICATE": "this node's certificate may not be for a "
+                                           "client: its extended key usage must list "
+                                           "clientAuth",
+    "SSLV3_ALERT_CERTIFICATE_REVOKED": "this node's certificate was revoked: it needs a "
+                                       "new one",
+    "TLSV1_ALERT_PROTOCOL_VERSION": "the peer accepts none of the TLS versions this node "
+                                    "offers",
+    "TLSV1_UNRECOGNIZED_NAME": "the peer does not serve the name dialed: check the "
+                               "address",
 }
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import re
 import ssl
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -25,15 +26,19 @@ from tests.support.certs import make_ca, make_cert, make_cert_expiring
 
 @contextlib.asynccontextmanager
 async def tls_site(cert: tuple[Path, Path], ca: Path, version: ssl.TLSVersion,
-                   refuse: ssl.AlertDescription | None = None) -> AsyncIterator[str]:
+                   refuse: ssl.AlertDescription | None = None, *,
+                   required: bool = False) -> AsyncIterator[str]:
     """A site of the node's own (``BoundedSite``) serving HTTPS with ``cert``, asking
-    for client certificates of ``ca``, up to TLS ``version``; its URL. ``refuse``: an
-    alert it refuses every handshake with, at its start."""
+    for client certificates of ``ca`` (requiring one if ``required``), up to TLS
+    ``version``; its URL. ``refuse``: an alert it refuses every handshake with, at its
+    start."""
     runner = web.AppRunner(web.Application())
     await runner.setup()
     context = server_tls(Config(tls_cert=cert[0], tls_key=cert[1], tls_ca=ca))
     assert context is not None
     context.maximum_version = version
+    if required:
+        context.verify_mode = ssl.CERT_REQUIRED
     if refuse is not None:
         # Called for every hello, with or without a name: its answer is the alert sent.
         context.sni_callback = lambda _sock, _name, _context: refuse
@@ -71,6 +76,76 @@ async def test_a_dial_whose_certificate_the_peer_refuses_says_so(
     assert str(raised.value) == f"cannot reach {url}: it refused the TLS connection {said}"
 
 
+@pytest.mark.parametrize(("version", "said"), [
+    (ssl.TLSVersion.TLSv1_2, "(SSLV3_ALERT_HANDSHAKE_FAILURE): the peer may want a client "
+                             "certificate and this node sent none (--tls-cert, "
+                             "--tls-key), or accept none of the TLS versions and ciphers "
+                             "it offers"),
+    (ssl.TLSVersion.TLSv1_3, "(TLSV13_ALERT_CERTIFICATE_REQUIRED): the peer wants a client "
+                             "certificate and this node sent none: give it one "
+                             "(--tls-cert, --tls-key)")], ids=["tls1.2", "tls1.3"])
+async def test_a_dial_without_the_client_certificate_the_peer_requires_says_so(
+        tmp_path: Path, version: ssl.TLSVersion, said: str) -> None:
+    """A peer that requires a client certificate (a proxy in front of a node: a node
+    asks for one, apps connect without), dialed by a node of ``--tls-ca`` alone: the
+    dial says the peer wants one, and the options that give it."""
+    ca = make_ca(tmp_path, "ca")
+    tls = client_tls(Config(tls_ca=ca[0]))
+    async with tls_site(make_cert(tmp_path, "peer", ca), ca[0], version,
+                        required=True) as url, aiohttp.ClientSession() as http:
+        with pytest.raises(LinkClosed) as raised:
+            await dial(http, url, node_id="n" * 32, secret=None, advertise=None, tls=tls,
+                       config=FAST)
+    assert str(raised.value) == f"cannot reach {url}: it refused the TLS connection {said}"
+
+
+@pytest.mark.parametrize("version", [ssl.TLSVersion.TLSv1_2, ssl.TLSVersion.TLSv1_3])
+async def test_a_dial_whose_certificate_is_not_valid_yet_says_what_bad_certificate_means(
+        tmp_path: Path, version: ssl.TLSVersion) -> None:
+    """A certificate that begins tomorrow (a clock behind, or one issued ahead): OpenSSL
+    refuses it as a ``bad certificate``, which the dial says may be a clock."""
+    ca = make_ca(tmp_path, "ca")
+    dialer = make_cert_expiring(tmp_path, "dialer", ca, days=2, begins_days=1)
+    tls = client_tls(Config(tls_cert=dialer[0], tls_key=dialer[1], tls_ca=ca[0]))
+    async with tls_site(make_cert(tmp_path, "peer", ca), ca[0], version) as url, \
+            aiohttp.ClientSession() as http:
+        with pytest.raises(LinkClosed) as raised:
+            await dial(http, url, node_id="n" * 32, secret=None, advertise=None, tls=tls,
+                       config=FAST)
+    assert str(raised.value) == (
+        f"cannot reach {url}: it refused the TLS connection (SSLV3_ALERT_BAD_CERTIFICATE): "
+        "this node's certificate may not be valid yet (check the clocks of both machines), "
+        "or its key or signature may be too weak for the peer")
+
+
+@pytest.mark.parametrize(("name", "hint"), [
+    ("SSLV3_ALERT_UNSUPPORTED_CERTIFICATE", "this node's certificate may not be for a "
+                                            "client: its extended key usage must list "
+                                            "clientAuth"),
+    ("SSLV3_ALERT_CERTIFICATE_REVOKED", "this node's certificate was revoked: it needs a "
+                                        "new one"),
+    ("TLSV1_ALERT_PROTOCOL_VERSION", "the peer accepts none of the TLS versions this node "
+                                     "offers"),
+    ("TLSV1_UNRECOGNIZED_NAME", "the peer does not serve the name dialed: check the "
+                                "address")], ids=["unsupported", "revoked", "version", "name"])
+async def test_an_alert_a_user_can_act_on_is_said_with_what_to_do(
+        tmp_path: Path, name: str, hint: str) -> None:
+    """The alerts a peer commonly sends that this node cannot make its own TLS send
+    here (a certificate not for a client, one revoked, no version in common, a name
+    not served), sent by the peer's handshake: the dial says what to do."""
+    ca = make_ca(tmp_path, "ca")
+    dialer = make_cert(tmp_path, "dialer", ca)
+    tls = client_tls(Config(tls_cert=dialer[0], tls_key=dialer[1], tls_ca=ca[0]))
+    refuse = alert_named(name)
+    async with tls_site(make_cert(tmp_path, "peer", ca), ca[0], ssl.TLSVersion.TLSv1_3,
+                        refuse) as url, aiohttp.ClientSession() as http:
+        with pytest.raises(LinkClosed) as raised:
+            await dial(http, url, node_id="n" * 32, secret=None, advertise=None, tls=tls,
+                       config=FAST)
+    assert str(raised.value) == \
+        f"cannot reach {url}: it refused the TLS connection ({name}): {hint}"
+
+
 @pytest.mark.parametrize("version", [ssl.TLSVersion.TLSv1_2, ssl.TLSVersion.TLSv1_3])
 @pytest.mark.parametrize("name", [
     "TLSV1_UNRECOGNIZED_NAME", "TLSV1_UNSUPPORTED_EXTENSION", "TLSV1_CERTIFICATE_UNOBTAINABLE",
@@ -81,7 +156,7 @@ async def test_an_alert_openssl_names_without_alert_is_said_as_a_refusal(
     server sends that does not serve the name asked): the peer refused the connection
     all the same, and the dial says so with the alert's name, not "TLS failed", as of
     a handshake this node could not make."""
-    refuse = ssl.AlertDescription[f"ALERT_DESCRIPTION_{name.removeprefix('TLSV1_')}"]
+    refuse = alert_named(name)
     ca = make_ca(tmp_path, "ca")
     dialer = make_cert(tmp_path, "dialer", ca)
     tls = client_tls(Config(tls_cert=dialer[0], tls_key=dialer[1], tls_ca=ca[0]))
@@ -90,7 +165,8 @@ async def test_an_alert_openssl_names_without_alert_is_said_as_a_refusal(
         with pytest.raises(LinkClosed) as raised:
             await dial(http, url, node_id="n" * 32, secret=None, advertise=None, tls=tls,
                        config=FAST)
-    assert str(raised.value) == f"cannot reach {url}: it refused the TLS connection ({name})"
+    assert str(raised.value).startswith(
+        f"cannot reach {url}: it refused the TLS connection ({name})"), raised.value
 
 
 async def test_a_peer_that_closes_during_the_tls_handshake_is_said_to_have_closed_it(
@@ -127,6 +203,13 @@ async def test_a_tls_peer_that_closes_after_the_handshake_is_said_to_have_discon
     server = await asyncio.start_server(closing, "127.0.0.1", 0, ssl=context)
     url, said = await dial_refused(server, dialer, ca)
     assert said == f"cannot reach {url}: Server disconnected"
+
+
+def alert_named(name: str) -> ssl.AlertDescription:
+    """The alert OpenSSL names ``name`` when it comes (``SSLV3_ALERT_BAD_CERTIFICATE``,
+    ``TLSV1_UNRECOGNIZED_NAME``)."""
+    return ssl.AlertDescription[
+        "ALERT_DESCRIPTION_" + re.sub(r"^(SSLV3|TLSV1|TLSV13)_(ALERT_)?", "", name)]
 
 
 async def dial_refused(server: asyncio.Server, dialer: tuple[Path, Path],

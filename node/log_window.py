@@ -19,7 +19,10 @@ is lost unsaid.
 
 from __future__ import annotations
 
+import logging
 import threading
+from collections.abc import Callable
+from typing import Any
 
 #: Why the lines counted here were not logged (``node.logs.REASONS``): held back by a
 #: full window.
@@ -70,3 +73,25 @@ class LineWindow:
         self._lines += 1
         held, self._held = self._held, 0
         return held
+
+
+def may_log(lines: LineWindow, now: float, event: str, say: Callable[..., Any]) -> bool:
+    """Whether a line ``event`` may be logged at ``now`` (``lines`` bounds them); those
+    not logged before it are counted in a line of their own, first (said with ``say``,
+    at the line's level)."""
+    held = lines.take(now)
+    if held:
+        say("lines not logged", line=event, count=held, window_s=lines.window_s)
+    return held is not None
+
+
+def level_on_change(said: str | None, saying: str, level: int) -> int:
+    """The level of a line said once per change of its reason: ``level`` when ``saying``
+    is not what was said last of the same thing (``said``), else debug, so that an
+    address failing the same way at every try writes no line each time.
+
+    >>> [logging.getLevelName(level_on_change(said, "refused", logging.INFO))
+    ...  for said in (None, "timed out", "refused")]
+    ['INFO', 'INFO', 'DEBUG']
+    """
+    return logging.DEBUG if saying == said else level

@@ -38,6 +38,7 @@ import structlog
 from aiohttp import web
 
 from node.http.tls_accept import accept_tls
+from node.http.tls_refusals import TlsRefusals
 from node.limits import Limits
 
 log = structlog.get_logger(__name__)
@@ -62,7 +63,7 @@ class BoundedSite(web.BaseSite):
 
     __slots__ = ("_accept_tasks", "_by_address", "_ca", "_ca_epoch", "_connections",
                  "_host", "_idle", "_limits", "_open", "_port", "_serving", "_slots",
-                 "_socks", "_tls", "_unheard")
+                 "_socks", "_tls", "_unheard", "tls_refusals")
 
     def __init__(self, runner: web.BaseRunner, host: str, port: int, limits: Limits, *,
                  ssl_context: ssl.SSLContext | None = None,
@@ -93,6 +94,8 @@ class BoundedSite(web.BaseSite):
         self._ca_epoch = 0
         self._connections: dict[_Counted, None] = {}  # every connection open, handshaken
         self._serving: set[asyncio.Task[None]] = set()
+        #: Client certificates refused in the handshake: said and counted.
+        self.tls_refusals = TlsRefusals()
 
     def use_tls(self, context: ssl.SSLContext, ca: frozenset[bytes]) -> int | None:
         """Handshake new connections with ``context`` (renewed TLS files), which
@@ -176,7 +179,8 @@ class BoundedSite(web.BaseSite):
             except BaseException:
                 self._slots.release()
                 raise
-            address = address_key(_host_of(peer))
+            host = _host_of(peer)
+            address = address_key(host)
             if not self._make_room(address):
                 conn.close()  # this address has its share; every other still may connect
                 self._slots.release()
@@ -186,7 +190,7 @@ class BoundedSite(web.BaseSite):
             unheard = self._unheard.setdefault(address, {})
             # Its own task: a TLS handshake may take a while, and the next client must
             # not wait behind it (a silent socket would otherwise block every accept).
-            task = asyncio.create_task(self._serve(loop, conn, address,
+            task = asyncio.create_task(self._serve(loop, conn, (address, host),
                                                    (unheard, self._idle)))
             self._serving.add(task)
             task.add_done_callback(self._serving.discard)
@@ -221,7 +225,9 @@ class BoundedSite(web.BaseSite):
             return  # its slot frees a moment later; the caller waits for it
 
     async def _serve(self, loop: asyncio.AbstractEventLoop, conn: socket.socket,
-                     address: str, idle: tuple[dict[_Counted, None], ...]) -> None:
+                     client: tuple[str, str], idle: tuple[dict[_Counted, None], ...]) -> None:
+        """Serve ``conn`` of ``client`` (its ``address_key`` and host)."""
+        address = client[0]
         release = _once(lambda: self._release(address))
         server = self._runner.server
         if server is None:  # the runner is being cleaned up
@@ -237,7 +243,9 @@ class BoundedSite(web.BaseSite):
             else:  # a refused handshake is told to the client (its alert sent)
                 await accept_tls(loop, conn, counted, self._tls,
                                  self._limits.tls_handshake_timeout_s)
-        except Exception:  # refused handshake, timeout, reset: free the slot either way
+        except Exception as error:  # refused handshake, timeout, reset: free the slot
+            if isinstance(error, ssl.SSLCertVerificationError):  # its certificate's
+                self.tls_refusals.refused(*client, error, loop.time())
             conn.close()
             release()
             return

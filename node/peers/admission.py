@@ -33,7 +33,7 @@ import structlog
 from node.config import Config
 from node.device import DeviceKey
 from node.devices import Devices
-from node.log_window import LineWindow
+from node.log_window import LineWindow, may_log
 from node.peers.link_errors import LinkRefused, Refusal
 from node.peers.links import (
     Removed,
@@ -236,13 +236,8 @@ class Admission:
         self.unproven("peer link down", log.info, peer=remote, reason=reason)
 
     def _may_log(self, lines: LineWindow, event: str, say: Callable[..., Any]) -> bool:
-        """Whether a line ``event`` may be logged now (``lines`` bounds them); those not
-        logged before it are counted in a line of their own, first (said with ``say``,
-        at the line's level)."""
-        held = lines.take(self._now())
-        if held:
-            say("lines not logged", line=event, count=held, window_s=lines.window_s)
-        return held is not None
+        """Whether a line ``event`` may be logged now (``node.log_window.may_log``)."""
+        return may_log(lines, self._now(), event, say)
 
     def dialed_why(self, runner: Runner, proven: Proven | None) -> str | None:
         """Why the device at the other end of a link we dialed may not stay (``proven``:

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import random
 import ssl
 from typing import Any
@@ -33,6 +34,7 @@ from node.config import Config, software_version
 from node.device import DeviceKey
 from node.devices import Devices
 from node.http.listener import ends_links
+from node.log_window import level_on_change
 from node.lookups import LookupResolver
 from node.peers.accepted import Accepted
 from node.peers.admission import Admission
@@ -310,8 +312,8 @@ class Gossip:
                 # said once, and again when it changes (or after a link or a refusal);
                 # each dial at debug level.
                 reason = str(exc)
-                (log.debug if reason == runner.failure else log.info)(
-                    "peer dial failed", peer=runner.url, reason=reason)
+                log.log(level_on_change(runner.failure, reason, logging.INFO),
+                        "peer dial failed", peer=runner.url, reason=reason)
                 runner.dial_failed(reason)
                 self.admission.forget_refusal(runner.url)  # a refusal when reached is news
             else:

@@ -42,6 +42,7 @@ from node.data_format import (
 from node.device import DeviceKey, DeviceKeyError, open_key
 from node.folder import remove_empty
 from node.http.listener import BoundedSite, bind, close_all
+from node.http.tls_refusals import TlsRefusedCollector
 from node.interrupt import die_of
 from node.peers import api as peering
 from node.peers.gossip import Gossip
@@ -285,6 +286,7 @@ async def _start(config: Config, tls: TlsFiles, socks: list[socket.socket]) -> R
         site = BoundedSite(runner, config.host, config.port, limits,
                            ssl_context=tls.contexts.server, ca=tls.contexts.ca,
                            bound=socks)
+        app[METRICS].registry.register(TlsRefusedCollector(site.tls_refusals))
         try:
             await _listen(site, config)
             await gossip.start()

@@ -8,9 +8,11 @@ from __future__ import annotations
 import json
 import re
 import subprocess
+import urllib.request
 from pathlib import Path
 
 import pytest
+from prometheus_client.parser import text_string_to_metric_families
 
 from tests.support.certs import make_ca, make_cert
 from tests.support.cluster import SECRET, wait_until
@@ -89,6 +91,47 @@ def test_a_peer_refusing_the_dialers_certificate_says_so(tmp_path: Path) -> None
     assert status.returncode == 0, status.stderr
     assert f"{peer.url}: {said}" in status.stdout.splitlines(), status.stdout
     assert said in dial_down_reasons(dialer, peer.url)
+
+
+def log_lines(node: NodeProcess, event: str) -> list[dict[str, object]]:
+    """``node``'s JSON log lines of ``event``."""
+    return [line for line in map(json.loads, (text for text in
+                                              node.log_path.read_text().splitlines()
+                                              if text.startswith("{")))
+            if line.get("event") == event]
+
+
+def tls_refused(node: NodeProcess) -> float:
+    """How many client certificates ``node`` refused (its ``/metrics``)."""
+    context = node.ssl_context()
+    with urllib.request.urlopen(node.url + "/metrics", timeout=10, context=context) as answer:
+        text = answer.read().decode()
+    return sum(sample.value for family in text_string_to_metric_families(text)
+               for sample in family.samples
+               if sample.name == "clawsync_peer_tls_refused_total")
+
+
+def test_a_node_refusing_a_dialers_certificate_says_so_once(tmp_path: Path) -> None:
+    """A node that refuses a dialer's certificate (of a CA it does not trust) in the TLS
+    handshake logs it, with the address and OpenSSL's reason, once for the dials that
+    come again and again refused the same way (the rest at debug), and counts each."""
+    certs = tmp_path / "certs"
+    certs.mkdir()
+    ca, other_ca = make_ca(certs, "cluster-ca"), make_ca(certs, "other-ca")
+    config = tmp_path / "fast-redials.toml"
+    config.write_text("[sync]\nbackoff_base_s = 0.05\nbackoff_max_s = 0.1\n")
+    with NodeProcess(tmp_path, name="peer", tls_ca=ca[0], extra_args=[
+            *tls_args(make_cert(certs, "peer", ca), ca[0]), "--log-format", "json"]) as peer, \
+            NodeProcess(tmp_path, name="dialer", tls_ca=other_ca[0], extra_args=[
+                *tls_args(make_cert(certs, "dialer", other_ca), ca[0]),
+                "--peer", peer.url, "--config", str(config)]):
+        wait_until(lambda: tls_refused(peer) >= 3 or None, PROCESS_DEADLINE_S,
+                   "the peer refused the dialer's certificate three times")
+        refused = log_lines(peer, "peer tls refused")
+    said = [(line["level"], line["address"], line["reason"]) for line in refused]
+    assert said[0] == ("warning", "127.0.0.1", "unable to get local issuer certificate")
+    assert [line for line in said[1:] if line[0] != "debug"] == [], said
+    assert len(said) >= 3, said
 
 
 def members_not_listed(node: NodeProcess) -> str | None:

@@ -1,0 +1,73 @@
+"""The bounds of what a node says of the client certificates it refuses
+(``node.http.tls_refusals``): anyone reaching it can show one from many addresses."""
+
+from __future__ import annotations
+
+import ssl
+
+from structlog.testing import capture_logs
+
+from node.http.tls_refusals import (
+    REFUSED_EVENT,
+    TLS_REFUSED_ADDRESSES_MAX,
+    TLS_REFUSED_LINES_MAX,
+    TLS_REFUSED_LINES_WINDOW_S,
+    TlsRefusals,
+)
+
+
+def refusal(reason: str) -> ssl.SSLCertVerificationError:
+    """A client certificate that did not verify, as OpenSSL says it."""
+    error = ssl.SSLCertVerificationError(1, f"[SSL: CERTIFICATE_VERIFY_FAILED] {reason}")
+    error.reason, error.verify_message = "CERTIFICATE_VERIFY_FAILED", reason
+    return error
+
+
+def warned(logs: list[dict[str, object]]) -> list[tuple[object, ...]]:
+    return [(line["event"], line.get("address"), line.get("count"))
+            for line in logs if line["log_level"] == "warning"]
+
+
+def test_lines_of_new_addresses_are_bounded_per_window_and_the_rest_counted() -> None:
+    refusals = TlsRefusals()
+    expired = refusal("certificate has expired")
+    with capture_logs() as logs:
+        for n in range(TLS_REFUSED_LINES_MAX + 2):
+            refusals.refused(f"10.0.0.{n}", f"10.0.0.{n}", expired, now=0.0)
+        refusals.refused("10.0.1.0", "10.0.1.0", expired, now=TLS_REFUSED_LINES_WINDOW_S)
+    assert warned(logs) == [
+        *((REFUSED_EVENT, f"10.0.0.{n}", None) for n in range(TLS_REFUSED_LINES_MAX)),
+        ("lines not logged", None, 2), (REFUSED_EVENT, "10.0.1.0", None)]
+    assert refusals.count == TLS_REFUSED_LINES_MAX + 3
+
+
+def test_an_address_held_back_is_warned_of_at_its_next_refusal() -> None:
+    refusals = TlsRefusals()
+    expired = refusal("certificate has expired")
+    for n in range(TLS_REFUSED_LINES_MAX):
+        refusals.refused(f"10.0.0.{n}", f"10.0.0.{n}", expired, now=0.0)
+    with capture_logs() as logs:
+        refusals.refused("10.0.1.0", "10.0.1.0", expired, now=1.0)  # held back
+        refusals.refused("10.0.1.0", "10.0.1.0", expired, now=TLS_REFUSED_LINES_WINDOW_S)
+    assert warned(logs) == [("lines not logged", None, 1), (REFUSED_EVENT, "10.0.1.0", None)]
+
+
+def test_each_address_is_warned_of_once_per_reason_and_the_oldest_forgotten() -> None:
+    refusals = TlsRefusals()
+    unknown, expired = refusal("unable to get local issuer certificate"), \
+        refusal("certificate has expired")
+    now = 0.0
+    with capture_logs() as logs:
+        refusals.refused("10.0.0.1", "10.0.0.1", unknown, now)
+        refusals.refused("10.0.0.1", "10.0.0.1", unknown, now)  # the same: debug
+        refusals.refused("10.0.0.1", "10.0.0.1", expired, now)  # a change: warned
+        for n in range(TLS_REFUSED_ADDRESSES_MAX):  # each in a window of its own
+            now += TLS_REFUSED_LINES_WINDOW_S
+            refusals.refused(f"addr{n}", f"addr{n}", expired, now)
+        refusals.refused("10.0.0.1", "10.0.0.1", expired, now + TLS_REFUSED_LINES_WINDOW_S)
+    first = [(line["log_level"], line["reason"]) for line in logs
+             if line.get("address") == "10.0.0.1"]
+    assert first == [("warning", "unable to get local issuer certificate"),
+                     ("debug", "unable to get local issuer certificate"),
+                     ("warning", "certificate has expired"),
+                     ("warning", "certificate has expired")]  # forgotten: said again

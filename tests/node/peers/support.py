@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import ssl
 import threading
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
@@ -83,18 +84,27 @@ async def busy(_request: web.Request) -> web.Response:
     return web.Response(status=429, headers={"Retry-After": "600"})
 
 
+#: Seconds ``serving``'s shutdown lets a request under way finish before it cancels it.
+#: A node the test made stops after the server (its fixture ends after the test): a
+#: dial it makes meanwhile, its request unread or its handler waiting on the node,
+#: would otherwise hold the shutdown up to aiohttp's 60 s, or the node's connect timeout.
+SERVING_SHUTDOWN_S = 0.5
+
+
 @contextlib.asynccontextmanager
-async def serving(handler: Callable[[web.Request], Any]) -> AsyncIterator[str]:
-    """A plain HTTP server on a free loopback port answering every request with
-    ``handler``; its URL."""
+async def serving(handler: Callable[[web.Request], Any], *, path: str = "/{tail:.*}",
+                  port: int | None = None, tls: ssl.SSLContext | None = None
+                  ) -> AsyncIterator[str]:
+    """A plain HTTP server on loopback (at ``port``, or a free one; HTTPS with ``tls``)
+    answering every request at ``path`` (any, by default) with ``handler``; its URL."""
     app = web.Application()
-    app.router.add_route("*", "/{tail:.*}", handler)
-    runner = web.AppRunner(app)
+    app.router.add_route("*", path, handler)
+    runner = web.AppRunner(app, shutdown_timeout=SERVING_SHUTDOWN_S)
     await runner.setup()
-    port = free_port()
-    await web.TCPSite(runner, "127.0.0.1", port).start()
+    port = port or free_port()
+    await web.TCPSite(runner, "127.0.0.1", port, ssl_context=tls).start()
     try:
-        yield f"http://127.0.0.1:{port}"
+        yield f"{'https' if tls else 'http'}://127.0.0.1:{port}"
     finally:
         await runner.cleanup()
 

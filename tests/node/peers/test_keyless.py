@@ -29,7 +29,7 @@ from node.peers.transport import KEY_REQUIRED, PEER_PATH, Link, accept, dial
 from node.server.run import RunningNode
 from sync.peer.config import SyncConfig
 from tests.node.conftest import EventFactory
-from tests.node.peers.support import DEADLINE_S, FAST, NodeFactory, until
+from tests.node.peers.support import DEADLINE_S, FAST, NodeFactory, serving, until
 from tests.support.certs import make_ca, make_cert
 from tests.support.processes import free_port
 
@@ -41,9 +41,8 @@ HOUR_S = 3600.0
 class KeylessAcceptor:
     """A websocket endpoint at ``PEER_PATH`` that takes any dialer and proves no key;
     keeps what each link sent it and why each ended. ``tls``: it serves HTTPS so. A node
-    that dials it stops first: a connection the node makes as the server shuts down
-    (its request left unread) holds the shutdown until the node gives up on it, at its
-    connect timeout."""
+    that dials it stops first, so that no dial of the node's is cut by the server's
+    shutdown (which waits ``SERVING_SHUTDOWN_S`` at most for one under way)."""
 
     def __init__(self, tls: ssl.SSLContext | None = None) -> None:
         self.received: list[bytes] = []
@@ -65,17 +64,12 @@ class KeylessAcceptor:
 
     @contextlib.asynccontextmanager
     async def serving(self) -> AsyncIterator[KeylessAcceptor]:
-        app = web.Application()
-        app.router.add_get(PEER_PATH, self.handle)
-        runner = web.AppRunner(app)
-        await runner.setup()
-        try:
-            await web.TCPSite(runner, "127.0.0.1", self.port, ssl_context=self.tls).start()
-            yield self
-        finally:
-            for link in self.links:  # the server's shutdown waits for its handlers
-                await link.close()
-            await runner.cleanup()
+        async with serving(self.handle, path=PEER_PATH, port=self.port, tls=self.tls):
+            try:
+                yield self
+            finally:
+                for link in self.links:  # the server's shutdown waits for its handlers
+                    await link.close()
 
     async def wait_ended(self) -> str:
         """Why the first link ended."""

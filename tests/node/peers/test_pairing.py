@@ -31,6 +31,7 @@ from tests.node.peers.support import (
     ordered,
     own_events,
     port_of,
+    serving,
     stopped_laptop,
 )
 from tests.support.processes import free_port
@@ -58,17 +59,11 @@ async def closing_as_duplicate() -> AsyncIterator[tuple[str, asyncio.Event, asyn
         await ws.close(message=DUPLICATE_LINK.encode())
         return ws
 
-    app = web.Application()
-    app.router.add_get(PEER_PATH, link)
-    runner = web.AppRunner(app)
-    await runner.setup()
-    port = free_port()
-    await web.TCPSite(runner, "127.0.0.1", port).start()
-    try:
-        yield f"http://127.0.0.1:{port}", dialed, go
-    finally:
-        go.set()
-        await runner.cleanup()
+    async with serving(link, path=PEER_PATH) as url:
+        try:
+            yield url, dialed, go
+        finally:
+            go.set()
 
 
 async def test_a_redial_closed_as_a_second_link_after_the_kept_one_was_named_is_linked(

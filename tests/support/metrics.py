@@ -7,11 +7,15 @@ own parser of the text format, so a malformed exposition fails the test.
 
 from __future__ import annotations
 
+import asyncio
+from collections.abc import Callable
 from typing import Any
 
 import aiohttp
 from prometheus_client.metrics_core import Metric
 from prometheus_client.parser import text_string_to_metric_families
+
+from tests.support.waits import DEADLINE_S
 
 
 async def scrape(url: str, token: str | None = None) -> dict[str, Metric]:
@@ -23,6 +27,20 @@ async def scrape(url: str, token: str | None = None) -> dict[str, Metric]:
         assert response.status == 200, await response.text()
         text = await response.text()
     return {family.name: family for family in text_string_to_metric_families(text)}
+
+
+async def scraped_until(url: str, check: Callable[[dict[str, Metric]], bool], what: str,
+                        token: str | None = None) -> dict[str, Metric]:
+    """Scrape the node at ``url`` until ``check`` holds for what it shows (every 50 ms);
+    fail after ``DEADLINE_S`` saying ``what`` was waited for and the last scrape."""
+    families: dict[str, Metric] = {}
+    try:
+        async with asyncio.timeout(DEADLINE_S):
+            while not check(families := await scrape(url, token)):
+                await asyncio.sleep(0.05)
+    except TimeoutError:
+        raise AssertionError(f"{what}; last scrape: {families}") from None
+    return families
 
 
 def exposed_names(families: dict[str, Metric]) -> set[str]:

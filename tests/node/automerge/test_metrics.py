@@ -3,7 +3,6 @@ client (tests/support/automerge.py) on real websockets."""
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -14,9 +13,8 @@ from prometheus_client.metrics_core import Metric
 from node.automerge.metrics import REASON_NAMES
 from node.server.run import RunningNode
 from sync.repo.config import RepoConfig, RepoLimits
-from tests.support.metrics import label_values, scrape, value
+from tests.support.metrics import label_values, scrape, scraped_until, value
 from tests.support.nodes import S1, WsApp, connect, has_messages, post
-from tests.support.waits import DEADLINE_S
 
 NodeFactory = Callable[..., Awaitable[RunningNode]]
 EventFactory = Callable[..., dict[str, Any]]
@@ -28,14 +26,6 @@ FAMILIES = {
     "clawsync_automerge_frames_sent": "counter",
     "clawsync_automerge_clients_refused": "counter",
 }
-
-
-async def scraped_until(node: RunningNode, check: Callable[[dict[str, Metric]], bool]
-                        ) -> dict[str, Metric]:
-    async with asyncio.timeout(DEADLINE_S):
-        while not check(families := await scrape(node.url, TOKEN)):
-            await asyncio.sleep(0.05)
-    return families
 
 
 def refused(families: dict[str, Metric], reason: str) -> float | None:
@@ -74,8 +64,8 @@ async def test_clients_documents_frames_and_refusals(make_node: NodeFactory,
         await flooding.ws.send_bytes(b"\x00" * 5_000)  # beyond frame_bytes_max
         assert await texting.closed() is not None and await flooding.closed() is not None
 
-        families = await scraped_until(node, lambda f: value(
-            f, "clawsync_automerge_clients") == 1)
+        families = await scraped_until(node.url, lambda f: value(
+            f, "clawsync_automerge_clients") == 1, "the honest client alone connected", TOKEN)
         assert refused(families, "unauthorized") == 1
         assert refused(families, "unsupported") == 1
         assert refused(families, "too_big") == 1
@@ -90,4 +80,5 @@ async def test_clients_documents_frames_and_refusals(make_node: NodeFactory,
     finally:
         for session in sessions:
             await session.close()
-    await scraped_until(node, lambda f: value(f, "clawsync_automerge_clients") == 0)
+    await scraped_until(node.url, lambda f: value(f, "clawsync_automerge_clients") == 0,
+                        "no client connected", TOKEN)

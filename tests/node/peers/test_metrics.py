@@ -4,7 +4,6 @@ is gone leaves no series behind."""
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -13,9 +12,8 @@ from prometheus_client.metrics_core import Metric
 from node.peers.metrics import STATES, PeerCollector
 from node.server.run import RunningNode
 from sync.peer.config import SyncConfig
-from tests.support.metrics import label_values, scrape, value
+from tests.support.metrics import label_values, scraped_until, value
 from tests.support.nodes import post
-from tests.support.waits import DEADLINE_S
 
 NodeFactory = Callable[..., Awaitable[RunningNode]]
 EventFactory = Callable[..., dict[str, Any]]
@@ -31,19 +29,6 @@ PEER_FAMILIES = {
     "clawsync_peer_faults": "counter",
     "clawsync_peer_batches_resent": "counter",
 }
-
-
-async def scraped_until(node: RunningNode, check: Callable[[dict[str, Metric]], bool],
-                        what: str) -> dict[str, Metric]:
-    """Scrape ``node`` until ``check`` holds for what it shows; fail at the deadline."""
-    families: dict[str, Metric] = {}
-    try:
-        async with asyncio.timeout(DEADLINE_S):
-            while not check(families := await scrape(node.url)):
-                await asyncio.sleep(0.05)
-    except TimeoutError:
-        raise AssertionError(f"{what}; last scrape: {families}") from None
-    return families
 
 
 def in_sync(peer: str) -> Callable[[dict[str, Metric]], bool]:
@@ -62,8 +47,8 @@ async def test_a_link_up_then_down(make_node: NodeFactory, event_body: EventFact
     await post(dialer, "s1", event_body(1), event_body(2))
     hub_id, dialer_id = hub.astore.node_id, dialer.astore.node_id
     # Both ends name the other by node id, once its hello came.
-    await scraped_until(hub, in_sync(dialer_id), "the hub in sync with the dialer")
-    families = await scraped_until(dialer, in_sync(hub_id), "the dialer in sync with the hub")
+    await scraped_until(hub.url, in_sync(dialer_id), "the hub in sync with the dialer")
+    families = await scraped_until(dialer.url, in_sync(hub_id), "the dialer in sync with the hub")
     for name, kind in PEER_FAMILIES.items():
         assert families[name].type == kind, name
         assert label_values(families, name, "peer") == {hub_id}, name
@@ -90,7 +75,7 @@ async def test_a_link_up_then_down(make_node: NodeFactory, event_body: EventFact
                           direction="remote") == 3)
 
     # A dialed peer that went away stays listed (it is redialed), down and behind.
-    families = await scraped_until(dialer, behind, "the hub down and 3 events behind")
+    families = await scraped_until(dialer.url, behind, "the hub down and 3 events behind")
     states = {state for state in STATES
               if value(families, "clawsync_peer_state", peer=hub_id, state=state) == 1}
     assert len(states) == 1 and states <= {"connecting", "backoff", "down"}
@@ -107,7 +92,7 @@ async def test_a_link_that_is_gone_leaves_no_series(make_node: NodeFactory,
     def both_up(families: dict[str, Metric]) -> bool:
         return all(value(families, "clawsync_peer_up", peer=peer) == 1 for peer in ids)
 
-    families = await scraped_until(hub, both_up, "both dialers linked")
+    families = await scraped_until(hub.url, both_up, "both dialers linked")
     assert label_values(families, "clawsync_peer_up", "peer") == ids
     await dialers[0].stop()
     gone = dialers[0].astore.node_id
@@ -116,7 +101,7 @@ async def test_a_link_that_is_gone_leaves_no_series(make_node: NodeFactory,
         return all(gone not in label_values(families, name, "peer") for name in PEER_FAMILIES)
 
     # An accepted link ends with its peer: every family drops the peer's series.
-    families = await scraped_until(hub, forgotten, "the stopped dialer's series gone")
+    families = await scraped_until(hub.url, forgotten, "the stopped dialer's series gone")
     for name in PEER_FAMILIES:
         assert label_values(families, name, "peer") <= ids - {gone}, name
     assert value(families, "clawsync_peer_up", peer=dialers[1].astore.node_id) == 1

@@ -6,15 +6,13 @@ on a condition."""
 
 from __future__ import annotations
 
-import asyncio
-from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
 from crdt.automerge.document import automerge_url, document_id, genesis_actor
 from tests.campaigns.common import CampaignNode, faketime_lib
-from tests.support.cluster import automerge_history, session_path
+from tests.support.cluster import automerge_history, session_path, wait_until
 from tests.support.interop import append, projection, ws_url
 from tests.support.jsclient import JsClient, require_npm_packages
 from tests.support.processes import NodeProcess
@@ -44,24 +42,6 @@ def said(content: str) -> dict[str, object]:
     return {"agent_id": "main", "kind": {"type": "message_received", "content": content}}
 
 
-def wait_until(check: Callable[[], bool], what: str) -> None:
-    def holds() -> bool:
-        try:
-            return check()
-        except OSError:  # a node restarting, or without the session yet (404)
-            return False
-
-    async def poll() -> None:
-        async with asyncio.timeout(CONVERGE_TIMEOUT_S):
-            while not holds():
-                await asyncio.sleep(0.1)
-
-    try:
-        asyncio.run(poll())
-    except TimeoutError:
-        raise AssertionError(f"not within {CONVERGE_TIMEOUT_S} s: {what}") from None
-
-
 def event_kinds(node: NodeProcess, key: str) -> list[str]:
     events = node.get(session_path(key) + "/events")["events"]
     return [event["kind"]["type"] for event in events]
@@ -78,7 +58,7 @@ def test_a_forgotten_session_document_is_replaced_and_its_client_refused(
         append(a, "web:bob", said("keep me"))
         for key in ("tg:alice", "web:bob"):
             wait_until(lambda key=key: projection(b, key) == projection(a, key),
-                       f"{key} on both nodes")
+                       CONVERGE_TIMEOUT_S, f"{key} on both nodes")
         old_url = projection(a, "tg:alice")["automerge_url"]
         assert old_url == automerge_url("tg:alice")  # never forgotten: today's id
         js.call("connect", repo="app", ws=ws_url(a))
@@ -97,19 +77,19 @@ def test_a_forgotten_session_document_is_replaced_and_its_client_refused(
         b.extra_args += ["--retain-days", "tg:*=30"]
         b.start()
         wait_until(lambda: projection(a, "tg:alice")["automerge_url"] != old_url,
-                   "a new automerge_url on a")
+                   CONVERGE_TIMEOUT_S, "a new automerge_url on a")
         new_url = projection(a, "tg:alice")["automerge_url"]
         wait_until(lambda: projection(b, "tg:alice")["automerge_url"] == new_url,
-                   "the same new automerge_url on b")
+                   CONVERGE_TIMEOUT_S, "the same new automerge_url on b")
         assert event_kinds(a, "tg:alice").count("forget") == 1
         wait_until(lambda: not files_holding(a.data_dir, old_actor),
-                   "the old document's bytes gone from a's data folder")
+                   CONVERGE_TIMEOUT_S, "the old document's bytes gone from a's data folder")
         assert projection(a, "web:bob")["automerge_url"] == automerge_url("web:bob")
 
         # The client that held the old document hears it is unavailable ...
         old_id = old_url.removeprefix("automerge:")
         wait_until(lambda: old_id in js.call("unavailable", repo="app")["unavailable"],
-                   "doc-unavailable for the old document")
+                   CONVERGE_TIMEOUT_S, "doc-unavailable for the old document")
         # Nothing of the new document was sent under the old id, and the connection
         # stayed up (the node did not have to refuse anything the client sent).
         assert js.call("doc", repo="app", url=old_url)["doc"] == held
@@ -120,7 +100,7 @@ def test_a_forgotten_session_document_is_replaced_and_its_client_refused(
         js.call("change", repo="app", url=old_url,
                 set={"custom_state.pasted": MARKER, "state": "ended"})
         wait_until(lambda: len(js.call("unavailable", repo="app")["unavailable"]) > seen,
-                   "doc-unavailable in answer to the client's sync")
+                   CONVERGE_TIMEOUT_S, "doc-unavailable in answer to the client's sync")
         assert "state_changed" not in event_kinds(a, "tg:alice")
         assert "session_ended" not in event_kinds(a, "tg:alice")
         assert "automerge client disconnected" not in a.log_path.read_text()
@@ -128,7 +108,7 @@ def test_a_forgotten_session_document_is_replaced_and_its_client_refused(
         seen = len(js.call("unavailable", repo="app")["unavailable"])
         js.call("connect", repo="app", ws=ws_url(b))
         wait_until(lambda: len(js.call("unavailable", repo="app")["unavailable"]) > seen,
-                   "doc-unavailable from b")
+                   CONVERGE_TIMEOUT_S, "doc-unavailable from b")
         assert "state_changed" not in event_kinds(b, "tg:alice")
 
         # A client asking for the old id afresh gets nothing; the new document holds no

@@ -21,7 +21,7 @@ from click.testing import CliRunner
 from crdt.automerge.document import automerge_url
 from node.cli.group import main
 from node.cli.tokens import HEADERS
-from tests.support.cluster import Cluster
+from tests.support.cluster import Cluster, wait_until
 from tests.support.devices import device_id, paired
 from tests.support.interop import append, message, projection, ws_url
 from tests.support.jsclient import JsClient, require_npm_packages
@@ -39,15 +39,6 @@ def js(tmp_path: Path) -> Iterator[JsClient]:
     require_npm_packages()
     with JsClient(tmp_path / "js.log") as client:
         yield client
-
-
-def wait_until(check: Callable[[], bool], timeout_s: float = PROCESS_DEADLINE_S) -> None:
-    async def poll() -> None:
-        async with asyncio.timeout(timeout_s):
-            while not check():
-                await asyncio.sleep(0.1)
-
-    asyncio.run(poll())
 
 
 def ok(result: subprocess.CompletedProcess[str]) -> str:
@@ -97,8 +88,9 @@ def test_a_token_issued_on_a_works_on_b_and_revoked_on_b_leaves_a(
         made = json.loads(ok(run_cli(a, "tokens", "create", "--sessions", "tg:*",
                                      "--read-only", "--name", "dashboard", "--json")))
         secret, token_id = made["token"], made["id"]
-        wait_until(lambda: token_id in listed(b))
-        wait_until(lambda: projection(b, "tg:alice")["message_count"] == 1)
+        wait_until(lambda: token_id in listed(b), PROCESS_DEADLINE_S, "the token listed on b")
+        wait_until(lambda: projection(b, "tg:alice")["message_count"] == 1,
+                   PROCESS_DEADLINE_S, "the message on b")
         row = listed(b)[token_id]
         assert (row["name"], row["sessions"], row["read_only"], row["revoked"]) \
             == ("dashboard", ["tg:*"], True, False)
@@ -114,7 +106,8 @@ def test_a_token_issued_on_a_works_on_b_and_revoked_on_b_leaves_a(
                                         url=automerge_url("web:bob"))["unavailable"]
         js.call("change", repo="app", url=automerge_url("tg:alice"),
                 set={"custom_state.mood": "x"})
-        wait_until(lambda: "this token is read-only" in b.log_path.read_text())
+        wait_until(lambda: "this token is read-only" in b.log_path.read_text(),
+                   PROCESS_DEADLINE_S, "b logs the token is read-only")
         assert projection(b, "tg:alice")["custom_state"] == {}
 
         # Revoked on B: the client on A is disconnected, and both nodes refuse it.
@@ -146,8 +139,10 @@ def test_removing_a_device_revokes_the_tokens_it_issued(tmp_path: Path, js: JsCl
                                      "--name", "phone app", "--json")))
         secret, token_id = made["token"], made["id"]
         kept = json.loads(ok(run_cli(a, "tokens", "create", "--sessions", "*", "--json")))
-        wait_until(lambda: token_id in listed(a) and kept["id"] in listed(b))
-        wait_until(lambda: projection(a, "tg:alice")["message_count"] == 1)
+        wait_until(lambda: token_id in listed(a) and kept["id"] in listed(b),
+                   PROCESS_DEADLINE_S, "each token listed on the other node")
+        wait_until(lambda: projection(a, "tg:alice")["message_count"] == 1,
+                   PROCESS_DEADLINE_S, "the message on a")
         assert listed(a)[token_id]["device_id"] == device_id(p)
 
         # A real app on A, with the token the phone issued.

@@ -22,13 +22,12 @@ from __future__ import annotations
 import asyncio
 import json
 import random
-import time
 import urllib.error
 import urllib.request
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 from types import TracebackType
-from typing import Any, TypeVar
+from typing import Any
 from urllib.parse import quote
 
 import aiohttp
@@ -38,8 +37,7 @@ from crdt.events import Event, parse_event
 from crdt.log.projection import rebuild
 from node.cli.linkproxy import LinkProxy
 from tests.support.processes import NodeProcess
-
-T = TypeVar("T")
+from tests.support.waits import wait_until as wait_until  # the cluster tests take it here
 
 #: The cluster secret every node of a test cluster shares.
 SECRET = "integration-cluster-secret"
@@ -48,31 +46,8 @@ PULL_INTERVAL_S = 0.2
 #: Seconds nodes get to converge. Generous: a peer that was unreachable for a while
 #: retries after an exponential back-off (``sync.peer.config``, up to 60 s in the worst case).
 CONVERGE_TIMEOUT_S = 90.0
-#: Pause between polls of a condition.
-POLL_S = 0.05
 #: Events per page when reading a whole log (the node's maximum).
 PAGE = 1000
-
-
-# -- waiting -------------------------------------------------------------------------------
-
-
-def wait_until(check: Callable[[], T | None], timeout_s: float, what: str,
-               poll_s: float = POLL_S) -> T:
-    """Call ``check`` until it returns something truthy (returned) or the deadline passes
-    (``AssertionError`` naming ``what`` and the last value or error seen)."""
-    deadline = time.monotonic() + timeout_s
-    last: Any = None
-    while True:
-        try:
-            value = last = check()
-            if value:
-                return value
-        except (OSError, ValueError, urllib.error.URLError) as error:
-            last = error
-        if time.monotonic() >= deadline:
-            raise AssertionError(f"not within {timeout_s} s: {what} (last: {last!r})")
-        time.sleep(poll_s)
 
 
 # -- talking to one node -------------------------------------------------------------------

@@ -7,6 +7,7 @@ workers) never fails a test that would pass. Tests never assert on wall-clock ti
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import AsyncIterator, Callable
 from typing import Any, TypeVar, overload
 
@@ -18,6 +19,8 @@ DEADLINE_S = 10.0
 #: longer than ``DEADLINE_S``, as a process first starts Python and its imports, and two
 #: processes on a busy machine take turns.
 PROCESS_DEADLINE_S = 30.0
+#: Seconds between two looks of ``wait_until`` at what it waits for.
+POLL_S = 0.05
 
 T = TypeVar("T")
 
@@ -46,3 +49,23 @@ async def until(what: Callable[[], bool] | AsyncIterator[Any],
             if done(item):
                 return item
     raise AssertionError("the items ended before one was done")
+
+
+def wait_until(check: Callable[[], T | None], timeout_s: float, what: str,
+               poll_s: float = POLL_S) -> T:
+    """``until`` for a test that runs no event loop (one driving processes, or threads):
+    call ``check`` until it returns something truthy (returned) or ``timeout_s`` passes
+    (``AssertionError`` naming ``what`` and the last value or error seen). An ``OSError``
+    or ``ValueError`` counts as not yet: a node restarting, or answering half a body."""
+    deadline = time.monotonic() + timeout_s
+    last: Any = None
+    while True:
+        try:
+            value = last = check()
+            if value:
+                return value
+        except (OSError, ValueError) as error:  # urllib's URLError is an OSError
+            last = error
+        if time.monotonic() >= deadline:
+            raise AssertionError(f"not within {timeout_s} s: {what} (last: {last!r})")
+        time.sleep(poll_s)

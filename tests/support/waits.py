@@ -26,19 +26,22 @@ T = TypeVar("T")
 
 
 @overload
-async def until(check: Callable[[], bool], /) -> None: ...
+async def until(check: Callable[[], bool], /, *, within_s: float = ...) -> None: ...
 
 
 @overload
-async def until(items: AsyncIterator[T], done: Callable[[T], bool], /) -> T: ...
+async def until(items: AsyncIterator[T], done: Callable[[T], bool], /, *,
+                within_s: float = ...) -> T: ...
 
 
 async def until(what: Callable[[], bool] | AsyncIterator[Any],
-                done: Callable[[Any], bool] | None = None, /) -> Any:
+                done: Callable[[Any], bool] | None = None, /, *,
+                within_s: float = DEADLINE_S) -> Any:
     """``until(check)``: wait until ``check()`` is true, looking again every 10 ms.
     ``until(items, done)``: the first of ``items`` (a subscription's views, say) that is
-    ``done``; fail if they end first. Either fails after ``DEADLINE_S``."""
-    async with asyncio.timeout(DEADLINE_S):
+    ``done``; fail if they end first. Either fails after ``within_s`` (``DEADLINE_S``, or
+    ``PROCESS_DEADLINE_S`` for what a process of the test's does)."""
+    async with asyncio.timeout(within_s):
         if done is None:
             assert callable(what)
             while not what():

@@ -14,6 +14,7 @@ from node.cli.linkproxy import LinkProxy
 from node.server.streams import RETRY_AFTER_S
 from tests.support.metrics import scrape, value
 from tests.support.processes import LineReader, NodeProcess, spawn_cli, stop_cli
+from tests.support.waits import wait_until
 
 FULL_LINE = ("the node's live streams are all taken ([limits] streams_max): asking again by "
              "itself until one is free, to follow after position 0")
@@ -56,10 +57,8 @@ def test_tail_at_a_full_node_says_so_once_then_follows_once_a_stream_closes(
             said = LineReader(second.stderr)
             assert said.wait_for("streams_max") == FULL_LINE
             # Refused again after the node's Retry-After: not said again.
-            deadline = time.monotonic() + RETRY_AFTER_S * 3
-            while streams_refused(node) < 2:
-                assert time.monotonic() < deadline, "the tail did not ask again"
-                time.sleep(0.2)
+            wait_until(lambda: streams_refused(node) >= 2, RETRY_AFTER_S * 3,
+                       "the tail asking again", poll_s=0.2)
             assert second.poll() is None  # waiting, not ended
             stop_cli(first)
             # Asked again after the node's Retry-After, it takes the place freed.

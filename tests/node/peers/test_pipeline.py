@@ -27,7 +27,7 @@ from node.peers.verifying import WORKER_SIGNATURES_MIN, Verifier
 from node.server.run import RunningNode
 from sync.peer.machine import Parsed, PeerSync
 from sync.peer.messages import Ack, Events, Hello, Item, Message, encode, parse
-from tests.support.waits import PROCESS_DEADLINE_S  # most waits are on the signature worker
+from tests.support.waits import PROCESS_DEADLINE_S, until  # most waits: the signature worker
 
 NodeFactory = Callable[..., Awaitable[RunningNode]]
 Ev = Callable[..., Event]
@@ -79,9 +79,7 @@ async def writer_held(node: RunningNode) -> AsyncIterator[threading.Event]:
         release.wait(PROCESS_DEADLINE_S)
 
     holding = asyncio.ensure_future(node.astore.write(hold))
-    async with asyncio.timeout(PROCESS_DEADLINE_S):
-        while not entered.is_set():
-            await asyncio.sleep(0.01)
+    await until(entered.is_set, within_s=PROCESS_DEADLINE_S)
     try:
         yield release
     finally:
@@ -123,9 +121,8 @@ async def acks(ws: aiohttp.ClientWebSocketResponse, origin: str) -> list[int | N
 
 async def checked_ahead(verifier: Verifier, done: int, count: int) -> None:
     """Wait until ``count`` more batches were checked in the worker, and no more come."""
-    async with asyncio.timeout(PROCESS_DEADLINE_S):
-        while verifier.batches_in_worker < done + count:
-            await asyncio.sleep(0.01)
+    await until(lambda: verifier.batches_in_worker >= done + count,
+                within_s=PROCESS_DEADLINE_S)
     await asyncio.sleep(SETTLE_S)
     assert verifier.batches_in_worker == done + count
 
@@ -244,9 +241,7 @@ async def test_a_hello_announcing_a_backlog_starts_the_signature_worker_before_i
 
 async def worker_running(verifier: Verifier) -> None:
     """Wait until the node's signature worker runs."""
-    async with asyncio.timeout(PROCESS_DEADLINE_S):
-        while verifier.worker_state != "running":
-            await asyncio.sleep(0.02)
+    await until(lambda: verifier.worker_state == "running", within_s=PROCESS_DEADLINE_S)
 
 
 async def acked(ws: aiohttp.ClientWebSocketResponse, origin: str, seq: int) -> None:
@@ -276,9 +271,7 @@ async def test_later_messages_of_a_link_do_not_warm_the_signature_worker(
             await ws.send_bytes(encode(Hello("ffffffffffffffff", {origin: len(signed)})))
             await ws.send_bytes(encode(Events(tuple(first))))
             await acked(ws, origin, short)  # so the hello was handled, before it
-            async with asyncio.timeout(PROCESS_DEADLINE_S):
-                while verifier.worker_state != "none":
-                    await asyncio.sleep(0.01)
+            await until(lambda: verifier.worker_state == "none", within_s=PROCESS_DEADLINE_S)
         finally:
             verifier.memory_bytes = memory_bytes
         assert not verifier.broken
@@ -311,12 +304,6 @@ def held(monkeypatch: pytest.MonkeyPatch, step: str) -> Iterator[threading.Event
         release.set()
 
 
-async def entered_(event: threading.Event) -> None:
-    async with asyncio.timeout(PROCESS_DEADLINE_S):
-        while not event.is_set():
-            await asyncio.sleep(0.01)
-
-
 async def test_a_stop_does_not_wait_for_a_check_still_running(
         make_node: NodeFactory, signed: list[Item], monkeypatch: pytest.MonkeyPatch) -> None:
     """A batch's checks may take the worker up to its time limit (10 s): a link's end
@@ -327,7 +314,7 @@ async def test_a_stop_does_not_wait_for_a_check_still_running(
         async with peer(node) as ws:
             for data in [HELLO, *batches(signed, 1)]:
                 await ws.send_bytes(data)
-            await entered_(checking)
+            await until(checking.is_set, within_s=PROCESS_DEADLINE_S)
             links = [r.task for r in gossip.runners.values() if r.task]
             await gossip.stop()
             # Each ended within the stop, none left running past its wait for them.
@@ -341,7 +328,7 @@ async def test_a_second_cancel_of_a_link_still_marks_it_down_and_closes_it(
         async with peer(node) as ws:
             for data in [HELLO, *batches(signed, 1)]:
                 await ws.send_bytes(data)
-            await entered_(parsing)
+            await until(parsing.is_set, within_s=PROCESS_DEADLINE_S)
             [runner] = node.gossip.runners.values()
             assert runner.task is not None
             runner.task.cancel()

@@ -24,7 +24,10 @@ from node.workers import Worker
 from tests.support.ed25519 import IDENTITY, crafted_by_holder
 from tests.support.nodes import events, post
 from tests.support.processes import children, never_ready_module
-from tests.support.waits import PROCESS_DEADLINE_S  # the signature worker is a process
+from tests.support.waits import (  # the signature worker is a process
+    PROCESS_DEADLINE_S,
+    wait_until,
+)
 
 NodeFactory = Callable[..., Awaitable[RunningNode]]
 EventFactory = Callable[..., dict[str, Any]]
@@ -139,8 +142,7 @@ def test_a_killed_worker_costs_its_batch_nothing_and_is_replaced(verifier: Verif
     in_worker(verifier, checks)
     pid = worker_pid(verifier)
     os.kill(pid, signal.SIGKILL)
-    while not ended(pid):
-        time.sleep(0.01)
+    wait_until(lambda: ended(pid), PROCESS_DEADLINE_S, "the killed worker ended")
     assert verifier(*checks) == here(checks)  # the worker is gone: checked here
     assert verifier.batches_failed == 1
     assert in_worker(verifier, checks) == here(checks)  # by a new worker
@@ -156,10 +158,7 @@ def test_a_worker_that_overruns_is_killed_and_its_batch_checked_here() -> None:
         verifier.call_time_s = 1e-6
         assert verifier(*checks) == here(checks)
         assert verifier.batches_failed == 1 and verifier.worker_state == "none"
-        deadline = time.monotonic() + PROCESS_DEADLINE_S
-        while not ended(pid):
-            assert time.monotonic() < deadline
-            time.sleep(0.01)
+        wait_until(lambda: ended(pid), PROCESS_DEADLINE_S, "the overrunning worker ended")
     finally:
         verifier.stop()
 
@@ -199,8 +198,8 @@ def test_stopping_while_the_worker_checks_a_batch_still_answers_it() -> None:
     answers: list[list[bool]] = []
     calling = threading.Thread(target=lambda: answers.append(verifier(*checks)))
     calling.start()
-    while not verifier.worker_busy:
-        time.sleep(0.001)
+    wait_until(lambda: verifier.worker_busy, PROCESS_DEADLINE_S, "the worker checking",
+               poll_s=0.001)  # while it checks: about 0.3 s
     verifier.stop()
     calling.join()
     assert answers == [here(checks)]  # checked in its thread once the worker was killed
@@ -214,11 +213,9 @@ def test_stopping_while_the_worker_starts_ends_it_too() -> None:
     assert verifier(*checks) == here(checks)  # starts one
     assert verifier.worker_starting
     verifier.stop()
-    deadline = time.monotonic() + PROCESS_DEADLINE_S
     # The stop waits a moment only; the start ends its worker anyway.
-    while verifier.worker_state != "none" or children() - before:
-        assert time.monotonic() < deadline
-        time.sleep(0.01)
+    wait_until(lambda: verifier.worker_state == "none" and not children() - before,
+               PROCESS_DEADLINE_S, "the starting worker ended")
 
 
 def test_stopping_while_the_worker_starts_slowly_kills_it_and_counts_no_failure(
@@ -229,10 +226,7 @@ def test_stopping_while_the_worker_starts_slowly_kills_it_and_counts_no_failure(
     before = children()
     verifier = Verifier()
     verifier.warm()
-    deadline = time.monotonic() + PROCESS_DEADLINE_S
-    while not children() - before:
-        assert time.monotonic() < deadline
-        time.sleep(0.01)
+    wait_until(lambda: children() - before, PROCESS_DEADLINE_S, "the worker started")
     time.sleep(0.2)  # the start is under way (it would be until its timeout)
     assert verifier.worker_starting
     verifier.stop()
@@ -308,10 +302,9 @@ async def test_nodes_replicate_through_the_worker_and_stop_leaves_none(
 def test_warming_starts_the_worker_before_the_first_long_batch(verifier: Verifier) -> None:
     verifier.warm()
     assert verifier.worker_starting
-    deadline = time.monotonic() + PROCESS_DEADLINE_S
-    while verifier.worker_state != "running":
-        assert time.monotonic() < deadline and not verifier.broken
-        time.sleep(0.01)
+    wait_until(lambda: verifier.worker_state == "running" or verifier.broken,
+               PROCESS_DEADLINE_S, "the worker running")
+    assert not verifier.broken
     checks = batch(WORKER_SIGNATURES_MIN)
     assert verifier(*checks) == here(checks)
     assert verifier.batches_in_worker == 1  # the first long batch, not checked here

@@ -165,10 +165,8 @@ async def phone_behind_proxy(make_node: NodeFactory, a_sync: SyncConfig
 
 
 async def forgotten(node: RunningNode, url: str) -> bool:
-    """Wait until ``node`` no longer dials ``url``; False if it still does at the deadline."""
-    async with asyncio.timeout(DEADLINE_S):
-        while f"url:{url}" in node.gossip.runners:
-            await asyncio.sleep(0.01)
+    """Wait until ``node`` no longer dials ``url``; whether ``url`` left its members list too."""
+    await until(lambda: f"url:{url}" not in node.gossip.runners)
     return url not in node.gossip.learning.members
 
 
@@ -222,9 +220,7 @@ def rows_of(node: RunningNode, peer: RunningNode) -> list[dict[str, Any]]:
 
 async def listed_as(node: RunningNode, peer: RunningNode, state: str) -> None:
     """Wait until ``node`` lists ``peer`` once, in ``state``."""
-    async with asyncio.timeout(DEADLINE_S):
-        while [row["state"] for row in rows_of(node, peer)] != [state]:
-            await asyncio.sleep(0.01)
+    await until(lambda: [row["state"] for row in rows_of(node, peer)] == [state])
 
 
 async def hub_and_laptop_gone(make_node: NodeFactory
@@ -432,9 +428,7 @@ class WriterHeld:
 
     async def release_once_waited(self) -> None:
         """Lets the writer go once it is held and the dial has gone on to wait for it."""
-        async with asyncio.timeout(DEADLINE_S):
-            while not self.held.is_set():
-                await asyncio.sleep(0.01)
+        await until(self.held.is_set)
         await asyncio.sleep(0.05)  # the dial goes on to wait for the writer
         self.release.set()
 

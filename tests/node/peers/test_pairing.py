@@ -33,6 +33,7 @@ from tests.node.peers.support import (
     port_of,
     serving,
     stopped_laptop,
+    until,
 )
 from tests.support.processes import free_port
 
@@ -84,13 +85,9 @@ async def test_a_redial_closed_as_a_second_link_after_the_kept_one_was_named_is_
         async with asyncio.timeout(DEADLINE_S):
             await dialed.wait()
         assert await x.gossip.add_peer(hub.url, learned=False)
-        async with asyncio.timeout(DEADLINE_S):
-            while x_id not in linked_nodes(hub.gossip.runners.values()):
-                await asyncio.sleep(0.01)
+        await until(lambda: x_id in linked_nodes(hub.gossip.runners.values()))
         go.set()
-        async with asyncio.timeout(DEADLINE_S):  # closed, and its end handled
-            while redial.state not in ("backoff", "standby"):
-                await asyncio.sleep(0.01)
+        await until(lambda: redial.state in ("backoff", "standby"))  # closed, its end handled
         assert hub.gossip.learning.reached_as == {x_id: {url}}
         [row] = [row for row in hub.gossip.member_list()["peers"] if row["url"] == url]
         assert (row["node_id"], row["linked"], row["node_linked"]) == (x_id, True, True)
@@ -106,9 +103,7 @@ async def test_a_dial_closed_as_a_second_link_says_nothing_once_the_last_link_en
     hub = await make_node(cluster_secret=SECRET)
     x = await make_node(cluster_secret=SECRET, sync=FAST, peers=[hub.url])
     x_id = x.astore.node_id
-    async with asyncio.timeout(DEADLINE_S):
-        while x_id not in linked_nodes(hub.gossip.runners.values()):
-            await asyncio.sleep(0.01)
+    await until(lambda: x_id in linked_nodes(hub.gossip.runners.values()))
     url = f"http://127.0.0.1:{free_port()}"
     dial = await hub.gossip._new_runner(f"url:{url}", url, "out", checkpoint_key=None)
     try:
@@ -118,10 +113,9 @@ async def test_a_dial_closed_as_a_second_link_says_nothing_once_the_last_link_en
         kept = x.gossip.runners[f"url:{hub.url}"]
         kept.drop = "test: the link ends"
         kept.wake.set()
-        async with asyncio.timeout(DEADLINE_S):  # x redials: its next link is named
-            while not any(r.linked_to == x_id and r is not first
-                          for r in hub.gossip.runners.values()):
-                await asyncio.sleep(0.01)
+        # x redials: its next link is named
+        await until(lambda: any(r.linked_to == x_id and r is not first
+                                for r in hub.gossip.runners.values()))
         assert hub.gossip.learning.reached_as == {}
         [row] = [row for row in hub.gossip.member_list()["peers"] if row["url"] == url]
         assert (row["linked"], row["node_linked"]) == (False, True)
@@ -151,9 +145,7 @@ async def test_a_dial_another_device_closed_as_a_second_link_is_not_counted(
     x_dial, y_dial = dials
     try:
         assert await x.gossip.add_peer(hub.url, learned=False)
-        async with asyncio.timeout(DEADLINE_S):
-            while x_id not in linked_nodes(hub.gossip.runners.values()):
-                await asyncio.sleep(0.01)
+        await until(lambda: x_id in linked_nodes(hub.gossip.runners.values()))
         assert x_dial.url is not None
         assert hub.gossip.learning.reached_as == {x_id: {x_dial.url}}
         hub.gossip.pairing.dial_ended(y_dial)  # its end handled after x's link was named
@@ -197,13 +189,9 @@ async def dial_dropped_before_named(x: RunningNode, hub: RunningNode, url: str) 
     await all_taken(dial.machine, accepted[0].machine)
     async with parsing_held(hub):  # x's hello on its link waits; the close does not
         assert await x.gossip.add_peer(hub.url, learned=False)
-        async with asyncio.timeout(DEADLINE_S):
-            while dial.state == "up" or not any(
-                    r.direction == "in" and r.state == "up" for r in hub.gossip.runners.values()):
-                await asyncio.sleep(0.01)
-    async with asyncio.timeout(DEADLINE_S):
-        while x_id not in linked_nodes(hub.gossip.runners.values()):
-            await asyncio.sleep(0.01)
+        await until(lambda: dial.state != "up" and any(
+            r.direction == "in" and r.state == "up" for r in hub.gossip.runners.values()))
+    await until(lambda: x_id in linked_nodes(hub.gossip.runners.values()))
 
 
 @pytest.mark.parametrize("x_smaller", [True, False], ids=["x-smaller", "hub-smaller"])
@@ -220,22 +208,18 @@ async def test_the_address_of_a_node_advertising_none_is_linked_whichever_link_i
     assert await hub.gossip.add_peer(url, learned=False)
     assert await x.gossip.add_peer(hub.url, learned=False)
     kept = ["in"] if x_smaller else ["out"]
-    async with asyncio.timeout(DEADLINE_S):  # both dials went through; one link is up
-        # Named by its hello, not only "up": an accepted link is up once our hello is
-        # sent, and x's may come after x's close of our dial.
-        while hub.gossip.runners[f"url:{url}"].node != x_id \
-                or x.gossip.runners[f"url:{hub.url}"].node != hub.astore.node_id \
-                or [r.direction for r in hub.gossip.runners.values()
-                    if r.state == "up"] != kept \
-                or x_id not in linked_nodes(hub.gossip.runners.values()):
-            await asyncio.sleep(0.01)
+    # Both dials went through; one link is up, named by its hello, not only "up": an
+    # accepted link is up once our hello is sent, and x's may come after x's close of our
+    # dial.
+    await until(lambda: hub.gossip.runners[f"url:{url}"].node == x_id
+                and x.gossip.runners[f"url:{hub.url}"].node == hub.astore.node_id
+                and [r.direction for r in hub.gossip.runners.values() if r.state == "up"] == kept
+                and x_id in linked_nodes(hub.gossip.runners.values()))
     [row] = [row for row in hub.gossip.member_list()["peers"] if row["url"] == url]
     assert (row["node_id"], row["linked"], row["node_linked"]) \
         == (x_id, True, True)
     await x.stop()
-    async with asyncio.timeout(DEADLINE_S):
-        while any(r.state == "up" for r in hub.gossip.runners.values()):
-            await asyncio.sleep(0.01)
+    await until(lambda: not any(r.state == "up" for r in hub.gossip.runners.values()))
     [row] = [row for row in hub.gossip.member_list()["peers"] if row["url"] == url]
     assert (row["linked"], row["node_linked"]) == (False, False)
     assert hub.gossip.learning.reached_as == {}
@@ -270,9 +254,7 @@ async def test_a_dial_dropped_by_the_peer_says_nothing_of_the_next_link(
         await dial_dropped_before_named(x, hub, url)
         assert hub.gossip.learning.reached_as == {x_id: {url}}
         dial = hub.gossip.runners[f"url:{url}"]
-        async with asyncio.timeout(DEADLINE_S):
-            while dial.state != "standby":  # its back-off over, it waits while x is linked
-                await asyncio.sleep(0.01)
+        await until(lambda: dial.state == "standby")  # its back-off over, waits while x is linked
         proxy.cut()
         kept = x.gossip.runners[f"url:{hub.url}"]
         kept.drop = "test: the link ends"
@@ -280,9 +262,7 @@ async def test_a_dial_dropped_by_the_peer_says_nothing_of_the_next_link(
         async with asyncio.timeout(DEADLINE_S):
             while x_id in linked_nodes(hub.gossip.runners.values()):
                 await asyncio.sleep(0.001)
-        async with asyncio.timeout(DEADLINE_S):
-            while x_id not in linked_nodes(hub.gossip.runners.values()):
-                await asyncio.sleep(0.01)
+        await until(lambda: x_id in linked_nodes(hub.gossip.runners.values()))
         [row] = [row for row in hub.gossip.member_list()["peers"] if row["url"] == url]
         assert row["linked"] is False, row
         assert hub.gossip.learning.reached_as == {}
@@ -304,10 +284,8 @@ async def test_a_redial_up_before_its_hello_keeps_nothing_of_a_node_gone(
     redial.state, redial.machine.peer_node = "up", laptop.astore.node_id
     assert laptop.astore.node_id in hub.gossip.learning.advertised_by
     await laptop.stop()
-    async with asyncio.timeout(DEADLINE_S):  # its link ended
-        while any(runner.identified_as == laptop.astore.node_id
-                  for runner in hub.gossip.runners.values()):
-            await asyncio.sleep(0.01)
+    await until(lambda: not any(runner.identified_as == laptop.astore.node_id  # its link ended
+                                for runner in hub.gossip.runners.values()))
     assert laptop.astore.node_id not in hub.gossip.learning.advertised_by
 
 
@@ -345,9 +323,7 @@ async def test_a_new_id_on_a_link_lets_go_of_what_the_old_one_said(
     laptop = await make_node(cluster_secret=SECRET, peers=[hub.url])
     await listed_as(hub, laptop, "up")
     old = laptop.astore.node_id
-    async with asyncio.timeout(DEADLINE_S):
-        while old not in hub.gossip.learning.advertised_by:  # its hello handled
-            await asyncio.sleep(0.01)
+    await until(lambda: old in hub.gossip.learning.advertised_by)  # its hello handled
     [link] = [runner for runner in hub.gossip.runners.values() if runner.identified_as == old]
     hub.gossip.learning.reached_as_duplicate(old, "http://127.0.0.1:1")
     link.machine.peer_node = "n-new"  # as the machine has it after the second hello

@@ -5,7 +5,7 @@ runs a command's work against the one chosen and turns what fails into the CLI's
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable, Coroutine
+from collections.abc import Callable, Collection, Coroutine
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -75,6 +75,13 @@ class HttpSink:
         self._held(name, await self.client.save_cursor(
             name, cursor, if_match=self._tags.get(name), if_absent=name in self._absent))
 
+    def keep(self, names: Collection[str]) -> None:
+        """Forget the tags of the cursors not in ``names``: a ``watch`` that outlives
+        many agents holds those of the agents there now only. A cursor forgotten is read
+        again (its tag with it) before its next save (``node.openclaw.held``)."""
+        self._tags = {name: tag for name, tag in self._tags.items() if name in names}
+        self._absent &= set(names)
+
     def _held(self, name: str, tag: str | None) -> None:
         self._absent.discard(name)
         if tag is None:
@@ -127,6 +134,9 @@ class EmbeddedSink:
 
     async def save_cursor(self, name: str, cursor: dict[str, int]) -> None:
         save_cursor(self.store, name, cursor)
+
+    def keep(self, names: Collection[str]) -> None:
+        pass  # nothing is held of a cursor here: each read and save is the store's
 
     async def events(self, session_key: str) -> tuple[list[Event], int]:
         events = [stored.event for stored in self.store.get_events(session_key)]

@@ -23,7 +23,7 @@ are kept), as for a save whose answer was lost."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Collection, Iterable
 from pathlib import Path
 from typing import Protocol
 
@@ -72,6 +72,10 @@ class CursorStore(Protocol):
     async def cursor(self, name: str) -> dict[str, int] | None: ...
 
     async def save_cursor(self, name: str, cursor: dict[str, int]) -> None: ...
+
+    def keep(self, names: Collection[str]) -> None:
+        """Forget what is held of the cursors not in ``names`` (their agents are gone):
+        each is read again before it is saved, should its agent come back."""
 
 
 class HeldCursors:
@@ -160,6 +164,7 @@ class HeldCursors:
         self._sending = {name: cursor for name, cursor in self._sending.items()
                          if name in kept}
         self._unsure &= kept
+        self.sink.keep(kept)
 
     def _changed_on_node(self, name: str) -> None:
         self.tell(f"{self.path}: the cursor {name} was changed on the node since this "

@@ -104,6 +104,34 @@ async def test_keys_saved_empty_on_the_node_while_watching_are_not_saved_back(
             folder.close()
 
 
+async def test_the_node_sink_forgets_the_tags_of_agents_deleted(tmp_path: Path,
+                                                               node: RunningNode) -> None:
+    """The tags a node sink keeps of each cursor it read or saved (to save on condition)
+    are those of the agents there now: a ``watch`` that sees agents come and go for long
+    holds no tag of one deleted. One that comes back is read again, and saved on its
+    tag as the node holds it."""
+    state = tmp_path / "state"
+    folder = StateFolder(state)
+    async with Client(node.url) as client:
+        sink = HttpSink(client)
+        bridge = Bridge(folder, sink)
+        try:
+            for n in range(3):
+                agent = f"bot{n}"
+                write_jsonl(state, KEY_A, A, records(A), agent_id=agent)
+                assert (await bridge.run_pass(only_changed=True)).created > 0
+                name = cursor_name(state.resolve(), agent)
+                assert set(sink._tags) == {name, keys_name(name)}
+                shutil.rmtree(state / "agents" / agent)
+                await bridge.run_pass(only_changed=True)
+                assert sink._tags == {} and sink._absent == set()
+            write_jsonl(state, KEY_A, A, records(A, 3), agent_id="bot0")  # back, grown
+            again = await bridge.run_pass(only_changed=True)
+            assert again.created == 1 and again.records == 1
+        finally:
+            folder.close()
+
+
 def test_a_file_still_being_written_is_remembered_as_it_is_now(tmp_path: Path) -> None:
     """A line still being written, said once each time it is at another byte, is
     remembered only as long as it is met: a file that grows for long leaves one text

@@ -29,9 +29,9 @@ class RefusalsAs(HttpSink):
     (``numbers``: worded as a later release might word them) or only their words (as
     from a node older than those numbers); it counts the appends asked of it."""
 
-    def __init__(self, client: Client, keep: str) -> None:
+    def __init__(self, client: Client, passed_on: str) -> None:
         super().__init__(client)
-        self.keep = keep
+        self.passed_on = passed_on
         self.sent = 0
 
     async def append(self, events: list[Event]) -> int:
@@ -39,7 +39,7 @@ class RefusalsAs(HttpSink):
         try:
             return await super().append(events)
         except ClientError as error:
-            if self.keep == "numbers":
+            if self.passed_on == "numbers":
                 raise ClientError("the node refused it: too soon", status=error.status,
                                   code=error.code, field=error.field, said="too soon",
                                   details=error.details) from None

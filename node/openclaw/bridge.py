@@ -54,7 +54,13 @@ from node.openclaw.cursor_entries import (
     step_cursor,
     without_gone,
 )
-from node.openclaw.cursor_room import COPY_PREFIX, CursorFull, cursor_full
+from node.openclaw.cursor_room import (
+    COPY_PREFIX,
+    TAIL_PREFIX,
+    CursorFull,
+    cursor_full,
+    tail_entry,
+)
 from node.openclaw.held import (
     CURSOR_CHANGED_MAX,
     CursorChangedOnNode,
@@ -250,7 +256,7 @@ class Bridge:
             if isinstance(item, Problem):
                 if item.entry is not None:
                     moves[item.entry] = item.after
-                    units.append(Unit(item.entry, {item.entry: item.after},
+                    units.append(Unit(item.entry, _moves(item.entry, item.after, item.mark),
                                        problem=str(item), where=item.where))
                 else:
                     self._tell(reading, step.problems, str(item))
@@ -259,7 +265,7 @@ class Bridge:
             copy_ms = rewind_copy_ms(item, items[n + 1:], cursor, moves)
             mapped = mapping_events(item, copy_ms)
             moves[item.entry] = item.after
-            unit_moves = {item.entry: item.after}
+            unit_moves = _moves(item.entry, item.after, item.mark)
             if item.value.get("type") == "session" and copy_ms is not None:
                 unit_moves[COPY_PREFIX + item.entry] = copy_ms
             units.append(Unit(item.entry, unit_moves, item, mapped.events,
@@ -294,7 +300,9 @@ class Bridge:
                 step.full = cursor_full(f"{self.state.path}/agents/{source.agent_id}",
                                         source.agent_id, over)
                 return step
-            step.moved = bool(moved)
+            # Read on only if an offset moved: a tail mark alone (a rewrite read again
+            # from its start up to where it was read to) leaves nothing new to read.
+            step.moved = any(not entry.startswith(TAIL_PREFIX) for entry in moved)
         if isinstance(source, AgentSessions):
             # A rewrite read again from its start stays to be read again only where none
             # of it was stored (its first record waits): the cursor still counts in the
@@ -470,3 +478,13 @@ class Bridge:
         if reading.first(text):
             into.append(text)
             self.tell(text)
+
+
+def _moves(entry: str, after: int, mark: int | None) -> dict[str, int]:
+    """The cursor entries an item moves once handled: its session's, and with a file's
+    offset the mark of the bytes before it (``cursor_room.TAIL_PREFIX``), saved together
+    so that a rewrite while no bridge runs is told at the next read."""
+    marked = None if mark is None else tail_entry(entry)
+    if mark is None or marked is None:
+        return {entry: after}
+    return {entry: after, marked: mark}

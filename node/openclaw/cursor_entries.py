@@ -25,7 +25,7 @@ so.
 
 from __future__ import annotations
 
-from node.openclaw.cursor_room import COPY_PREFIX, room_over, what_fits
+from node.openclaw.cursor_room import COPY_PREFIX, room_over, session_of, what_fits
 from node.openclaw.mapping import copy_ms_of
 from node.openclaw.source import Item, Record
 from node.openclaw.sqlite import AgentDatabase
@@ -81,14 +81,15 @@ def gone_entries(cursor: dict[str, int], source: Source, present: set[str] | Non
                  waiting: set[str]) -> list[str]:
     """The entries of ``cursor`` of sessions of ``source`` it no longer holds (deleted
     by OpenClaw, or moved to its other store: not in ``present``; None: unknown),
-    their rewinds' copy times with them. A session that still waits (in ``waiting``)
-    keeps its entry: its wait ends first (the bridge's ``_forget_gone``, which a read
-    that met trouble of its own puts off), and the entry goes at the next pass."""
+    their rewinds' copy times and their files' tail marks with them. A session that
+    still waits (in ``waiting``) keeps its entry: its wait ends first (the bridge's
+    ``_forget_gone``, which a read that met trouble of its own puts off), and the entry
+    goes at the next pass."""
     if present is None:
         return []
     gone = []
     for entry in cursor:
-        session = entry.removeprefix(COPY_PREFIX)
+        session = session_of(entry)
         if of_store(session, source) and session not in present and session not in waiting:
             gone.append(entry)
     return gone

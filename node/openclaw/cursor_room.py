@@ -1,8 +1,9 @@
 """Whether an agent's cursor fits what the node keeps (``crdt.log.cursors``), and what to
 say when it does not: the agent, the figure, and what to do (``CursorFull``).
 
-The cursor keeps an entry per session (and one per rewind's copy, ``COPY_PREFIX``), so
-its limits bound the sessions an agent may have. A cursor over them is never saved: the
+The cursor keeps an entry per session (and one per rewind's copy, ``COPY_PREFIX``, and
+per ``.jsonl`` read, its tail mark, ``TAIL_PREFIX``), so its limits bound the sessions an
+agent may have: half as many files as SQLite sessions. A cursor over them is never saved: the
 bridge stops the command at the step that would take it over (``node.openclaw.bridge``),
 having saved of it what fits (``what_fits``): the sessions it kept read on, and each new
 one that fits, so that each run after reads again only those that do not.
@@ -11,12 +12,39 @@ one that fits, so that each run after reads again only those that do not.
 from __future__ import annotations
 
 from crdt import codec
-from crdt.errors import Picklable
+from crdt.errors import InvalidInput, Picklable
+from crdt.keys import check_name
 from crdt.log.cursors import CURSOR_BYTES_MAX, CURSOR_ENTRIES_MAX
 
 #: The cursor entry keeping the time of a session's header that begins a rewind's copy:
 #: the copy may span several reads, and a restart between them.
 COPY_PREFIX = "copy:"
+#: The cursor entry keeping, beside a ``.jsonl``'s offset, a hash of the bytes before it
+#: (``file_marks.tail_mark``): what tells the file rewritten in place at that length or
+#: longer, also after a restart. Saved in the same cursor as the offset, so the two
+#: always go together. A release without it takes such an entry for a session gone
+#: from the files (no file is named so) and drops it at its next save.
+TAIL_PREFIX = "tail:"
+
+
+def session_of(entry: str) -> str:
+    """The session entry a cursor entry goes with: itself, or the one a rewind's copy
+    time or a file's tail mark is kept for (dropped, kept and counted with it).
+
+    >>> session_of("tail:jsonl:s1"), session_of("copy:db:s1"), session_of("db:s1")
+    ('jsonl:s1', 'db:s1', 'db:s1')
+    """
+    return entry.removeprefix(COPY_PREFIX).removeprefix(TAIL_PREFIX)
+
+
+def tail_entry(entry: str) -> str | None:
+    """The entry of the tail mark of a file's cursor ``entry``, or None if it cannot be
+    one (over ``crdt.keys.NAME_BYTES_MAX``): such a file is told rewritten while no
+    bridge ran only as a cursor without marks tells it."""
+    try:
+        return check_name(TAIL_PREFIX + entry, "entry")
+    except InvalidInput:
+        return None
 
 
 class CursorFull(Picklable):
@@ -46,13 +74,13 @@ def what_fits(kept: dict[str, int], after: dict[str, int]) -> dict[str, int]:
     not fit is passed over, not stopped at, as a later one with a shorter id may fit still,
     so that every session that fits is read on. A session's entry and its rewind's copy
     time (``COPY_PREFIX``) go together or not at all, as the one read on without the other
-    would map the copy wrong. Only ``kept`` if even the moves do not fit (longer integers,
-    in bytes).
+    would map the copy wrong; so do a file's offset and its tail mark (``TAIL_PREFIX``).
+    Only ``kept`` if even the moves do not fit (longer integers, in bytes).
     """
     sessions: dict[str, dict[str, int]] = {}
     for entry, at in after.items():
         if kept.get(entry) != at:
-            sessions.setdefault(entry.removeprefix(COPY_PREFIX), {})[entry] = at
+            sessions.setdefault(session_of(entry), {})[entry] = at
     fits = dict(kept)
     grows = []
     for moves in sessions.values():
@@ -92,7 +120,7 @@ def cursor_full(shown: str, agent_id: str, cursor: dict[str, int]) -> CursorFull
             f"{figure}, more than can be saved; ")
     twice = in_both_stores(cursor)
     if twice and room_over({entry: at for entry, at in cursor.items()
-                             if entry.removeprefix(COPY_PREFIX) not in twice}) is None:
+                             if session_of(entry) not in twice}) is None:
         said += (f"{len(twice)} of its sessions are in both its SQLite store and its "
                  "sessions folder: OpenClaw is moving them into SQLite (openclaw doctor "
                  "--session-sqlite import), and this agent fits once their files are "

@@ -1,7 +1,9 @@
 """What tells a session file rewritten in place from one only appended to: the hash of
 its first record, and what a read saw of it (``Seen``): its stamp, and a hash of the
 bytes before where the read ended. ``node.openclaw.jsonl`` keeps these per file; the
-session keys remember first records across runs (``node.openclaw.session_keys``).
+session keys remember first records across runs (``node.openclaw.session_keys``), and
+the cursor a short hash of the bytes before each file's offset (``tail_mark``), saved
+with it: a file rewritten while no bridge ran is told too.
 """
 
 from __future__ import annotations
@@ -16,6 +18,9 @@ FIRST_RECORD_BYTES = 4096
 #: Bytes before where a file was read up to hashed (``Seen``), at most: the end of the
 #: records last read, which a file only appended to never changes.
 TAIL_BYTES = 4096
+#: Bytes of the hash the cursor keeps of the ``TAIL_BYTES`` before a file's offset
+#: (``tail_mark``): an integer, as cursor values are; 5 bytes of CBOR each.
+TAIL_MARK_BYTES = 4
 
 
 def first_record(head: bytes) -> str | None:
@@ -51,8 +56,9 @@ class Seen:
     most 4 KiB, never the whole file). Taken where a read ended (from the bytes it read)
     and, if known, where it began: a cursor left elsewhere (partly stored) is told only
     by the first record. The bytes after the offset are not looked at: not read into
-    the cursor yet, they are read as they are now. Kept in memory only: a file rewritten
-    while no bridge ran is seen only if the keys remember its first record
+    the cursor yet, they are read as they are now. Kept in memory; a file rewritten
+    while no bridge ran is told by the mark its cursor keeps (``tail_mark``), or, from a
+    cursor saved without one, only if the keys remember its first record
     (``session_keys``); nor is one rewritten, its first record kept, between the stamp a
     read took and the bytes it read (what it read is of the new file)."""
 
@@ -75,10 +81,41 @@ class Head:
         return self.known[0]
 
 
+@dataclass(slots=True)
+class Ahead:
+    """The bytes of the open file ``fd`` before ``offset`` (``TAIL_BYTES`` at most), read
+    at most once: what tells it rewritten there, what a read remembers of it, and what
+    the marks of the records read first take in."""
+
+    fd: int
+    offset: int
+    known: bytes | None = None
+
+    def since(self, since: int | None = None) -> bytes:
+        """Those bytes from ``since`` (all of them by default)."""
+        if self.known is None:
+            self.known = before(self.fd, self.offset)
+        if since is None:
+            return self.known
+        return self.known[len(self.known) - (self.offset - since):] if since < self.offset \
+            else b""
+
+
 def before(fd: int, offset: int, since: int | None = None) -> bytes:
     """The bytes of ``fd`` before ``offset`` from ``since`` (``TAIL_BYTES`` at most)."""
     since = max(0, offset - TAIL_BYTES) if since is None else since
     return os.pread(fd, offset - since, since) if since < offset else b""
+
+
+def tail_mark(data: bytes) -> int:
+    """The hash the cursor keeps of ``data``, the ``TAIL_BYTES`` (or fewer, from the
+    file's start) before a file's offset: what a file rewritten in place at that length
+    or longer no longer has there, whether a bridge ran meanwhile or not.
+
+    >>> tail_mark(b'{"type":"session"}\\n')
+    1397159558
+    """
+    return int.from_bytes(hashlib.blake2b(data, digest_size=TAIL_MARK_BYTES).digest(), "big")
 
 
 def digest(data: bytes) -> bytes:

@@ -11,7 +11,9 @@ it maps to are recognised, so nothing is stored twice); its device, inode and fi
 record (``first_record``) tell the keys which (``session_keys``). So is one that grew
 but whose first record is not the one the keys remember of it: another file
 (``SessionKeys.another_file``); and one rewritten in place as long as its offset or
-longer, told by its first record or the bytes before where a read ended (``Seen``).
+longer, told by its first record or the bytes before where a read ended (``Seen``),
+or, at a first look, by the hash of the bytes before its offset its cursor keeps
+(``file_marks.tail_mark``, in each record's ``mark``): rewritten while no bridge ran.
 A file's first line is read only to tell that, or to be remembered: when the file got
 shorter, changed since this process read it (or was not read by it yet: each file at
 ``watch``'s first pass), or when the keys ask for it (``SessionKeys.wants_first``); not
@@ -27,18 +29,21 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Collection, Iterator
+from collections.abc import Collection, Iterator, Mapping
 from pathlib import Path
 from typing import BinaryIO, Protocol
 
+from node.openclaw.cursor_room import tail_entry
 from node.openclaw.file_marks import (
     TAIL_BYTES,
+    Ahead,
     Head,
     Seen,
     before,
     digest,
     file_stamp,
     first_record,
+    tail_mark,
 )
 from node.openclaw.legacy_files import followed, js_trimmed, transcript_file
 from node.openclaw.source import (
@@ -149,7 +154,7 @@ class AgentSessions:
     def close(self) -> None:
         pass
 
-    def read(self, cursor: dict[str, int], waiting: Collection[str] = (),
+    def read(self, cursor: Mapping[str, int], waiting: Collection[str] = (),
              keys: KeptFiles = NONE_KEPT, follows: bool = False) -> Iterator[Item]:
         """The records after ``cursor``, problems in their place; of a session whose
         entry is in ``waiting``, its file unchanged since its last read, what that read
@@ -184,15 +189,17 @@ class AgentSessions:
         for session_id, (file, session_key) in files.items():
             entry = cursor_entry(self.folder, session_id, file)
             start = cursor.get(entry, 0)
+            marked = tail_entry(entry)
+            mark = None if marked is None else cursor.get(marked)
             if entry in waiting:
                 items = list(self._read_waiting(file, session_id, session_key, entry,
-                                                start, keys))
+                                                start, keys, mark))
                 if not items:
                     self._emptied(file, entry)
                 yield from items
             else:
                 yield from self._read_file(file, session_id, session_key, entry, start,
-                                           keys)
+                                           keys, mark)
 
     def read_to(self, cursor: dict[str, int]) -> dict[str, int]:
         """Of the last read, session id -> the byte ``cursor`` says its file was read up
@@ -241,7 +248,8 @@ class AgentSessions:
         return files, known
 
     def _read_waiting(self, path: Path, session_id: str, session_key: str | None,
-                      entry: str, start: int, keys: KeptFiles) -> Iterator[Item]:
+                      entry: str, start: int, keys: KeptFiles, mark: int | None
+                      ) -> Iterator[Item]:
         """A waiting session's file, read only if it (or its key) changed since its last
         read: a waiting session is looked at at every pass, and its file read up to
         ``BYTES_PER_READ`` each time otherwise."""
@@ -260,7 +268,8 @@ class AgentSessions:
         if kept is not None and kept[0] == stamp:
             yield from kept[1]
             return
-        items = list(self._read_file(path, session_id, session_key, entry, start, keys))
+        items = list(self._read_file(path, session_id, session_key, entry, start, keys,
+                                     mark))
         self._kept.pop(entry, None)
         if stamp is not None and any(isinstance(item, Record) for item in items):
             # What the bridge tries of it; a problem of the whole file (a line still
@@ -307,24 +316,31 @@ class AgentSessions:
         return index, None
 
     def _rewritten(self, entry: str, stamp: tuple[int, int, int, int], start: int,
-                   head: Head) -> bool:
+                   head: Head, ahead: Ahead, mark: int | None) -> bool:
         """Whether the file of ``entry``, as long as ``start`` or longer, was rewritten
         in place (``Seen``) since this process read it up to there: not if its stamp
-        stayed. A rewrite seen by a read whose records are not stored yet (the step
-        failed) is still one while the cursor stays at the old offset."""
+        stayed; or, not read by it there, since the cursor's ``mark`` of its bytes before
+        ``start`` was saved (``file_marks.tail_mark``), whoever read it. A rewrite seen
+        by a read whose records are not stored yet (the step failed) is still one while
+        the cursor stays at the old offset."""
         if self._restarts.get(entry) == start:
             return True
         self._restarts.pop(entry, None)
         seen = self._seen.get(entry)
-        if seen is None or seen.stamp == stamp:
-            return False
-        if head.first() != seen.first:
-            return True
-        tail = seen.tails.get(start)
-        return tail is not None and digest(before(head.fd, start)) != tail
+        if seen is not None:
+            if seen.stamp == stamp:
+                return False
+            if head.first() != seen.first:
+                return True
+            tail = seen.tails.get(start)
+            if tail is not None:
+                return digest(ahead.since()) != tail
+        # Not seen by this process at that offset (its first look since it started, or
+        # a cursor changed on the node): the mark saved with the offset tells, if any.
+        return mark is not None and tail_mark(ahead.since()) != mark
 
     def _remember(self, entry: str, stamp: tuple[int, int, int, int], start: int,
-                  data: bytes, head: Head) -> None:
+                  data: bytes, head: Head, ahead: Ahead) -> None:
         """Remember what was seen of the file of ``entry`` (``Seen``) at the offset this
         read of ``data`` from ``start`` ended (the end of its last complete line), and
         at ``start`` if known: what the next look compares. Nothing is remembered of a
@@ -339,7 +355,7 @@ class AgentSessions:
         if end == start and not self._follows and seen is None:
             return
         since = max(0, end - TAIL_BYTES)
-        tail = digest(before(head.fd, start, since) + data[max(0, since - start):end - start])
+        tail = digest(ahead.since(since) + data[max(0, since - start):end - start])
         if start == 0:
             head.known = (first_record(data),)
         first = head.first()
@@ -357,7 +373,10 @@ class AgentSessions:
                           if entry in untouched}
 
     def _read_file(self, path: Path, session_id: str, session_key: str | None,
-                   entry: str, start: int, keys: KeptFiles) -> Iterator[Item]:
+                   entry: str, start: int, keys: KeptFiles, mark: int | None
+                   ) -> Iterator[Item]:
+        """The records of ``path`` from ``start`` (or its start: see the module), each
+        with its ``tail_mark`` (``mark``: the one saved with ``start``)."""
         shown = f"{self.shown}/{path.relative_to(self.folder)}"
         try:
             with path.open("rb") as file:
@@ -368,7 +387,9 @@ class AgentSessions:
                 head = Head(file.fileno(), (seen.first,) if seen is not None
                              and seen.stamp == stamp else None)
                 anew = size < start  # got shorter: replaced, or cut
-                if not anew and start and self._rewritten(entry, stamp, start, head):
+                ahead = Ahead(file.fileno(), start)
+                if not anew and start and self._rewritten(entry, stamp, start, head, ahead,
+                                                          mark):
                     anew = True
                     self._restarts[entry] = start  # till read again and stored
                 # Its first line only when the keys are to tell or remember its file:
@@ -382,6 +403,7 @@ class AgentSessions:
                     anew = anew or keys.another_file(session_id, identity, False)
                 if anew:
                     start = 0  # replaced, cut, or another file: read it all again
+                    ahead = Ahead(file.fileno(), start)
                     self.restarted.add(session_id)
                 file.seek(start)
                 data = file.read(BYTES_PER_READ)
@@ -392,9 +414,12 @@ class AgentSessions:
                         if end is not None:
                             yield Problem(f"{shown}, line at byte {start}",
                                           f"is longer than {RECORD_BYTES_MAX} bytes; skipped",
-                                          entry, end)
+                                          entry, end, tail_mark(before(file.fileno(), end)))
                         return
-                self._remember(entry, stamp, start, data, head)
+                self._remember(entry, stamp, start, data, head, ahead)
+                # The bytes before ``start`` that the mark of a record in the first
+                # ``TAIL_BYTES`` read takes in; none read if no line is complete.
+                kept_before = ahead.since() if b"\n" in data else b""
         except FileNotFoundError:
             yield Problem(shown, "was moved away while being read (OpenClaw's import "
                                  "archives these files); read again on the next pass")
@@ -410,11 +435,16 @@ class AgentSessions:
             if line.strip():
                 where = f"{shown}, line at byte {offset}"
                 value = parse_record(line, "line skipped")
+                # What the cursor keeps with ``end``: read from what is in memory.
+                since = end - start - TAIL_BYTES
+                marked = tail_mark(data[since:end - start] if since >= 0 else
+                                   kept_before[max(0, len(kept_before) + since):]
+                                   + data[:end - start])
                 if isinstance(value, str):
-                    yield Problem(where, value, entry, end)
+                    yield Problem(where, value, entry, end, marked)
                 else:
                     yield Record(self.agent_id, session_key, session_id, where, entry, end,
-                                 value)
+                                 value, mark=marked)
             offset = end
         if rest and start + len(data) >= size:
             yield Problem(f"{shown}, line at byte {offset}",

@@ -48,6 +48,7 @@ class Record:
     after: int
     value: dict[str, Any]
     written_ms: int = 0  # when the store says it was written: the time of a record without one
+    mark: int | None = None  # of a file's: the ``file_marks.tail_mark`` before ``after``
 
 
 @dataclass(frozen=True, slots=True)
@@ -58,6 +59,7 @@ class Problem:
     message: str
     entry: str | None = None  # None: nothing to skip, read it again next time
     after: int = 0
+    mark: int | None = None  # as a ``Record``'s
 
     def __str__(self) -> str:
         return f"{self.where}: {self.message}"

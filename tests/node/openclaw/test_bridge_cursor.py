@@ -24,6 +24,7 @@ from crdt.log.store import EventStore
 from node.client.errors import ClientError
 from node.openclaw.bridge import Bridge
 from node.openclaw.cursor_room import CursorFull
+from node.openclaw.file_marks import tail_mark
 from node.openclaw.jsonl import AgentSessions
 from node.openclaw.session_keys import KEYS_SUFFIX
 from node.openclaw.sqlite import AgentDatabase
@@ -42,7 +43,7 @@ from tests.node.openclaw.waiting import (
     saved_cursor,
     waiting_bridge,
 )
-from tests.support.openclaw import FakeGateway, iso_ms, turn_records, write_jsonl
+from tests.support.openclaw import FakeGateway, iso_ms, offsets, turn_records, write_jsonl
 
 
 def records(session_id: str, turns: int = 2) -> list[dict[str, Any]]:
@@ -229,9 +230,12 @@ def test_an_agent_over_the_cursor_limits_is_named_with_what_to_do(tmp_path: Path
     assert "delete in OpenClaw the sessions of this agent it no longer needs" in said
 
 
-#: The cursor's limit of entries in the tests of sessions moved into SQLite: an agent of
-#: this many sessions fits, and each of them in both stores does not.
+#: Sessions of an agent in the tests of sessions moved into SQLite: they fit in the
+#: cursor's limit of entries (``LIMIT``), and each of them in both stores does not.
 SMALL = 4
+#: That limit: a file's session takes two entries, its offset and its tail mark
+#: (``cursor_room.TAIL_PREFIX``), a SQLite session one.
+LIMIT = 2 * SMALL
 
 
 class SavingSink(CountingSink):
@@ -288,7 +292,7 @@ def test_sessions_moved_into_sqlite_leave_a_cursor_under_its_limits(
     the limits. Not an agent with too many sessions: the pass goes through, the cursor
     saved holds the SQLite entries only, and no cursor over the limits is ever saved;
     whether ``watch`` goes on or starts again after the move."""
-    monkeypatch.setattr(cursor_room, "CURSOR_ENTRIES_MAX", SMALL)
+    monkeypatch.setattr(cursor_room, "CURSOR_ENTRIES_MAX", LIMIT)
     ids = small_agent(tmp_path)
     with EventStore.open("memory:") as store:
         bridge, sink, folder = saving_bridge(tmp_path, store)
@@ -305,7 +309,7 @@ def test_sessions_moved_into_sqlite_leave_a_cursor_under_its_limits(
             tally = one_pass(bridge)
             assert tally.records == 3 * SMALL and tally.problems == []
             assert saved_cursor(tmp_path, store) == {f"db:{sid}": 3 for sid in ids}
-            assert sink.saved and all(len(cursor) <= SMALL for cursor in sink.saved)
+            assert sink.saved and all(len(cursor) <= LIMIT for cursor in sink.saved)
             assert one_pass(bridge, only_changed=False).records == 0  # and on from there
         finally:
             folder.close()
@@ -320,7 +324,7 @@ def test_sessions_in_both_stores_over_the_limits_stop_the_pass_and_save_nothing(
     agent's folder and the move under way, to wait for (not deleting sessions, which
     the agent does not need); the cursor saved stays as it was (what was read is read
     again). Once the files are moved, a pass goes through."""
-    monkeypatch.setattr(cursor_room, "CURSOR_ENTRIES_MAX", SMALL)
+    monkeypatch.setattr(cursor_room, "CURSOR_ENTRIES_MAX", LIMIT)
     ids = small_agent(tmp_path)
     with EventStore.open("memory:") as store:
         bridge, sink, folder = saving_bridge(tmp_path, store)
@@ -335,7 +339,7 @@ def test_sessions_in_both_stores_over_the_limits_stop_the_pass_and_save_nothing(
                 one_pass(bridge)
             said = str(raised.value)
             assert f"agent 'main' ({tmp_path}/agents/main)" in said
-            assert f"{2 * SMALL} entries" in said and f"over the limit of {SMALL}" in said
+            assert f"{3 * SMALL} entries" in said and f"over the limit of {LIMIT}" in said
             assert f"{SMALL} of its sessions are in both its SQLite store" in said
             assert "once the move is done" in said and "delete" not in said
             assert saved_cursor(tmp_path, store) == before and sink.saved == []
@@ -443,7 +447,7 @@ def test_a_failed_save_during_the_move_is_tried_again(
     """The files moved away: the pass's first save drops their entries, its second saves
     the SQLite step's. Either failing (the node down), the pass stops with the node's
     error, and the same bridge's next pass goes through."""
-    monkeypatch.setattr(cursor_room, "CURSOR_ENTRIES_MAX", SMALL)
+    monkeypatch.setattr(cursor_room, "CURSOR_ENTRIES_MAX", LIMIT)
     ids = small_agent(tmp_path)
     with EventStore.open("memory:") as store:
         sink, folder = FailingSink(store), StateFolder(tmp_path)
@@ -459,7 +463,7 @@ def test_a_failed_save_during_the_move_is_tried_again(
             tally = one_pass(bridge)
             assert tally.problems == []
             assert saved_cursor(tmp_path, store) == {f"db:{sid}": 3 for sid in ids}
-            assert all(len(cursor) <= SMALL for cursor in sink.saved)
+            assert all(len(cursor) <= LIMIT for cursor in sink.saved)
         finally:
             folder.close()
             if gateway is not None:
@@ -559,7 +563,8 @@ def test_a_pass_looks_across_stores_only_for_an_agent_with_two(
             one_pass(bridge)
             assert looked == []
             assert len(read_cursor(store, cursor_name(tmp_path.resolve(), "d")) or {}) == 3
-            assert len(read_cursor(store, cursor_name(tmp_path.resolve(), "f")) or {}) == 3
+            files = read_cursor(store, cursor_name(tmp_path.resolve(), "f")) or {}
+            assert len(offsets(files)) == 3 and len(files) == 6  # each with its tail mark
             # Agent "main": rows in SQLite, then a file too; each pass changes one store.
             both.open_session(KEY_A, A)
             both.add(A, records(A))
@@ -587,7 +592,7 @@ def test_a_files_entries_go_though_only_sqlite_changed_since_the_command_started
     changed but not the folder (nothing in it changed since it started looking), which it
     never read. The folder is looked at all the same, and its sessions' entries dropped
     before the SQLite step adds those of their rows: the cursor is under its limits."""
-    monkeypatch.setattr(cursor_room, "CURSOR_ENTRIES_MAX", SMALL)
+    monkeypatch.setattr(cursor_room, "CURSOR_ENTRIES_MAX", LIMIT)
     ids = small_agent(tmp_path)
     with EventStore.open("memory:") as store:
         bridge, _sink, folder = saving_bridge(tmp_path, store)
@@ -604,7 +609,7 @@ def test_a_files_entries_go_though_only_sqlite_changed_since_the_command_started
                 folder.close()
             assert tally.records == 3 * SMALL and tally.problems == []
             assert saved_cursor(tmp_path, store) == {f"db:{sid}": 3 for sid in ids}
-            assert sink.saved and all(len(cursor) <= SMALL for cursor in sink.saved)
+            assert sink.saved and all(len(cursor) <= LIMIT for cursor in sink.saved)
         finally:
             gateway.close()
 
@@ -615,7 +620,7 @@ def test_a_jsonl_agent_truly_over_the_limits_saves_the_sessions_that_fit(
     sessions as the cursor holds goes over in its first step. Where the sessions that fit
     were read up to is saved all the same, and each run after (systemd restarts
     ``watch``) reads and sends again only the sessions that do not fit."""
-    monkeypatch.setattr(cursor_room, "CURSOR_ENTRIES_MAX", SMALL)
+    monkeypatch.setattr(cursor_room, "CURSOR_ENTRIES_MAX", LIMIT)
     ids = [f"{n:08d}-0000-4000-8000-000000000000" for n in range(3 * SMALL)]
     for n, session_id in enumerate(ids):
         write_jsonl(tmp_path, f"agent:main:s{n}", session_id, records(session_id))
@@ -630,12 +635,12 @@ def test_a_jsonl_agent_truly_over_the_limits_saves_the_sessions_that_fit(
             finally:
                 folder.close()
             said = str(raised.value)
-            assert f"{3 * SMALL} entries" in said and "delete in OpenClaw" in said
+            assert f"{6 * SMALL} entries" in said and "delete in OpenClaw" in said
             assert "each run reads again the records of those that do not" in said
             assert saved_cursor(tmp_path, store) == {
                 f"jsonl:{sid}": (folder_of / f"{sid}.jsonl").stat().st_size
                 for sid in ids[:SMALL]}
-            assert all(len(cursor) <= SMALL for cursor in sink.saved)
+            assert all(len(cursor) <= LIMIT for cursor in sink.saved)
             sent.append(sum(len(batch) for batch in sink.sent))
     one_session = sent[0] // (3 * SMALL)
     assert sent == [3 * SMALL * one_session, 2 * SMALL * one_session,
@@ -651,8 +656,10 @@ def test_a_session_that_does_not_fit_is_passed_over_for_later_ones_that_do(
     for n, session_id in enumerate(ids):
         write_jsonl(tmp_path, f"agent:main:s{n}", session_id, records(session_id))
     folder_of = tmp_path / "agents" / "main" / "sessions"
-    fits = {f"jsonl:{sid}": (folder_of / f"{sid}.jsonl").stat().st_size
-            for sid in (ids[0], ids[2])}
+    fits: dict[str, int] = {}
+    for sid in (ids[0], ids[2]):  # each file's offset, and its tail mark with it
+        written = (folder_of / f"{sid}.jsonl").read_bytes()
+        fits |= {f"jsonl:{sid}": len(written), f"tail:jsonl:{sid}": tail_mark(written)}
     monkeypatch.setattr(cursor_room, "CURSOR_BYTES_MAX", len(codec.encode_fast(fits)))
     with EventStore.open("memory:") as store:
         bridge, sink, folder = saving_bridge(tmp_path, store)
@@ -662,7 +669,7 @@ def test_a_session_that_does_not_fit_is_passed_over_for_later_ones_that_do(
         finally:
             folder.close()
         assert "bytes encoded" in str(raised.value)
-        assert saved_cursor(tmp_path, store) == fits
+        assert read_cursor(store, cursor_name(tmp_path.resolve(), "main")) == fits
         assert all(len(codec.encode_fast(cursor)) <= len(codec.encode_fast(fits))
                    for cursor in sink.saved)
 
@@ -710,3 +717,14 @@ def test_import_and_watch_sum_up_what_they_read_when_an_agent_is_over_the_limits
     read = 3 * (2 * SMALL + 1 if others else SMALL + 1)
     assert lines[summary].startswith(f"{read} records read: {read} new events")
     assert result.output.rstrip().endswith("The other agents are imported.") == others
+
+
+def test_what_fits_keeps_a_files_tail_mark_with_its_offset(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """A file's offset and the tail mark saved beside it go together or not at all: an
+    offset saved without its mark, or a mark of another offset, would tell the file
+    rewritten (or not) wrongly at the next start."""
+    monkeypatch.setattr(cursor_room, "CURSOR_ENTRIES_MAX", 3)
+    after = {"jsonl:a": 5, "tail:jsonl:a": 7, "jsonl:b": 3, "tail:jsonl:b": 9}
+    assert cursor_room.what_fits({"jsonl:a": 1}, after) == {"jsonl:a": 5, "tail:jsonl:a": 7}
+    assert cursor_room.what_fits({}, after) == {"jsonl:a": 5, "tail:jsonl:a": 7}

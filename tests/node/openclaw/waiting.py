@@ -16,7 +16,7 @@ from node.openclaw.bridge import Bridge
 from node.openclaw.session_keys import keys_name
 from node.openclaw.state import StateFolder, cursor_name
 from node.openclaw.tally import Tally
-from tests.support.openclaw import write_jsonl, write_sessions
+from tests.support.openclaw import offsets, write_jsonl, write_sessions
 
 #: The store's bound (``clock_drift_max_ms``) in these tests.
 DRIFT_MS = 1000
@@ -64,7 +64,9 @@ def widened(state: Path, store: EventStore, wide: EventStore) -> CountingSink:
 
 
 def saved_cursor(state: Path, store: EventStore) -> dict[str, int]:
-    return read_cursor(store, cursor_name(state.resolve(), "main")) or {}
+    """Where the agent's sessions were read up to, as its saved cursor says: without its
+    files' tail marks (``cursor_room.TAIL_PREFIX``), which go with their offsets."""
+    return offsets(read_cursor(store, cursor_name(state.resolve(), "main")) or {})
 
 
 def one_pass(bridge: Bridge, only_changed: bool = True) -> Tally:

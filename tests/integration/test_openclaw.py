@@ -36,6 +36,7 @@ from tests.support.processes import (
     free_port,
     run_cli,
     spawn_cli,
+    stop_cli,
 )
 
 pytestmark = pytest.mark.integration
@@ -379,3 +380,32 @@ def test_an_event_the_store_refuses_exits_as_the_nodes_refusal(node: NodeProcess
         assert "s ahead of the node's clock" in result.stderr
         assert "Traceback" not in result.stderr
     assert session_events(node) == []
+
+
+def test_a_second_watch_on_one_data_folder_is_refused(tmp_path: Path) -> None:
+    """Two ``watch`` processes on one ``--data-dir`` would save its cursors without a
+    condition, each over the other's: the second cannot open the folder the first holds
+    (its lock, let go when the first process ends), and says so, exit 1; the first goes
+    on, and once it has stopped the folder is free again."""
+    state, data = tmp_path / "openclaw", tmp_path / "data"
+    gateway = FakeGateway(state)
+    gateway.open_session(KEY, SID)
+    gateway.add(SID, transcript.records())
+    gateway.close()
+    nowhere = f"http://127.0.0.1:{free_port()}"  # never asked: the folder is the node
+    first = spawn_cli(nowhere, "openclaw", "watch", "--state-dir", str(state),
+                      "--data-dir", str(data))
+    try:
+        LineReader(first.stderr).wait_for(" records read: ")  # type: ignore[arg-type]
+        second = run_cli(nowhere, "openclaw", "watch", "--state-dir", str(state),
+                         "--data-dir", str(data))
+        assert second.returncode == 1, second.stderr
+        assert f"the data folder {data.resolve()} is in use by process {first.pid}" \
+            in second.stderr, second.stderr
+        assert first.poll() is None
+    finally:
+        stop_cli(first, timeout_s=WATCH_STOP_S)
+    again = run_cli(nowhere, "openclaw", "import", "--state-dir", str(state),
+                    "--data-dir", str(data))
+    assert again.returncode == 0, again.stderr
+    assert " 0 new events" in again.stderr

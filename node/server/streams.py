@@ -28,6 +28,7 @@ from aiohttp import hdrs, web
 
 from crdt.log.records import StoredEvent
 from crdt.log.store import EventStore
+from node.http.errors import stopping
 from node.http.listener import address_key
 from node.http.params import int_param, parse_int
 from node.http.wire import JSON_TYPE, error_body, to_json_bytes
@@ -112,7 +113,12 @@ async def stream_events(request: web.Request, astore: AsyncStore, after: int,
                         limits: Limits, slots: StreamSlots) -> web.StreamResponse:
     """Send every event after ``after`` and then each new one, until the client leaves,
     stops reading for ``stream_send_timeout_s``, or the node stops. Refused (503, 429)
-    beyond ``streams_max`` or ``streams_per_address_max``."""
+    beyond ``streams_max`` or ``streams_per_address_max``, and (503 ``unavailable``,
+    with the ``Retry-After`` of a restart) once the node is stopping."""
+    if astore.released:
+        # Opened now, it would end at once with no event: an empty 200 that a client
+        # takes for a stream, then for one lost, rather than for a node that is stopping.
+        raise stopping()
     address = address_key(request.remote or "")
     refused = slots.refusal(address)
     if refused is not None:

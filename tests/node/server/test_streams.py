@@ -15,6 +15,7 @@ import structlog
 
 from crdt.log.projection import rebuild
 from crdt.log.records import StoredEvent
+from node.http.errors import STOPPING_RETRY_AFTER_S
 from node.http.wire import to_json_bytes
 from node.server import pages
 from node.server.run import RunningNode
@@ -157,3 +158,16 @@ async def test_a_client_gone_before_the_answer_begins_is_no_error(
                                 struct.pack("ii", 1, 0))  # close with a reset
             await asyncio.sleep(0.1)
     assert [line for line in said if line["log_level"] in ("error", "critical")] == []
+
+
+async def test_a_stream_asked_for_while_the_node_stops_is_refused_as_stopping(
+        make_node: NodeFactory) -> None:
+    """Once the node's shutdown has released its waiters, a new stream would end at once:
+    it is refused as other requests of a stopping node are, with the wait of a restart."""
+    node = await make_node()
+    node.astore.release_waiters()  # what the node's shutdown does first
+    async with aiohttp.ClientSession(base_url=node.url) as client, client.get(
+            "/v1/events", headers={"Accept": "text/event-stream"}) as resp:
+        assert resp.status == 503
+        assert resp.headers["Retry-After"] == str(STOPPING_RETRY_AFTER_S)
+        assert (await resp.json())["error"]["code"] == "unavailable"

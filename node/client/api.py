@@ -247,20 +247,22 @@ class Client(Transport):
         missed or repeated. ``on_news(what, position, reason)`` hears ``"open"`` when the
         first connection is accepted, ``"back"`` when one is again, and ``"lost"`` or
         ``"full"`` once each time the stream's failure changes to that. A node whose live
-        streams are all taken (503 ``streams_full``), or, once reached, whose streams from
-        this address are (429 ``too_many_streams``), or any 503 with a ``Retry-After`` (a
+        streams are all taken (503 ``streams_full``), or whose streams from this address
+        are (429 ``too_many_streams``), or the node's own 503 with a ``Retry-After`` (a
         node that is stopping), is asked again after the wait it asks for (at most
-        ``STREAM_RETRY_AFTER_MAX_S``); a failure that asks for none backs off
-        (``reconnect_delay_min_s`` doubling up to ``reconnect_delay_max_s``). Only another
-        failure before the node was reached (no stream opened, no ``streams_full``
-        heard), a refusal (4xx), or what the client cannot read (``UnreadableStream``) is
-        raised: a node that is restarting comes back, a wrong token or URL, or a node that
-        sends what no node does, does not.
+        ``STREAM_RETRY_AFTER_MAX_S``), the first stream asked for too; once the node was
+        reached, a failure that asks for none backs off (``reconnect_delay_min_s``
+        doubling up to ``reconnect_delay_max_s``). Only another failure before the node
+        was reached (no stream opened, none of those heard), another refusal (4xx), or
+        what the client cannot read (``UnreadableStream``) is raised: a node that is
+        restarting comes back, a wrong token or URL, or a node that sends what no node
+        does, does not.
         """
         delay_s = self.limits.reconnect_delay_min_s
         connected = False
-        # A node that opened a stream or said its streams are full has the right URL and
-        # takes the token: what fails after that is passing, not a mistake to report.
+        # A node that opened a stream, said its streams are taken or that it is stopping
+        # has the right URL and takes the token: what fails after that is passing, not a
+        # mistake to report.
         reached = False
         said: str | None = None  # the failure going on, as told: "lost" or "full"
         tell = on_news or (lambda _what, _position, _reason: None)
@@ -277,25 +279,27 @@ class Client(Transport):
                     yield item
                 failure, reason = "lost", "the node closed the stream"
             except ClientError as error:
-                refusal = (error.status, error.code)
-                # The node is up and will take the stream once one closes: it asks for a
-                # wait, not a node that is down. Its cap per address (429) too, once the
-                # stream was reached: a reconnection met while the node still counts the
-                # stream it replaces, or this address's other streams.
-                if refusal == (503, "streams_full") or (
-                        reached and refusal == (429, "too_many_streams")):
+                if (error.status, error.code) in _STREAMS_TAKEN:
+                    # The node is up and takes the token (these come after its check): it
+                    # will take the stream once one of all its streams, or of this
+                    # address's, closes; its cap per address met by a reconnection while
+                    # it still counts the stream it replaces, or by another tail.
                     failure, reason, wait_s = "full", str(error.code), error.retry_after_s
                     reached = True
                 # Unreadable: what the node sends, which a reconnection sends again.
-                elif not reached or isinstance(error, UnreadableStream) or (
+                elif isinstance(error, UnreadableStream) or (
                         error.status is not None and error.status < 500):
                     raise
-                else:
+                elif reached or _stopping(error):
                     # Once reached: a connection error or a 5xx is passing (a node that
                     # restarts, a proxy whose node is away); a node that is stopping
-                    # asks for the wait of its restart (503 with Retry-After).
+                    # asks for the wait of its restart (503 with Retry-After), the first
+                    # stream asked for too.
                     failure, reason = "lost", str(error)
                     wait_s = error.retry_after_s if error.status == 503 else None
+                    reached = True
+                else:
+                    raise
             if failure != said:  # full, then lost, then full again: each is news
                 tell(failure, after, reason)
                 said = failure
@@ -304,6 +308,17 @@ class Client(Transport):
             else:  # none asked for (0, or a proxy dropped the Retry-After): back off
                 await asyncio.sleep(delay_s)
                 delay_s = min(delay_s * 2, self.limits.reconnect_delay_max_s)
+
+
+#: Refusals of a live stream for the streams a node has open, in all (``streams_full``)
+#: or from this address (``too_many_streams``): asked again after the wait they ask for.
+_STREAMS_TAKEN = frozenset({(503, "streams_full"), (429, "too_many_streams")})
+
+
+def _stopping(error: ClientError) -> bool:
+    """The node's own 503 that asks for a wait (a node that is stopping, its disk full):
+    a proxy's has no ``code``, and may stand for a wrong URL."""
+    return error.status == 503 and error.code is not None and bool(error.retry_after_s)
 
 
 def _page(after: int | None, limit: int | None) -> dict[str, str]:

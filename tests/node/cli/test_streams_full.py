@@ -1,5 +1,5 @@
 """``clawsync tail`` at a node whose live streams are all taken (503 ``streams_full``),
-or, once it followed, whose streams from its address are (429 ``too_many_streams``): it
+or whose streams from its address are (429 ``too_many_streams``): it
 says so once, in its own words with the limit's name, however often it is refused, and
 follows once a stream closes."""
 
@@ -102,6 +102,36 @@ def test_tail_refused_for_its_address_once_it_followed_waits_then_follows(
             other.close()
             assert said.wait_for("reconnected", timeout_s=RETRY_AFTER_S * 3) == (
                 "reconnected; following after position 0")
+            assert len([seen for seen in said.seen if "all taken" in seen]) == 1
+        finally:
+            if tail.poll() is None:
+                stop_cli(tail)
+
+
+def test_tail_started_at_its_address_limit_says_so_once_then_follows(tmp_path: Path) -> None:
+    """Another stream from the tail's address holds the one the node allows it before
+    the tail began: the tail says so once, with that limit's name, and waits the node's
+    Retry-After, not ending; it follows once that stream closes."""
+    config = tmp_path / "clawsync.toml"
+    config.write_text("[limits]\nstreams_max = 2\nstreams_per_address_max = 1\n")
+    with NodeProcess(tmp_path, extra_args=["--config", str(config)]) as node:
+        other = open_stream(node)
+        tail = spawn_cli(node, "tail")
+        try:
+            assert tail.stderr is not None
+            said = LineReader(tail.stderr)
+            assert said.wait_for("streams_per_address_max") == (
+                "this address's live streams at the node are all taken ([limits] "
+                "streams_per_address_max): asking again by itself until one is free, to "
+                "follow after position 0")
+            deadline = time.monotonic() + RETRY_AFTER_S * 3
+            while streams_refused(node, 429) < 2:
+                assert time.monotonic() < deadline, "the tail did not ask again"
+                assert tail.poll() is None, said.seen  # waiting, not ended
+                time.sleep(0.2)
+            other.close()
+            assert said.wait_for("following", timeout_s=RETRY_AFTER_S * 3).startswith(
+                f"following {node.url} after position 0")
             assert len([seen for seen in said.seen if "all taken" in seen]) == 1
         finally:
             if tail.poll() is None:

@@ -2,7 +2,8 @@
 each change of the stream's failure is news once (a refusal asked again is not news
 again), a stream open again is "back", and a refusal that asks for no wait backs off as
 any failure. A real node behind a relay that cuts, refuses or rewrites as a proxy may.
-A node that is stopping (any 503 with a ``Retry-After``) is given the wait it asks too."""
+A node that is stopping (the node's 503 with a ``Retry-After``) is given the wait it asks
+too, as is a first stream refused for its address's many streams (429)."""
 
 from __future__ import annotations
 
@@ -19,11 +20,11 @@ from aiohttp import hdrs, web
 
 from node.client import api
 from node.client.api import Client
-from node.client.errors import ClientError
 from node.http.errors import STOPPING_RETRY_AFTER_S
 from node.limits import ClientLimits
 from node.server.app import STREAMS
 from node.server.run import RunningNode
+from node.server.streams import RETRY_AFTER_S
 from tests.node.conftest import NodeFactory
 from tests.support.processes import NodeProcess
 from tests.support.waits import until
@@ -224,13 +225,35 @@ async def test_a_stopping_node_that_refuses_the_stream_again_is_given_its_wait(
     assert waits.seconds == [ClientLimits().reconnect_delay_min_s, STOPPING_RETRY_AFTER_S]
 
 
-async def test_a_first_stream_refused_for_its_address_is_raised(make_node: NodeFactory) -> None:
+async def test_a_first_stream_refused_for_its_address_waits_then_follows(
+        make_node: NodeFactory, waits: Waits) -> None:
     """Before any stream of its own opened, a refusal for this address's many streams
-    (429 ``too_many_streams``) is this client's to see: raised, not waited on for good."""
+    (429 ``too_many_streams``: the node was reached, and took the token) is waited on as
+    once it followed: told once, then the stream opens once the other closes."""
     node = await make_node(streams_max=2, streams_per_address_max=1)
-    async with Client(node.url) as rival, Client(node.url) as client, following(rival, []):
+    news: list[str] = []
+    async with Client(node.url) as rival, Client(node.url) as client, \
+            contextlib.AsyncExitStack() as holding:
+        await holding.enter_async_context(following(rival, []))
         await until(lambda: streams_open(node) == 1)
-        with pytest.raises(ClientError) as refused:
-            async for _item in client.stream(0):
-                pass
-    assert (refused.value.status, refused.value.code) == (429, "too_many_streams")
+        async with following(client, news) as waits.task:
+            await until(lambda: len(waits.seconds) >= 1)
+            assert news == ["full"] and not waits.task.done()
+            await holding.aclose()  # the rival's stream closes
+            await until(lambda: news[-1:] == ["open"])
+    assert news == ["full", "open"]
+    assert waits.seconds[0] == RETRY_AFTER_S
+
+
+async def test_a_first_stream_at_a_stopping_node_waits_as_it_asks(
+        make_node: NodeFactory, waits: Waits) -> None:
+    """A node that is stopping refuses the first stream asked for (503 with the wait of
+    a restart): the client waits that long, as once it followed, and is not ended."""
+    node = await make_node()
+    node.astore.release_waiters()  # what the node's shutdown does first
+    news: list[str] = []
+    async with Client(node.url) as client, following(client, news) as waits.task:
+        await until(lambda: len(waits.seconds) >= 1)
+        assert not waits.task.done()
+    assert news == ["lost"]
+    assert waits.seconds == [STOPPING_RETRY_AFTER_S]

@@ -28,6 +28,7 @@ from node.client.errors import ClientError, shown_address
 from node.client.failures import Translate, UnreadableStream
 from node.client.token_unused import token_unused_heard
 from node.config import software_version
+from node.headers import NO_ROUTE_SAID, ROUTES_TOLD
 from node.json_numbers import finite_float, refuse_constant
 from node.limits import ClientLimits
 from node.lookups import LookupResolver
@@ -250,8 +251,8 @@ class Transport:
             text = ("the node refused the token: check --token or CLAWSYNC_TOKEN"
                     if self.token else
                     "the node needs a token: pass it with --token or CLAWSYNC_TOKEN")
-        elif (status == 404 and message == "Not Found") or (status in answers.NO_ROUTE
-                                                             and code is None):
+        elif (status == 404 and (message == "Not Found" or message.startswith(NO_ROUTE_SAID))
+              ) or (status in answers.NO_ROUTE and code is None):
             # Not a node's "no such session" (which says what is missing): no route here.
             text = await self._no_route(response, what, node_said=code is not None)
             code = None  # no node said what is missing
@@ -259,7 +260,9 @@ class Transport:
             text = missing
         elif status == 405 and code == "method_not_allowed" and (
                 gap := await self._version_gap(response)) is not None:
-            text = f"{gap} ({message})"  # the path, but not the method: an older node
+            # The path, but not the method: an older node; where the routes are listed
+            # is no news next to which to upgrade.
+            text = f"{gap} ({message.removesuffix(f'; {ROUTES_TOLD}')})"
         elif status == 503:
             text = answers.unavailable(what, message, wait)
         elif status >= 500:

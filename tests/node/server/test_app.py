@@ -316,12 +316,17 @@ async def test_metrics(client: aiohttp.ClientSession, event_body: EventFactory) 
 async def test_unknown_route_and_method_are_json(client: aiohttp.ClientSession) -> None:
     status, body = await get(client, "/nowhere")
     assert (status, body["error"]["code"]) == (404, "not_found")
+    assert body["error"]["message"] == (
+        "this node has no route GET /nowhere; the README's \"HTTP API\" section lists the "
+        "routes")
     async with client.delete("/v1/sessions") as resp:
         assert resp.status == 405
         assert "GET" in resp.headers["Allow"]
         error = (await resp.json())["error"]
         assert error["code"] == "method_not_allowed"
-        assert error["message"] == "DELETE is not a method of /v1/sessions (it takes GET, HEAD)"
+        assert error["message"] == ("DELETE is not a method of /v1/sessions (it takes GET, "
+                                    "HEAD); the README's \"HTTP API\" section lists the "
+                                    "routes")
 
 
 async def test_body_without_content_type_is_json(client: aiohttp.ClientSession,

@@ -3,11 +3,13 @@ type says enough about: tokens and secrets (``check_token``), addresses (a node'
 route copied into one), loopback hosts. Whether an address could be dialed at all (a
 user name or password in it, a query or a fragment, no host, a port no connection could
 use) is ``crdt.addresses``': membership records that other nodes send hold addresses too.
+A folder to use or make that is a file, or lies in one, is ``not_a_folder``.
 """
 
 from __future__ import annotations
 
 import ipaddress
+from pathlib import Path
 from urllib.parse import urlsplit
 
 #: The first segment of each of the node's own routes: an address holding one is a page or
@@ -19,6 +21,24 @@ API_ROOTS = ("v1", "automerge", "peer", "console", "healthz", "metrics")
 LISTENING_ONLY = "an address a node listens on, not one to dial"
 #: The line of ``serve`` that names the address to give instead (``node.server.reach``).
 PAIRING_LINE = "to pair a new device, run on it"
+
+
+def not_a_folder(path: Path) -> str | None:
+    """Why ``path``, a folder to use or make, cannot be one: it is a file, or lies in one
+    (its nearest part that exists is a file); None when it can. Checked before anything
+    is made: opened, it fails on "File exists" or "Not a directory", with what the command
+    made before left behind.
+
+    >>> print(not_a_folder(Path("/dev/null/sub")))
+    '/dev/null/sub' is in '/dev/null', a file, not a folder
+    >>> not_a_folder(Path("/tmp/no/such/folder")) is None
+    True
+    """
+    nearest = next((part for part in (path, *path.parents) if part.exists()), path)
+    if not nearest.exists() or nearest.is_dir():
+        return None
+    what = "is a file" if nearest == path else f"is in {str(nearest)!r}, a file"
+    return f"{str(path)!r} {what}, not a folder"
 
 
 def give_instead(whose: str) -> str:

@@ -31,7 +31,14 @@ from crdt.addresses import normal_address, unshown_refusal
 from crdt.device import DEVICE_NAME_BYTES_MAX, check_device_name, stored_device_name
 from crdt.errors import InvalidInput, Picklable
 from crdt.storage.backends import backend_of
-from node.checks import HIDDEN, api_path_base, check_token, dial_problem, is_loopback
+from node.checks import (
+    HIDDEN,
+    api_path_base,
+    check_token,
+    dial_problem,
+    is_loopback,
+    not_a_folder,
+)
 from node.limits import ClientLimits, Limits, check_order
 from sync.peer.config import SyncConfig
 from sync.repo.config import RepoConfig
@@ -203,17 +210,15 @@ class Config:
         if self.tls_ca is not None and self.tls_cert is None:
             raise ValueError("--tls-ca needs --tls-cert and --tls-key (this node's own)")
         self._check_limits()
-        if self.storage is not None and backend_of(self.storage) is None:
-            # As --data-dir's: else the data folder and its key were made, and the
-            # store's open then failed on "File exists" (a file on the way to it: "Not
-            # a directory").
-            storage = Path(self.storage)
-            nearest = next((path for path in (storage, *storage.parents) if path.exists()),
-                           storage)
-            if nearest.exists() and not nearest.is_dir():
-                what = "is a file" if nearest == storage else f"is in {str(nearest)!r}, a file"
-                raise ValueError(f"--storage {self.storage!r} {what}, not a folder: give a "
-                                 "folder for the event log (made if missing), or memory:")
+        # Else the data folder (and its key) would be made first, or in part, and the
+        # store's open then fail on "File exists" or "Not a directory" (exit 1).
+        if (refusal := not_a_folder(self.data_dir)) is not None:
+            raise ValueError(f"--data-dir {refusal}: give a folder for the node's data "
+                             "(made if missing)")
+        if self.storage is not None and backend_of(self.storage) is None and (
+                refusal := not_a_folder(Path(self.storage))) is not None:
+            raise ValueError(f"--storage {refusal}: give a folder for the event log (made "
+                             "if missing), or memory:")
         # A peer URL refused unshown is named by its place among them, the only way to
         # tell which one (its host is not shown either: in "http://u:1?w@h" it is "u",
         # the user name).

@@ -38,9 +38,20 @@ def state_options(agent_help: str) -> Callable[[Callable[..., Any]], Callable[..
     return functools.partial(_state_options, agent_help=agent_help)
 
 
+def _folder(_ctx: click.Context, _param: click.Parameter, value: Path | None) -> Path | None:
+    """``--data-dir`` in a file (``f/sub``) is refused as one that is a file (click does
+    that): opened, the folder failed on "Not a directory" (exit 1)."""
+    from node.checks import not_a_folder  # when run: ``--help`` loads no checks
+
+    if value is not None and (refusal := not_a_folder(value)) is not None:
+        raise click.BadParameter(refusal)
+    return value
+
+
 def _state_options(command: Callable[..., Any], agent_help: str) -> Callable[..., Any]:
     command = click.option(
         "--data-dir", type=click.Path(file_okay=False, path_type=Path), metavar="DIR",
+        callback=_folder,
         help="Use this node data folder directly instead of a running node "
              "(--node); no node may be serving it meanwhile. A folder holding no "
              "node's data yet becomes a new node's, and the command says so (export, "

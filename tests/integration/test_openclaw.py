@@ -316,9 +316,10 @@ def test_the_path_an_export_wrote_is_printed_escaped(node: NodeProcess,
 def test_mistyped_agents_and_folders_are_caught(node: NodeProcess,
                                                       tmp_path: Path) -> None:
     """A typo writes nothing, or not unseen: an --agent the folder does not hold, a
-    --data-dir that holds no node's data (it became a new node's folder without a word),
-    and an export into another agent's folder (the next import read it back as that
-    agent's copy of the whole conversation)."""
+    --data-dir that holds no node's data (it became a new node's folder without a word)
+    or lies in a file (a usage error, as one that is a file), and an export into another
+    agent's folder (the next import read it back as that agent's copy of the whole
+    conversation)."""
     state = tmp_path / "openclaw"
     gateway = FakeGateway(state)
     gateway.open_session(KEY, SID)
@@ -332,6 +333,14 @@ def test_mistyped_agents_and_folders_are_caught(node: NodeProcess,
     assert folder.returncode == 0, folder.stderr  # a new node's folder, said aloud:
     assert f"{typo} holds no node's data yet: a new node's data folder" in folder.stderr
     assert session_events(node) == []
+    file = tmp_path / "f"  # a folder in a file: once "Not a directory" (exit 1) on import
+    file.write_text("notes\n")
+    for command in (("import",), ("watch",), ("export", KEY)):
+        inside = run_cli(node, "openclaw", *command, "--state-dir", str(state),
+                         "--data-dir", str(file / "sub"))
+        assert inside.returncode == 2, (command, inside.stderr)
+        assert f"'{file / 'sub'}' is in '{file}', a file, not a folder" in inside.stderr
+    assert file.read_text() == "notes\n"
     assert run_cli(node, "openclaw", "import", "--state-dir", str(state)).returncode == 0
     other = tmp_path / "other"
     (other / "agents").mkdir(parents=True)

@@ -84,6 +84,22 @@ def test_a_storage_inside_a_file_is_a_usage_error_with_no_data_folder(
     assert file.read_text() == "notes\n"
 
 
+def test_a_data_dir_inside_a_file_is_a_usage_error_with_nothing_made(
+        tmp_path: Path) -> None:
+    """``--data-dir f/sub`` with ``f`` a file: said as a usage error (exit 2) naming the
+    file, as ``--storage``'s is, before the event log's folder is made; the data folder
+    once failed to be made with "Not a directory" (exit 1)."""
+    file = tmp_path / "f"
+    file.write_text("notes\n")
+    result = serve_on(file / "sub", tmp_path / "log")
+    assert result.returncode == 2, result.stderr[-1000:]
+    assert f"--data-dir '{file / 'sub'}' is in '{file}', a file, not a folder" \
+        in result.stderr, result.stderr
+    assert "Traceback" not in result.stderr
+    assert not (tmp_path / "log").exists()
+    assert file.read_text() == "notes\n"
+
+
 def _refused_log(log: Path, how: str) -> str:
     """A log in ``log`` that a start refuses, ``how``: of a newer format; its meta record
     damaged; no database; or of a newer format said only in the WAL a crash left (with

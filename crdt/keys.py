@@ -16,6 +16,8 @@ from crdt.errors import InvalidInput, LimitExceeded
 
 #: Longest session key, in UTF-8 bytes. Keys travel in URLs and in every event.
 SESSION_KEY_BYTES_MAX = 512
+#: What a session key may be, in words (the commands' refusal of an empty one).
+SESSION_KEYS_SAID = f"1 to {SESSION_KEY_BYTES_MAX} UTF-8 bytes"
 #: Longest agent id, state key or tool name, in UTF-8 bytes.
 NAME_BYTES_MAX = 256
 #: Deepest nesting of arrays and maps accepted from outside (``crdt.codec``, and event

@@ -17,6 +17,8 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
+from crdt.errors import InvalidInput
+from crdt.keys import SESSION_KEYS_SAID, check_session_key
 from node.client.errors import NODE_SHOWN_CHARS_MAX, shown_address
 
 if TYPE_CHECKING:
@@ -187,11 +189,18 @@ def token_value(_ctx: click.Context, _param: click.Parameter | None, value: str 
 
 def session_key(_ctx: click.Context, _param: click.Parameter, value: str | None
                 ) -> str | None:
-    """The callback of a SESSION argument: an empty key is a usage error, found before any
-    request (its path would name another route)."""
+    """The callback of a SESSION argument: a key the node would refuse is a usage error,
+    found before any request, in the node's words: an empty one (its path would name
+    another route), one too long (``SESSION_KEY_BYTES_MAX``), with control characters,
+    or not Unicode (an argument that is not UTF-8, which no URL could carry)."""
+    if value is None:
+        return None
     if value == "":
-        raise click.BadParameter("is empty: a session key is 1 to 512 UTF-8 bytes")
-    return value
+        raise click.BadParameter(f"is empty: a session key is {SESSION_KEYS_SAID}")
+    try:
+        return check_session_key(value)
+    except InvalidInput as error:
+        raise click.BadParameter(error.reason) from None
 
 
 @dataclass(frozen=True)

@@ -23,6 +23,8 @@ from collections.abc import AsyncIterator, Callable, Mapping
 from typing import Any
 from urllib.parse import quote
 
+from crdt.keys import SESSION_KEYS_SAID
+
 # Re-exported: the commands that run requests catch it from here too.
 from node.client.errors import ClientError as ClientError
 from node.client.failures import UnreadableStream
@@ -44,7 +46,7 @@ def session_path(session_key: str) -> str:
     node.client.errors.ClientError: the session key is empty: a session key is 1 to 512 UTF-8 bytes
     """
     if not session_key:
-        raise ClientError("the session key is empty: a session key is 1 to 512 UTF-8 bytes",
+        raise ClientError(f"the session key is empty: a session key is {SESSION_KEYS_SAID}",
                           field="session_key")
     return "/v1/sessions/" + quote(session_key, safe="")
 

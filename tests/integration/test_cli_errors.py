@@ -17,6 +17,7 @@ from pathlib import Path
 
 import pytest
 
+from crdt.keys import SESSION_KEY_BYTES_MAX
 from node.client.api import Client, ClientError
 from node.client.errors import NODE_SHOWN_CHARS_MAX
 from tests.support.certs import make_ca, make_cert
@@ -273,6 +274,26 @@ def test_an_empty_session_key_is_named_and_nothing_is_stored(node: NodeProcess) 
     tail = run_cli(node, "tail", "--session", "")  # refused before it follows anything
     assert tail.returncode == 2, tail
     assert "'--session': is empty: a session key is 1 to 512" in tail.stderr, tail.stderr
+    assert node.get("/healthz")["head"] == head
+
+
+def test_a_session_key_the_node_would_refuse_is_a_usage_error_before_any_request(
+        node: NodeProcess) -> None:
+    """A key past the node's limit, with a control character, or from an argument that
+    is not UTF-8 (a traceback once: no URL carries it): refused here (exit 2) in the
+    node's words and with its limit, not sent."""
+    head = node.get("/healthz")["head"]
+    long_key = "é" * (SESSION_KEY_BYTES_MAX // 2 + 1)
+    for key, said in ((long_key, f"is {SESSION_KEY_BYTES_MAX + 2} bytes; the limit is "
+                                 f"{SESSION_KEY_BYTES_MAX}"),
+                      ("a\x01b", "must not contain control characters"),
+                      ("a\udcffb", "is not valid Unicode (lone surrogate)")):
+        for args in (("append", key, "message_received", "content=x"), ("events", key),
+                     ("forget", key), ("tail", "--session", key)):
+            result = run_cli(node, *args)
+            assert result.returncode == 2, (args, result)
+            assert f"': {said}" in result.stderr, result.stderr
+            assert "the node refused" not in result.stderr and "Traceback" not in result.stderr
     assert node.get("/healthz")["head"] == head
 
 

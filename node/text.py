@@ -183,3 +183,13 @@ def file_text(data: bytes) -> str:
         return data[skipped:].decode("utf-8")
     except UnicodeDecodeError as error:
         raise NotUtf8(not_utf8(error, skipped=skipped)) from None
+
+
+def utc_text(moment: datetime.datetime) -> str:
+    """``moment`` in ISO 8601 as the node and its commands write times to people: in UTC,
+    with ``Z``, not ``+00:00``.
+
+    >>> utc_text(datetime.datetime(2030, 4, 2, tzinfo=datetime.UTC))
+    '2030-04-02T00:00:00Z'
+    """
+    return moment.astimezone(datetime.UTC).isoformat().replace("+00:00", "Z")

@@ -21,6 +21,8 @@ from pathlib import Path
 from cryptography import x509
 from cryptography.utils import CryptographyDeprecationWarning
 
+from node.text import utc_text
+
 # Old roots of system bundles have serials that are not positive: cryptography parses
 # them with this warning, once per certificate, which would be a ``py.warnings`` line at
 # every start. OpenSSL takes them, and the dates are all that is read of them here.
@@ -43,19 +45,20 @@ class Served:
                 "certificate_expires": self.expires.isoformat()}
 
     def invalid(self, now: datetime) -> str | None:
-        """Why peers would refuse it at ``now`` (expired, or not valid yet), else None.
+        """Why peers would refuse it at ``now`` (expired, or not valid yet), else None; in
+        words a person reads (``utc_text``), where ``fields`` keep ISO's ``+00:00``.
 
         >>> from datetime import UTC, timedelta
         >>> day = datetime(2030, 1, 2, tzinfo=UTC)
         >>> Served(1, day, day + timedelta(days=90)).invalid(day + timedelta(days=91))
-        'the certificate expired at 2030-04-02T00:00:00+00:00'
+        'the certificate expired at 2030-04-02T00:00:00Z'
         >>> Served(1, day, day + timedelta(days=90)).invalid(day) is None
         True
         """
         if now > self.expires:
-            return f"the certificate expired at {self.expires.isoformat()}"
+            return f"the certificate expired at {utc_text(self.expires)}"
         if now < self.begins:
-            return f"the certificate is not valid before {self.begins.isoformat()}"
+            return f"the certificate is not valid before {utc_text(self.begins)}"
         return None
 
 

@@ -58,17 +58,21 @@ def wait_until(check: Callable[[], T | None], timeout_s: float, what: str,
                poll_s: float = POLL_S) -> T:
     """``until`` for a test that runs no event loop (one driving processes, or threads):
     call ``check`` until it returns something truthy (returned) or ``timeout_s`` passes
-    (``AssertionError`` naming ``what`` and the last value or error seen). An ``OSError``
-    or ``ValueError`` counts as not yet: a node restarting, or answering half a body."""
+    (``AssertionError`` naming ``what``, the last value and the last error seen). An
+    ``OSError`` or ``ValueError`` counts as not yet: a node restarting, or answering half
+    a body. The last error is kept apart from the values, so that a refusal (urllib's
+    HTTP 401 is an ``OSError``) is still named when a falsy value came after it."""
     deadline = time.monotonic() + timeout_s
-    last: Any = None
+    value: T | None = None
+    error: OSError | ValueError | None = None
     while True:
         try:
-            value = last = check()
+            value = check()
             if value:
                 return value
-        except (OSError, ValueError) as error:  # urllib's URLError is an OSError
-            last = error
+        except (OSError, ValueError) as failed:  # urllib's URLError is an OSError
+            error = failed
         if time.monotonic() >= deadline:
-            raise AssertionError(f"not within {timeout_s} s: {what} (last: {last!r})")
+            raise AssertionError(f"not within {timeout_s} s: {what} "
+                                 f"(last value: {value!r}, last error: {error!r})")
         time.sleep(poll_s)

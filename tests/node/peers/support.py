@@ -84,10 +84,10 @@ async def busy(_request: web.Request) -> web.Response:
     return web.Response(status=429, headers={"Retry-After": "600"})
 
 
-#: Seconds ``serving``'s shutdown lets a request under way finish before it cancels it.
-#: A node the test made stops after the server (its fixture ends after the test): a
-#: dial it makes meanwhile, its request unread or its handler waiting on the node,
-#: would otherwise hold the shutdown up to aiohttp's 60 s, or the node's connect timeout.
+#: Seconds ``serving``'s shutdown lets a handler still running finish before it cancels it.
+#: A node the test made stops after the server (its fixture ends after the test): the
+#: handler of a dial of that node's, waiting on the node meanwhile, would otherwise hold
+#: the shutdown up to aiohttp's 60 s. Only a running handler holds it.
 SERVING_SHUTDOWN_S = 0.5
 
 
@@ -102,8 +102,8 @@ async def serving(handler: Callable[[web.Request], Any], *, path: str = "/{tail:
     runner = web.AppRunner(app, shutdown_timeout=SERVING_SHUTDOWN_S)
     await runner.setup()
     port = port or free_port()
-    await web.TCPSite(runner, "127.0.0.1", port, ssl_context=tls).start()
-    try:
+    try:  # the runner is cleaned up though the port cannot be bound
+        await web.TCPSite(runner, "127.0.0.1", port, ssl_context=tls).start()
         yield f"{'https' if tls else 'http'}://127.0.0.1:{port}"
     finally:
         await runner.cleanup()

@@ -40,9 +40,7 @@ HOUR_S = 3600.0
 
 class KeylessAcceptor:
     """A websocket endpoint at ``PEER_PATH`` that takes any dialer and proves no key;
-    keeps what each link sent it and why each ended. ``tls``: it serves HTTPS so. A node
-    that dials it stops first, so that no dial of the node's is cut by the server's
-    shutdown (which waits ``SERVING_SHUTDOWN_S`` at most for one under way)."""
+    keeps what each link sent it and why each ended. ``tls``: it serves HTTPS so."""
 
     def __init__(self, tls: ssl.SSLContext | None = None) -> None:
         self.received: list[bytes] = []
@@ -68,8 +66,8 @@ class KeylessAcceptor:
             try:
                 yield self
             finally:
-                for link in self.links:  # the server's shutdown waits for its handlers
-                    await link.close()
+                for link in self.links:  # each handler records why its link ended
+                    await link.close()  # (ended), not cancelled by the server's shutdown
 
     async def wait_ended(self) -> str:
         """Why the first link ended."""

@@ -92,7 +92,7 @@ async def held(monkeypatch: pytest.MonkeyPatch, peers: list[str]) -> AsyncIterat
             yield holding
         finally:
             for event in released.values():
-                event.set()  # the server's stop waits for the answers it owes
+                event.set()  # the held answers go now, not cut by the server's stop
 
 
 def listing(node: RunningNode) -> dict[str, Any]:

@@ -21,6 +21,7 @@ async def test_a_server_ends_though_a_request_waits_on_its_client() -> None:
         return web.Response()
 
     clients: list[asyncio.StreamWriter] = []
+    hung = "the request reaching its handler"
     try:
         async with asyncio.timeout(DEADLINE_S), serving(handler) as url:
             host, port = url.removeprefix("http://").rsplit(":", 1)
@@ -28,6 +29,9 @@ async def test_a_server_ends_though_a_request_waits_on_its_client() -> None:
             clients.append(client)
             client.write(b"GET / HTTP/1.1\r\nHost: peer\r\n\r\n")
             await waiting.wait()
+            hung = "the server's end, its handler waiting on the client"
+    except TimeoutError:
+        raise AssertionError(f"not within {DEADLINE_S} s: {hung}") from None
     finally:  # open still, as the node's connection is until it stops
         for client in clients:
             client.close()

@@ -3,14 +3,13 @@ the websocket URL of a real node process, and a wait until two nodes' projection
 
 from __future__ import annotations
 
-import asyncio
 import json
 import urllib.request
 from typing import Any
 from urllib.parse import quote
 
 from tests.support.processes import NodeProcess
-from tests.support.waits import PROCESS_DEADLINE_S
+from tests.support.waits import PROCESS_DEADLINE_S, wait_until
 
 BASE_MS = 1_790_000_000_000
 
@@ -41,16 +40,7 @@ def projection(node: NodeProcess, key: str) -> dict[str, Any]:
 
 
 def wait_converged(a: NodeProcess, b: NodeProcess, key: str) -> None:
-    """Wait until ``a`` and ``b`` show the same projection of ``key``; fail after
-    ``PROCESS_DEADLINE_S``."""
-    async def poll() -> None:
-        async with asyncio.timeout(PROCESS_DEADLINE_S):
-            while True:
-                try:
-                    if projection(a, key) == projection(b, key):
-                        return
-                except OSError:
-                    pass
-                await asyncio.sleep(0.1)
-
-    asyncio.run(poll())
+    """Wait until ``a`` and ``b`` show the same projection of ``key`` (a node not
+    answering yet counts as not yet); fail after ``PROCESS_DEADLINE_S``."""
+    wait_until(lambda: projection(a, key) == projection(b, key), PROCESS_DEADLINE_S,
+               f"{a.url} and {b.url} showing the same projection of {key}")

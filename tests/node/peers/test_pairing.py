@@ -259,6 +259,8 @@ async def test_a_dial_dropped_by_the_peer_says_nothing_of_the_next_link(
         kept = x.gossip.runners[f"url:{hub.url}"]
         kept.drop = "test: the link ends"
         kept.wake.set()
+        # x is unlinked only until it dials the hub again, maybe a few ms later: looks
+        # every 1 ms catch that moment, until's every 10 ms could miss it
         async with asyncio.timeout(DEADLINE_S):
             while x_id in linked_nodes(hub.gossip.runners.values()):
                 await asyncio.sleep(0.001)

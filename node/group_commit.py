@@ -34,9 +34,12 @@ GATHER_TURNS_MAX = 4
 #: their next append, and one commit for all of them shares one fsync, where otherwise
 #: they would wait for the commit in flight first. A caller alone never waits. Not
 #: waiting (0) was measured against this with 32 HTTP clients (``bench.http_append``):
-#: commits of 10-16 events instead of 20-30, 20-55 us more CPU per event in every round
-#: (the writer then commits while the event loop is busy, and waits for the GIL), and
-#: a lower rate in 8 of 11 paired rounds at load averages from 1.4 to 5.
+#: commits of 10-16 events instead of 20-30, 20-55 us more CPU per event in every round,
+#: and a lower rate in 8 of 11 paired rounds at load averages from 1.4 to 5. The extra
+#: CPU is the commit's size, not the GIL: a commit costs ~0.8 ms whatever it holds
+#: (transaction, WAL, session headers) plus ~40 us an event, so 12 events cost ~110 us
+#: each and 32 ~70, measured with nothing else running; the writer fighting the event
+#: loop for the GIL measured within noise (SQLite, fsync and signing release it).
 RETURN_WAIT_MAX_S = 0.02
 
 #: ``_wake_at`` while the committer does not wait for appends.

@@ -75,11 +75,16 @@ def test_a_peer_refusing_the_dialers_certificate_says_so(tmp_path: Path) -> None
     certs = tmp_path / "certs"
     certs.mkdir()
     ca, other_ca = make_ca(certs, "cluster-ca"), make_ca(certs, "other-ca")
+    # The first back-off (30 to 60 s) outlasts clawsync status: its row is still in
+    # backoff, not connecting again as it would be after the default's 0.5 to 1 s.
+    config = tmp_path / "slow-redials.toml"
+    config.write_text("[sync]\nbackoff_base_s = 60\n")
     with NodeProcess(tmp_path, name="peer", tls_ca=ca[0],
                      extra_args=tls_args(make_cert(certs, "peer", ca), ca[0])) as peer, \
             NodeProcess(tmp_path, name="dialer", tls_ca=other_ca[0], extra_args=[
                 *tls_args(make_cert(certs, "dialer", other_ca), ca[0]),
-                "--peer", peer.url, "--log-format", "json"]) as dialer:
+                "--peer", peer.url, "--log-format", "json",
+                "--config", str(config)]) as dialer:
         said = wait_until(lambda: failure(dialer, peer.url), PROCESS_DEADLINE_S,
                           "the dial failed and says why")
         status = subprocess.run(cli_args(dialer, "status"), capture_output=True,

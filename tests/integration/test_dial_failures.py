@@ -57,13 +57,20 @@ def tls_args(cert: tuple[Path, Path], ca: Path) -> list[str]:
     return ["--tls-cert", str(cert[0]), "--tls-key", str(cert[1]), "--tls-ca", str(ca)]
 
 
+def log_lines(node: NodeProcess, event: str) -> list[dict[str, object]]:
+    """``node``'s JSON log lines of ``event``; read once it stopped, as a line counted
+    in ``/metrics`` may not be written yet while it runs."""
+    return [line for line in map(json.loads, (text for text in
+                                              node.log_path.read_text().splitlines()
+                                              if text.startswith("{")))
+            if line.get("event") == event]
+
+
 def dial_down_reasons(node: NodeProcess, url: str) -> list[str]:
     """The reasons of ``node``'s ``peer dial failed`` log lines (JSON) of its dials of
     ``url`` (a dial that never linked; ``peer link down`` is for links that were up)."""
-    lines = [json.loads(line) for line in node.log_path.read_text().splitlines()
-             if line.startswith("{")]
-    return [str(line["reason"]) for line in lines
-            if line.get("event") == "peer dial failed" and line.get("peer") == url]
+    return [str(line["reason"]) for line in log_lines(node, "peer dial failed")
+            if line.get("peer") == url]
 
 
 def test_a_peer_refusing_the_dialers_certificate_says_so(tmp_path: Path) -> None:
@@ -98,14 +105,6 @@ def test_a_peer_refusing_the_dialers_certificate_says_so(tmp_path: Path) -> None
     assert said in dial_down_reasons(dialer, peer.url)
 
 
-def log_lines(node: NodeProcess, event: str) -> list[dict[str, object]]:
-    """``node``'s JSON log lines of ``event``."""
-    return [line for line in map(json.loads, (text for text in
-                                              node.log_path.read_text().splitlines()
-                                              if text.startswith("{")))
-            if line.get("event") == event]
-
-
 def tls_refused(node: NodeProcess) -> float:
     """How many client certificates ``node`` refused (its ``/metrics``)."""
     context = node.ssl_context()
@@ -132,8 +131,8 @@ def test_a_node_refusing_a_dialers_certificate_says_so_once(tmp_path: Path) -> N
                 "--peer", peer.url, "--config", str(config)]):
         wait_until(lambda: tls_refused(peer) >= 3 or None, PROCESS_DEADLINE_S,
                    "the peer refused the dialer's certificate three times")
-        refused = log_lines(peer, "peer tls refused")
-    said = [(line["level"], line["address"], line["reason"]) for line in refused]
+    said = [(line["level"], line["address"], line["reason"])
+            for line in log_lines(peer, "peer tls refused")]
     assert said[0] == ("warning", "127.0.0.1", "unable to get local issuer certificate")
     assert [line for line in said[1:] if line[0] != "debug"] == [], said
     assert len(said) >= 3, said

@@ -71,3 +71,29 @@ def test_each_address_is_warned_of_once_per_reason_and_the_oldest_forgotten() ->
                      ("debug", "unable to get local issuer certificate"),
                      ("warning", "certificate has expired"),
                      ("warning", "certificate has expired")]  # forgotten: said again
+
+
+def test_an_address_refused_again_is_kept_past_the_bound_and_the_oldest_forgotten() -> None:
+    """Refused again just before the bound overflows, an address is the one refused
+    most lately: it is still remembered (its next refusal at debug), and the address
+    refused least lately is forgotten (warned of again)."""
+    refusals = TlsRefusals()
+    expired = refusal("certificate has expired")
+    now = 0.0
+
+    def refuse(address: str) -> None:
+        nonlocal now
+        now += TLS_REFUSED_LINES_WINDOW_S  # each in a window of its own
+        refusals.refused(address, address, expired, now)
+
+    refuse("10.0.0.1")
+    refuse("10.0.0.2")
+    for n in range(TLS_REFUSED_ADDRESSES_MAX - 2):  # the bound reached
+        refuse(f"addr{n}")
+    refuse("10.0.0.1")  # now refused most lately
+    refuse("overflow")  # one past the bound: the one refused least lately goes
+    with capture_logs() as logs:
+        refuse("10.0.0.1")
+        refuse("10.0.0.2")
+    assert [(line["log_level"], line["address"]) for line in logs] == [
+        ("debug", "10.0.0.1"), ("warning", "10.0.0.2")]

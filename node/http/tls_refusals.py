@@ -1,10 +1,11 @@
-"""What this node says of a client certificate it refused in the TLS handshake (a peer
-dialing with one no CA of ``--tls-ca`` signed, or one expired): the dialer hears why in
-TLS's alert (``node.http.tls_accept``), and this node logs ``peer tls refused`` with the
-address and OpenSSL's reason, once per change of that reason per address (as a dialer
-says ``peer dial failed``: ``node.log_window.level_on_change``), and counts each refusal
-(``clawsync_peer_tls_refused_total``). Anyone reaching the node can make it refuse a
-certificate: the lines are bounded per window, the addresses remembered too.
+"""What this node says of a client certificate it refused in the TLS handshake as it did
+not verify (for example one no CA of ``--tls-ca`` signed, or one expired): the dialer
+hears why in TLS's alert (``node.http.tls_accept``), and this node logs ``peer tls
+refused`` with the address and OpenSSL's reason, once per change of that reason per
+address (as a dialer says ``peer dial failed``: ``node.log_window.level_on_change``),
+and counts each refusal (``clawsync_peer_tls_refused_total``). Anyone reaching the node
+can make it refuse a certificate: the lines are bounded per window, the addresses
+remembered too.
 """
 
 from __future__ import annotations
@@ -74,5 +75,7 @@ class TlsRefusedCollector(Collector):
     def collect(self) -> Iterator[Metric]:
         yield CounterMetricFamily(
             "clawsync_peer_tls_refused", "Client certificates this node refused in the "
-            "TLS handshake (not signed by a CA of --tls-ca, expired, not valid yet)",
+            "TLS handshake as they did not verify (for example: not signed by a CA of "
+            "--tls-ca, self-signed, expired or not valid yet, of a key too weak, "
+            "without clientAuth)",
             value=self.refusals.count)

@@ -244,10 +244,10 @@ class BoundedSite(web.BaseSite):
                 await accept_tls(loop, conn, counted, self._tls,
                                  self._limits.tls_handshake_timeout_s)
         except Exception as error:  # refused handshake, timeout, reset: free the slot
+            conn.close()
+            release()  # first: the slot is freed whatever saying the refusal does
             if isinstance(error, ssl.SSLCertVerificationError):  # its certificate's
                 self.tls_refusals.refused(*client, error, loop.time())
-            conn.close()
-            release()
             return
         if counted.ca_epoch != self._ca_epoch and counted.certified():
             counted.drop()  # handshaken with a CA that changed meanwhile: as those open

@@ -155,6 +155,29 @@ async def test_a_client_that_never_ends_its_handshake_is_closed_and_its_slot_fre
         writer.close()
 
 
+async def test_a_refused_certificate_frees_its_slot_even_if_saying_so_fails(
+        cas: Cas, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A client certificate the site refuses (of a CA it does not trust) frees the
+    connection's slot (the site's only one) before the refusal is said, so that a
+    refusal whose saying fails (a log that cannot be written) does not hold it."""
+    def cannot_say(*_: object) -> None:
+        raise OSError("the log cannot be written")
+
+    limits = Limits(connections_max=1, connections_per_address_max=1)
+    async with serving(cas, limits) as site:
+        monkeypatch.setattr(site.tls_refusals, "refused", cannot_say)
+        reader, writer = await tcp(site)
+        with pytest.raises(ssl.SSLError):  # the refusal's alert, before or after its end
+            await writer.start_tls(cas.dialer(cas.renewed_peer))
+            await reader.read()
+        writer.close()
+        await until(lambda: not site.connections)
+        reader, writer = await asyncio.open_connection(
+            "127.0.0.1", site.port, ssl=cas.dialer(None), server_hostname="localhost")
+        assert await served((reader, writer))
+        writer.close()
+
+
 async def test_a_ca_trusted_no_more_ends_the_certified_connections_once(
         site: BoundedSite, cas: Cas) -> None:
     peer = await handshaken(site, cas.dialer(cas.peer))

@@ -25,7 +25,14 @@ so.
 
 from __future__ import annotations
 
-from node.openclaw.cursor_room import COPY_PREFIX, room_over, session_of, what_fits
+from node.openclaw.cursor_room import (
+    COPY_PREFIX,
+    room_over,
+    session_of,
+    unmarked,
+    what_fits,
+    with_marks,
+)
 from node.openclaw.mapping import copy_ms_of
 from node.openclaw.source import Item, Record
 from node.openclaw.sqlite import AgentDatabase
@@ -63,18 +70,21 @@ def without_gone(cursor: dict[str, int], stores: list[Source], due: list[Source]
 def step_cursor(cursor: dict[str, int], gone: set[str], moved: dict[str, int]
                 ) -> tuple[dict[str, int], dict[str, int] | None]:
     """What a step saves of ``cursor``: without the entries ``gone``, with those
-    ``moved``; and that cursor if it is over the limits (``cursor_room.room_over``; else
-    None), which is then not saved. Every entry of a session gone from any of the agent's
-    stores was dropped before this pass's first step (``without_gone``): over the limits
-    now is over them for good, or until OpenClaw's move between its stores is done. Never
-    saved over them: what fits is (the sessions it had read on, each new one that fits,
-    ``cursor_room.what_fits``), and the command stops; each run after reads again only
-    the records of the sessions that did not fit (one JSONL step reads them all)."""
+    ``moved``; and that cursor, without its tail marks, if it is over the limits
+    (``cursor_room.room_over``; else None), which is then not saved. The limits are
+    checked without the marks, which are kept only while there is room, after every
+    other entry (``cursor_room.with_marks``). Every entry of a session gone from any of
+    the agent's stores was dropped before this pass's first step (``without_gone``): over
+    the limits now is over them for good, or until OpenClaw's move between its stores is
+    done. Never saved over them: what fits is (the sessions it had read on, each new one
+    that fits, ``cursor_room.what_fits``), and the command stops; each run after reads
+    again only the records of the sessions that did not fit (one JSONL step reads them
+    all)."""
     kept = {entry: at for entry, at in cursor.items() if entry not in gone}
-    after = {**kept, **moved}
+    after = unmarked({**kept, **moved})
     if room_over(after) is None:
-        return after, None
-    return what_fits(kept, after), after
+        return with_marks(after, kept, moved), None
+    return with_marks(what_fits(unmarked(kept), after), kept, moved), after
 
 
 def gone_entries(cursor: dict[str, int], source: Source, present: set[str] | None,

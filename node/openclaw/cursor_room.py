@@ -1,12 +1,13 @@
 """Whether an agent's cursor fits what the node keeps (``crdt.log.cursors``), and what to
 say when it does not: the agent, the figure, and what to do (``CursorFull``).
 
-The cursor keeps an entry per session (and one per rewind's copy, ``COPY_PREFIX``, and
-per ``.jsonl`` read, its tail mark, ``TAIL_PREFIX``), so its limits bound the sessions an
-agent may have: half as many files as SQLite sessions. A cursor over them is never saved: the
+The cursor keeps an entry per session (and one per rewind's copy, ``COPY_PREFIX``), so
+its limits bound the sessions an agent may have. A cursor over them is never saved: the
 bridge stops the command at the step that would take it over (``node.openclaw.bridge``),
 having saved of it what fits (``what_fits``): the sessions it kept read on, and each new
-one that fits, so that each run after reads again only those that do not.
+one that fits, so that each run after reads again only those that do not. A ``.jsonl``'s
+tail mark (``TAIL_PREFIX``) is kept beside its offset only while there is room, after
+every other entry (``with_marks``): it never costs a session its offset.
 """
 
 from __future__ import annotations
@@ -21,8 +22,9 @@ from crdt.log.cursors import CURSOR_BYTES_MAX, CURSOR_ENTRIES_MAX
 COPY_PREFIX = "copy:"
 #: The cursor entry keeping, beside a ``.jsonl``'s offset, a hash of the bytes before it
 #: (``file_marks.tail_mark``): what tells the file rewritten in place at that length or
-#: longer, also after a restart. Saved in the same cursor as the offset, so the two
-#: always go together. A release without it takes such an entry for a session gone
+#: longer, also after a restart. Saved in the same cursor as the offset it was taken at,
+#: or not at all (``with_marks``); a file without one is told rewritten only as a cursor
+#: without marks tells it. A release without it takes such an entry for a session gone
 #: from the files (no file is named so) and drops it at its next save.
 TAIL_PREFIX = "tail:"
 
@@ -55,11 +57,14 @@ class CursorFull(Picklable):
 def room_over(cursor: dict[str, int]) -> str | None:
     """How far ``cursor`` is over what the node keeps (``crdt.log.cursors``), or None:
     found here, before the node refuses it in its own words (a cursor, a number), so
-    that the agent is named and what to do said (``cursor_full``)."""
+    that the agent is named and what to do said (``cursor_full``). A step asks it of its
+    cursor without tail marks (``unmarked``): they are added after, while there is room."""
     entries = len(cursor)
     if entries > CURSOR_ENTRIES_MAX:
-        return f"{entries} entries (about one per session), over the limit of " \
-               f"{CURSOR_ENTRIES_MAX}"
+        sessions = len({session_of(entry) for entry in cursor})
+        each = "an entry each" if entries == sessions else \
+            f"{entries} entries: one each, and one per rewind's copy being read"
+        return f"{sessions} sessions ({each}), over the limit of {CURSOR_ENTRIES_MAX} entries"
     size = len(codec.encode_fast(cursor))
     if size <= CURSOR_BYTES_MAX:
         return None
@@ -67,15 +72,21 @@ def room_over(cursor: dict[str, int]) -> str | None:
            f"session ids), over the limit of {CURSOR_BYTES_MAX}"
 
 
+def unmarked(cursor: dict[str, int]) -> dict[str, int]:
+    """``cursor`` without its files' tail marks: what the limits are checked on, as the
+    release before them kept it."""
+    return {entry: at for entry, at in cursor.items() if not entry.startswith(TAIL_PREFIX)}
+
+
 def what_fits(kept: dict[str, int], after: dict[str, int]) -> dict[str, int]:
-    """Of ``after`` (``kept``, a cursor under the limits, with a step's moves), over the
-    limits: what can be saved. The moves of the sessions ``kept`` holds, then each new
-    session's entries, in their order, that fit with those taken before it: one that does
-    not fit is passed over, not stopped at, as a later one with a shorter id may fit still,
-    so that every session that fits is read on. A session's entry and its rewind's copy
-    time (``COPY_PREFIX``) go together or not at all, as the one read on without the other
-    would map the copy wrong; so do a file's offset and its tail mark (``TAIL_PREFIX``).
-    Only ``kept`` if even the moves do not fit (longer integers, in bytes).
+    """Of ``after`` (``kept``, a cursor under the limits, with a step's moves; neither
+    with tail marks), over the limits: what can be saved. The moves of the sessions
+    ``kept`` holds, then each new session's entries, in their order, that fit with those
+    taken before it: one that does not fit is passed over, not stopped at, as a later
+    one with a shorter id may fit still, so that every session that fits is read on. A
+    session's entry and its rewind's copy time (``COPY_PREFIX``) go together or not at
+    all, as the one read on without the other would map the copy wrong. Only ``kept`` if
+    even the moves do not fit (longer integers, in bytes).
     """
     sessions: dict[str, dict[str, int]] = {}
     for entry, at in after.items():
@@ -90,10 +101,36 @@ def what_fits(kept: dict[str, int], after: dict[str, int]) -> dict[str, int]:
             grows.append(moves)
     if room_over(fits) is not None:
         return dict(kept)
+    return _while_room(fits, grows)
+
+
+def with_marks(saved: dict[str, int], kept: dict[str, int], moved: dict[str, int]
+               ) -> dict[str, int]:
+    """``saved`` (a step's cursor under the limits, without marks: ``what_fits``) with the
+    tail marks of ``kept`` (the cursor the step began from) and ``moved`` (the step's) that
+    are of the offsets it saves, each while there is room, after every other entry. A
+    mark goes only with the offset it was taken at: one whose file's offset moved without
+    it (its new one not saved for want of room, or none taken) is dropped, as a mark of
+    another offset would tell the file rewritten at each read."""
+    marks = {}
+    for entry, mark in {**kept, **moved}.items():
+        if entry.startswith(TAIL_PREFIX):
+            offset = entry.removeprefix(TAIL_PREFIX)
+            taken_at = (moved if entry in moved else kept).get(offset, kept.get(offset))
+            if taken_at is not None and saved.get(offset) == taken_at:
+                marks[entry] = mark
+    if room_over({**saved, **marks}) is None:
+        return {**saved, **marks}
+    return _while_room(dict(saved), [{entry: mark} for entry, mark in marks.items()])
+
+
+def _while_room(fits: dict[str, int], groups: list[dict[str, int]]) -> dict[str, int]:
+    """``fits`` (under the limits) with each of ``groups`` that fits with those taken
+    before it, in their order; one that does not is passed over."""
     # A map's encoding is its head (its count) and each entry's key and value encoded in
-    # turn: its size is summed as sessions are taken, not encoded again for each.
+    # turn: its size is summed as entries are taken, not encoded again for each.
     body = len(codec.encode_fast(fits)) - len(codec.head(5, len(fits)))
-    for moves in grows:
+    for moves in groups:
         count = len(fits) + sum(entry not in fits for entry in moves)
         grown = body + sum(_size(entry, at) - (_size(entry, fits[entry]) if entry in fits
                                                else 0) for entry, at in moves.items())

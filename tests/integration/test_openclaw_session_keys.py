@@ -16,10 +16,11 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from crdt.log.cursors import CURSOR_ENTRIES_MAX
+from node.openclaw.cursor_room import unmarked
 from node.openclaw.mapping import session_key_for
 from node.openclaw.session_keys import SESSION_KEYS_MAX, keys_name
 from node.openclaw.state import cursor_name
-from tests.support.openclaw import offsets, replaced_anew, turn_records, write_jsonl
+from tests.support.openclaw import replaced_anew, turn_records, write_jsonl
 from tests.support.processes import NodeProcess, run_cli
 
 pytestmark = pytest.mark.integration
@@ -101,7 +102,7 @@ def test_a_file_no_longer_named_read_again_lands_in_its_session(
     assert list(stored) == [session_key_for("main", KEY)]
     path = f"/v1/cursors/{quote(cursor_name(state.resolve(), 'main'), safe='')}"
     cursor = node.get(path)["cursor"]
-    assert set(offsets(cursor)) == {f"jsonl:{OLD}", f"jsonl:{NEW}"}
+    assert set(unmarked(cursor)) == {f"jsonl:{OLD}", f"jsonl:{NEW}"}
     kept = {} if dropped == "cursor reset" else {  # the old one's entry, and its tail mark
         entry: at for entry, at in cursor.items() if entry.endswith(NEW)}
     put_cursor(node, path, kept)

@@ -20,7 +20,6 @@ from urllib.parse import quote
 
 import zstandard
 
-from node.openclaw.cursor_room import TAIL_PREFIX
 from node.openclaw.state import cursor_name
 from tests.support.processes import LineReader, NodeProcess, spawn_cli, stop_cli
 
@@ -64,12 +63,6 @@ def cursor_read_to(node: NodeProcess, state: Path, next_seqs: dict[str, int],
     name = quote(cursor_name(state, agent_id), safe="")
     cursor = node.get(f"/v1/cursors/{name}")["cursor"]
     return all(cursor.get(f"db:{sid}", 0) >= seq for sid, seq in next_seqs.items())
-
-
-def offsets(cursor: dict[str, int]) -> dict[str, int]:
-    """An agent's cursor without its files' tail marks (``cursor_room.TAIL_PREFIX``):
-    where each session was read up to."""
-    return {entry: at for entry, at in cursor.items() if not entry.startswith(TAIL_PREFIX)}
 
 
 #: Seconds a watch has to end once told to stop (``watching``), before it is killed.

@@ -24,6 +24,7 @@ from node.client.api import Client
 from node.main import main
 from node.openclaw import bridge as bridge_module
 from node.openclaw.bridge import Bridge
+from node.openclaw.cursor_room import unmarked
 from node.openclaw.held import CURSOR_CHANGED_MAX, CursorChangedTooOften
 from node.openclaw.key_entries import entry_of
 from node.openclaw.session_keys import keys_name
@@ -31,7 +32,7 @@ from node.openclaw.state import StateFolder, cursor_name
 from node.server.run import RunningNode
 from tests.node.openclaw.waiting import KEY_A, KEY_B, A, B, Clock
 from tests.support.cursor_moving_node import MOVED_CURSOR_ENV, OTHER_ENTRY
-from tests.support.openclaw import offsets, turn_records, write_jsonl
+from tests.support.openclaw import turn_records, write_jsonl
 from tests.support.processes import NodeProcess, run_cli
 from tests.support.stand_in import Quiet, serving
 
@@ -145,7 +146,7 @@ async def test_a_cursor_first_saved_by_another_bridge_meanwhile_is_not_saved_ove
         assert f"the cursor {name} was changed on the node" in "\n".join(told)
         saved = await client.cursor(name)
         assert saved is not None and saved.get("db:other") == 1  # saved on from
-        assert len(offsets(saved)) == 2  # and session A's entry
+        assert len(unmarked(saved)) == 2  # and session A's entry
 
 
 async def test_keys_reset_during_a_pass_are_read_on_from_not_saved_over(

@@ -23,7 +23,8 @@ from crdt.log.cursors import CURSOR_BYTES_MAX, CURSOR_ENTRIES_MAX, read_cursor, 
 from crdt.log.store import EventStore
 from node.client.errors import ClientError
 from node.openclaw.bridge import Bridge
-from node.openclaw.cursor_room import CursorFull
+from node.openclaw.cursor_entries import step_cursor
+from node.openclaw.cursor_room import CursorFull, unmarked
 from node.openclaw.file_marks import tail_mark
 from node.openclaw.jsonl import AgentSessions
 from node.openclaw.session_keys import KEYS_SUFFIX
@@ -43,7 +44,7 @@ from tests.node.openclaw.waiting import (
     saved_cursor,
     waiting_bridge,
 )
-from tests.support.openclaw import FakeGateway, iso_ms, offsets, turn_records, write_jsonl
+from tests.support.openclaw import FakeGateway, iso_ms, turn_records, write_jsonl
 
 
 def records(session_id: str, turns: int = 2) -> list[dict[str, Any]]:
@@ -223,19 +224,17 @@ def test_an_agent_over_the_cursor_limits_is_named_with_what_to_do(tmp_path: Path
     said = result.output
     assert f"agent 'main' ({state.resolve()}/agents/main)" in said
     if figure == "entries":
-        assert f"{CURSOR_ENTRIES_MAX + 1} entries" in said
+        assert f"{CURSOR_ENTRIES_MAX + 1} sessions" in said
         assert f"over the limit of {CURSOR_ENTRIES_MAX}" in said
     else:
         assert "bytes encoded" in said and f"over the limit of {CURSOR_BYTES_MAX}" in said
     assert "delete in OpenClaw the sessions of this agent it no longer needs" in said
 
 
-#: Sessions of an agent in the tests of sessions moved into SQLite: they fit in the
-#: cursor's limit of entries (``LIMIT``), and each of them in both stores does not.
+#: The cursor's limit of entries in the tests of sessions moved into SQLite: an agent of
+#: this many sessions fits, and each of them in both stores does not. A file's tail mark
+#: (``cursor_room.TAIL_PREFIX``) is not counted: it is kept only while there is room.
 SMALL = 4
-#: That limit: a file's session takes two entries, its offset and its tail mark
-#: (``cursor_room.TAIL_PREFIX``), a SQLite session one.
-LIMIT = 2 * SMALL
 
 
 class SavingSink(CountingSink):
@@ -292,7 +291,7 @@ def test_sessions_moved_into_sqlite_leave_a_cursor_under_its_limits(
     the limits. Not an agent with too many sessions: the pass goes through, the cursor
     saved holds the SQLite entries only, and no cursor over the limits is ever saved;
     whether ``watch`` goes on or starts again after the move."""
-    monkeypatch.setattr(cursor_room, "CURSOR_ENTRIES_MAX", LIMIT)
+    monkeypatch.setattr(cursor_room, "CURSOR_ENTRIES_MAX", SMALL)
     ids = small_agent(tmp_path)
     with EventStore.open("memory:") as store:
         bridge, sink, folder = saving_bridge(tmp_path, store)
@@ -309,7 +308,7 @@ def test_sessions_moved_into_sqlite_leave_a_cursor_under_its_limits(
             tally = one_pass(bridge)
             assert tally.records == 3 * SMALL and tally.problems == []
             assert saved_cursor(tmp_path, store) == {f"db:{sid}": 3 for sid in ids}
-            assert sink.saved and all(len(cursor) <= LIMIT for cursor in sink.saved)
+            assert sink.saved and all(len(cursor) <= SMALL for cursor in sink.saved)
             assert one_pass(bridge, only_changed=False).records == 0  # and on from there
         finally:
             folder.close()
@@ -324,7 +323,7 @@ def test_sessions_in_both_stores_over_the_limits_stop_the_pass_and_save_nothing(
     agent's folder and the move under way, to wait for (not deleting sessions, which
     the agent does not need); the cursor saved stays as it was (what was read is read
     again). Once the files are moved, a pass goes through."""
-    monkeypatch.setattr(cursor_room, "CURSOR_ENTRIES_MAX", LIMIT)
+    monkeypatch.setattr(cursor_room, "CURSOR_ENTRIES_MAX", SMALL)
     ids = small_agent(tmp_path)
     with EventStore.open("memory:") as store:
         bridge, sink, folder = saving_bridge(tmp_path, store)
@@ -339,7 +338,8 @@ def test_sessions_in_both_stores_over_the_limits_stop_the_pass_and_save_nothing(
                 one_pass(bridge)
             said = str(raised.value)
             assert f"agent 'main' ({tmp_path}/agents/main)" in said
-            assert f"{3 * SMALL} entries" in said and f"over the limit of {LIMIT}" in said
+            assert f"{2 * SMALL} sessions (an entry each), over the limit of {SMALL} entries" \
+                in said
             assert f"{SMALL} of its sessions are in both its SQLite store" in said
             assert "once the move is done" in said and "delete" not in said
             assert saved_cursor(tmp_path, store) == before and sink.saved == []
@@ -447,7 +447,7 @@ def test_a_failed_save_during_the_move_is_tried_again(
     """The files moved away: the pass's first save drops their entries, its second saves
     the SQLite step's. Either failing (the node down), the pass stops with the node's
     error, and the same bridge's next pass goes through."""
-    monkeypatch.setattr(cursor_room, "CURSOR_ENTRIES_MAX", LIMIT)
+    monkeypatch.setattr(cursor_room, "CURSOR_ENTRIES_MAX", SMALL)
     ids = small_agent(tmp_path)
     with EventStore.open("memory:") as store:
         sink, folder = FailingSink(store), StateFolder(tmp_path)
@@ -463,7 +463,7 @@ def test_a_failed_save_during_the_move_is_tried_again(
             tally = one_pass(bridge)
             assert tally.problems == []
             assert saved_cursor(tmp_path, store) == {f"db:{sid}": 3 for sid in ids}
-            assert all(len(cursor) <= LIMIT for cursor in sink.saved)
+            assert all(len(cursor) <= SMALL for cursor in sink.saved)
         finally:
             folder.close()
             if gateway is not None:
@@ -494,7 +494,7 @@ def test_an_agent_truly_over_the_limits_reads_one_step_again_per_run(
                 finally:
                     folder.close()
                 said = str(raised.value)
-                assert f"{SMALL + 1} entries" in said
+                assert f"{SMALL + 1} sessions" in said
                 assert "delete in OpenClaw the sessions" in said and "move" not in said
                 assert saved_cursor(tmp_path, store) == {f"db:{sid}": 3
                                                          for sid in ids[:SMALL]}
@@ -564,7 +564,7 @@ def test_a_pass_looks_across_stores_only_for_an_agent_with_two(
             assert looked == []
             assert len(read_cursor(store, cursor_name(tmp_path.resolve(), "d")) or {}) == 3
             files = read_cursor(store, cursor_name(tmp_path.resolve(), "f")) or {}
-            assert len(offsets(files)) == 3 and len(files) == 6  # each with its tail mark
+            assert len(unmarked(files)) == 3 and len(files) == 6  # each with its tail mark
             # Agent "main": rows in SQLite, then a file too; each pass changes one store.
             both.open_session(KEY_A, A)
             both.add(A, records(A))
@@ -592,7 +592,7 @@ def test_a_files_entries_go_though_only_sqlite_changed_since_the_command_started
     changed but not the folder (nothing in it changed since it started looking), which it
     never read. The folder is looked at all the same, and its sessions' entries dropped
     before the SQLite step adds those of their rows: the cursor is under its limits."""
-    monkeypatch.setattr(cursor_room, "CURSOR_ENTRIES_MAX", LIMIT)
+    monkeypatch.setattr(cursor_room, "CURSOR_ENTRIES_MAX", SMALL)
     ids = small_agent(tmp_path)
     with EventStore.open("memory:") as store:
         bridge, _sink, folder = saving_bridge(tmp_path, store)
@@ -609,7 +609,7 @@ def test_a_files_entries_go_though_only_sqlite_changed_since_the_command_started
                 folder.close()
             assert tally.records == 3 * SMALL and tally.problems == []
             assert saved_cursor(tmp_path, store) == {f"db:{sid}": 3 for sid in ids}
-            assert sink.saved and all(len(cursor) <= LIMIT for cursor in sink.saved)
+            assert sink.saved and all(len(cursor) <= SMALL for cursor in sink.saved)
         finally:
             gateway.close()
 
@@ -620,7 +620,7 @@ def test_a_jsonl_agent_truly_over_the_limits_saves_the_sessions_that_fit(
     sessions as the cursor holds goes over in its first step. Where the sessions that fit
     were read up to is saved all the same, and each run after (systemd restarts
     ``watch``) reads and sends again only the sessions that do not fit."""
-    monkeypatch.setattr(cursor_room, "CURSOR_ENTRIES_MAX", LIMIT)
+    monkeypatch.setattr(cursor_room, "CURSOR_ENTRIES_MAX", SMALL)
     ids = [f"{n:08d}-0000-4000-8000-000000000000" for n in range(3 * SMALL)]
     for n, session_id in enumerate(ids):
         write_jsonl(tmp_path, f"agent:main:s{n}", session_id, records(session_id))
@@ -635,12 +635,12 @@ def test_a_jsonl_agent_truly_over_the_limits_saves_the_sessions_that_fit(
             finally:
                 folder.close()
             said = str(raised.value)
-            assert f"{6 * SMALL} entries" in said and "delete in OpenClaw" in said
+            assert f"{3 * SMALL} sessions" in said and "delete in OpenClaw" in said
             assert "each run reads again the records of those that do not" in said
             assert saved_cursor(tmp_path, store) == {
                 f"jsonl:{sid}": (folder_of / f"{sid}.jsonl").stat().st_size
                 for sid in ids[:SMALL]}
-            assert all(len(cursor) <= LIMIT for cursor in sink.saved)
+            assert all(len(cursor) <= SMALL for cursor in sink.saved)
             sent.append(sum(len(batch) for batch in sink.sent))
     one_session = sent[0] // (3 * SMALL)
     assert sent == [3 * SMALL * one_session, 2 * SMALL * one_session,
@@ -656,10 +656,8 @@ def test_a_session_that_does_not_fit_is_passed_over_for_later_ones_that_do(
     for n, session_id in enumerate(ids):
         write_jsonl(tmp_path, f"agent:main:s{n}", session_id, records(session_id))
     folder_of = tmp_path / "agents" / "main" / "sessions"
-    fits: dict[str, int] = {}
-    for sid in (ids[0], ids[2]):  # each file's offset, and its tail mark with it
-        written = (folder_of / f"{sid}.jsonl").read_bytes()
-        fits |= {f"jsonl:{sid}": len(written), f"tail:jsonl:{sid}": tail_mark(written)}
+    fits = {f"jsonl:{sid}": (folder_of / f"{sid}.jsonl").stat().st_size
+            for sid in (ids[0], ids[2])}
     monkeypatch.setattr(cursor_room, "CURSOR_BYTES_MAX", len(codec.encode_fast(fits)))
     with EventStore.open("memory:") as store:
         bridge, sink, folder = saving_bridge(tmp_path, store)
@@ -669,7 +667,7 @@ def test_a_session_that_does_not_fit_is_passed_over_for_later_ones_that_do(
         finally:
             folder.close()
         assert "bytes encoded" in str(raised.value)
-        assert read_cursor(store, cursor_name(tmp_path.resolve(), "main")) == fits
+        assert read_cursor(store, cursor_name(tmp_path.resolve(), "main")) == fits  # no mark
         assert all(len(codec.encode_fast(cursor)) <= len(codec.encode_fast(fits))
                    for cursor in sink.saved)
 
@@ -719,12 +717,111 @@ def test_import_and_watch_sum_up_what_they_read_when_an_agent_is_over_the_limits
     assert result.output.rstrip().endswith("The other agents are imported.") == others
 
 
-def test_what_fits_keeps_a_files_tail_mark_with_its_offset(
+def test_a_files_tail_mark_is_saved_with_its_offset_only_while_there_is_room(
         monkeypatch: pytest.MonkeyPatch) -> None:
-    """A file's offset and the tail mark saved beside it go together or not at all: an
-    offset saved without its mark, or a mark of another offset, would tell the file
-    rewritten (or not) wrongly at the next start."""
+    """The limits are checked on the offsets (and copy times) alone; a file's tail mark
+    is saved only after every one of them, while there is room, and only with the
+    offset it was taken at: a mark of another offset would tell the file rewritten at
+    each read."""
     monkeypatch.setattr(cursor_room, "CURSOR_ENTRIES_MAX", 3)
-    after = {"jsonl:a": 5, "tail:jsonl:a": 7, "jsonl:b": 3, "tail:jsonl:b": 9}
-    assert cursor_room.what_fits({"jsonl:a": 1}, after) == {"jsonl:a": 5, "tail:jsonl:a": 7}
-    assert cursor_room.what_fits({}, after) == {"jsonl:a": 5, "tail:jsonl:a": 7}
+    moved = {"jsonl:a": 5, "tail:jsonl:a": 7, "jsonl:b": 3, "tail:jsonl:b": 9}
+    # b's mark does not fit: it never costs b its offset.
+    assert step_cursor({}, set(), moved) == (
+        {"jsonl:a": 5, "jsonl:b": 3, "tail:jsonl:a": 7}, None)
+    # b read on, its new mark does not fit: its old one goes in the same save.
+    cursor = {"jsonl:b": 1, "tail:jsonl:b": 2, "jsonl:c": 4}
+    assert step_cursor(cursor, set(), moved) == (
+        {"jsonl:b": 3, "jsonl:c": 4, "jsonl:a": 5}, None)
+    # An offset moved without a mark (read again from its start): its old mark goes.
+    assert step_cursor(cursor, set(), {"jsonl:b": 0}) == (
+        {"jsonl:b": 0, "jsonl:c": 4}, None)
+    # A session gone leaves room for a mark kept.
+    assert step_cursor(cursor, {"jsonl:c"}, {}) == ({"jsonl:b": 1, "tail:jsonl:b": 2}, None)
+    # Over the limits without marks: what fits, and the figure said of the offsets.
+    over = {"jsonl:a": 5, "jsonl:b": 3, "jsonl:c": 4, "jsonl:d": 1}
+    assert step_cursor({"jsonl:c": 4, "tail:jsonl:c": 8}, set(),
+                       {**moved, "jsonl:d": 1, "tail:jsonl:d": 6}) == (
+        {"jsonl:c": 4, "jsonl:a": 5, "jsonl:b": 3}, over)
+
+
+def test_an_agent_that_fits_without_its_marks_goes_through_with_those_that_fit(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """``SMALL - 1`` JSONL sessions under a limit of ``SMALL`` entries fit, as they did
+    before files had tail marks: every offset is saved, and the mark of the first file
+    read, the one there is room for; the next import reads nothing again."""
+    monkeypatch.setattr(cursor_room, "CURSOR_ENTRIES_MAX", SMALL)
+    ids = [f"{n:08d}-0000-4000-8000-000000000000" for n in range(SMALL - 1)]
+    paths = [write_jsonl(tmp_path, f"agent:main:s{n}", sid, records(sid))
+             for n, sid in enumerate(ids)]
+    with EventStore.open("memory:") as store:
+        bridge, _sink, folder = saving_bridge(tmp_path, store)
+        try:
+            assert one_pass(bridge).records == 3 * len(ids)
+        finally:
+            folder.close()
+        assert read_cursor(store, cursor_name(tmp_path.resolve(), "main")) == {
+            **{f"jsonl:{sid}": path.stat().st_size for sid, path in zip(ids, paths, strict=True)},
+            f"tail:jsonl:{ids[0]}": tail_mark(paths[0].read_bytes())}
+        bridge, _sink, folder = saving_bridge(tmp_path, store)
+        try:
+            assert one_pass(bridge).records == 0
+        finally:
+            folder.close()
+
+
+def test_a_cursor_full_of_offsets_saved_before_marks_still_reads_on(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A cursor of the release before files had tail marks, as many sessions as the
+    limit: a file that grew is read on, its offset moved (no room for its mark), and the
+    pass goes through; the next reads nothing again."""
+    monkeypatch.setattr(cursor_room, "CURSOR_ENTRIES_MAX", SMALL)
+    ids = [f"{n:08d}-0000-4000-8000-000000000000" for n in range(SMALL)]
+    grown = records(ids[0], 3)
+    paths = [write_jsonl(tmp_path, f"agent:main:s{n}", sid, grown[:-1] if n == 0 else
+                         records(sid)) for n, sid in enumerate(ids)]
+    name = cursor_name(tmp_path.resolve(), "main")
+    with EventStore.open("memory:") as store:
+        save_cursor(store, name, {f"jsonl:{sid}": path.stat().st_size
+                                  for sid, path in zip(ids, paths, strict=True)})
+        write_jsonl(tmp_path, "agent:main:s0", ids[0], grown)  # a third turn appended
+        for expected in (1, 0):  # the third turn, then nothing
+            bridge, _sink, folder = saving_bridge(tmp_path, store)
+            try:
+                assert one_pass(bridge).records == expected
+            finally:
+                folder.close()
+            assert read_cursor(store, name) == {f"jsonl:{sid}": path.stat().st_size
+                                                for sid, path in zip(ids, paths, strict=True)}
+
+
+def test_a_file_read_on_whose_mark_no_longer_fits_keeps_none(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A file read on whose new mark does not fit (a new session took the room) loses
+    its old one in the same save: beside the new offset it would tell the file
+    rewritten, and read it all again, at each run."""
+    monkeypatch.setattr(cursor_room, "CURSOR_ENTRIES_MAX", 3)
+    ids = [f"{n:08d}-0000-4000-8000-000000000000" for n in range(3)]
+    grown = records(ids[0], 3)
+    paths = [write_jsonl(tmp_path, "agent:main:s0", ids[0], grown[:-1]),
+             write_jsonl(tmp_path, "agent:main:s1", ids[1], records(ids[1]))]
+    name = cursor_name(tmp_path.resolve(), "main")
+    with EventStore.open("memory:") as store:
+        bridge, _sink, folder = saving_bridge(tmp_path, store)
+        try:
+            one_pass(bridge)
+            assert read_cursor(store, name) == {
+                f"jsonl:{ids[0]}": paths[0].stat().st_size,
+                f"tail:jsonl:{ids[0]}": tail_mark(paths[0].read_bytes()),
+                f"jsonl:{ids[1]}": paths[1].stat().st_size}
+            write_jsonl(tmp_path, "agent:main:s0", ids[0], grown)  # a third turn appended
+            paths.append(write_jsonl(tmp_path, "agent:main:s2", ids[2], records(ids[2])))
+            assert one_pass(bridge).records == 1 + 3  # s0's third turn, s2
+        finally:
+            folder.close()
+        assert read_cursor(store, name) == {f"jsonl:{sid}": path.stat().st_size
+                                            for sid, path in zip(ids, paths, strict=True)}
+        bridge, _sink, folder = saving_bridge(tmp_path, store)  # a first look at each
+        try:
+            assert one_pass(bridge).records == 0
+        finally:
+            folder.close()

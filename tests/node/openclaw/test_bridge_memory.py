@@ -18,6 +18,7 @@ from node.cli.openclaw_sink import EmbeddedSink, HttpSink
 from node.client.api import Client
 from node.client.errors import ClientError
 from node.openclaw.bridge import Bridge
+from node.openclaw.cursor_room import unmarked
 from node.openclaw.key_entries import entry_of
 from node.openclaw.session_keys import keys_name
 from node.openclaw.state import StateFolder, cursor_name
@@ -25,7 +26,6 @@ from node.server.run import RunningNode
 from tests.node.openclaw.waiting import KEY_A, A, B, one_pass
 from tests.support.openclaw import (
     database_path,
-    offsets,
     turn_records,
     write_jsonl,
     write_sessions,
@@ -176,7 +176,7 @@ def test_a_cursor_reset_on_the_node_while_watching_is_read_from(tmp_path: Path) 
             path = write_jsonl(tmp_path, KEY_A, A, records(A, 3))  # one more record
             again = one_pass(bridge)
             assert again.records == first.records + 1 and again.created == 1
-            assert offsets(read_cursor(store, name) or {}) == {f"jsonl:{A}": path.stat().st_size}
+            assert unmarked(read_cursor(store, name) or {}) == {f"jsonl:{A}": path.stat().st_size}
             assert f"the cursor {name} was changed on the node" in "\n".join(told)
         finally:
             folder.close()

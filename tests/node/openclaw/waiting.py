@@ -13,10 +13,11 @@ from crdt.log.cursors import read_cursor, save_cursor
 from crdt.log.store import EventStore
 from node.cli.openclaw_sink import EmbeddedSink
 from node.openclaw.bridge import Bridge
+from node.openclaw.cursor_room import unmarked
 from node.openclaw.session_keys import keys_name
 from node.openclaw.state import StateFolder, cursor_name
 from node.openclaw.tally import Tally
-from tests.support.openclaw import offsets, write_jsonl, write_sessions
+from tests.support.openclaw import write_jsonl, write_sessions
 
 #: The store's bound (``clock_drift_max_ms``) in these tests.
 DRIFT_MS = 1000
@@ -66,7 +67,7 @@ def widened(state: Path, store: EventStore, wide: EventStore) -> CountingSink:
 def saved_cursor(state: Path, store: EventStore) -> dict[str, int]:
     """Where the agent's sessions were read up to, as its saved cursor says: without its
     files' tail marks (``cursor_room.TAIL_PREFIX``), which go with their offsets."""
-    return offsets(read_cursor(store, cursor_name(state.resolve(), "main")) or {})
+    return unmarked(read_cursor(store, cursor_name(state.resolve(), "main")) or {})
 
 
 def one_pass(bridge: Bridge, only_changed: bool = True) -> Tally:

@@ -16,13 +16,14 @@ from pathlib import Path
 import pytest
 
 from crdt.events import Event
+from crdt.log.cursors import read_cursor
 from crdt.log.store import EventStore
 from node.cli.openclaw_sink import EmbeddedSink, HttpSink
 from node.client.api import Client, ClientError
 from node.openclaw.bridge import Bridge
-from node.openclaw.file_marks import TAIL_BYTES
+from node.openclaw.file_marks import TAIL_BYTES, tail_mark
 from node.openclaw.mapping import session_key_for
-from node.openclaw.state import StateFolder
+from node.openclaw.state import StateFolder, cursor_name
 from node.openclaw.tally import Tally
 from tests.node.openclaw.keyed import SESSION_A, T0_MS, events_by_session, lines, records
 from tests.node.openclaw.waiting import DRIFT_MS, KEY_A, A, Clock, one_pass, waiting_bridge
@@ -291,3 +292,27 @@ def test_a_rewrite_before_a_waiting_turn_is_read_again(tmp_path: Path) -> None:
             folder.close()
         # The 3 records read before, and the changed turn; the new one waits.
         assert events_by_session(store)[SESSION_A] == 3 + 1
+
+
+def test_the_mark_saved_is_of_the_tail_bytes_before_the_offset(tmp_path: Path) -> None:
+    """The tail mark the cursor keeps is ``tail_mark`` of the ``TAIL_BYTES`` before the
+    file's offset, whether the record that ends there ends past them into the read (a
+    file over ``TAIL_BYTES`` read from its start) or within them (a turn read on from an
+    offset, the bytes before that offset taken in): so the next import, a first look that
+    compares it, reads nothing again. A wrong mark would read the file again from its
+    start at every run."""
+    written = records(A, 60)
+    path = write_jsonl(tmp_path, KEY_A, A, written[:-1])
+    assert path.stat().st_size > 2 * TAIL_BYTES
+    name = cursor_name(tmp_path.resolve(), "main")
+    with EventStore.open("memory:") as store:
+        for step, read in ((written[:-1], len(written) - 1), (written, 1), (written, 0)):
+            write_jsonl(tmp_path, KEY_A, A, step)  # the last turn appended at the second
+            folder = StateFolder(tmp_path)
+            try:
+                assert one_pass(Bridge(folder, EmbeddedSink(store))).records == read
+            finally:
+                folder.close()
+            data = path.read_bytes()
+            assert read_cursor(store, name) == {
+                f"jsonl:{A}": len(data), f"tail:jsonl:{A}": tail_mark(data[-TAIL_BYTES:])}

@@ -82,7 +82,7 @@ class Head:
 
 
 @dataclass(slots=True)
-class Ahead:
+class BytesBefore:
     """The bytes of the open file ``fd`` before ``offset`` (``TAIL_BYTES`` at most), read
     at most once: what tells it rewritten there, what a read remembers of it, and what
     the marks of the records read first take in."""

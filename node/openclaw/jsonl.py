@@ -36,7 +36,7 @@ from typing import BinaryIO, Protocol
 from node.openclaw.cursor_room import tail_entry
 from node.openclaw.file_marks import (
     TAIL_BYTES,
-    Ahead,
+    BytesBefore,
     Head,
     Seen,
     before,
@@ -189,8 +189,8 @@ class AgentSessions:
         for session_id, (file, session_key) in files.items():
             entry = cursor_entry(self.folder, session_id, file)
             start = cursor.get(entry, 0)
-            marked = tail_entry(entry)
-            mark = None if marked is None else cursor.get(marked)
+            mark_entry = tail_entry(entry)
+            mark = None if mark_entry is None else cursor.get(mark_entry)
             if entry in waiting:
                 items = list(self._read_waiting(file, session_id, session_key, entry,
                                                 start, keys, mark))
@@ -316,7 +316,7 @@ class AgentSessions:
         return index, None
 
     def _rewritten(self, entry: str, stamp: tuple[int, int, int, int], start: int,
-                   head: Head, ahead: Ahead, mark: int | None) -> bool:
+                   head: Head, bytes_before: BytesBefore, mark: int | None) -> bool:
         """Whether the file of ``entry``, as long as ``start`` or longer, was rewritten
         in place (``Seen``) since this process read it up to there: not if its stamp
         stayed; or, not read by it there, since the cursor's ``mark`` of its bytes before
@@ -334,13 +334,13 @@ class AgentSessions:
                 return True
             tail = seen.tails.get(start)
             if tail is not None:
-                return digest(ahead.since()) != tail
+                return digest(bytes_before.since()) != tail
         # Not seen by this process at that offset (its first look since it started, or
         # a cursor changed on the node): the mark saved with the offset tells, if any.
-        return mark is not None and tail_mark(ahead.since()) != mark
+        return mark is not None and tail_mark(bytes_before.since()) != mark
 
     def _remember(self, entry: str, stamp: tuple[int, int, int, int], start: int,
-                  data: bytes, head: Head, ahead: Ahead) -> None:
+                  data: bytes, head: Head, bytes_before: BytesBefore) -> None:
         """Remember what was seen of the file of ``entry`` (``Seen``) at the offset this
         read of ``data`` from ``start`` ended (the end of its last complete line), and
         at ``start`` if known: what the next look compares. Nothing is remembered of a
@@ -355,7 +355,7 @@ class AgentSessions:
         if end == start and not self._follows and seen is None:
             return
         since = max(0, end - TAIL_BYTES)
-        tail = digest(ahead.since(since) + data[max(0, since - start):end - start])
+        tail = digest(bytes_before.since(since) + data[max(0, since - start):end - start])
         if start == 0:
             head.known = (first_record(data),)
         first = head.first()
@@ -387,9 +387,9 @@ class AgentSessions:
                 head = Head(file.fileno(), (seen.first,) if seen is not None
                              and seen.stamp == stamp else None)
                 anew = size < start  # got shorter: replaced, or cut
-                ahead = Ahead(file.fileno(), start)
-                if not anew and start and self._rewritten(entry, stamp, start, head, ahead,
-                                                          mark):
+                bytes_before = BytesBefore(file.fileno(), start)
+                if not anew and start and self._rewritten(entry, stamp, start, head,
+                                                          bytes_before, mark):
                     anew = True
                     self._restarts[entry] = start  # till read again and stored
                 # Its first line only when the keys are to tell or remember its file:
@@ -403,7 +403,7 @@ class AgentSessions:
                     anew = anew or keys.another_file(session_id, identity, False)
                 if anew:
                     start = 0  # replaced, cut, or another file: read it all again
-                    ahead = Ahead(file.fileno(), start)
+                    bytes_before = BytesBefore(file.fileno(), start)
                     self.restarted.add(session_id)
                 file.seek(start)
                 data = file.read(BYTES_PER_READ)
@@ -416,10 +416,10 @@ class AgentSessions:
                                           f"is longer than {RECORD_BYTES_MAX} bytes; skipped",
                                           entry, end, tail_mark(before(file.fileno(), end)))
                         return
-                self._remember(entry, stamp, start, data, head, ahead)
+                self._remember(entry, stamp, start, data, head, bytes_before)
                 # The bytes before ``start`` that the mark of a record in the first
                 # ``TAIL_BYTES`` read takes in; none read if no line is complete.
-                kept_before = ahead.since() if b"\n" in data else b""
+                kept_before = bytes_before.since() if b"\n" in data else b""
         except FileNotFoundError:
             yield Problem(shown, "was moved away while being read (OpenClaw's import "
                                  "archives these files); read again on the next pass")
@@ -437,14 +437,14 @@ class AgentSessions:
                 value = parse_record(line, "line skipped")
                 # What the cursor keeps with ``end``: read from what is in memory.
                 since = end - start - TAIL_BYTES
-                marked = tail_mark(data[since:end - start] if since >= 0 else
-                                   kept_before[max(0, len(kept_before) + since):]
-                                   + data[:end - start])
+                end_mark = tail_mark(data[since:end - start] if since >= 0 else
+                                     kept_before[max(0, len(kept_before) + since):]
+                                     + data[:end - start])
                 if isinstance(value, str):
-                    yield Problem(where, value, entry, end, marked)
+                    yield Problem(where, value, entry, end, end_mark)
                 else:
                     yield Record(self.agent_id, session_key, session_id, where, entry, end,
-                                 value, mark=marked)
+                                 value, mark=end_mark)
             offset = end
         if rest and start + len(data) >= size:
             yield Problem(f"{shown}, line at byte {offset}",

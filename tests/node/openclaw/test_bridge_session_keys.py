@@ -304,7 +304,8 @@ def test_a_pass_over_unchanged_files_reads_no_first_line(tmp_path: Path) -> None
     assert index <= read < index + 1024, (read, index)
 
 
-def test_an_import_over_unchanged_files_reads_none_of_them(tmp_path: Path) -> None:
+def test_an_import_over_unchanged_files_reads_only_the_bytes_their_marks_are_of(
+        tmp_path: Path) -> None:
     """A one-shot import (a bridge of its own, as each ``clawsync openclaw import``) over
     files imported before and unchanged reads the index and, of each, only the bytes
     before its offset (``TAIL_BYTES`` at most) that its cursor's tail mark is of: what

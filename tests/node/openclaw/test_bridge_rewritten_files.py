@@ -316,3 +316,26 @@ def test_the_mark_saved_is_of_the_tail_bytes_before_the_offset(tmp_path: Path) -
             data = path.read_bytes()
             assert read_cursor(store, name) == {
                 f"jsonl:{A}": len(data), f"tail:jsonl:{A}": tail_mark(data[-TAIL_BYTES:])}
+
+
+def test_a_mark_that_moved_alone_is_saved(tmp_path: Path) -> None:
+    """Rewritten at the same length while no bridge ran, then again: each import reads it
+    again from its start up to its old offset, so only its tail mark moves, and that new
+    mark is saved. Without it the file would have no mark, and the second rewrite would
+    go unseen, its records skipped."""
+    path = write_jsonl(tmp_path, KEY_A, A, records(A, 2))
+    name = cursor_name(tmp_path.resolve(), "main")
+    with EventStore.open("memory:") as store:
+        for start in (None, LATER_MS, LATER_MS + 2000):
+            if start is not None:
+                rewrite = lines(records(A, 2, start))
+                assert len(rewrite) == path.stat().st_size
+                in_place(path, rewrite)
+            folder = StateFolder(tmp_path)
+            try:
+                assert one_pass(Bridge(folder, EmbeddedSink(store))).records == 3
+            finally:
+                folder.close()
+            data = path.read_bytes()
+            assert read_cursor(store, name) == {
+                f"jsonl:{A}": len(data), f"tail:jsonl:{A}": tail_mark(data[-TAIL_BYTES:])}

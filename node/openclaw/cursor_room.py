@@ -7,7 +7,8 @@ bridge stops the command at the step that would take it over (``node.openclaw.br
 having saved of it what fits (``what_fits``): the sessions it kept read on, and each new
 one that fits, so that each run after reads again only those that do not. A ``.jsonl``'s
 tail mark (``TAIL_PREFIX``) is kept beside its offset only while there is room, after
-every other entry (``with_marks``): it never costs a session its offset.
+every other entry, the marks of the files a step read first (``with_marks``): it never
+costs a session its offset.
 """
 
 from __future__ import annotations
@@ -108,12 +109,16 @@ def with_marks(saved: dict[str, int], kept: dict[str, int], moved: dict[str, int
                ) -> dict[str, int]:
     """``saved`` (a step's cursor under the limits, without marks: ``what_fits``) with the
     tail marks of ``kept`` (the cursor the step began from) and ``moved`` (the step's) that
-    are of the offsets it saves, each while there is room, after every other entry. A
-    mark goes only with the offset it was taken at: one whose file's offset moved without
-    it (its new one not saved for want of room, or none taken) is dropped, as a mark of
-    another offset would tell the file rewritten at each read."""
+    are of the offsets it saves, each while there is room, after every other entry: those
+    of the files the step read (or read again) first, then those kept, as the sessions
+    still written (hence rewritten) are the newest. A mark goes only with the offset it
+    was taken at: one whose file's offset moved without it (its new one not saved for
+    want of room, or none taken) is dropped, as a mark of another offset would tell the
+    file rewritten at each read."""
     marks = {}
-    for entry, mark in {**kept, **moved}.items():
+    # The step's marks first, in their order, each over the one kept for its file.
+    for entry, mark in {**moved, **{entry: mark for entry, mark in kept.items()
+                                    if entry not in moved}}.items():
         if entry.startswith(TAIL_PREFIX):
             offset = entry.removeprefix(TAIL_PREFIX)
             taken_at = (moved if entry in moved else kept).get(offset, kept.get(offset))

@@ -744,6 +744,23 @@ def test_a_files_tail_mark_is_saved_with_its_offset_only_while_there_is_room(
         {"jsonl:c": 4, "jsonl:a": 5, "jsonl:b": 3}, over)
 
 
+def test_the_marks_of_the_files_a_step_read_go_before_those_kept(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """Room for one mark: it goes to the file the step read (or read again), whose
+    session is still written, not to one kept from an earlier step."""
+    monkeypatch.setattr(cursor_room, "CURSOR_ENTRIES_MAX", 3)
+    cursor = {"jsonl:a": 5, "tail:jsonl:a": 7, "jsonl:b": 1, "tail:jsonl:b": 2}
+    assert step_cursor(cursor, set(), {"jsonl:b": 3, "tail:jsonl:b": 9}) == (
+        {"jsonl:a": 5, "jsonl:b": 3, "tail:jsonl:b": 9}, None)
+    # Its mark alone moved (read again up to its old offset): the same.
+    assert step_cursor(cursor, set(), {"tail:jsonl:b": 9}) == (
+        {"jsonl:a": 5, "jsonl:b": 1, "tail:jsonl:b": 9}, None)
+    # A new session read: its mark, not the kept one.
+    assert step_cursor({"jsonl:a": 5, "tail:jsonl:a": 7}, set(),
+                       {"jsonl:c": 4, "tail:jsonl:c": 6}) == (
+        {"jsonl:a": 5, "jsonl:c": 4, "tail:jsonl:c": 6}, None)
+
+
 def test_an_agent_that_fits_without_its_marks_goes_through_with_those_that_fit(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """``SMALL - 1`` JSONL sessions under a limit of ``SMALL`` entries fit, as they did

@@ -680,9 +680,13 @@ def test_a_session_that_does_not_fit_is_passed_over_for_later_ones_that_do(
 def test_what_fits_keeps_a_sessions_copy_time_with_it(
         monkeypatch: pytest.MonkeyPatch, limit: int, fits: dict[str, int]) -> None:
     """Over the limits, the sessions kept are saved read on, and each new one in their
-    order that fits, each with its rewind's copy time or not at all."""
+    order that fits, each with its rewind's copy time or not at all. Over them, the
+    figure counts the sessions, and the entries their copy times add."""
     monkeypatch.setattr(cursor_room, "CURSOR_ENTRIES_MAX", limit)
     after = {"a": 5, "b": 1, "c": 2, "copy:c": 9, "d": 3}
+    assert cursor_room.room_over(after) == (None if limit == 5 else (
+        "4 sessions (5 entries: one each, and one per rewind's copy being read), over "
+        f"the limit of {limit} entries"))
     assert cursor_room.what_fits({"a": 1, "b": 1}, after) == fits
     # A session kept whose move adds its copy time: both, or neither if that is over.
     assert cursor_room.what_fits({"a": 1, "b": 1, "x": 1},

@@ -27,15 +27,19 @@ def not_a_folder(path: Path) -> str | None:
     """Why ``path``, a folder to use or make, cannot be one: it is a file, or lies in one
     (its nearest part that exists is a file); None when it can. Checked before anything
     is made: opened, it fails on "File exists" or "Not a directory", with what the command
-    made before left behind.
+    made before left behind. None too when a part cannot be looked at (a folder this user
+    may not enter): the open that follows says so, in its words.
 
     >>> print(not_a_folder(Path("/dev/null/sub")))
     '/dev/null/sub' is in '/dev/null', a file, not a folder
     >>> not_a_folder(Path("/tmp/no/such/folder")) is None
     True
     """
-    nearest = next((part for part in (path, *path.parents) if part.exists()), path)
-    if not nearest.exists() or nearest.is_dir():
+    try:
+        nearest = next((part for part in (path, *path.parents) if part.exists()), path)
+        if not nearest.exists() or nearest.is_dir():
+            return None
+    except OSError:  # Permission denied: exists() says False only for what is not there
         return None
     what = "is a file" if nearest == path else f"is in {str(nearest)!r}, a file"
     return f"{str(path)!r} {what}, not a folder"

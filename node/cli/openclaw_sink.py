@@ -180,11 +180,13 @@ def with_sink(ctx: click.Context, data_dir: Path | None,
     try:
         if data_dir is None:
             return asyncio.run(over_http(settings(ctx)))
+        # A newer node's folder is not read; first, as ``serve`` checks it: a folder
+        # this user may not enter is said here ("cannot read ... Permission denied").
+        check_format(data_dir, software_version())
         if not holds_storage(data_dir):  # a mistyped path must not pass unseen
             if reads_only:
                 raise click.UsageError(f"--data-dir {data_dir} holds no node's data")
             note(f"{data_dir} holds no node's data yet: a new node's data folder is made there")
-        check_format(data_dir, software_version())  # a newer node's folder is not read
         try:  # read before it is opened to write: a log refused is left byte for byte
             read_log_first(data_dir)
         except LogFormatError as error:

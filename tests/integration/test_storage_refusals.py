@@ -7,7 +7,9 @@ from __future__ import annotations
 
 import contextlib
 import json
+import os
 import random
+import shutil
 import signal
 import sqlite3
 import subprocess
@@ -17,8 +19,9 @@ from pathlib import Path
 import pytest
 
 from crdt.log.store import EventStore
-from node.data_format import OPENED_UNCHANGED
+from node.data_format import FORMAT_FILE, OPENED_UNCHANGED
 from tests.support.log_formats import bump_log_format, damage_log, files_of, serve_on
+from tests.support.ports import free_port
 from tests.support.processes import CLI_TIMEOUT_S, child_env, one_error_line
 
 
@@ -98,6 +101,39 @@ def test_a_data_dir_inside_a_file_is_a_usage_error_with_nothing_made(
     assert "Traceback" not in result.stderr
     assert not (tmp_path / "log").exists()
     assert file.read_text() == "notes\n"
+
+
+def test_a_data_dir_in_a_folder_that_cannot_be_entered_is_said_as_the_open_says_it(
+        tmp_path: Path) -> None:
+    """``--data-dir locked/x/y`` with ``locked`` a folder this user may not enter
+    (mode 000; root without its capabilities, ``setpriv``, as root enters any folder):
+    ``serve`` and ``openclaw import`` each end with the one line of a folder they cannot
+    read (exit 1), not the traceback of looking for a file on the way in."""
+    if shutil.which("setpriv") is None:
+        pytest.skip("needs setpriv (util-linux) to drop root's capabilities")
+    as_user = ["setpriv", "--inh-caps=-all", "--bounding-set=-all"] \
+        if os.getuid() == 0 else []
+    locked = tmp_path / "locked"
+    locked.mkdir()
+    (tmp_path / "openclaw" / "agents").mkdir(parents=True)
+    data_dir = locked / "x" / "y"
+    commands = (
+        ("serve", "--data-dir", str(data_dir), "--host", "127.0.0.1", "--port",
+         str(free_port())),
+        ("openclaw", "import", "--data-dir", str(data_dir), "--state-dir",
+         str(tmp_path / "openclaw")))
+    locked.chmod(0)
+    try:
+        for command in commands:
+            result = subprocess.run(
+                [*as_user, sys.executable, "-m", "node.main", *command],
+                capture_output=True, text=True, env=child_env(), timeout=CLI_TIMEOUT_S)
+            assert one_error_line(result) == (
+                "Error: cannot read the data folder's format marker "
+                f"{data_dir / FORMAT_FILE}: Permission denied\n"), command
+    finally:
+        locked.chmod(0o700)
+    assert list(locked.iterdir()) == []
 
 
 def _refused_log(log: Path, how: str) -> str:

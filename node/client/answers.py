@@ -41,13 +41,23 @@ a reverse proxy or another service in between? Is the node behind it running?'
             "the node behind it running?")
 
 
-def no_api(shown_url: str, status: int, what: str, node_said: bool) -> str:
+def no_api(shown_url: str, status: int, what: str, node_said: bool,
+           hint: str | None = None) -> str:
     """No route for ``what`` at ``shown_url``, and no node that says its version there:
     an address with no clawsync API, or (``node_said``: a node's JSON error came) a node
-    too old to say its version."""
-    return (f"{shown_url} has no clawsync API ({status} for {what}): is it a node's address "
-            "(a reverse proxy's prefix, another service"
-            + (", or a node too old to say its version" if node_said else "") + ")?")
+    too old to say its version; or a node's path other than its API (a wrong prefix),
+    when its error's ``hint`` says which route it lacks (a node that gives one is no
+    older one).
+
+    >>> no_api("http://n/p", 404, "the sessions", True, "this node has no route GET /p")
+    "http://n/p has no clawsync API (404 for the sessions): is it a node's address (a \
+reverse proxy's prefix, another service)? The node there says: this node has no route GET /p"
+    """
+    asked = (f"{shown_url} has no clawsync API ({status} for {what}): is it a node's "
+             "address (a reverse proxy's prefix, another service")
+    if hint is not None:
+        return f"{asked})? The node there says: {hint}"
+    return asked + (", or a node too old to say its version" if node_said else "") + ")?"
 
 
 def version_gap(shown_url: str, route: str, software: str, ours: str) -> str:

@@ -28,7 +28,7 @@ from node.client.errors import ClientError, shown_address
 from node.client.failures import Translate, UnreadableStream
 from node.client.token_unused import token_unused_heard
 from node.config import software_version
-from node.headers import NO_ROUTE_SAID, ROUTES_TOLD
+from node.headers import HINT_FIELD, ROUTES_TOLD
 from node.json_numbers import finite_float, refuse_constant
 from node.limits import ClientLimits
 from node.lookups import LookupResolver
@@ -251,10 +251,15 @@ class Transport:
             text = ("the node refused the token: check --token or CLAWSYNC_TOKEN"
                     if self.token else
                     "the node needs a token: pass it with --token or CLAWSYNC_TOKEN")
-        elif (status == 404 and (message == "Not Found" or message.startswith(NO_ROUTE_SAID))
-              ) or (status in answers.NO_ROUTE and code is None):
+        elif (status == 404 and message == "Not Found") or (status in answers.NO_ROUTE
+                                                             and code is None):
             # Not a node's "no such session" (which says what is missing): no route here.
-            text = await self._no_route(response, what, node_said=code is not None)
+            # The hint names the path asked for: cut as the address it holds is.
+            hint = details.get(HINT_FIELD)
+            text = await self._no_route(
+                response, what, node_said=code is not None,
+                hint=shown_address(printable(hint), quoted=False)
+                if isinstance(hint, str) else None)
             code = None  # no node said what is missing
         elif status == 404 and missing is not None:
             text = missing
@@ -273,13 +278,14 @@ class Transport:
                           details=details, retry_after_s=wait)
 
     async def _no_route(self, response: aiohttp.ClientResponse, what: str,
-                        node_said: bool) -> str:
+                        node_said: bool, hint: str | None) -> str:
         """Why ``response`` found no route: a node's own JSON error comes from a node of
-        another version (asked), or from a prefix that does not lead to its API; an
-        answer without it comes from something else at that address."""
+        another version (asked), or from a prefix that does not lead to its API (the
+        ``hint`` of a node that gives one says which route it lacks); an answer without
+        it comes from something else at that address."""
         if node_said and (gap := await self._version_gap(response)) is not None:
             return gap
-        return answers.no_api(self.shown_url, response.status, what, node_said)
+        return answers.no_api(self.shown_url, response.status, what, node_said, hint)
 
     async def _version_gap(self, response: aiohttp.ClientResponse) -> str | None:
         """What a node says when it lacks a route this client asked for: the versions of

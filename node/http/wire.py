@@ -44,7 +44,7 @@ from crdt.errors import (
     StorageUnavailable,
     TimestampAhead,
 )
-from node.headers import NO_ROUTE_SAID, ROUTES_TOLD
+from node.headers import HINT_FIELD, ROUTES_TOLD
 from node.http.errors import HttpError, invalid_encoding, stopping
 from node.http.params import refuse_unknown_params
 from node.json_numbers import finite_float, refuse_constant
@@ -346,12 +346,16 @@ def error_response(exc: BaseException, request: web.BaseRequest | None = None) -
         headers = {str(name): exc.headers[name] for name in (hdrs.ALLOW,) if name in exc.headers}
         said = exc.text
         message = said if said and said != f"{exc.status}: {exc.reason}" else exc.reason
+        details = None
         if isinstance(exc, web.HTTPMethodNotAllowed) and request is not None:
             message = (f"{request.method} is not a method of {request.path} (it takes "
                        f"{', '.join(sorted(exc.allowed_methods))}); {ROUTES_TOLD}")
         elif isinstance(exc, web.HTTPNotFound) and message == exc.reason and request:
-            message = f"{NO_ROUTE_SAID}{request.method} {request.path}; {ROUTES_TOLD}"
-        return _error(exc.status, code, message, headers=headers)
+            # The message stays "Not Found": older clients know a missing route by it
+            # alone, and take any other words of a 404 for a missing session.
+            details = {HINT_FIELD: f"this node has no route {request.method} "
+                                   f"{request.path}; {ROUTES_TOLD}"}
+        return _error(exc.status, code, message, headers=headers, details=details)
     if isinstance(exc, StorageUnavailable):
         # Our storage, not the request, failed: nothing was acknowledged; ask again later.
         log.warning("storage unavailable", error=str(exc),

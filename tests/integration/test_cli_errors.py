@@ -20,6 +20,7 @@ import pytest
 from crdt.keys import SESSION_KEY_BYTES_MAX
 from node.client.api import Client, ClientError
 from node.client.errors import NODE_SHOWN_CHARS_MAX
+from node.headers import ROUTES_TOLD
 from tests.support.certs import make_ca, make_cert
 from tests.support.older_node import OLDER_VERSION
 from tests.support.processes import (
@@ -354,15 +355,18 @@ def test_a_long_node_address_is_cut_in_the_errors_that_name_it(node: NodeProcess
 def test_an_address_without_the_api_is_named_not_taken_for_a_missing_session(
         node: NodeProcess) -> None:
     """A reverse proxy's wrong prefix, or another service: its 404s say nothing of
-    sessions or devices."""
+    sessions or devices; a node's own 404 there says, in its hint, which route it lacks."""
     elsewhere = f"{node.url}/prefix"
-    for args in (("events", "s1"), ("projection", "s1", "--url"),
-                 ("devices", "remove", "A" * 56)):
+    for args, path in ((("events", "s1"), "/prefix/v1/sessions/s1/events"),
+                       (("projection", "s1", "--url"), "/prefix/v1/sessions/s1"),
+                       (("devices", "remove", "A" * 56), "/prefix/v1/devices/" + "A" * 56)):
         result = run_cli(elsewhere, *args)
         assert result.returncode == 1, (args, result.stderr)
         assert f"{elsewhere} has no clawsync API (404 for" in result.stderr, result.stderr
-        # The node's own JSON 404: a node where the prefix leads, but no version there.
-        assert "or a node too old to say its version)?" in result.stderr, result.stderr
+        # The node's own JSON 404: a node where the prefix leads, no version there.
+        assert (f"another service)? The node there says: this node has no route "
+                f"{'DELETE' if args[0] == 'devices' else 'GET'} {path}; {ROUTES_TOLD}"
+                ) in result.stderr, result.stderr
         assert "automerge:" not in result.stdout
     missing = run_cli(node, "events", "s1")
     assert missing.returncode == 1 and "no session 's1'" in missing.stderr

@@ -118,6 +118,11 @@ async def stream_events(request: web.Request, astore: AsyncStore, after: int,
     if astore.released:
         # Opened now, it would end at once with no event: an empty 200 that a client
         # takes for a stream, then for one lost, rather than for a node that is stopping.
+        # Nothing below awaits before ``response.prepare`` sends the headers, so this
+        # look holds till the answer starts (a second one there would see the same).
+        # What remains: a stop begun once the headers are out, which ends the stream
+        # at its first look at ``released``, no event sent; the client asks again, as
+        # for any stream lost, and gets this 503.
         raise stopping()
     address = address_key(request.remote or "")
     refused = slots.refusal(address)

@@ -294,20 +294,6 @@ def test_integral_floats_become_integers() -> None:
     assert [type(v) for v in (value["a"], *value["b"], value["c"])] == [int, int, int, float]
 
 
-@pytest.mark.parametrize(("obj", "field"), [
-    (body(attachments=[{"kind": "a", "size": 1.0}]), "kind.attachments[0].size"),
-    (body("agent_response", tokens={"input": 1.0}), "kind.tokens.input"),
-    ({**body(), "hlc": [1.0, 0]}, "hlc"),
-    ({**body(), "hlc": [1, 0.0]}, "hlc"),
-    ({**body(), "timestamp": 1.0}, "timestamp"),
-], ids=["attachment-size", "token-count", "hlc-ms", "hlc-counter", "timestamp-ms"])
-def test_a_whole_float_is_refused_where_a_field_is_an_integer(obj: dict[str, Any],
-                                                              field: str) -> None:
-    """``1.0`` becomes ``1`` in what is any JSON (above); a field that is a count or a
-    time takes an integer alone, every one alike, as the README says."""
-    assert refused(obj).field == field
-
-
 def test_output_can_be_posted_back(ev: MakeEvent) -> None:
     event = ev("tool_result", 5, 6)
     again = parse_event({**event.to_json(), "position": 3, "origin": "n1", "seq": 9},

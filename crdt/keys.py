@@ -46,7 +46,8 @@ def check_name(value: object, field: str, *, bytes_max: int = NAME_BYTES_MAX) ->
 
 
 def check_session_key(value: object, field: str = "session_key") -> str:
-    """Validate an opaque session key: 1 to 512 UTF-8 bytes, no control characters."""
+    """Validate an opaque session key: ``SESSION_KEYS_SAID`` (1 to
+    ``SESSION_KEY_BYTES_MAX`` UTF-8 bytes), no control characters."""
     return check_name(value, field, bytes_max=SESSION_KEY_BYTES_MAX)
 
 

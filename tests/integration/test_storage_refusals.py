@@ -64,11 +64,8 @@ def test_a_storage_that_is_a_file_is_a_usage_error_with_no_data_folder(
     log = tmp_path / "log"
     log.write_text("notes\n")
     result = serve_on(tmp_path / "data", log)
-    assert result.returncode == 2, result.stderr[-1000:]
+    assert_refused_before_anything_made(result, tmp_path / "data", log)
     assert f"--storage '{log}' is a file, not a folder" in result.stderr, result.stderr
-    assert "Traceback" not in result.stderr
-    assert not (tmp_path / "data").exists()
-    assert log.read_text() == "notes\n"
 
 
 def test_a_storage_inside_a_file_is_a_usage_error_with_no_data_folder(
@@ -79,12 +76,9 @@ def test_a_storage_inside_a_file_is_a_usage_error_with_no_data_folder(
     file = tmp_path / "f"
     file.write_text("notes\n")
     result = serve_on(tmp_path / "data", file / "sub" / "log")
-    assert result.returncode == 2, result.stderr[-1000:]
+    assert_refused_before_anything_made(result, tmp_path / "data", file)
     assert f"--storage '{file / 'sub' / 'log'}' is in '{file}', a file, not a folder" \
         in result.stderr, result.stderr
-    assert "Traceback" not in result.stderr
-    assert not (tmp_path / "data").exists()
-    assert file.read_text() == "notes\n"
 
 
 def test_a_data_dir_inside_a_file_is_a_usage_error_with_nothing_made(
@@ -95,12 +89,9 @@ def test_a_data_dir_inside_a_file_is_a_usage_error_with_nothing_made(
     file = tmp_path / "f"
     file.write_text("notes\n")
     result = serve_on(file / "sub", tmp_path / "log")
-    assert result.returncode == 2, result.stderr[-1000:]
+    assert_refused_before_anything_made(result, tmp_path / "log", file)
     assert f"--data-dir '{file / 'sub'}' is in '{file}', a file, not a folder" \
         in result.stderr, result.stderr
-    assert "Traceback" not in result.stderr
-    assert not (tmp_path / "log").exists()
-    assert file.read_text() == "notes\n"
 
 
 def test_a_data_dir_in_a_folder_that_cannot_be_entered_is_said_as_the_open_says_it(
@@ -249,3 +240,13 @@ def test_a_storage_log_locked_a_while_is_not_refused_before_the_open(tmp_path: P
             assert served.wait(CLI_TIMEOUT_S) == 0, said[-500:]
     finally:
         locker.close()
+
+
+def assert_refused_before_anything_made(result: subprocess.CompletedProcess[str],
+                                        unmade: Path, file: Path) -> None:
+    """``result`` is a usage error (exit 2), not a traceback: ``unmade``
+    was not made, and the ``file`` in the way holds what it held ("notes")."""
+    assert result.returncode == 2, result.stderr[-1000:]
+    assert "Traceback" not in result.stderr
+    assert not unmade.exists()
+    assert file.read_text() == "notes\n"

@@ -68,12 +68,9 @@ async def test_a_dial_whose_certificate_the_peer_refuses_says_so(
     dialer = make_cert_expiring(tmp_path, "dialer", ca, days=-1, begins_days=-2) \
         if expired else make_cert(tmp_path, "dialer", other)
     tls = client_tls(Config(tls_cert=dialer[0], tls_key=dialer[1], tls_ca=ca[0]))
-    async with tls_site(make_cert(tmp_path, "peer", ca), ca[0], version) as url, \
-            aiohttp.ClientSession() as http:
-        with pytest.raises(LinkClosed) as raised:
-            await dial(http, url, node_id="n" * 32, secret=None, advertise=None, tls=tls,
-                       config=FAST)
-    assert str(raised.value) == f"cannot reach {url}: it refused the TLS connection {said}"
+    async with tls_site(make_cert(tmp_path, "peer", ca), ca[0], version) as url:
+        told = await failed_dial(url, tls)
+    assert told == f"cannot reach {url}: it refused the TLS connection {said}"
 
 
 @pytest.mark.parametrize(("version", "said"), [
@@ -92,11 +89,9 @@ async def test_a_dial_without_the_client_certificate_the_peer_requires_says_so(
     ca = make_ca(tmp_path, "ca")
     tls = client_tls(Config(tls_ca=ca[0]))
     async with tls_site(make_cert(tmp_path, "peer", ca), ca[0], version,
-                        required=True) as url, aiohttp.ClientSession() as http:
-        with pytest.raises(LinkClosed) as raised:
-            await dial(http, url, node_id="n" * 32, secret=None, advertise=None, tls=tls,
-                       config=FAST)
-    assert str(raised.value) == f"cannot reach {url}: it refused the TLS connection {said}"
+                        required=True) as url:
+        told = await failed_dial(url, tls)
+    assert told == f"cannot reach {url}: it refused the TLS connection {said}"
 
 
 @pytest.mark.parametrize("version", [ssl.TLSVersion.TLSv1_2, ssl.TLSVersion.TLSv1_3])
@@ -107,12 +102,9 @@ async def test_a_dial_whose_certificate_is_not_valid_yet_says_what_bad_certifica
     ca = make_ca(tmp_path, "ca")
     dialer = make_cert_expiring(tmp_path, "dialer", ca, days=2, begins_days=1)
     tls = client_tls(Config(tls_cert=dialer[0], tls_key=dialer[1], tls_ca=ca[0]))
-    async with tls_site(make_cert(tmp_path, "peer", ca), ca[0], version) as url, \
-            aiohttp.ClientSession() as http:
-        with pytest.raises(LinkClosed) as raised:
-            await dial(http, url, node_id="n" * 32, secret=None, advertise=None, tls=tls,
-                       config=FAST)
-    assert str(raised.value) == (
+    async with tls_site(make_cert(tmp_path, "peer", ca), ca[0], version) as url:
+        told = await failed_dial(url, tls)
+    assert told == (
         f"cannot reach {url}: it refused the TLS connection (SSLV3_ALERT_BAD_CERTIFICATE): "
         "this node's certificate may not be valid yet (check the clocks of both machines), "
         "or its key or signature may be too weak for the peer")
@@ -138,11 +130,9 @@ async def test_an_alert_a_user_can_act_on_is_said_with_what_to_do(
     tls = client_tls(Config(tls_cert=dialer[0], tls_key=dialer[1], tls_ca=ca[0]))
     refuse = alert_named(name)
     async with tls_site(make_cert(tmp_path, "peer", ca), ca[0], ssl.TLSVersion.TLSv1_3,
-                        refuse) as url, aiohttp.ClientSession() as http:
-        with pytest.raises(LinkClosed) as raised:
-            await dial(http, url, node_id="n" * 32, secret=None, advertise=None, tls=tls,
-                       config=FAST)
-    assert str(raised.value) == \
+                        refuse) as url:
+        told = await failed_dial(url, tls)
+    assert told == \
         f"cannot reach {url}: it refused the TLS connection ({name}): {hint}"
 
 
@@ -160,13 +150,10 @@ async def test_an_alert_openssl_names_without_alert_is_said_as_a_refusal(
     ca = make_ca(tmp_path, "ca")
     dialer = make_cert(tmp_path, "dialer", ca)
     tls = client_tls(Config(tls_cert=dialer[0], tls_key=dialer[1], tls_ca=ca[0]))
-    async with tls_site(make_cert(tmp_path, "peer", ca), ca[0], version, refuse) as url, \
-            aiohttp.ClientSession() as http:
-        with pytest.raises(LinkClosed) as raised:
-            await dial(http, url, node_id="n" * 32, secret=None, advertise=None, tls=tls,
-                       config=FAST)
-    assert str(raised.value).startswith(
-        f"cannot reach {url}: it refused the TLS connection ({name})"), raised.value
+    async with tls_site(make_cert(tmp_path, "peer", ca), ca[0], version, refuse) as url:
+        told = await failed_dial(url, tls)
+    assert told.startswith(
+        f"cannot reach {url}: it refused the TLS connection ({name})"), told
 
 
 async def test_a_peer_that_closes_during_the_tls_handshake_is_said_to_have_closed_it(
@@ -219,11 +206,16 @@ async def dial_refused(server: asyncio.Server, dialer: tuple[Path, Path],
     url = f"https://127.0.0.1:{server.sockets[0].getsockname()[1]}"
     tls = client_tls(Config(tls_cert=dialer[0], tls_key=dialer[1], tls_ca=ca[0]))
     try:
-        async with aiohttp.ClientSession() as http:
-            with pytest.raises(LinkClosed) as raised:
-                await dial(http, url, node_id="n" * 32, secret=None, advertise=None,
-                           tls=tls, config=FAST)
+        return url, await failed_dial(url, tls)
     finally:
         server.close()
         await server.wait_closed()
-    return url, str(raised.value)
+
+
+async def failed_dial(url: str, tls: ssl.SSLContext | None) -> str:
+    """What a dial of ``url`` with ``tls`` said as it failed (it must)."""
+    async with aiohttp.ClientSession() as http:
+        with pytest.raises(LinkClosed) as raised:
+            await dial(http, url, node_id="n" * 32, secret=None, advertise=None, tls=tls,
+                       config=FAST)
+    return str(raised.value)

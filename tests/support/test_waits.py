@@ -1,15 +1,44 @@
-"""The tests' wait without an event loop (``tests.support.waits.wait_until``): it takes an
-``OSError`` or ``ValueError`` as not yet, but when it gives up its message still names the
-last such error, though a falsy value came after it, beside that value."""
+"""The tests' waits (``tests.support.waits``). ``until`` returns what its check found, be
+the check a function or an async one, and when it gives up names the last value seen.
+``wait_until``, the wait without an event loop, takes an ``OSError`` or ``ValueError`` as
+not yet, but when it gives up its message still names the last such error, though a falsy
+value came after it, beside that value."""
 
 from __future__ import annotations
 
+import asyncio
 import urllib.error
 from email.message import Message
 
 import pytest
 
-from tests.support.waits import wait_until
+from tests.support.waits import until, wait_until
+
+
+async def test_until_returns_the_first_truthy_value_of_a_check_or_of_an_async_one() -> None:
+    looks: list[int] = []
+
+    def check() -> list[int]:
+        looks.append(len(looks))
+        return looks[2:]
+
+    async def async_check() -> list[int]:
+        await asyncio.sleep(0)
+        return check()
+
+    assert await until(check) == [2]
+    looks.clear()
+    assert await until(async_check) == [2]
+
+
+async def test_until_gives_up_naming_what_it_waited_on_and_the_last_value() -> None:
+    async def seats_left() -> list[str]:
+        return []
+
+    with pytest.raises(AssertionError) as failed:
+        await until(seats_left, within_s=0.05)
+    assert "not within 0.05 s:" in str(failed.value)
+    assert "seats_left (last value: [])" in str(failed.value)
 
 
 def test_a_failed_wait_names_the_last_error_though_a_value_came_after_it() -> None:

@@ -7,8 +7,9 @@ workers) never fails a test that would pass. Tests never assert on wall-clock ti
 from __future__ import annotations
 
 import asyncio
+import inspect
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any, TypeVar, overload
 
 #: Seconds a test waits for a node running in the test's own process (``node.server.run``), or
@@ -21,12 +22,21 @@ DEADLINE_S = 10.0
 PROCESS_DEADLINE_S = 30.0
 #: Seconds between two looks of ``wait_until`` at what it waits for.
 POLL_S = 0.05
+#: Seconds between two looks of ``until`` at a check: a check of the test's own process
+#: is cheap, and a short gap keeps a test from waiting longer than what it waits for.
+UNTIL_POLL_S = 0.01
 
 T = TypeVar("T")
 
 
 @overload
-async def until(check: Callable[[], bool], /, *, within_s: float = ...) -> None: ...
+async def until(check: Callable[[], Awaitable[T]], /, *, within_s: float = ...,
+                poll_s: float = ...) -> T: ...
+
+
+@overload
+async def until(check: Callable[[], T], /, *, within_s: float = ...,
+                poll_s: float = ...) -> T: ...
 
 
 @overload
@@ -34,24 +44,36 @@ async def until(items: AsyncIterator[T], done: Callable[[T], bool], /, *,
                 within_s: float = ...) -> T: ...
 
 
-async def until(what: Callable[[], bool] | AsyncIterator[Any],
+async def until(what: Callable[[], Any] | AsyncIterator[Any],
                 done: Callable[[Any], bool] | None = None, /, *,
-                within_s: float = DEADLINE_S) -> Any:
-    """``until(check)``: wait until ``check()`` is true, looking again every 10 ms.
+                within_s: float = DEADLINE_S, poll_s: float = UNTIL_POLL_S) -> Any:
+    """``until(check)``: wait until ``check()`` (a function, or an async one) returns
+    something truthy, and return it, looking again every ``poll_s``.
     ``until(items, done)``: the first of ``items`` (a subscription's views, say) that is
     ``done``; fail if they end first. Either fails after ``within_s`` (``DEADLINE_S``, or
-    ``PROCESS_DEADLINE_S`` for what a process of the test's does)."""
-    async with asyncio.timeout(within_s):
-        if done is None:
-            assert callable(what)
-            while not what():
-                await asyncio.sleep(0.01)
-            return None
+    ``PROCESS_DEADLINE_S`` for what a process of the test's does), an ``AssertionError``
+    naming the last value the check returned."""
+    if done is not None:
         assert not callable(what)
-        async for item in what:
-            if done(item):
-                return item
-    raise AssertionError("the items ended before one was done")
+        async with asyncio.timeout(within_s):
+            async for item in what:
+                if done(item):
+                    return item
+        raise AssertionError("the items ended before one was done")
+    assert callable(what)
+    value: Any = None
+    try:
+        async with asyncio.timeout(within_s):
+            while True:
+                value = what()
+                if inspect.isawaitable(value):
+                    value = await value
+                if value:
+                    return value
+                await asyncio.sleep(poll_s)
+    except TimeoutError:
+        raise AssertionError(f"not within {within_s} s: {getattr(what, '__qualname__', what)} "
+                             f"(last value: {value!r})") from None
 
 
 def wait_until(check: Callable[[], T | None], timeout_s: float, what: str,

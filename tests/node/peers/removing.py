@@ -17,7 +17,7 @@ from crdt.log.store import EventStore
 from node.peers.runner import Runner
 from node.server.run import RunningNode
 from tests.node.conftest import EventFactory
-from tests.node.peers.support import DEADLINE_S, FAST, NodeFactory
+from tests.node.peers.support import DEADLINE_S, FAST, NodeFactory, until
 
 QUIET = dataclasses.replace(FAST, pull_interval_s=600.0)
 #: A link whose next call of its own (a pull, a resend) is this far off is quiet for a test.
@@ -34,19 +34,14 @@ async def post(node: RunningNode, body: dict[str, Any]) -> None:
 async def linked(node: RunningNode, url: str, device_id: str) -> None:
     """Wait until ``node``'s link to ``url`` is up with the device ``device_id``."""
     runner = node.gossip.runners[f"url:{url}"]
-    async with asyncio.timeout(DEADLINE_S):
-        while runner.state != "up" or runner.device is None \
-                or runner.device.device_id != device_id:
-            await asyncio.sleep(0.01)
+    await until(lambda: runner.state == "up" and runner.device is not None
+                and runner.device.device_id == device_id)
 
 
 async def accepted(node: RunningNode) -> Runner:
     """The one link a peer opened to ``node``, once it is up."""
-    async with asyncio.timeout(DEADLINE_S):
-        while not (up := [runner for runner in node.gossip.runners.values()
-                          if runner.direction == "in" and runner.state == "up"]):
-            await asyncio.sleep(0.01)
-    [runner] = up
+    [runner] = await until(lambda: [runner for runner in node.gossip.runners.values()
+                                    if runner.direction == "in" and runner.state == "up"])
     return runner
 
 
@@ -71,20 +66,21 @@ async def dial_until_even(a: RunningNode, b: RunningNode, phone: str, b_origin: 
     """a dials b (at ``url``, else its own) until linked to b's device, each holding all
     the other's events."""
     assert await a.gossip.add_peer(url or b.url, learned=False)
-    async with asyncio.timeout(DEADLINE_S):
-        while phone not in a.gossip.linked_devices() or (held := [
-                await node.astore.read(lambda s: s.version) for node in (a, b)])[0] \
-                != held[1] or b_origin not in held[0]:
-            await asyncio.sleep(0.01)
+
+    async def even() -> bool:
+        if phone not in a.gossip.linked_devices():
+            return False
+        held = [await node.astore.read(lambda s: s.version) for node in (a, b)]
+        return held[0] == held[1] and b_origin in held[0]
+
+    await until(even)
 
 
 async def told_only_its_removal(a: RunningNode, b: RunningNode, third: RunningNode,
                                 link: Runner, b_origin: str) -> None:
     """b learns its removal (and takes a new origin) from a's last push on ``link``,
     which went through the retirement of b's origin, and holds nothing of the third's."""
-    async with asyncio.timeout(DEADLINE_S):
-        while b.gossip.own_removal() is None or b.astore.node_id == b_origin:
-            await asyncio.sleep(0.01)
+    await until(lambda: b.gossip.own_removal() is not None and b.astore.node_id != b_origin)
     held_b = await b.astore.read(lambda s: {**s.version, **s.retired})
     own = a.astore.node_id
     assert held_b[own] == link.removal_push[own]  # through the retirement of its origin
@@ -93,9 +89,7 @@ async def told_only_its_removal(a: RunningNode, b: RunningNode, third: RunningNo
 
 async def woken_no_more(link: Runner) -> None:
     """Wait until ``link`` took its wake (the last commit's): it pushes nothing unasked."""
-    async with asyncio.timeout(DEADLINE_S):
-        while link.wake.is_set():
-            await asyncio.sleep(0.01)
+    await until(lambda: not link.wake.is_set())
 
 
 def link_to(node: RunningNode, device_id: str) -> Runner:

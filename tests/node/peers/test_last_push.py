@@ -34,6 +34,7 @@ from tests.node.peers.support import (
     new_device_id,
     own_events,
     port_of,
+    until,
 )
 
 
@@ -48,22 +49,12 @@ async def test_a_removed_devices_last_push_goes_up_to_its_removal_record(
         FAST, inflight_batches_max=1, ack_timeout_s=600.0))
     b = await make_node(cluster_secret=SECRET, sync=FAST)
     third, phone, b_origin = await phone_and_stranger(a, b, make_node, event_body)
-
-    async def versions() -> list[dict[str, int]]:
-        return [await node.astore.read(lambda s: s.version) for node in (a, b)]
-
     with LinkProxy(target_port=port_of(b)) as proxy:
-        assert await a.gossip.add_peer(f"http://127.0.0.1:{proxy.port}", learned=False)
-        async with asyncio.timeout(DEADLINE_S):  # linked, each holding all the other's
-            while phone not in a.gossip.linked_devices() \
-                    or (held := await versions())[0] != held[1] or b_origin not in held[0]:
-                await asyncio.sleep(0.01)
+        await dial_until_even(a, b, phone, b_origin, f"http://127.0.0.1:{proxy.port}")
         link = link_to(a, phone)
         proxy.hold_replies()
         await a.gossip.membership.add(new_device_id(), "tablet")  # the one batch the window holds
-        async with asyncio.timeout(DEADLINE_S):
-            while link.machine.status()["inflight_batches"] != 1:
-                await asyncio.sleep(0.01)
+        await until(lambda: link.machine.status()["inflight_batches"] == 1)
         items = await own_events(third)
         await a.astore.write(lambda store: store.ingest(items))  # b lacks it: window full
         stored, _ = await a.gossip.membership.remove(phone, "lost")
@@ -72,12 +63,7 @@ async def test_a_removed_devices_last_push_goes_up_to_its_removal_record(
         assert link.drop == DEVICE_REMOVED and link.removal_push == {
             own: await a.astore.read(lambda s: s.version[own])}  # the retirement's seq
         assert link.removal_push[own] > stored.seq
-        async with asyncio.timeout(DEADLINE_S):
-            while b.gossip.own_removal() is None or b.astore.node_id == b_origin:
-                await asyncio.sleep(0.01)
-    held = await b.astore.read(lambda s: {**s.version, **s.retired})
-    assert held[own] == link.removal_push[own]  # through the retirement of its origin
-    assert third.astore.node_id not in held  # nothing else it lacked
+        await told_only_its_removal(a, b, third, link, b_origin)
 
 
 async def test_a_removed_device_takes_in_the_last_push_though_its_own_send_failed(
@@ -115,10 +101,8 @@ async def test_a_removed_device_takes_in_a_last_push_that_came_before_its_hello_
         await dial_until_even(a, b, phone, b_origin, url)
         link = a.gossip.runners[f"url:{url}"]
         proxy.cut()
-        async with asyncio.timeout(DEADLINE_S):
-            while link.state == "up" or any(runner.state == "up"
-                                            for runner in b.gossip.runners.values()):
-                await asyncio.sleep(0.01)
+        await until(lambda: link.state != "up" and not any(
+            runner.state == "up" for runner in b.gossip.runners.values()))
         writer = HeldWriter()
         await writer.hold(b, lambda _store: None)
         proxy.heal()
@@ -126,9 +110,7 @@ async def test_a_removed_device_takes_in_a_last_push_that_came_before_its_hello_
         assert a.gossip.membership is not None
         stored, _ = await a.gossip.membership.remove(phone, "lost")
         assert stored is not None
-        async with asyncio.timeout(DEADLINE_S):  # the last push sent, and the close ended
-            while link.state != "down":
-                await asyncio.sleep(0.01)
+        await until(lambda: link.state == "down")  # the last push sent, and the close ended
         await writer.release()
         await told_only_its_removal(a, b, third, link, b_origin)
 
@@ -149,22 +131,21 @@ async def removed_while_pulling(make_node: NodeFactory, event_body: EventFactory
     other_end = await accepted(b)
     await woken_no_more(other_end)  # its next call on the writer is a tick: a pull
     asked = writer_calls(b, monkeypatch)
+    # Its own loop, not until: each try holds b's writer anew, and lets it go if the
+    # call that came first was not the pull.
     async with asyncio.timeout(DEADLINE_S):
         while True:  # b's link waits for the writer, with a pull (not a's answer to one)
             asked.clear()
             writer = HeldWriter()
             await writer.hold(b, lambda _store: None)
-            while not (calls := [name for name in asked if name.startswith("Driver.")]):
-                await asyncio.sleep(0.01)
+            calls = await until(lambda: [name for name in asked if name.startswith("Driver.")])
             if calls[0] == "Driver.on_link.<locals>.call":
                 break
             await writer.release()
     sent_before = link.machine.counters.messages_out
     stored, _ = await a.gossip.membership.remove(phone, "lost")
     assert stored is not None
-    async with asyncio.timeout(DEADLINE_S):  # the last push sent, and the close ended
-        while link.state != "down":
-            await asyncio.sleep(0.01)
+    await until(lambda: link.state == "down")  # the last push sent, and the close ended
     sent = link.machine.counters.messages_out - sent_before
     await writer.release()
     await told_only_its_removal(a, b, third, link, b_origin)

@@ -4,7 +4,6 @@ the commit that bound a removal's origin counts that removal."""
 
 from __future__ import annotations
 
-import asyncio
 import threading
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -23,7 +22,7 @@ from crdt.signing import Signer
 from node.peers import removals
 from tests.node.conftest import EventFactory
 from tests.node.peers.removing import QUIET, accepted, linked, post
-from tests.node.peers.support import DEADLINE_S, SECRET, NodeFactory, all_taken, new_device_id
+from tests.node.peers.support import SECRET, NodeFactory, all_taken, new_device_id, until
 
 
 async def test_links_read_the_devices_session_on_the_writer_only_after_it_grew(
@@ -62,10 +61,11 @@ async def test_links_read_the_devices_session_on_the_writer_only_after_it_grew(
     before = len(reads)
     for n in range(5):
         await post(a, event_body(n))
-    async with asyncio.timeout(DEADLINE_S):  # each pushed, on a call of the link's
-        while (await b.astore.read(lambda s: s.version)).get(own, 0) \
-                < (await a.astore.read(lambda s: s.version))[own]:
-            await asyncio.sleep(0.01)
+    async def all_pushed() -> bool:  # each, on a call of the link's
+        return (await b.astore.read(lambda s: s.version)).get(own, 0) \
+            >= (await a.astore.read(lambda s: s.version))[own]
+
+    await until(all_pushed)
     await all_taken(link.machine, other_end.machine)
     assert [read for read in reads[before:] if read[0] == own] == []
 

@@ -27,7 +27,7 @@ from tests.node.peers.removing import (
     woken_no_more,
     writer_calls,
 )
-from tests.node.peers.support import DEADLINE_S, FAST, SECRET, NodeFactory, all_taken, own_events
+from tests.node.peers.support import FAST, SECRET, NodeFactory, all_taken, own_events, until
 from tests.support.processes import free_port
 
 
@@ -54,15 +54,11 @@ async def test_another_device_at_a_removed_devices_address_is_pushed_to(
     removing = await writer.hold(
         a, lambda store: store.append(membership.removed(phone, "lost")))
     runner.wake.set()
-    async with asyncio.timeout(DEADLINE_S):
-        while runner.wake.is_set():  # the link asked the writer to push, after it
-            await asyncio.sleep(0.01)
+    await until(lambda: not runner.wake.is_set())  # the link asked the writer to push, after it
     runner.drop = "duplicate link"  # it ends after that call: the sweep passes it by
     await writer.release()
     await removing
-    async with asyncio.timeout(DEADLINE_S):
-        while runner.state != "backoff":
-            await asyncio.sleep(0.01)
+    await until(lambda: runner.state == "backoff")
     assert not runner.machine.pushing  # the call after the removal pushed nothing
     await b1.stop()
     b2 = await make_node(cluster_secret=SECRET, sync=QUIET, port=port,
@@ -74,11 +70,13 @@ async def test_another_device_at_a_removed_devices_address_is_pushed_to(
     await linked(a, url, tablet)
     await post(a, event_body(1))
     own = a.astore.node_id
+
+    async def pushed() -> bool:
+        return own in await b2.astore.read(lambda s: s.version)
+
     try:
-        async with asyncio.timeout(DEADLINE_S):
-            while own not in await b2.astore.read(lambda s: s.version):
-                await asyncio.sleep(0.02)
-    except TimeoutError:
+        await until(pushed)
+    except AssertionError:
         raise AssertionError(f"a pushed nothing to the new device: pushing="
                              f"{runner.machine.pushing}") from None
 
@@ -112,18 +110,14 @@ async def test_a_push_a_hello_of_the_removed_device_asked_for_sends_nothing_else
 
     removing = await writer.hold(a, removal)
     del asked[:asked.index(removal.__qualname__) + 1]  # those asked after it are left
-    async with asyncio.timeout(DEADLINE_S):
-        while "Driver._received.<locals>.call" not in asked:
-            await asyncio.sleep(0.01)
+    await until(lambda: "Driver._received.<locals>.call" in asked)
     # b quiet again (a hello it sends as its link ends would end the link before the
     # last push is handled there), once the hello it may have on its way is sent: its
     # next pull was due at the old interval, and goes out while a's writer is held.
     other_end.machine.config = dataclasses.replace(other_end.machine.config,
                                                    pull_interval_s=600.0)
     loop = asyncio.get_running_loop()
-    async with asyncio.timeout(DEADLINE_S):
-        while other_end.machine.wakeup_at < loop.time() + QUIET_AFTER_S:
-            await asyncio.sleep(0.01)
+    await until(lambda: other_end.machine.wakeup_at >= loop.time() + QUIET_AFTER_S)
     await writer.release()
     await removing
     await told_only_its_removal(a, b, third, link, b_origin)
@@ -147,9 +141,7 @@ async def test_a_push_asked_of_the_writer_before_a_removal_was_read_sends_nothin
     removing = await writer.hold(a, lambda store: (
         store.ingest(items), store.append(membership.removed(phone, "lost"))))
     link.wake.set()
-    async with asyncio.timeout(DEADLINE_S):
-        while link.wake.is_set():  # the link took it, and asked the writer to push
-            await asyncio.sleep(0.01)
+    await until(lambda: not link.wake.is_set())  # the link took it, and asked the writer to push
     await writer.release()
     await removing
     await told_only_its_removal(a, b, third, link, b_origin)

@@ -7,8 +7,6 @@ member's address where that device answered."""
 
 from __future__ import annotations
 
-import asyncio
-
 import pytest
 import structlog
 
@@ -18,9 +16,15 @@ from node.peers.holds import ANSWERED_BY_HOLD_ROUNDS, ANSWERED_BY_HOLD_S
 from node.peers.learning import Learning
 from sync.peer.config import SyncConfig
 from tests.node.conftest import NodeFactory, RunningNode
-from tests.node.peers.support import DEADLINE_S, add_member
+from tests.node.peers.support import add_member, until
 
 SECRET = "s" * 32
+
+
+def given_up(hub: RunningNode, x: RunningNode) -> bool:
+    """Whether the hub dialed x's address, was refused there and gave it up (held)."""
+    return x.gossip.accepted.count >= 1 and f"url:{x.url}" not in hub.gossip.runners \
+        and x.url in hub.gossip.learning.answered
 
 
 async def test_a_listed_address_where_a_device_refused_answers_is_held_off_for_rounds(
@@ -38,18 +42,11 @@ async def test_a_listed_address_where_a_device_refused_answers_is_held_off_for_r
     await x.gossip.membership.add(hub.gossip.device.device_id, "hub", None)
     lister.gossip.learning.members[x.url] = x.astore.node_id
     learning = hub.gossip.learning
-    async with asyncio.timeout(DEADLINE_S):
-        while x.gossip.accepted.count < 1 or f"url:{x.url}" in hub.gossip.runners \
-                or x.url not in learning.answered:
-            await asyncio.sleep(0.01)  # dialed, refused and given up
+    await until(lambda: given_up(hub, x))
     first = learning.rounds
-    async with asyncio.timeout(DEADLINE_S):
-        while learning.rounds < first + ANSWERED_BY_HOLD_ROUNDS // 2:
-            await asyncio.sleep(0.01)
+    await until(lambda: learning.rounds >= first + ANSWERED_BY_HOLD_ROUNDS // 2)
     assert x.gossip.accepted.count == 1
-    async with asyncio.timeout(DEADLINE_S):
-        while x.gossip.accepted.count < 2:
-            await asyncio.sleep(0.01)
+    await until(lambda: x.gossip.accepted.count >= 2)
     assert learning.rounds >= first + ANSWERED_BY_HOLD_ROUNDS - 1
 
 
@@ -64,14 +61,9 @@ async def refused_once(make_node: NodeFactory, **sync: float) -> tuple[RunningNo
     assert x.gossip.membership is not None
     await x.gossip.membership.add(hub.gossip.device.device_id, "hub", None)
     lister.gossip.learning.members[x.url] = x.astore.node_id
-    async with asyncio.timeout(DEADLINE_S):
-        while not any(runner.state == "up" for runner in hub.gossip.runners.values()):
-            await asyncio.sleep(0.01)
+    await until(lambda: any(runner.state == "up" for runner in hub.gossip.runners.values()))
     hub.gossip.learning.changed.set()  # a round, which asks the lister
-    async with asyncio.timeout(DEADLINE_S):
-        while x.gossip.accepted.count < 1 or f"url:{x.url}" in hub.gossip.runners \
-                or x.url not in hub.gossip.learning.answered:
-            await asyncio.sleep(0.01)
+    await until(lambda: given_up(hub, x))
     return hub, x
 
 
@@ -82,9 +74,7 @@ async def test_a_listed_address_is_dialed_again_once_the_device_there_is_a_membe
     hub, x = await refused_once(make_node, members_interval_s=3600)
     assert hub.gossip.membership is not None
     await hub.gossip.membership.add(x.gossip.device.device_id, "x", None)
-    async with asyncio.timeout(DEADLINE_S):
-        while x.gossip.accepted.count < 2:
-            await asyncio.sleep(0.01)
+    await until(lambda: x.gossip.accepted.count >= 2)
     assert hub.gossip.learning.rounds < ANSWERED_BY_HOLD_ROUNDS
     assert x.url not in hub.gossip.learning.answered
 
@@ -105,9 +95,8 @@ async def test_a_listed_address_is_dialed_again_after_the_hold_s_whatever_the_ro
     now[0] += 1
     await one_round(learning)
     assert f"url:{x.url}" in hub.gossip.runners  # dialed once more
-    async with asyncio.timeout(DEADLINE_S):
-        while x.gossip.accepted.count < 2 or x.url not in learning.answered:
-            await asyncio.sleep(0.01)  # refused again, and held again
+    await until(lambda: x.gossip.accepted.count >= 2
+                and x.url in learning.answered)  # refused again, and held again
     assert learning.rounds < ANSWERED_BY_HOLD_ROUNDS
 
 
@@ -131,18 +120,15 @@ async def test_a_members_address_is_dialed_again_once_the_device_there_is_a_memb
     learning = hub.gossip.learning
     with structlog.testing.capture_logs() as said:
         moved = await add_member(hub, "laptop", x.url)  # a device that never runs here
-        async with asyncio.timeout(DEADLINE_S):
-            while x.gossip.accepted.count < 1 or f"url:{x.url}" in hub.gossip.runners \
-                    or moved not in learning.elsewhere:
-                await asyncio.sleep(0.01)  # dialed, refused and given up: held
+        # dialed, refused and given up: held
+        await until(lambda: x.gossip.accepted.count >= 1
+                    and f"url:{x.url}" not in hub.gossip.runners and moved in learning.elsewhere)
     [held] = [line["event"] for line in said if line.get("device_id") == moved
               and str(line["event"]).startswith("member's address answered by another")]
     assert f"for {ANSWERED_BY_HOLD_ROUNDS} members rounds or 10 minutes at most" in held
     device = x.gossip.device.device_id
     await hub.gossip.membership.add(device, "x", None)
-    async with asyncio.timeout(DEADLINE_S):
-        while device not in hub.gossip.linked_devices():
-            await asyncio.sleep(0.01)
+    await until(lambda: device in hub.gossip.linked_devices())
     assert x.gossip.accepted.count == 2
     assert learning.rounds < ANSWERED_BY_HOLD_ROUNDS
     assert moved not in learning.elsewhere

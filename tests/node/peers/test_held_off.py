@@ -13,7 +13,6 @@ from node.cli.linkproxy import LinkProxy
 from node.peers.holds import awake_s
 from node.server.run import RunningNode
 from tests.node.peers.support import (
-    DEADLINE_S,
     FAST,
     PATIENT,
     SECRET,
@@ -38,9 +37,7 @@ async def learns_and_holds_off(make_node: NodeFactory, hub: RunningNode, gone: s
                         and entry["peer"] == gone])
 
         async def not_dialed() -> None:
-            async with asyncio.timeout(DEADLINE_S):
-                while forgettings() == 0 or f"url:{gone}" in node.gossip.runners:
-                    await asyncio.sleep(0.01)
+            await until(lambda: forgettings() > 0 and f"url:{gone}" not in node.gossip.runners)
 
         await not_dialed()  # learned when the link to the hub came up, and forgotten
         for _ in range(3):  # members rounds
@@ -96,18 +93,15 @@ async def test_the_address_a_node_advertises_is_listed_linked_when_dialed_by_ano
     own address was said linked, and the other name does not reach the laptop from it)."""
     hub, laptop, advertised = await hub_and_laptop_gone(make_node)
     node = await make_node(cluster_secret=SECRET, sync=FAST, peers=[hub.url])
-    async with asyncio.timeout(DEADLINE_S):
-        while [one.url for one in node.gossip.learning.held_off()] != [advertised]:
-            await asyncio.sleep(0.01)
+    await until(lambda: [one.url for one in node.gossip.learning.held_off()] == [advertised])
     again = await make_node(cluster_secret=SECRET, port=laptop.config.port,
                             data_dir=laptop.config.data_dir, advertise_url=advertised)
     with LinkProxy(target_port=laptop.config.port) as proxy:
         other_name = f"http://127.0.0.1:{proxy.port}"
         assert await hub.gossip.add_peer(other_name, learned=False)
-        async with asyncio.timeout(DEADLINE_S):  # linked, and its own list read
-            while hub.gossip.runners[f"url:{other_name}"].node != again.astore.node_id \
-                    or hub.gossip.learning.advertised_by.get(again.astore.node_id) != advertised:
-                await asyncio.sleep(0.01)
+        # linked, and its own list read
+        await until(lambda: hub.gossip.runners[f"url:{other_name}"].node == again.astore.node_id
+                    and hub.gossip.learning.advertised_by.get(again.astore.node_id) == advertised)
         proxy.shut()  # the hub's link goes on; the other name reaches nothing from here
         rows = {row["url"]: row for row in hub.gossip.member_list()["peers"]}
         assert (rows[advertised]["linked"], rows[advertised]["node_linked"]) == (True, True)
@@ -118,10 +112,8 @@ async def test_the_address_a_node_advertises_is_listed_linked_when_dialed_by_ano
             await node.gossip.learn_once()
         assert advertised in [entry["url"] for entry in said
                               if entry["event"] == "learned peer"]
-        async with asyncio.timeout(DEADLINE_S):
-            while (runner := node.gossip.runners.get(f"url:{advertised}")) is None \
-                    or (runner.state, runner.node) != ("up", again.astore.node_id):
-                await asyncio.sleep(0.01)
+        await until(lambda: (runner := node.gossip.runners.get(f"url:{advertised}")) is not None
+                    and (runner.state, runner.node) == ("up", again.astore.node_id))
         assert advertised not in [one.url for one in node.gossip.learning.held_off()]
 
 
@@ -133,10 +125,8 @@ async def test_a_link_with_a_node_that_moved_leaves_its_old_address_held_off(
     link with the node let every address it was forgotten under go)."""
     hub, laptop, gone = await hub_and_laptop_gone(make_node)
     node = await make_node(cluster_secret=SECRET, sync=FAST, peers=[hub.url])
-    async with asyncio.timeout(DEADLINE_S):
-        while [(one.url, one.node) for one in node.gossip.learning.held_off()] \
-                != [(gone, laptop.astore.node_id)]:
-            await asyncio.sleep(0.01)
+    await until(lambda: [(one.url, one.node) for one in node.gossip.learning.held_off()]
+                == [(gone, laptop.astore.node_id)])
     port = free_port()
     moved = await make_node(cluster_secret=SECRET, data_dir=laptop.config.data_dir,
                             port=port, advertise_url=f"http://127.0.0.1:{port}",
@@ -154,10 +144,9 @@ async def test_a_dial_backing_off_is_made_at_once_when_a_peer_lists_its_node_lin
     is held off)."""
     hub, laptop, gone = await hub_and_laptop_gone(make_node)
     node = await make_node(cluster_secret=SECRET, sync=PATIENT, peers=[hub.url])
-    async with asyncio.timeout(DEADLINE_S):
-        while (runner := node.gossip.runners.get(f"url:{gone}")) is None \
-                or runner.state != "backoff":
-            await asyncio.sleep(0.01)
+    await until(lambda: (dial := node.gossip.runners.get(f"url:{gone}")) is not None
+                and dial.state == "backoff")
+    runner = node.gossip.runners[f"url:{gone}"]
     waiting_s = runner.machine.wakeup_at - asyncio.get_running_loop().time()
     assert waiting_s > 60  # half the back-off at least: the test cannot pass by waiting
     again = await laptop_back(make_node, hub, laptop)

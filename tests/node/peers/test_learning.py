@@ -136,6 +136,7 @@ async def test_a_learned_address_gets_the_secret_only_if_a_secret_holder_gave_it
         def from_y(seen: list[dict[str, str]]) -> list[dict[str, str]]:
             return [headers for headers in seen if headers.get(NODE_HEADER) == y_node]
 
+        # Its own loop, not until: each look starts a members round, which dials.
         async with asyncio.timeout(DEADLINE_S):
             while not (from_y(to_advertised) and from_y(to_configured)):
                 await y.gossip.learn_once()
@@ -175,6 +176,7 @@ async def test_a_member_address_is_dialed_without_the_cluster_secret(
     async with recording_server() as (address, seen):
         node = await make_node(cluster_secret=SECRET)
         await add_member(node, "phone", address)
+        # Its own loop, not until: each look dials the members first.
         async with asyncio.timeout(10):
             while not seen:
                 await node.gossip.dial_members()
@@ -219,9 +221,7 @@ async def test_member_lists_are_asked_for_only_over_links_that_open_them(
     with structlog.testing.capture_logs() as said:
         for peer in (plain, tls):
             assert await node.gossip.add_peer(peer.url, learned=False)
-        async with asyncio.timeout(DEADLINE_S):
-            while linked_nodes(node.gossip.runners.values()) != peers:
-                await asyncio.sleep(0.01)
+        await until(lambda: linked_nodes(node.gossip.runners.values()) == peers)
         # The asks made as the links came up, then a round's.
         await link_up_asks(node)
         await node.gossip.learn_once()
@@ -248,15 +248,12 @@ async def test_a_peer_that_takes_a_new_origin_mid_link_is_listed_under_it(
         return {peer["url"]: peer["node_id"]
                 for peer in x.gossip.member_list()["peers"]}.get(y.url)
 
-    async with asyncio.timeout(DEADLINE_S):
-        while listed() != old or old not in await x.astore.read(lambda s: s.version):
-            await asyncio.sleep(0.01)
+    async def old_listed_and_held() -> bool:
+        return listed() == old and old in await x.astore.read(lambda s: s.version)
+
+    await until(old_listed_and_held)
     await x.astore.write(lambda store: store.retire(old))
-    async with asyncio.timeout(DEADLINE_S):
-        while y.astore.node_id == old:
-            await asyncio.sleep(0.01)
-        while listed() != y.astore.node_id:
-            await asyncio.sleep(0.01)
+    await until(lambda: y.astore.node_id != old and listed() == y.astore.node_id)
     assert [runner.node for runner in x.gossip.runners.values()] == [y.astore.node_id]
 
 

@@ -4,7 +4,6 @@ member addresses not reached yet, devices linked by the cluster secret."""
 
 from __future__ import annotations
 
-import asyncio
 import dataclasses
 from typing import Any
 
@@ -16,7 +15,6 @@ from node.peers.rows import HELD_OFF_KINDS, HELD_OFF_LISTED_MAX
 from node.peers.transport import DEVICE_REMOVED
 from node.server.run import RunningNode
 from tests.node.peers.support import (
-    DEADLINE_S,
     FAST,
     PATIENT,
     SECRET,
@@ -72,10 +70,8 @@ async def test_a_dial_that_fails_does_not_hide_a_peer_down(make_node: NodeFactor
     phone, address = await dialed_in_and_stopped(make_node, laptop)
     device = phone.gossip.device.device_id
     await laptop.gossip.membership.add(device, "phone", address)
-    async with asyncio.timeout(DEADLINE_S):
-        while not any(row["url"] == address and row["state"] == "backoff"
-                      for row in laptop.gossip.peers()):
-            await asyncio.sleep(0.01)
+    await until(lambda: any(row["url"] == address and row["state"] == "backoff"
+                            for row in laptop.gossip.peers()))
     states = sorted(row["state"] for row in laptop.gossip.peers() if row["device_id"] == device)
     assert states == ["backoff", "down"]
 
@@ -118,10 +114,8 @@ async def test_an_address_held_off_is_listed_as_such(make_node: NodeFactory) -> 
     the links (``Forgotten.held_off``: not once its hold-off has passed)."""
     hub, _laptop, gone = await hub_and_laptop_gone(make_node)
     node = await make_node(cluster_secret=SECRET, sync=FAST, peers=[hub.url])
-    async with asyncio.timeout(DEADLINE_S):
-        while not node.gossip.learning.forgotten.held_off(0.0) \
-                or f"url:{gone}" in node.gossip.runners:
-            await asyncio.sleep(0.01)
+    await until(lambda: node.gossip.learning.forgotten.held_off(0.0)
+                and f"url:{gone}" not in node.gossip.runners)
     async with aiohttp.ClientSession() as http, http.get(node.url + "/v1/peers") as reply:
         answer = await reply.json()
     [held] = answer["held_off"]
@@ -154,10 +148,8 @@ async def test_devices_lists_the_devices_linked_by_the_secret(make_node: NodeFac
     assert await b.gossip.add_peer(a.url, learned=False)
     # A link is up once it proved the peer's key; the row names the peer's node once
     # the peer's hello has come too.
-    async with asyncio.timeout(DEADLINE_S):
-        while not a.gossip.linked_not_members().get(b.device.device_id, {}).get("node_id") \
-                or not b.gossip.linked_not_members().get(a.device.device_id, {}).get("node_id"):
-            await asyncio.sleep(0.01)
+    await until(lambda: a.gossip.linked_not_members().get(b.device.device_id, {}).get("node_id")
+                and b.gossip.linked_not_members().get(a.device.device_id, {}).get("node_id"))
     async with aiohttp.ClientSession() as http:
         async with http.get(a.url + "/v1/devices") as reply:
             on_a = await reply.json()
@@ -184,9 +176,7 @@ async def test_removing_a_device_linked_by_the_secret_says_how(make_node: NodeFa
     a = await make_node(cluster_secret=SECRET, sync=FAST)
     b = await make_node(cluster_secret=SECRET, sync=FAST)
     assert await a.gossip.add_peer(b.url, learned=False)
-    async with asyncio.timeout(DEADLINE_S):
-        while b.device.device_id not in a.gossip.linked_devices():
-            await asyncio.sleep(0.01)
+    await until(lambda: b.device.device_id in a.gossip.linked_devices())
     stranger = new_device_id()
     async with aiohttp.ClientSession() as http:
         for device_id, said in ((b.device.device_id, "links with the cluster secret"),
@@ -214,9 +204,7 @@ async def test_the_addresses_not_dialed_are_counted_by_why(make_node: NodeFactor
         node.gossip.learning.answered_by(url, stranger)
     # An address dialed now is not counted: the member's, dialed by the members round
     # that its record wakes (after the add has answered).
-    async with asyncio.timeout(DEADLINE_S):
-        while f"url:{moved}" not in node.gossip.runners:
-            await asyncio.sleep(0.01)
+    await until(lambda: f"url:{moved}" in node.gossip.runners)
     dialed = node.gossip.runners[f"url:{moved}"]
     assert node.gossip.held_off_kinds()["answered_by_another_device"] == 1
     # Its dial ends, as one that another device answered does (``Gossip._dial_loop``).
@@ -227,9 +215,7 @@ async def test_the_addresses_not_dialed_are_counted_by_why(make_node: NodeFactor
     async with serving(busy) as url:
         assert await node.gossip.add_peer(url, learned=False)
         runner = node.gossip.runners[f"url:{url}"]
-        async with asyncio.timeout(DEADLINE_S):
-            while runner.state != "backoff":
-                await asyncio.sleep(0.01)
+        await until(lambda: runner.state == "backoff")
     expected = {"failing": 2, "answered_by_another_device": 2, "asked_to_wait": 1}
     async with aiohttp.ClientSession() as http, http.get(node.url + "/v1/peers") as reply:
         answer = await reply.json()

@@ -4,7 +4,6 @@ trusted."""
 
 from __future__ import annotations
 
-import asyncio
 import dataclasses
 import shlex
 from typing import Any
@@ -27,7 +26,6 @@ from node.peers.transport import DEVICE_REMOVED, NOT_MEMBER
 from node.peers.waiting import WAITING_SHOWN_MAX
 from node.server.run import RunningNode
 from tests.node.peers.support import (
-    DEADLINE_S,
     FAST,
     PATIENT,
     SECRET,
@@ -50,9 +48,7 @@ async def test_a_wrong_cluster_secret_is_named_not_taken_for_a_device_to_add(
     newcomer = await make_node(cluster_secret="w" * 32, sync=FAST)
     assert await newcomer.gossip.add_peer(hub.url, learned=False)
     runner = newcomer.gossip.runners[f"url:{hub.url}"]
-    async with asyncio.timeout(DEADLINE_S):
-        while runner.refused is None:
-            await asyncio.sleep(0.01)
+    await until(lambda: runner.refused is not None)
     assert "the cluster secret this node gave does not match" in runner.refused
     assert newcomer.gossip.device_status()["waiting"] == []
     assert newcomer.gossip.device.device_id in hub.gossip.admission._wrong_secret  # warned once

@@ -114,6 +114,7 @@ async def test_a_dial_that_fails_says_why_in_plain_words(make_node: NodeFactory,
         with structlog.testing.capture_logs() as said:
             for url, dialer in dialing.items():
                 assert await dialer.gossip.add_peer(url, learned=False)
+            # Its own loop, not until: it keeps each address's first failure, from any look.
             async with aiohttp.ClientSession() as http, asyncio.timeout(DEADLINE_S):
                 while shown.keys() != expected.keys():
                     for dialer in (node, waiting):

@@ -65,9 +65,7 @@ async def test_a_member_proves_its_key_and_a_forger_does_not(
     # the recorded signature does not cover it.
     answer, _, _ = await prove(node, member, forger, nonce=nonce, replay=proof)
     assert answer == "link proof refused"
-    async with asyncio.timeout(DEADLINE_S):
-        while node.gossip.runners:  # the honest link ended when we closed it
-            await asyncio.sleep(0.01)
+    await until(lambda: not node.gossip.runners)  # the honest link ended when we closed it
 
 
 async def test_a_device_that_is_no_member_is_told_so_signed(make_node: NodeFactory) -> None:
@@ -367,10 +365,8 @@ async def test_a_peer_naming_made_up_nodes_leaves_no_checkpoints(
                     break
         # Once its link is no longer running, a peer is listed as down only after the
         # link's checkpoint was saved (or refused).
-        async with asyncio.timeout(DEADLINE_S):
-            while node.gossip.runners or not any(row["node_id"] == name
-                                                 for row in node.gossip.peers()):
-                await asyncio.sleep(0.01)
+        await until(lambda: not node.gossip.runners
+                    and any(row["node_id"] == name for row in node.gossip.peers()))
 
     await link_once("made-up-1", None)
     await link_once("made-up-2", None)
@@ -427,9 +423,7 @@ async def test_a_secret_holder_may_not_pass_itself_off_as_a_keyed_node(
         sent[NODE_HEADER] = own = "0123456789abcdef"
         async with http.ws_connect(node.url + PEER_PATH, headers=sent) as ws:
             await ws.send_bytes(encode(Hello(own, {})))
-            async with asyncio.timeout(DEADLINE_S):
-                while own not in {r.node for r in node.gossip.runners.values()}:
-                    await asyncio.sleep(0.01)
+            await until(lambda: own in {r.node for r in node.gossip.runners.values()})
 
 
 @pytest.mark.parametrize(("address", "reason"), [

@@ -3,7 +3,6 @@ the token, clear refusals that write nothing, and the answers."""
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 from collections.abc import AsyncIterator, Awaitable, Callable
 from urllib.parse import quote
@@ -16,6 +15,7 @@ from node.peers.transport import NODE_HEADER, PEER_PATH
 from node.server.run import RunningNode
 from sync.peer.messages import Hello, encode
 from tests.support.events import event
+from tests.support.waits import until
 
 NodeFactory = Callable[..., Awaitable[RunningNode]]
 TOKEN = "t" * 32
@@ -35,10 +35,8 @@ async def linked_as(node: RunningNode, origin: str) -> AsyncIterator[None]:
     async with aiohttp.ClientSession() as http, \
             http.ws_connect(node.url + PEER_PATH, headers=sent, max_msg_size=0) as ws:
         await ws.send_bytes(encode(Hello(origin, {})))
-        async with asyncio.timeout(LINK_UP_DEADLINE_S):
-            while not any(row["state"] == "up" and row["node_id"] == origin
-                          for row in node.gossip.status()):
-                await asyncio.sleep(0.01)
+        await until(lambda: any(row["state"] == "up" and row["node_id"] == origin
+                                for row in node.gossip.status()), within_s=LINK_UP_DEADLINE_S)
         yield
 
 

@@ -182,10 +182,9 @@ async def dial_dropped_before_named(x: RunningNode, hub: RunningNode, url: str) 
     x_id = x.astore.node_id
     assert await hub.gossip.add_peer(url, learned=False)
     dial = hub.gossip.runners[f"url:{url}"]
-    async with asyncio.timeout(DEADLINE_S):
-        while dial.linked_to != x_id or not (accepted := [
-                r for r in x.gossip.runners.values() if r.linked_to == hub.astore.node_id]):
-            await asyncio.sleep(0.01)
+    accepted = await until(lambda: [r for r in x.gossip.runners.values()
+                                    if r.linked_to == hub.astore.node_id]
+                           if dial.linked_to == x_id else [])
     await all_taken(dial.machine, accepted[0].machine)
     async with parsing_held(hub):  # x's hello on its link waits; the close does not
         assert await x.gossip.add_peer(hub.url, learned=False)
@@ -260,10 +259,9 @@ async def test_a_dial_dropped_by_the_peer_says_nothing_of_the_next_link(
         kept.drop = "test: the link ends"
         kept.wake.set()
         # x is unlinked only until it dials the hub again, maybe a few ms later: looks
-        # every 1 ms catch that moment, until's every 10 ms could miss it
-        async with asyncio.timeout(DEADLINE_S):
-            while x_id in linked_nodes(hub.gossip.runners.values()):
-                await asyncio.sleep(0.001)
+        # every 1 ms catch that moment, until's usual 10 ms could miss it
+        await until(lambda: x_id not in linked_nodes(hub.gossip.runners.values()),
+                    poll_s=0.001)
         await until(lambda: x_id in linked_nodes(hub.gossip.runners.values()))
         [row] = [row for row in hub.gossip.member_list()["peers"] if row["url"] == url]
         assert row["linked"] is False, row
@@ -348,12 +346,9 @@ async def test_a_link_dropped_while_it_waits_ends_without_pushing(
             http.post("/v1/sessions/s/events", json=event_body(1)) as answer:
         assert answer.status == 201
     assert await b.gossip.add_peer(a.url, learned=False)
-    async with asyncio.timeout(DEADLINE_S):
-        while not (links := [runner for runner in a.gossip.runners.values()
-                             if runner.direction == "in" and runner.state == "up"
-                             and runner.machine.checkpoint is not None]):
-            await asyncio.sleep(0.01)
-    [link] = links
+    [link] = await until(lambda: [runner for runner in a.gossip.runners.values()
+                                  if runner.direction == "in" and runner.state == "up"
+                                  and runner.machine.checkpoint is not None])
     assert link.task is not None
     await all_taken(link.machine, b.gossip.runners[f"url:{a.url}"].machine)
     sent = link.machine.counters.events_sent

@@ -3,14 +3,13 @@ link belongs to the device that closed it, not to the node its address stood for
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 from collections.abc import AsyncIterator
 
 from node.peers.runner import Runner, SecondLink, linked_nodes
 from node.peers.transport import Proven
 from tests.node.conftest import NodeFactory, RunningNode
-from tests.node.peers.support import DEADLINE_S, FAST
+from tests.node.peers.support import FAST, until
 from tests.support.processes import free_port
 
 
@@ -24,16 +23,12 @@ async def test_a_second_link_closed_by_another_device_outlives_the_old_nodes_lin
     x = await make_node(cluster_secret="s" * 32, sync=FAST, peers=[hub.url])
     y = await make_node(cluster_secret="s" * 32, peers=[hub.url])
     x_id, y_id = x.astore.node_id, y.astore.node_id
-    async with asyncio.timeout(DEADLINE_S):
-        while not {x_id, y_id} <= linked_nodes(hub.gossip.runners.values()):
-            await asyncio.sleep(0.01)
+    await until(lambda: {x_id, y_id} <= linked_nodes(hub.gossip.runners.values()))
     async with closed_by(hub, y, x_id) as (url, dial):
         [x_link] = [r for r in hub.gossip.runners.values() if r.linked_to == x_id]
         x_link.drop = "test: the link ends"
         x_link.wake.set()
-        async with asyncio.timeout(DEADLINE_S):
-            while x_link.state != "down":
-                await asyncio.sleep(0.01)
+        await until(lambda: x_link.state == "down")
         assert dial.second_link is not None
         hub.gossip.pairing.dial_ended(dial)  # its end handled now
         assert hub.gossip.learning.reached_as == {y_id: {url}}
@@ -51,9 +46,7 @@ async def test_a_second_link_closed_by_a_device_is_not_held_by_a_keyless_node(
     x = await make_node(cluster_secret="s" * 32, sync=FAST, peers=[hub.url])
     y = await make_node(cluster_secret="s" * 32)
     x_id = x.astore.node_id
-    async with asyncio.timeout(DEADLINE_S):
-        while x_id not in linked_nodes(hub.gossip.runners.values()):
-            await asyncio.sleep(0.01)
+    await until(lambda: x_id in linked_nodes(hub.gossip.runners.values()))
     [x_link] = [r for r in hub.gossip.runners.values() if r.linked_to == x_id]
     x_link.device = None
     async with closed_by(hub, y, x_id) as (_url, dial):

@@ -205,6 +205,7 @@ async def all_taken(one: PeerSync, other: PeerSync) -> None:
         return (one.counters.messages_in, one.counters.messages_out,
                 other.counters.messages_in, other.counters.messages_out)
 
+    # Its own loop, not until: it compares each look with the one before it.
     async with asyncio.timeout(DEADLINE_S):
         while True:
             before = counts()
@@ -421,8 +422,7 @@ class WriterHeld:
             await save(runner, force)
             if ended and not self.held.is_set():  # busy from here
                 self.tasks.append(asyncio.ensure_future(node.astore.write(busy_writer)))
-                while not self.held.is_set():
-                    await asyncio.sleep(0.001)
+                await until(self.held.is_set, poll_s=0.001)
 
         node.gossip.driver.save_checkpoint = save_then_busy  # type: ignore[method-assign]
 

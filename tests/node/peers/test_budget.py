@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
-
 import pytest
 
 from node.peers.budget import WriterBudget
@@ -11,6 +9,7 @@ from sync.errors import ProtocolMisuse
 from sync.peer.config import SyncConfig
 from tests.node.conftest import EventFactory, NodeFactory
 from tests.support.nodes import post
+from tests.support.waits import until
 
 SECRET = "s" * 32
 #: Seconds to wait for B to catch up on ``EVENTS``: twice
@@ -65,7 +64,7 @@ async def test_a_catch_up_into_a_node_no_client_writes_to_is_not_throttled(
                               for n in range(start, min(start + 500, EVENTS))))
     stingy = SyncConfig(peer_writer_share=0.05, peer_writer_burst_s=0.001)
     b = await make_node(cluster_secret=SECRET, sync=stingy, peers=(a.url,))
-    async with asyncio.timeout(CATCH_UP_DEADLINE_S):  # until B has stored every batch
-        while not (links := b.gossip.status()) or links[0]["events_received"] < EVENTS:
-            await asyncio.sleep(0.05)
-    assert [link["throttled_s"] for link in links] == [0]
+    # B has stored every batch
+    await until(lambda: (links := b.gossip.status()) != []
+                and links[0]["events_received"] >= EVENTS, within_s=CATCH_UP_DEADLINE_S)
+    assert [link["throttled_s"] for link in b.gossip.status()] == [0]

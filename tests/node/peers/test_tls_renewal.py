@@ -41,7 +41,7 @@ from tests.support.certs import (
     unknown_version_form,
 )
 from tests.support.tls_files import expiry_gauge, live_files, settled_at_once
-from tests.support.waits import DEADLINE_S
+from tests.support.waits import DEADLINE_S, until
 
 
 def der(pem: Path) -> bytes:
@@ -316,8 +316,7 @@ async def test_an_unexpected_error_of_a_look_is_logged_once_and_the_looks_go_on(
     with capture_logs() as logs:
         looks = asyncio.create_task(watch(files, use))
         await renew("second")
-        while not taken and not looks.done():
-            await asyncio.sleep(0.01)
+        await until(lambda: taken or looks.done())
         await renew("third")
         done, _ = await asyncio.wait([looks, asyncio.create_task(second_taken.wait())],
                                      return_when=asyncio.FIRST_COMPLETED)
@@ -448,9 +447,7 @@ async def test_a_lasting_mismatch_is_warned_of_once_settled(tmp_path: Path) -> N
     with capture_logs() as logs:
         looks = asyncio.create_task(watch(files, lambda contexts: None))
         try:
-            async with asyncio.timeout(DEADLINE_S):
-                while "tls files not reloaded" not in of_files(logs):
-                    await asyncio.sleep(0.01)
+            await until(lambda: "tls files not reloaded" in of_files(logs))
         finally:
             looks.cancel()
             await asyncio.wait([looks])

@@ -26,6 +26,7 @@ from tests.support.nodes import events, post
 from tests.support.processes import children, never_ready_module
 from tests.support.waits import (  # the signature worker is a process
     PROCESS_DEADLINE_S,
+    until,
     wait_until,
 )
 
@@ -283,14 +284,18 @@ async def test_nodes_replicate_through_the_worker_and_stop_leaves_none(
     b = await make_node(cluster_secret=SECRET, peers=(a.url,))
     verifier = b.gossip.verifier
     sent = 0
+    # Its own loop, not until: each look posts more events first.
     async with asyncio.timeout(PROCESS_DEADLINE_S):  # until B's worker has checked a batch
         while verifier.batches_in_worker == 0:
             await post(a, "s1", *(event_body(n, content=f"message {n}")
                                   for n in range(sent, sent + POSTED)))
             sent += POSTED
             await asyncio.sleep(0.05)
-        while len(await events(b, "s1")) < sent:
-            await asyncio.sleep(0.05)
+
+    async def b_holds_all() -> bool:
+        return len(await events(b, "s1")) >= sent
+
+    await until(b_holds_all, within_s=PROCESS_DEADLINE_S)
     assert [e["id"] for e in await events(a, "s1")] == [e["id"] for e in await events(b, "s1")]
     assert b.gossip.verifier.batches_failed == 0
     pid = worker_pid(verifier)

@@ -15,6 +15,7 @@ import pytest
 
 from node.config import Config
 from node.server.run import RunningNode, start
+from tests.support.waits import until
 
 pytestmark = pytest.mark.skipif(shutil.which("openssl") is None, reason="needs openssl")
 
@@ -103,10 +104,9 @@ async def test_one_address_gets_its_share_of_connections_and_others_still_connec
     assert await served(*other)
     held[0][1].close()
     await held[0][1].wait_closed()
-    for _ in range(100):
-        if node.site.connections == 2:
-            break
-        await asyncio.sleep(0.02)
+    # The slot given back is what this part tests: without it, the next connection
+    # would still be served, by trading an idle one for it.
+    await until(lambda: node.site.connections == 2)
     again = await connect_from(node, "127.0.0.1")
     assert await served(*again)
     for _, writer in (*held[1:], other, again):
@@ -135,10 +135,7 @@ async def test_when_every_slot_is_idle_a_waiting_client_takes_the_oldest_ones_pl
     served at once (far within the first-byte limit the silent ones were given)."""
     node = await make_node(connections_max=4, first_byte_timeout_s=60, headers_timeout_s=60)
     silent = [await connect_from(node, f"127.0.0.{2 + n}") for n in range(4)]
-    for _ in range(100):
-        if node.site.connections == 4:
-            break
-        await asyncio.sleep(0.02)
+    await until(lambda: node.site.connections == 4)  # every slot taken, before the asker
     asker = await connect_from(node, "127.0.0.10")
     assert await served(*asker)
     assert await asyncio.wait_for(silent[0][0].read(), 10) == b""  # the oldest made room

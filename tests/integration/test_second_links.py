@@ -28,7 +28,7 @@ from sync.peer.config import SyncConfig
 from sync.peer.messages import Hello, encode
 from tests.support.cluster import SECRET
 from tests.support.processes import NodeProcess, free_port
-from tests.support.waits import PROCESS_DEADLINE_S
+from tests.support.waits import POLL_S, PROCESS_DEADLINE_S, until
 
 #: The node id the played peer names in its hellos (bound to no key: any may be named).
 PEER_NODE = "b0b0b0b0b0b0b0b0"
@@ -87,16 +87,20 @@ class PlayedPeer:
 
 async def poll(http: aiohttp.ClientSession, url: str, check: Any, what: str,
                headers: dict[str, str] | None = None) -> Any:
-    """GET ``url`` until ``check(body)`` is truthy; its value."""
+    """GET ``url`` until ``check(body)`` is truthy; its value. Failing, it names ``what``
+    was waited for and the last body."""
     last = None
-    async with asyncio.timeout(PROCESS_DEADLINE_S):
-        while True:
-            async with http.get(url, headers=headers or {}) as reply:
-                last = await reply.json()
-            if value := check(last):
-                return value
-            await asyncio.sleep(0.05)
-    raise AssertionError(f"{what} (last: {last})")  # pragma: no cover
+
+    async def look() -> Any:
+        nonlocal last
+        async with http.get(url, headers=headers or {}) as reply:
+            last = await reply.json()
+        return check(last)
+
+    try:
+        return await until(look, within_s=PROCESS_DEADLINE_S, poll_s=POLL_S)
+    except AssertionError:
+        raise AssertionError(f"{what} (last: {last})") from None
 
 
 def dial_row(body: dict[str, Any], url: str) -> dict[str, Any] | None:

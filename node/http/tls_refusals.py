@@ -10,6 +10,7 @@ remembered too.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import ssl
 from collections.abc import Iterator
@@ -42,6 +43,7 @@ class TlsRefusals:
 
     def __init__(self) -> None:
         self.count = 0
+        self._failed: set[str] = set()  # the kinds of failure to say one, said already
         self._said: dict[str, str] = {}  # by address, the one refused least lately first
         self._lines = LineWindow(TLS_REFUSED_LINES_MAX, TLS_REFUSED_LINES_WINDOW_S)
 
@@ -49,8 +51,25 @@ class TlsRefusals:
                 now: float) -> None:
         """The client at ``host`` (of ``address``, what per-address limits count by)
         showed a certificate that ``error`` says did not verify, at ``now``: count it,
-        and say it unless it was said last of that address."""
+        and say it unless it was said last of that address. Never raises: it runs in
+        the connection's own task, where an error would be left unretrieved (asyncio's
+        "Task exception was never retrieved"); a failure to say it (a log that cannot be
+        written) is logged once per kind, as an error, until a refusal is said again."""
         self.count += 1
+        try:
+            self._say(address, host, error, now)
+        except Exception as failure:
+            kind = type(failure).__name__
+            if kind not in self._failed:
+                self._failed.add(kind)
+                with contextlib.suppress(Exception):  # nor a line that cannot be written
+                    log.error("peer tls refusal not said", error_type=kind,
+                              error=str(failure))
+        else:
+            self._failed.clear()  # a kind that comes back is said again
+
+    def _say(self, address: str, host: str, error: ssl.SSLCertVerificationError,
+             now: float) -> None:
         # OpenSSL's words for why ("certificate has expired"); its reason code alone
         # (CERTIFICATE_VERIFY_FAILED) says only that it failed.
         reason = error.verify_message or error.reason or str(error)

@@ -22,7 +22,7 @@ from aiohttp import web
 from structlog.testing import capture_logs
 
 from node.config import Config
-from node.http import listener
+from node.http import listener, tls_refusals
 from node.http.listener import BoundedSite
 from node.http.tls_accept import SSLPROTOCOL_HOOKS
 from node.limits import Limits
@@ -176,6 +176,47 @@ async def test_a_refused_certificate_frees_its_slot_even_if_saying_so_fails(
             "127.0.0.1", site.port, ssl=cas.dialer(None), server_hostname="localhost")
         assert await served((reader, writer))
         writer.close()
+
+
+class CannotWarn:
+    """A log whose warnings and debug lines cannot be written (a full disk, say); its
+    errors can, so that what is said of the failure is seen."""
+
+    def __init__(self, log: Any) -> None:
+        self.error = log.error
+
+    def warning(self, *_: object, **__: object) -> None:
+        raise OSError("the log cannot be written")
+
+    debug = warning
+
+
+async def test_a_refusal_that_cannot_be_said_is_logged_once_and_ends_no_task_in_error(
+        site: BoundedSite, cas: Cas, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Refusals whose line cannot be written are counted, the failure logged once, as
+    an error, and the connections' tasks end cleanly: asyncio says nothing of an
+    exception never retrieved."""
+    monkeypatch.setattr(tls_refusals, "log", CannotWarn(tls_refusals.log))
+    loop = asyncio.get_running_loop()
+    said: list[dict[str, Any]] = []
+    handler = loop.get_exception_handler()
+    loop.set_exception_handler(lambda _, context: said.append(context))
+    try:
+        with capture_logs() as logs:
+            for _ in range(2):
+                reader, writer = await tcp(site)
+                with pytest.raises(ssl.SSLError):  # the refusal's alert
+                    await writer.start_tls(cas.dialer(cas.renewed_peer))
+                    await reader.read()
+                writer.close()
+                await until(lambda: not site.connections)
+            await until(lambda: site.tls_refusals.count == 2)
+        gc.collect()  # a task's exception never retrieved is said of as it is collected
+    finally:
+        loop.set_exception_handler(handler)
+    assert [context["message"] for context in said] == []
+    assert [(line["event"], line["error_type"]) for line in logs] == \
+        [("peer tls refusal not said", "OSError")]
 
 
 async def test_a_ca_trusted_no_more_ends_the_certified_connections_once(

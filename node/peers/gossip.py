@@ -24,7 +24,7 @@ import contextlib
 import logging
 import random
 import ssl
-from typing import Any
+from typing import Any, NamedTuple
 
 import aiohttp
 import structlog
@@ -56,6 +56,13 @@ from sync.peer.messages import About
 from sync.peer.quota import OriginQuota
 
 log = structlog.get_logger(__name__)
+
+
+class DialsEnded(NamedTuple):
+    """The dialed links up that a CA trusted no more ended (``Gossip.use_tls``)."""
+
+    tls: int  # its peer verified by the CA: verified by the one trusted now when redialed
+    plain: int  # plain http://: ended with the pool they share, redialed as they were
 
 
 class Gossip:
@@ -137,22 +144,28 @@ class Gossip:
             connector=aiohttp.TCPConnector(resolver=self._resolver),
             trace_configs=[refusals_read()])
 
-    def use_tls(self, context: ssl.SSLContext | None, ca: frozenset[bytes]) -> int | None:
+    def use_tls(self, context: ssl.SSLContext | None,
+                ca: frozenset[bytes]) -> DialsEnded | None:
         """Dial with ``context``, which trusts the CA blocks ``ca`` (their digests), from
         now on (renewed TLS files). Links up keep theirs, unless it trusts a CA no more
         (``ends_links``): then every connection the node made ends, plain http:// too
         (the links dialed, the asks in flight, the pool's idle connections; why all:
         ``node.peers.tls_renewal``), so that each peer is dialed again and verified by
-        the CA trusted now. The number of links up that ended; None if none were to end
-        (given the same ``ca`` again).
+        the CA trusted now. The links up that ended, those over TLS and the plain ones
+        apart (no CA verifies those again); None if none were to end (given the same
+        ``ca`` again).
         If it raises (the abort could not start), ``self.tls`` is the new context
         already: new dials use it, on the old session, until ``ca`` is given again."""
         self.tls = context
         if not ends_links(self.ca, ca) or self._http is None:
             self.ca = ca
             return None
-        ended = sum(1 for runner in self.runners.values()
-                    if runner.direction == "out" and runner.state == "up")
+        up = [runner for runner in self.runners.values()
+              if runner.direction == "out" and runner.state == "up"]
+        # A link whose peer showed a certificate: dialed with TLS (the context verifies
+        # against our CA alone), which a plain http:// link never is.
+        verified = sum(1 for runner in up if runner.certified)
+        ended = DialsEnded(verified, len(up) - verified)
         # The abort first: if it cannot start, no new session was made to be closed.
         # Making the session cannot fail once the abort began: in the running loop,
         # with these arguments, aiohttp's ClientSession and TCPConnector raise nothing.

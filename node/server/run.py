@@ -84,6 +84,11 @@ GC_YOUNG_OBJECTS = 20_000
 
 log = structlog.get_logger(__name__)
 
+#: What the line of a CA change says of the plain http:// links it ended with the TLS
+#: ones (``Gossip.use_tls``): its ``why`` is not theirs.
+PLAIN_ENDED = ("ended with the pool of connections they share with the TLS dials; dialed "
+               "again as they were, with no TLS for a CA to verify")
+
 
 @dataclass(slots=True)
 class RunningNode:
@@ -124,8 +129,12 @@ class RunningNode:
         finally:
             if accepted is not None or dialed is not None:
                 # The dials' part failed: no count, which would say it ended none.
-                dials = {"dialed_links": dialed or 0} if dials_done else \
+                dials: dict[str, object] = \
                     {"dials": "not ended yet: retried at the next look"}
+                if dials_done:
+                    dials = {"dialed_links": dialed.tls if dialed else 0}
+                if dialed is not None and dialed.plain:  # the why is not theirs
+                    dials.update(dialed_plain_links=dialed.plain, plain=PLAIN_ENDED)
                 # Certified connections accepted: links, and a peer's keep-alive asks.
                 log.warning("peer links ended: tls ca changed",
                             accepted_connections=accepted or 0, **dials,

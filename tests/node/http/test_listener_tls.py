@@ -27,11 +27,17 @@ from node.http.listener import BoundedSite
 from node.http.tls_accept import SSLPROTOCOL_HOOKS
 from node.limits import Limits
 from node.peers.api import server_tls
+from node.peers.gossip import DialsEnded
 from node.peers.tls_pem import CA_FILE, read_file
-from node.server.run import start
+from node.server.run import PLAIN_ENDED, start
+from tests.node.conftest import NodeFactory
 from tests.support.certs import bundle, install, make_ca, make_cert
 from tests.support.waits import DEADLINE_S, until
 
+#: The line of a node that ended peer links at a change of its CA.
+ENDED = "peer links ended: tls ca changed"
+#: The cluster secret of the nodes started here.
+SECRET = "s" * 32
 HEALTHZ = b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n"
 Stream = tuple[asyncio.StreamReader, asyncio.StreamWriter]
 
@@ -265,7 +271,8 @@ async def test_a_look_retried_after_a_failed_use_ends_no_link_twice(
         given: list[frozenset[bytes]] = []
         use_tls = node.gossip.use_tls
 
-        def fails_once(context: ssl.SSLContext | None, ca: frozenset[bytes]) -> int | None:
+        def fails_once(context: ssl.SSLContext | None,
+                       ca: frozenset[bytes]) -> DialsEnded | None:
             given.append(ca)
             if len(given) == 1:
                 raise RuntimeError("the dials' part failed")
@@ -286,7 +293,7 @@ async def test_a_look_retried_after_a_failed_use_ends_no_link_twice(
         assert given[0] == given[1]
         # The site's connection ended, said though the dials' part failed (with no count
         # of dials, as pending); the dials' part (no link up) at the retry.
-        ended = [line for line in logs if line["event"] == "peer links ended: tls ca changed"]
+        ended = [line for line in logs if line["event"] == ENDED]
         assert [(line["accepted_connections"], line.get("dialed_links")) for line in ended] \
             == [(1, None), (0, 0)]
         assert ended[0]["dials"].startswith("not ended yet")
@@ -294,6 +301,28 @@ async def test_a_look_retried_after_a_failed_use_ends_no_link_twice(
         assert use_tls(node.gossip.tls, given[1]) is None  # the dials' part, done once
     finally:
         await node.stop()
+
+
+async def test_a_plain_link_a_ca_change_ends_is_not_counted_as_verified_again(
+        tmp_path: Path, cas: Cas, make_node: NodeFactory) -> None:
+    """A node of TLS that dials a peer over plain http://: a CA trusted no more ends
+    that link too (the dials share one pool of connections), but the line counts it
+    apart from the TLS links, of which alone it says that the CA trusted now verifies
+    them again."""
+    plain = await make_node(cluster_secret=SECRET)
+    ca_file = tmp_path / "ca.pem"
+    install(cas.old[0], ca_file)
+    node = await make_node(cluster_secret=SECRET, peers=(plain.url,),
+                           tls_cert=cas.served[0], tls_key=cas.served[1], tls_ca=ca_file,
+                           tls_files_check_interval_s=0.05)
+    await until(lambda: [runner.state for runner in node.gossip.runners.values()] == ["up"])
+    with capture_logs() as logs:
+        install(cas.new[0], ca_file)
+        await until(lambda: any(line["event"] == ENDED for line in logs))
+    ended = [line for line in logs if line["event"] == ENDED]
+    assert [(line["accepted_connections"], line["dialed_links"],
+             line.get("dialed_plain_links")) for line in ended] == [(0, 0, 1)]
+    assert ended[0]["plain"] == PLAIN_ENDED
 
 
 async def test_a_cut_that_failed_is_done_when_the_ca_is_given_again(
@@ -346,7 +375,7 @@ async def test_dials_whose_abort_cannot_start_leave_no_session_unclosed(
             gc.collect()  # what was left open is said of as it is collected
         assert [str(warning.message) for warning in warned] == []
         assert [context["message"] for context in said] == []
-        assert node.gossip.use_tls(context, ca) == 0  # no link up, the dials ended
+        assert node.gossip.use_tls(context, ca) == (0, 0)  # no link up, the dials ended
         assert node.gossip.use_tls(context, ca) is None  # once
     finally:
         loop.set_exception_handler(handler)

@@ -17,7 +17,7 @@ import aiohttp
 
 from node.peers.hiding import hidden
 from node.text import without_controls
-from node.tls_alert import alert
+from node.tls_alert import alert, openssl_words
 
 #: A name lookup that found the name but no address for it (none at all, or none of
 #: the family asked for): not "not known", and looked up. Not every system has both.
@@ -113,7 +113,26 @@ _ALERT_HINTS = {
                                     "offers",
     "TLSV1_UNRECOGNIZED_NAME": "the peer does not serve the name dialed: check the "
                                "address",
+    # What OpenSSL sends of a certificate for a fault it has no alert of its own for.
+    "SSLV3_ALERT_CERTIFICATE_UNKNOWN": "the peer refused this node's certificate without "
+                                       "saying why (OpenSSL does so of an extension "
+                                       "marked critical it does not know, for one): a "
+                                       "node's log says why (peer tls refused)",
+    # Of a certificate whose signature does not verify with its issuer's key: the peer
+    # found a CA of the name it names, with another key.
+    "TLSV1_ALERT_DECRYPT_ERROR": "this node's certificate may not be signed by the key of "
+                                 "the CA it names (a CA made again under the same name "
+                                 "has a new key): a node's log says why (peer tls "
+                                 "refused)",
+    # A node offers no pre-shared key: a peer set up for them is none of a node's.
+    "TLSV1_ALERT_UNKNOWN_PSK_IDENTITY": "the peer's TLS may expect pre-shared keys "
+                                        "(TLS-PSK), which nodes do not use: check that "
+                                        "the address is a node's",
 }
+#: What Python says, with no reason, of an alert OpenSSL has no words for: close_notify
+#: sent as fatal (as an OpenSSL server whose hello callback answered it does), or a
+#: number no TLS version defines.
+_WORDLESS_ALERT = "unknown error"
 
 
 def _refused(error: BaseException) -> str | None:
@@ -134,6 +153,10 @@ def _refused(error: BaseException) -> str | None:
         else error.__cause__ if isinstance(error, aiohttp.ClientOSError) else None
     name = alert(cause)
     if name is None:
+        if isinstance(cause, ssl.SSLError) and cause.reason is None \
+                and openssl_words(cause) == _WORDLESS_ALERT:
+            return "it refused the TLS connection with an alert OpenSSL has no name for " \
+                   "(close_notify, or one no TLS version defines)"
         return None
     hint = _ALERT_HINTS.get(name)
     return f"it refused the TLS connection ({name})" + (f": {hint}" if hint else "")
@@ -141,10 +164,12 @@ def _refused(error: BaseException) -> str | None:
 
 def _closed_in_handshake(cause: OSError) -> bool:
     """Whether the connect's ``cause`` is a peer that closed the connection while its
-    TLS handshake went on, without an alert: asyncio says so with a
-    ``ConnectionResetError`` of no errno (a reset of the network has one); it never
-    hands that end of file to OpenSSL, so no ``SSLEOFError`` comes of it."""
-    return isinstance(cause, ConnectionResetError) and cause.errno is None
+    TLS handshake went on: without an alert, asyncio says so with a
+    ``ConnectionResetError`` of no errno (a reset of the network has one; it never
+    hands that end of file to OpenSSL, so no ``SSLEOFError`` comes of it); with TLS's
+    own close (close_notify, as a warning), OpenSSL with ``SSLZeroReturnError``."""
+    return (isinstance(cause, ConnectionResetError) and cause.errno is None) \
+        or isinstance(cause, ssl.SSLZeroReturnError)
 
 
 #: Most characters of a peer's refusal shown with its status (``refusal_text``), and

@@ -115,6 +115,24 @@ def make_cert_expiring(folder: Path, name: str, ca: tuple[Path, Path], days: flo
                                       x509.DNSName("localhost")]), False)])
 
 
+#: An extension no X.509 profile defines (under the enterprise number kept for
+#: documentation, RFC 5612), for ``make_cert_with_unknown_critical_extension``.
+UNKNOWN_EXTENSION = x509.ObjectIdentifier("1.3.6.1.4.1.32473.1")
+
+
+def make_cert_with_unknown_critical_extension(folder: Path, name: str,
+                                              ca: tuple[Path, Path]) -> tuple[Path, Path]:
+    """A certificate like ``make_cert``'s with an extension marked critical that no
+    verifier knows, which OpenSSL refuses (``unhandled critical extension``)."""
+    return _build(folder, name, 2, FIVE_MINUTES_AGO_DAYS, ca, [
+        (x509.BasicConstraints(ca=False, path_length=None), True),
+        (x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH,
+                                ExtendedKeyUsageOID.CLIENT_AUTH]), False),
+        (x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1")),
+                                      x509.DNSName("localhost")]), False),
+        (x509.UnrecognizedExtension(UNKNOWN_EXTENSION, b"\x05\x00"), True)])
+
+
 def make_ca_expiring(folder: Path, name: str, days: float,
                      signer: tuple[Path, Path] | None = None,
                      begins_days: float = FIVE_MINUTES_AGO_DAYS) -> tuple[Path, Path]:

@@ -21,7 +21,12 @@ from node.peers.api import client_tls, server_tls
 from node.peers.link_errors import LinkClosed
 from node.peers.transport import dial
 from tests.node.peers.support import FAST
-from tests.support.certs import make_ca, make_cert, make_cert_expiring
+from tests.support.certs import (
+    make_ca,
+    make_cert,
+    make_cert_expiring,
+    make_cert_with_unknown_critical_extension,
+)
 
 
 @contextlib.asynccontextmanager
@@ -119,12 +124,17 @@ async def test_a_dial_whose_certificate_is_not_valid_yet_says_what_bad_certifica
     ("TLSV1_ALERT_PROTOCOL_VERSION", "the peer accepts none of the TLS versions this node "
                                      "offers"),
     ("TLSV1_UNRECOGNIZED_NAME", "the peer does not serve the name dialed: check the "
-                                "address")], ids=["unsupported", "revoked", "version", "name"])
+                                "address"),
+    ("TLSV1_ALERT_UNKNOWN_PSK_IDENTITY", "the peer's TLS may expect pre-shared keys "
+                                         "(TLS-PSK), which nodes do not use: check that "
+                                         "the address is a node's")],
+    ids=["unsupported", "revoked", "version", "name", "psk"])
 async def test_an_alert_a_user_can_act_on_is_said_with_what_to_do(
         tmp_path: Path, name: str, hint: str) -> None:
     """The alerts a peer commonly sends that this node cannot make its own TLS send
     here (a certificate not for a client, one revoked, no version in common, a name
-    not served), sent by the peer's handshake: the dial says what to do."""
+    not served, pre-shared keys, which Python names not: OpenSSL's words do), sent by
+    the peer's handshake: the dial says what to do."""
     ca = make_ca(tmp_path, "ca")
     dialer = make_cert(tmp_path, "dialer", ca)
     tls = client_tls(Config(tls_cert=dialer[0], tls_key=dialer[1], tls_ca=ca[0]))
@@ -154,6 +164,67 @@ async def test_an_alert_openssl_names_without_alert_is_said_as_a_refusal(
         told = await failed_dial(url, tls)
     assert told.startswith(
         f"cannot reach {url}: it refused the TLS connection ({name})"), told
+
+
+@pytest.mark.parametrize("version", [ssl.TLSVersion.TLSv1_2, ssl.TLSVersion.TLSv1_3])
+@pytest.mark.parametrize(("signed_by", "said"), [
+    ("unknown-extension", "(SSLV3_ALERT_CERTIFICATE_UNKNOWN): the peer refused this node's "
+                          "certificate without saying why (OpenSSL does so of an extension "
+                          "marked critical it does not know, for one): a node's log says "
+                          "why (peer tls refused)"),
+    ("same-name-ca", "(TLSV1_ALERT_DECRYPT_ERROR): this node's certificate may not be "
+                     "signed by the key of the CA it names (a CA made again under the same "
+                     "name has a new key): a node's log says why (peer tls refused)")])
+async def test_a_certificate_refused_as_unknown_or_of_a_signature_that_fails_says_why(
+        tmp_path: Path, version: ssl.TLSVersion, signed_by: str, said: str) -> None:
+    """What OpenSSL really refuses a certificate with ``certificate unknown`` for (an
+    extension marked critical it does not know) and ``decrypt error`` (signed by a CA of
+    the name the peer trusts, made again with another key): the dial says what may be
+    wrong and where to read why."""
+    ca = make_ca(tmp_path, "ca")
+    if signed_by == "same-name-ca":
+        (tmp_path / "again").mkdir()
+        dialer = make_cert_expiring(tmp_path, "dialer", make_ca(tmp_path / "again", "ca"), 2)
+    else:
+        dialer = make_cert_with_unknown_critical_extension(tmp_path, "dialer", ca)
+    tls = client_tls(Config(tls_cert=dialer[0], tls_key=dialer[1], tls_ca=ca[0]))
+    async with tls_site(make_cert(tmp_path, "peer", ca), ca[0], version) as url:
+        told = await failed_dial(url, tls)
+    assert told == f"cannot reach {url}: it refused the TLS connection {said}"
+
+
+@pytest.mark.parametrize("version", [ssl.TLSVersion.TLSv1_2, ssl.TLSVersion.TLSv1_3])
+async def test_an_alert_openssl_has_no_name_for_is_said_as_a_refusal(
+        tmp_path: Path, version: ssl.TLSVersion) -> None:
+    """A peer whose TLS refuses the hello with close_notify, sent as fatal (an OpenSSL
+    server whose hello callback answers it), which OpenSSL has no words for: the dial
+    says the peer refused it, not "TLS failed ([SSL] unknown error)"."""
+    ca = make_ca(tmp_path, "ca")
+    dialer = make_cert(tmp_path, "dialer", ca)
+    tls = client_tls(Config(tls_cert=dialer[0], tls_key=dialer[1], tls_ca=ca[0]))
+    async with tls_site(make_cert(tmp_path, "peer", ca), ca[0], version,
+                        ssl.AlertDescription.ALERT_DESCRIPTION_CLOSE_NOTIFY) as url:
+        told = await failed_dial(url, tls)
+    assert told == f"cannot reach {url}: it refused the TLS connection with an alert " \
+        "OpenSSL has no name for (close_notify, or one no TLS version defines)"
+
+
+async def test_a_peer_that_closes_its_tls_during_the_handshake_is_said_to_have_closed_it(
+        tmp_path: Path) -> None:
+    """A peer that answers the dialer's hello with TLS's own close (close_notify, as a
+    warning, in the clear as alerts before the keys are): the dial says it closed the
+    connection during the handshake, not "TLS failed"."""
+    ca = make_ca(tmp_path, "ca")
+    dialer = make_cert(tmp_path, "dialer", ca)
+
+    async def closing(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await reader.read(1)  # the hello came
+        writer.write(CLOSE_NOTIFY)
+        writer.close()
+
+    server = await asyncio.start_server(closing, "127.0.0.1", 0)
+    url, said = await dial_refused(server, dialer, ca)
+    assert said == f"cannot reach {url}: it closed the connection during the TLS handshake"
 
 
 async def test_a_peer_that_closes_during_the_tls_handshake_is_said_to_have_closed_it(
@@ -190,6 +261,10 @@ async def test_a_tls_peer_that_closes_after_the_handshake_is_said_to_have_discon
     server = await asyncio.start_server(closing, "127.0.0.1", 0, ssl=context)
     url, said = await dial_refused(server, dialer, ca)
     assert said == f"cannot reach {url}: Server disconnected"
+
+
+#: A TLS record of an alert (21), version 1.2, two bytes long: warning (1), close_notify (0).
+CLOSE_NOTIFY = bytes([21, 3, 3, 0, 2, 1, 0])
 
 
 def alert_named(name: str) -> ssl.AlertDescription:

@@ -40,22 +40,9 @@ from aiohttp import web
 from node.http.tls_accept import accept_tls
 from node.http.tls_refusals import TlsRefusals
 from node.limits import Limits
+from node.tls_trust import ends_links
 
 log = structlog.get_logger(__name__)
-
-
-def ends_links(before: frozenset[bytes], after: frozenset[bytes]) -> bool:
-    """Whether TLS that trusts the CA blocks ``after`` (their digests) ends the peer
-    links made under ``before``: only if it trusts one of them no more. A CA added, the
-    blocks reordered, the lines between them changed, end none: the CA that let each
-    link in is trusted still.
-
-    >>> ends_links(frozenset({b"a"}), frozenset({b"b", b"a"}))
-    False
-    >>> ends_links(frozenset({b"a", b"b"}), frozenset({b"b"}))
-    True
-    """
-    return not before <= after
 
 
 class BoundedSite(web.BaseSite):

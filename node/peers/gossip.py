@@ -24,7 +24,7 @@ import contextlib
 import logging
 import random
 import ssl
-from typing import Any, NamedTuple
+from typing import Any
 
 import aiohttp
 import structlog
@@ -33,7 +33,6 @@ from crdt.events import SCHEMA_VERSION
 from node.config import Config, software_version
 from node.device import DeviceKey
 from node.devices import Devices
-from node.http.listener import ends_links
 from node.log_window import level_on_change
 from node.lookups import LookupResolver
 from node.peers.accepted import Accepted
@@ -51,18 +50,12 @@ from node.peers.runner import Runner, linked_devices, linked_nodes
 from node.peers.transport import DEVICE_REMOVED, NOT_MEMBER, Link, dial
 from node.peers.waits import set_or_timeout
 from node.store import AsyncStore, Commit
+from node.tls_trust import DialsEnded, ends_links
 from sync.peer.machine import PeerSync
 from sync.peer.messages import About
 from sync.peer.quota import OriginQuota
 
 log = structlog.get_logger(__name__)
-
-
-class DialsEnded(NamedTuple):
-    """The dialed links up that a CA trusted no more ended (``Gossip.use_tls``)."""
-
-    tls: int  # its peer verified by the CA: verified by the one trusted now when redialed
-    plain: int  # plain http://: ended with the pool they share, redialed as they were
 
 
 class Gossip:

@@ -93,7 +93,7 @@ class Contexts:
     digests of the certificate blocks of ``--tls-ca`` they trust (``Read.block_digests``,
     empty without it). Contexts that no longer trust one of the blocks the ones before
     them trusted end the peer links made under those
-    (``node.http.listener.ends_links``)."""
+    (``node.tls_trust.ends_links``)."""
 
     server: ssl.SSLContext | None
     client: ssl.SSLContext | None

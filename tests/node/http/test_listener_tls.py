@@ -27,9 +27,9 @@ from node.http.listener import BoundedSite
 from node.http.tls_accept import SSLPROTOCOL_HOOKS
 from node.limits import Limits
 from node.peers.api import server_tls
-from node.peers.gossip import DialsEnded
 from node.peers.tls_pem import CA_FILE, read_file
 from node.server.run import PLAIN_ENDED, start
+from node.tls_trust import DialsEnded
 from tests.node.conftest import NodeFactory
 from tests.support.certs import bundle, install, make_ca, make_cert
 from tests.support.waits import DEADLINE_S, until

@@ -23,12 +23,12 @@ from cryptography import x509
 from structlog.testing import capture_logs
 
 from node.config import Config
-from node.http.listener import ends_links
 from node.peers import tls_renewal
 from node.peers.api import TlsFileError
 from node.peers.tls_expiry import TLS_EXPIRY_WARN_DAYS
 from node.peers.tls_pem import TLS_FILE_BYTES_MAX
 from node.peers.tls_renewal import START_LOADS, Contexts, TlsFiles, look, watch
+from node.tls_trust import ends_links
 from tests.support.certs import (
     bundle,
     expires,

@@ -12,6 +12,10 @@ refusal then would name as the holder the last node that wrote the lock file, wh
 have exited long ago. The operating system drops the lock when its holder exits, crashed
 or not, so a killed node never leaves a stale lock behind.
 
+The lock file says who holds it: a line naming the process (and the command it runs, if
+it said so: ``hold_as``), then what makes way for it, which a refused start says. A
+node's by default; an ``openclaw watch`` on the folder is no node to stop.
+
 >>> import tempfile
 >>> folder = tempfile.mkdtemp()
 >>> first = FolderLock.acquire(folder)
@@ -44,6 +48,22 @@ HOLDER_BYTES_MAX = 512
 #: last node that wrote the lock file, which may have exited long ago.
 PEEK_WAIT_S = 0.5
 PEEK_POLL_S = 0.01
+#: What makes way for a holder that said nothing of itself (``hold_as``): a node, as every
+#: holder was before other commands opened data folders, and a lock file of such a
+#: release still says.
+NODE_WAY = "stop that node first"
+
+# What this process's lock files say it is and what makes way for it (``hold_as``).
+_what: str | None = None
+_way = NODE_WAY
+
+
+def hold_as(what: str, way: str) -> None:
+    """Say in the lock files this process writes from now on that it runs ``what`` (its
+    command's name, never its options: they may carry a token) and that ``way`` makes
+    way for it (``"stop that watch first"``), for a process refused its folder to say."""
+    global _what, _way
+    _what, _way = what, way
 
 
 class FolderLock:
@@ -64,8 +84,9 @@ class FolderLock:
             # Who holds it, for the error message of the next one to try. Never the
             # command line: it may carry a token.
             since = time.strftime("%Y-%m-%d %H:%M:%S %Z")
-            holder = (f"process {os.getpid()} ({Path(sys.argv[0]).name or 'python'}) on "
-                      f"{os.uname().nodename}, since {since}")
+            what = _what or Path(sys.argv[0]).name or "python"
+            holder = (f"process {os.getpid()} ({what}) on {os.uname().nodename}, "
+                      f"since {since}\n{_way}")
             os.ftruncate(fd, 0)
             os.pwrite(fd, holder.encode(), 0)
         except BaseException:
@@ -132,7 +153,9 @@ def _lock_waiting_for_reads(folder: Path, fd: int) -> None:
 
 
 def _in_use(folder: Path, fd: int) -> FolderInUse:
-    """The refusal of ``folder``, whose lock file ``fd`` another process holds, naming it."""
-    holder = os.pread(fd, HOLDER_BYTES_MAX, 0).decode(errors="replace").strip()
+    """The refusal of ``folder``, whose lock file ``fd`` another process holds, naming it
+    and what makes way for it, as it wrote them (``hold_as``)."""
+    said = os.pread(fd, HOLDER_BYTES_MAX, 0).decode(errors="replace").strip()
+    holder, _newline, way = said.partition("\n")
     return FolderInUse(f"the data folder {folder} is in use by {holder or 'another process'}; "
-                       "stop that node first, or give this one another folder")
+                       f"{way.strip() or NODE_WAY}, or give this one another folder")

@@ -16,6 +16,7 @@ from crdt.events import Event, parse_event
 from crdt.log.cursors import read_cursor, save_cursor
 from crdt.log.store import EventStore
 from crdt.storage.disk import holds_storage
+from crdt.storage.lock import hold_as
 from node.cli.append import batches
 from node.cli.common import (
     InputError,
@@ -192,6 +193,11 @@ def with_sink(ctx: click.Context, data_dir: Path | None,
         except LogFormatError as error:
             raise NodeError(str(log_refusal(error, data_dir, software_version()))) from None
         signer = folder_signer(data_dir, host_name())  # the node's, if it is a node's
+        # No node to stop: a start refused the folder meanwhile says what this is.
+        command = ctx.command.name or "command"
+        hold_as(ctx.command_path, "stop that watch first (its systemd unit too, if it runs "
+                                  "as one)" if command == "watch" else
+                f"let that {command} end first")
         with EventStore.open(data_dir, signer=signer,
                              written_by=software_version()) as store:
             later = mark_format(data_dir, software_version()).later

@@ -411,6 +411,11 @@ def test_a_second_watch_on_one_data_folder_is_refused(tmp_path: Path) -> None:
         assert second.returncode == 1, second.stderr
         assert f"the data folder {data.resolve()} is in use by process {first.pid}" \
             in second.stderr, second.stderr
+        # Said as what holds it, no node: its lock file says so.
+        assert "openclaw watch) on " in second.stderr, second.stderr
+        assert "; stop that watch first (its systemd unit too, if it runs as one), or give " \
+            "this one another folder" in second.stderr, second.stderr
+        assert "stop that node" not in second.stderr, second.stderr
         assert first.poll() is None
     finally:
         stop_cli(first, timeout_s=WATCH_STOP_S)
@@ -418,3 +423,22 @@ def test_a_second_watch_on_one_data_folder_is_refused(tmp_path: Path) -> None:
                     "--data-dir", str(data))
     assert again.returncode == 0, again.stderr
     assert " 0 new events" in again.stderr
+
+
+def test_a_watch_on_the_folder_a_node_serves_is_told_to_stop_that_node(
+        node: NodeProcess, tmp_path: Path) -> None:
+    """A ``watch --data-dir`` on the folder a node serves is told to stop that node (or
+    to give the watch another folder), as its lock file says of it: the words of a folder
+    held by another ``watch`` are that watch's."""
+    state = tmp_path / "openclaw"
+    gateway = FakeGateway(state)
+    gateway.open_session(KEY, SID)
+    gateway.add(SID, transcript.records())
+    gateway.close()
+    refused = run_cli(node, "openclaw", "watch", "--state-dir", str(state),
+                      "--data-dir", str(node.data_dir))
+    assert refused.returncode == 1, refused.stderr
+    assert node.process is not None
+    assert f"is in use by process {node.process.pid} (" in refused.stderr, refused.stderr
+    assert "; stop that node first, or give this one another folder" in refused.stderr
+    assert session_events(node) == []

@@ -1,10 +1,7 @@
-"""Reading the older layout: ``agents/<id>/sessions/sessions.json`` (session key ->
-``sessionId``, ``sessionFile``) and one transcript file per session: the one its entry
-names, as OpenClaw's import reads it (``legacy_files``: none if that file is not
-there); a file no entry names is read as a session of its own, its name the session id.
-
-The cursor entry of a session (``cursor_entry``: its id and its file's name) is the
-byte offset read up to.
+"""Reading the older layout: one transcript file per session of an agent's ``sessions``
+folder, which ``node.openclaw.session_files`` finds (from ``sessions.json`` and the
+folder's listing), read from its cursor entry (``session_files.cursor_entry``: its id
+and its file's name), the byte offset read up to.
 A last line without its newline is being written: it is left for the next pass. A file
 shorter than its offset was replaced or cut: it is read again from the start (the events
 it maps to are recognised, so nothing is stored twice); its device, inode and first
@@ -27,7 +24,6 @@ whose file a read no longer finds (deleted, or renamed aside as OpenClaw does) i
 
 from __future__ import annotations
 
-import json
 import os
 from collections.abc import Collection, Iterator, Mapping
 from pathlib import Path
@@ -45,7 +41,12 @@ from node.openclaw.file_marks import (
     first_record,
     tail_mark,
 )
-from node.openclaw.legacy_files import followed, js_trimmed, transcript_file
+from node.openclaw.session_files import (
+    cursor_entry,
+    entries,
+    read_index,
+    session_files,
+)
 from node.openclaw.source import (
     RECORD_BYTES_MAX,
     RECORDS_OF_WAITING,
@@ -168,24 +169,24 @@ class AgentSessions:
         self.emptied, self.present, self.named, self._read_entries = {}, None, {}, {}
         self.held = None
         self.restarted, self.identities, self._follows = set(), {}, follows
-        index, problem = self._index()
+        index, problem = read_index(self.folder, self.shown)
         if problem is not None:
             # Keys taken from the files' names meanwhile would be other sessions, for
             # good (the cursor moves on): wait for an index that reads.
             yield problem
             return
-        files, known = self._files(index)
+        files, known = session_files(self.folder, index)
         self.named = {session_id: key for session_id, (_file, key) in files.items()
                       if key is not None}
         self._read_entries = {session_id: cursor_entry(self.folder, session_id, file)
                               for session_id, (file, _key) in files.items()}
         self._named_elsewhere = sorted({path for path, _key in files.values()
                                         if path.parent != self.folder})
-        entries = set(self._read_entries.values())
-        self._seen = {entry: seen for entry, seen in self._seen.items() if entry in entries}
-        self._restarts = {entry: at for entry, at in self._restarts.items() if entry in entries}
+        read = set(self._read_entries.values())
+        self._seen = {entry: seen for entry, seen in self._seen.items() if entry in read}
+        self._restarts = {entry: at for entry, at in self._restarts.items() if entry in read}
         if known:
-            self.present, self.held = _entries(self.folder, files), set(files)
+            self.present, self.held = entries(self.folder, files), set(files)
         for session_id, (file, session_key) in files.items():
             entry = cursor_entry(self.folder, session_id, file)
             start = cursor.get(entry, 0)
@@ -212,40 +213,11 @@ class AgentSessions:
         """The entries of every session file the folder holds now (the index and the
         folder's listing read, no transcript); None if that cannot be told (the index or
         the folder does not read): none is known gone. ``read`` says why."""
-        index, problem = self._index()
+        index, problem = read_index(self.folder, self.shown)
         if problem is not None:
             return None
-        files, known = self._files(index)
-        return _entries(self.folder, files) if known else None
-
-    def _files(self, index: dict[str, tuple[str, Path | None]]
-               ) -> tuple[dict[str, tuple[Path, str | None]], bool]:
-        """Session id -> (its file, its key), and whether the folder was listed."""
-        # Each entry's file as OpenClaw reads it (``transcript_file``); a file is keyless,
-        # read under its name's session id, only when no entry names it: the file of an
-        # entry whose id has spaces around it ('<trimmed>.jsonl') or a forum topic's
-        # ('<id>-topic-<n>.jsonl') would otherwise be read twice, once as a session
-        # of its own. Nor is one whose name is an entry's session id though the entry
-        # names another file, or one that is not there: OpenClaw archives it unread.
-        files: dict[str, tuple[Path, str | None]] = {}
-        named: set[Path] = set()
-        for session_id, (key, path) in index.items():
-            if path is not None:  # an entry may outlive its file
-                files[session_id] = (path, key)
-                named.add(followed(path))
-        try:
-            # Listed so, not by glob alone, which takes a folder it cannot list for one
-            # without files: its sessions would be taken for deleted.
-            listed = sorted(entry for entry in self.folder.iterdir()
-                            if entry.name.endswith(".jsonl"))
-        except OSError:
-            listed, known = [], False
-        else:
-            known = True
-        for path in listed:
-            if path.stem not in index and followed(path) not in named:
-                files[path.stem] = (path, None)
-        return files, known
+        files, known = session_files(self.folder, index)
+        return entries(self.folder, files) if known else None
 
     def _read_waiting(self, path: Path, session_id: str, session_key: str | None,
                       entry: str, start: int, keys: KeptFiles, mark: int | None
@@ -294,26 +266,6 @@ class AgentSessions:
             return
         self.emptied[entry] = ("its transcript was emptied" if size == 0 else
                                "its transcript was cut short before it and holds no record")
-
-    def _index(self) -> tuple[dict[str, tuple[str, Path | None]], Problem | None]:
-        """``sessions.json`` as session id -> (session key, its file if it is there)."""
-        path = self.folder / "sessions.json"
-        shown = f"{self.shown}/sessions.json"
-        try:
-            document = json.loads(path.read_bytes())
-        except FileNotFoundError:
-            return {}, None
-        except (OSError, ValueError) as error:
-            return {}, Problem(shown, f"cannot be read ({error}); this agent's transcripts "
-                                      "are read again on the next pass")
-        if not isinstance(document, dict):
-            return {}, Problem(shown, "is not a JSON object; this agent's transcripts are "
-                                      "read again on the next pass")
-        index: dict[str, tuple[str, Path | None]] = {}
-        for key, entry in document.items():
-            if isinstance(entry, dict) and isinstance(entry.get("sessionId"), str):
-                index[entry["sessionId"]] = (key, transcript_file(self.folder, entry))
-        return index, None
 
     def _rewritten(self, entry: str, stamp: tuple[int, int, int, int], start: int,
                    head: Head, bytes_before: BytesBefore, mark: int | None) -> bool:
@@ -450,28 +402,6 @@ class AgentSessions:
             yield Problem(f"{shown}, line at byte {offset}",
                           "ends without a newline (still being written, or cut short); "
                           "left for the next pass")
-
-
-def cursor_entry(folder: Path, session_id: str, path: Path) -> str:
-    """The cursor entry of session ``session_id`` read from the file ``path``: the
-    offset is one in that file, so the file's name is kept with it. ``jsonl:<id>`` for
-    ``<trimmed id>.jsonl`` (as a cursor written before names were kept means), else
-    ``jsonl-file:<length of the name>:<name>:<id>`` (the name's length first, as a name
-    and an id may both hold ':'). An entry that comes to name another file is read
-    from that file's start, not from the other file's offset (its records are
-    recognised, so nothing is stored twice).
-
-    >>> cursor_entry(Path("s"), "a", Path("s/sub/a-topic-4.jsonl"))
-    'jsonl-file:19:sub/a-topic-4.jsonl:a'
-    """
-    name = str(path.relative_to(folder))
-    if name == f"{js_trimmed(session_id)}.jsonl":
-        return "jsonl:" + session_id
-    return f"jsonl-file:{len(name)}:{name}:{session_id}"
-
-
-def _entries(folder: Path, files: dict[str, tuple[Path, str | None]]) -> set[str]:
-    return {cursor_entry(folder, session_id, file) for session_id, (file, _key) in files.items()}
 
 
 def _line_end(file: BinaryIO) -> int | None:

@@ -50,17 +50,10 @@ from node.client.errors import ClientError
 from node.openclaw.cursor_entries import (
     gone_entries,
     of_store,
-    rewind_copy_ms,
     step_cursor,
     without_gone,
 )
-from node.openclaw.cursor_room import (
-    COPY_PREFIX,
-    TAIL_PREFIX,
-    CursorFull,
-    cursor_full,
-    tail_entry,
-)
+from node.openclaw.cursor_room import TAIL_PREFIX, CursorFull, cursor_full
 from node.openclaw.held import (
     CURSOR_CHANGED_MAX,
     CursorChangedOnNode,
@@ -77,7 +70,7 @@ from node.openclaw.sqlite import AgentDatabase
 from node.openclaw.state import Source, StateFolder, cursor_name
 from node.openclaw.tally import PassFull, Tally
 from node.openclaw.told import Reading, Told
-from node.openclaw.units import Step, Unit, Wait, mapping_events
+from node.openclaw.units import Step, Unit, Wait, units_of
 
 
 class Sink(CursorStore, Protocol):
@@ -224,8 +217,6 @@ class Bridge:
 
     async def _step(self, name: str, source: Source, reading: Reading) -> Step:
         cursor = self._held.main[name]
-        units: list[Unit] = []
-        moves: dict[str, int] = {}  # as read: the copy times of rewinds for what follows
         step = Step()
         waits = {entry for cursor_of, entry in self._waiting  # this store's waiting ones
                  if cursor_of == name and of_store(entry, source)}
@@ -252,25 +243,10 @@ class Bridge:
                       "from its first row")
         self._forget_gone(name, waits, items, source)
         gone = set(gone_entries(cursor, source, source.present, self._waits_of(name)))
-        for n, item in enumerate(items):
-            if isinstance(item, Problem):
-                if item.entry is not None:
-                    moves[item.entry] = item.after
-                    units.append(Unit(item.entry, _moves(item.entry, item.after, item.mark),
-                                       problem=str(item), where=item.where))
-                else:
-                    self._tell(reading, step.problems, str(item))
-                    step.unsettled = True
-                continue
-            copy_ms = rewind_copy_ms(item, items[n + 1:], cursor, moves)
-            mapped = mapping_events(item, copy_ms)
-            moves[item.entry] = item.after
-            unit_moves = _moves(item.entry, item.after, item.mark)
-            if item.value.get("type") == "session" and copy_ms is not None:
-                unit_moves[COPY_PREFIX + item.entry] = copy_ms
-            units.append(Unit(item.entry, unit_moves, item, mapped.events,
-                               [f"{item.where}: {warning}" for warning in mapped.warnings],
-                               where=item.where))
+        units, problems = units_of(items, cursor)
+        for problem in problems:  # of the whole read (a line still being written)
+            self._tell(reading, step.problems, problem)
+            step.unsettled = True
         held = await self._append(name, units, step)
         # The cursor moves past what is stored, never past a record that waits; what is
         # said of a record (skipped, imported in a lesser form) is said once it is passed.
@@ -478,13 +454,3 @@ class Bridge:
         if reading.first(text):
             into.append(text)
             self.tell(text)
-
-
-def _moves(entry: str, after: int, mark: int | None) -> dict[str, int]:
-    """The cursor entries an item moves once handled: its session's, and with a file's
-    offset the mark of the bytes before it (``cursor_room.TAIL_PREFIX``, saved with it
-    while there is room): a rewrite while no bridge runs is told at the next read."""
-    mark_entry = None if mark is None else tail_entry(entry)
-    if mark is None or mark_entry is None:
-        return {entry: after}
-    return {entry: after, mark_entry: mark}

@@ -53,7 +53,13 @@ from node.openclaw.cursor_entries import (
     step_cursor,
     without_gone,
 )
-from node.openclaw.cursor_room import TAIL_PREFIX, CursorFull, cursor_full
+from node.openclaw.cursor_room import (
+    TAIL_PREFIX,
+    CursorFull,
+    cursor_full,
+    marks_left_out,
+    marks_left_out_said,
+)
 from node.openclaw.held import (
     CURSOR_CHANGED_MAX,
     CursorChangedOnNode,
@@ -105,6 +111,8 @@ class Bridge:
         self._counted: set[tuple[str, str]] = set()
         # Agent id -> its folder that could not be read, and why, as last said.
         self._unreadable: dict[str, tuple[str, str]] = {}
+        # The cursors that had no room for some of their files' tail marks, said.
+        self._marks_said: set[str] = set()
         # Whether it follows the stores (``watch``): then its reads remember what they
         # see of every file at their first look, to tell it rewritten at the next.
         self._follows = False
@@ -272,10 +280,13 @@ class Bridge:
                 except CursorChangedOnNode as refused:
                     refused.read = step
                     raise
+            shown = f"{self.state.path}/agents/{source.agent_id}"
             if over is not None:
-                step.full = cursor_full(f"{self.state.path}/agents/{source.agent_id}",
-                                        source.agent_id, over)
+                step.full = cursor_full(shown, source.agent_id, over)
                 return step
+            if name not in self._marks_said and marks_left_out(saved, cursor, moved):
+                self._marks_said.add(name)  # once a run: it stays so while they are many
+                self.tell(marks_left_out_said(shown, source.agent_id))
             # Read on only if an offset moved: a tail mark alone (a rewrite read again
             # from its start up to where it was read to) leaves nothing new to read.
             step.moved = any(not entry.startswith(TAIL_PREFIX) for entry in moved)

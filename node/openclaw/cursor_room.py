@@ -115,8 +115,26 @@ def with_marks(saved: dict[str, int], kept: dict[str, int], moved: dict[str, int
     was taken at: one whose file's offset moved without it (its new one not saved for
     want of room, or none taken) is dropped, as a mark of another offset would tell the
     file rewritten at each read."""
+    marks = _marks_of(saved, kept, moved)
+    if room_over({**saved, **marks}) is None:
+        return {**saved, **marks}
+    return _while_room(dict(saved), [{entry: mark} for entry, mark in marks.items()])
+
+
+def marks_left_out(saved: dict[str, int], kept: dict[str, int], moved: dict[str, int]
+                   ) -> int:
+    """How many tail marks of the offsets ``saved`` (what ``with_marks`` made of a step
+    from ``kept`` with ``moved``) holds were left out of it for want of room: those files
+    are told rewritten only as a cursor without marks tells it."""
+    return sum(entry not in saved for entry in _marks_of(unmarked(saved), kept, moved))
+
+
+def _marks_of(saved: dict[str, int], kept: dict[str, int], moved: dict[str, int]
+              ) -> dict[str, int]:
+    """The tail marks of ``kept`` and ``moved`` that go with the offsets ``saved`` holds
+    (``with_marks``): the step's first, in their order, each over the one kept for its
+    file."""
     marks = {}
-    # The step's marks first, in their order, each over the one kept for its file.
     for entry, mark in {**moved, **{entry: mark for entry, mark in kept.items()
                                     if entry not in moved}}.items():
         if entry.startswith(TAIL_PREFIX):
@@ -124,9 +142,7 @@ def with_marks(saved: dict[str, int], kept: dict[str, int], moved: dict[str, int
             taken_at = (moved if entry in moved else kept).get(offset, kept.get(offset))
             if taken_at is not None and saved.get(offset) == taken_at:
                 marks[entry] = mark
-    if room_over({**saved, **marks}) is None:
-        return {**saved, **marks}
-    return _while_room(dict(saved), [{entry: mark} for entry, mark in marks.items()])
+    return marks
 
 
 def _while_room(fits: dict[str, int], groups: list[dict[str, int]]) -> dict[str, int]:
@@ -176,6 +192,17 @@ def cursor_full(shown: str, agent_id: str, cursor: dict[str, int]) -> CursorFull
     return CursorFull(said + ". What is stored stays, and so does where the sessions that "
                              "fit were read up to: each run reads again the records of those "
                              "that do not, answered as already stored")
+
+
+def marks_left_out_said(shown: str, agent_id: str) -> str:
+    """What is said, once a run, of an agent whose cursor has no room left for some of
+    its files' tail marks (``marks_left_out``): what it costs, and what makes room."""
+    return (f"agent {agent_id!r} ({shown}): its cursor has no room left for the tail marks "
+            "of some of its files (it keeps every session's offset, and a mark per file "
+            "while there is room, those of the files read last first): such a file "
+            "rewritten in place while no watch or import runs is read again only if it got "
+            "shorter or its first line changed; deleting in OpenClaw the sessions this "
+            "agent no longer needs makes room")
 
 
 def in_both_stores(cursor: dict[str, int]) -> set[str]:

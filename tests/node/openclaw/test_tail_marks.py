@@ -1,0 +1,78 @@
+"""A file's tail mark (``cursor_room.TAIL_PREFIX``) is kept beside its offset only while
+the cursor has room: one left out costs that file what tells it rewritten while no bridge
+runs. That is said, once a run per agent, and not while every mark fits."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import pytest
+
+import node.openclaw.cursor_room as cursor_room
+from crdt.log.cursors import read_cursor
+from crdt.log.store import EventStore
+from node.openclaw.bridge import Bridge
+from node.openclaw.cursor_room import TAIL_PREFIX
+from node.openclaw.state import StateFolder, cursor_name
+from tests.node.openclaw.support import cli
+from tests.node.openclaw.waiting import CountingSink, one_pass, saved_cursor
+from tests.support.openclaw import turn_records, write_jsonl
+
+#: The cursor's limit of entries in these tests: three sessions' offsets fill it.
+SMALL = 3
+#: What the line said of an agent whose marks do not all fit begins with.
+SAID = "agent 'main' ("
+NO_ROOM = "its cursor has no room left for the tail marks of some of its files"
+
+
+def write_sessions(state: Path, count: int, turns: int = 2,
+                   now_ms: int | None = None) -> list[str]:
+    """``count`` JSONL sessions of agent ``main``, ``turns`` turns each (their times
+    from ``now_ms``: the same again to append a turn)."""
+    now_ms = int(time.time() * 1000) if now_ms is None else now_ms
+    ids = [f"{n:08d}-0000-4000-8000-000000000000" for n in range(count)]
+    for n, session_id in enumerate(ids):
+        write_jsonl(state, f"agent:main:s{n}", session_id,
+                    turn_records(session_id, [now_ms - 9000 + t * 1000 for t in range(turns)]))
+    return ids
+
+
+@pytest.mark.parametrize(("sessions", "said"), [(SMALL - 2, False), (SMALL - 1, True),
+                                                 (SMALL, True)])
+def test_marks_left_out_for_want_of_room_are_said_once_a_run(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, sessions: int, said: bool) -> None:
+    """One session under a limit of ``SMALL`` entries keeps its mark: nothing said. Two
+    have room for one mark, three for none: said, once, with the agent named, though the
+    next passes of the same run (a ``watch``'s) leave them out again."""
+    monkeypatch.setattr(cursor_room, "CURSOR_ENTRIES_MAX", SMALL)
+    now_ms = int(time.time() * 1000)
+    ids = write_sessions(tmp_path, sessions, now_ms=now_ms)
+    told: list[str] = []
+    with EventStore.open("memory:") as store:
+        folder = StateFolder(tmp_path)
+        bridge = Bridge(folder, CountingSink(store), told.append)
+        try:
+            assert one_pass(bridge).records == 3 * sessions
+            write_sessions(tmp_path, sessions, 3, now_ms)  # each file grows: read on
+            assert one_pass(bridge).records == sessions
+        finally:
+            folder.close()
+        cursor = read_cursor(store, cursor_name(tmp_path.resolve(), "main")) or {}
+        assert len(saved_cursor(tmp_path, store)) == len(ids)  # every offset, always
+    marks = [entry for entry in cursor if entry.startswith(TAIL_PREFIX)]
+    assert len(marks) == min(sessions, SMALL - sessions)
+    lines = [line for line in told if NO_ROOM in line]
+    assert len(lines) == said, told
+    if said:
+        assert lines[0].startswith(SAID) and f"{tmp_path}/agents/main" in lines[0]
+
+
+def test_import_says_it_once(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """``clawsync openclaw import`` says it among its lines, and goes through (exit 0)."""
+    monkeypatch.setattr(cursor_room, "CURSOR_ENTRIES_MAX", SMALL)
+    state = tmp_path / "state"
+    write_sessions(state, SMALL)
+    result = cli("import", "--state-dir", str(state), "--data-dir", str(tmp_path / "data"))
+    assert result.exit_code == 0, result.output
+    assert result.output.count(NO_ROOM) == 1, result.output

@@ -1,6 +1,7 @@
 """A file's tail mark (``cursor_room.TAIL_PREFIX``) is kept beside its offset only while
 the cursor has room: one left out costs that file what tells it rewritten while no bridge
-runs. That is said, once a run per agent, and not while every mark fits."""
+runs. That is said, once a run per agent, and not while every mark fits. A cursor with
+marks keeps the shape the release before them reads."""
 
 from __future__ import annotations
 
@@ -10,10 +11,12 @@ from pathlib import Path
 import pytest
 
 import node.openclaw.cursor_room as cursor_room
+from crdt import codec
 from crdt.log.cursors import read_cursor
 from crdt.log.store import EventStore
 from node.openclaw.bridge import Bridge
 from node.openclaw.cursor_room import TAIL_PREFIX
+from node.openclaw.jsonl import AgentSessions
 from node.openclaw.state import StateFolder, cursor_name
 from tests.node.openclaw.support import cli
 from tests.node.openclaw.waiting import CountingSink, one_pass, saved_cursor
@@ -76,3 +79,47 @@ def test_import_says_it_once(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) ->
     result = cli("import", "--state-dir", str(state), "--data-dir", str(tmp_path / "data"))
     assert result.exit_code == 0, result.output
     assert result.output.count(NO_ROOM) == 1, result.output
+
+
+@pytest.mark.parametrize("limit", ["entries", "bytes"])
+def test_a_marked_cursor_keeps_the_shape_the_release_before_reads(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, limit: str) -> None:
+    """README: the release before files had tail marks (9b727794) reads a cursor with
+    them as ever, takes them for entries of sessions gone and drops them at its next
+    save. Its parse is not run here (its modules have the names of this release's, so
+    they cannot be loaded beside them, and a test must not need the repository's
+    history): this tests the shape it relies on, in a cursor a bridge saved with room for
+    one mark of three. Its reader reads each session from ``cursor.get(entry)``, the
+    offsets, which are as without marks; its ``gone_entries`` takes an entry not ``db:``
+    (after ``copy:`` taken off) for a JSONL session, and drops one the folder does not
+    hold, as no mark is a session's entry; and its ``room_over`` counts every entry,
+    so the cursor with its marks is under the limits (entries, encoded bytes): it is
+    never stopped as over them."""
+    ids = write_sessions(tmp_path, SMALL)
+    offsets = {f"jsonl:{sid}": (tmp_path / "agents/main/sessions" / f"{sid}.jsonl")
+               .stat().st_size for sid in ids}
+    if limit == "entries":
+        monkeypatch.setattr(cursor_room, "CURSOR_ENTRIES_MAX", SMALL + 1)
+    else:  # room for one mark: its entry's bytes, and its value's (5 bytes of CBOR)
+        one_mark = len(codec.encode_fast(f"{TAIL_PREFIX}jsonl:{ids[0]}")) + 5
+        monkeypatch.setattr(cursor_room, "CURSOR_BYTES_MAX",
+                            len(codec.encode_fast(offsets)) + one_mark)
+    told: list[str] = []
+    with EventStore.open("memory:") as store:
+        folder = StateFolder(tmp_path)
+        try:
+            assert one_pass(Bridge(folder, CountingSink(store), told.append)).records == 9
+            cursor = read_cursor(store, cursor_name(tmp_path.resolve(), "main")) or {}
+            sessions = AgentSessions(tmp_path / "agents/main/sessions", "main", "main")
+            present = sessions.sessions()
+        finally:
+            folder.close()
+    marks = {entry for entry in cursor if entry.startswith(TAIL_PREFIX)}
+    assert len(marks) == 1 and any(NO_ROOM in line for line in told)
+    assert {entry: at for entry, at in cursor.items() if entry not in marks} == offsets
+    assert present == set(offsets)
+    for mark in marks:  # a JSONL session's entry, to the release before, of no file
+        assert not mark.startswith("db:") and mark.removeprefix("copy:") == mark
+        assert mark not in present
+    assert len(cursor) <= cursor_room.CURSOR_ENTRIES_MAX
+    assert len(codec.encode_fast(cursor)) <= cursor_room.CURSOR_BYTES_MAX

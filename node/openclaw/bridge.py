@@ -59,6 +59,7 @@ from node.openclaw.cursor_room import (
     cursor_full,
     marks_left_out,
     marks_left_out_said,
+    session_of,
 )
 from node.openclaw.held import (
     CURSOR_CHANGED_MAX,
@@ -270,7 +271,11 @@ class Bridge:
                     self._tell(reading, step.problems, unit.problem)
                 for warning in unit.warnings:
                     self._tell(reading, step.warnings, warning)
-        moved = {entry: after for entry, after in moved.items() if cursor.get(entry) != after}
+        # A tail mark goes with the offset it was taken at: one equal to the mark kept
+        # (the same bytes before the new offset as before the old) moves with its offset.
+        changed = {entry for entry, after in moved.items() if cursor.get(entry) != after}
+        moved = {entry: after for entry, after in moved.items()
+                 if entry in changed or session_of(entry) in changed}
         step.unsettled = step.unsettled or bool(held)
         if moved or gone:
             saved, over = step_cursor(cursor, gone, moved)

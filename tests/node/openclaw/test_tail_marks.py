@@ -5,8 +5,10 @@ marks keeps the shape the release before them reads."""
 
 from __future__ import annotations
 
+import json
 import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -16,6 +18,7 @@ from crdt.log.cursors import read_cursor
 from crdt.log.store import EventStore
 from node.openclaw.bridge import Bridge
 from node.openclaw.cursor_room import TAIL_PREFIX
+from node.openclaw.file_marks import TAIL_BYTES
 from node.openclaw.jsonl import AgentSessions
 from node.openclaw.state import StateFolder, cursor_name
 from tests.node.openclaw.support import cli
@@ -123,3 +126,30 @@ def test_a_marked_cursor_keeps_the_shape_the_release_before_reads(
         assert mark not in present
     assert len(cursor) <= cursor_room.CURSOR_ENTRIES_MAX
     assert len(codec.encode_fast(cursor)) <= cursor_room.CURSOR_BYTES_MAX
+
+
+def test_a_mark_equal_to_the_one_kept_is_saved_with_its_files_new_offset(
+        tmp_path: Path) -> None:
+    """A file that grew by a record as long as the bytes a mark takes in, the same as the
+    record before it, has the same mark at its new offset as at its old one: saved with
+    the new offset all the same, not taken for unchanged and dropped with the old."""
+    sid = "00000000-0000-4000-8000-000000000000"
+    head = turn_records(sid, [int(time.time() * 1000)])
+    same: dict[str, Any] = {"type": "custom", "id": "0000aaaa", "parentId": head[-1]["id"],
+                            "timestamp": head[-1]["timestamp"], "customType": "pad",
+                            "data": ""}
+    same["data"] = "x" * (TAIL_BYTES - len(json.dumps(same)) - 1)  # the line is the mark's
+    with EventStore.open("memory:") as store:
+        folder = StateFolder(tmp_path)
+        try:
+            bridge = Bridge(folder, CountingSink(store))
+            marks = []
+            for records in ([*head, same], [*head, same, same]):
+                path = write_jsonl(tmp_path, "agent:main:s", sid, records)
+                one_pass(bridge)
+                cursor = read_cursor(store, cursor_name(tmp_path.resolve(), "main")) or {}
+                assert cursor[f"jsonl:{sid}"] == path.stat().st_size
+                marks.append(cursor.get(f"{TAIL_PREFIX}jsonl:{sid}"))
+        finally:
+            folder.close()
+    assert marks[0] is not None and marks == [marks[0]] * 2

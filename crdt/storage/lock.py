@@ -58,12 +58,17 @@ _what: str | None = None
 _way = NODE_WAY
 
 
-def hold_as(what: str, way: str) -> None:
-    """Say in the lock files this process writes from now on that it runs ``what`` (its
+@contextmanager
+def hold_as(what: str, way: str) -> Iterator[None]:
+    """While in it, say in the lock files this process writes that it runs ``what`` (its
     command's name, never its options: they may carry a token) and that ``way`` makes
     way for it (``"stop that watch first"``), for a process refused its folder to say."""
     global _what, _way
-    _what, _way = what, way
+    before, (_what, _way) = (_what, _way), (what, way)
+    try:
+        yield
+    finally:
+        _what, _way = before
 
 
 class FolderLock:

@@ -195,11 +195,11 @@ def with_sink(ctx: click.Context, data_dir: Path | None,
         signer = folder_signer(data_dir, host_name())  # the node's, if it is a node's
         # No node to stop: a start refused the folder meanwhile says what this is.
         command = ctx.command.name or "command"
-        hold_as(ctx.command_path, "stop that watch first (its systemd unit too, if it runs "
-                                  "as one)" if command == "watch" else
-                f"let that {command} end first")
-        with EventStore.open(data_dir, signer=signer,
-                             written_by=software_version()) as store:
+        way = "stop that watch first (its systemd unit too, if it runs as one)" \
+            if command == "watch" else f"let that {command} end first"
+        with hold_as(ctx.command_path, way), \
+                EventStore.open(data_dir, signer=signer,
+                                written_by=software_version()) as store:
             later = mark_format(data_dir, software_version()).later
             if later is not None:
                 note(later)

@@ -346,11 +346,16 @@ def tail(ctx: click.Context, after: int | None, session_key: str | None,
         click.echo(f"{click.style(position, dim=True)}  {moment}  {key}  "
                    f"{click.style(kind, fg='cyan')}  {text}")
 
+    opened = False  # a first stream refused (a node that is stopping) is no reconnection
+
     def news(what: str, position: int, reason: str | None) -> None:
+        nonlocal opened
         if what == "open":
+            opened = True
             note(f"following {node} after position {position} (Ctrl-C to stop)")
         elif what == "lost":
-            note(f"{reason}; reconnecting after position {position}")
+            again = "reconnecting" if opened else f"waiting for {node} to follow"
+            note(f"{reason}; {again} after position {position}")
         elif what == "full":
             # Tail's own words: the node's ("try again later") are for a person, and
             # tail asks again by itself.

@@ -122,7 +122,8 @@ async def stream_events(request: web.Request, astore: AsyncStore, after: int,
         # look holds till the answer starts (a second one there would see the same).
         # What remains: a stop begun once the headers are out, which ends the stream
         # at its first look at ``released``, no event sent; the client asks again, as
-        # for any stream lost, and gets this 503.
+        # for any stream lost, and gets this 503. Before the slots: a full node that
+        # stops says it stops, not that a stream will be freed.
         raise stopping()
     address = address_key(request.remote or "")
     refused = slots.refusal(address)

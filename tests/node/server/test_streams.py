@@ -18,7 +18,9 @@ from crdt.log.records import StoredEvent
 from node.http.errors import STOPPING_RETRY_AFTER_S
 from node.http.wire import to_json_bytes
 from node.server import pages
+from node.server.app import STREAMS
 from node.server.run import RunningNode
+from node.server.streams import SSE_TYPE
 from tests.support.events import event
 
 EventFactory = Callable[..., dict[str, Any]]
@@ -171,3 +173,22 @@ async def test_a_stream_asked_for_while_the_node_stops_is_refused_as_stopping(
         assert resp.status == 503
         assert resp.headers["Retry-After"] == str(STOPPING_RETRY_AFTER_S)
         assert (await resp.json())["error"]["code"] == "unavailable"
+
+
+async def test_a_full_node_that_stops_answers_a_stream_as_stopping(
+        make_node: NodeFactory) -> None:
+    """A node whose streams are all taken as it stops refuses a new one as stopping,
+    with the wait of a restart, not as full: a client is told the node stops, not that
+    it waits for a stream to be freed (``clawsync tail``'s words for ``streams_full``)."""
+    node = await make_node(streams_max=1, streams_per_address_max=1)
+    async with aiohttp.ClientSession(base_url=node.url) as client:
+        # Its one stream taken, as by another client's (its address: another's).
+        with node.runner.app[STREAMS].held("192.0.2.1"):
+            async with client.get("/v1/events", headers={"Accept": SSE_TYPE}) as resp:
+                assert (resp.status, (await resp.json())["error"]["code"]) == (
+                    503, "streams_full")
+            node.astore.release_waiters()  # what the node's shutdown does first
+            async with client.get("/v1/events", headers={"Accept": SSE_TYPE}) as resp:
+                assert resp.status == 503
+                assert resp.headers["Retry-After"] == str(STOPPING_RETRY_AFTER_S)
+                assert (await resp.json())["error"]["code"] == "unavailable"

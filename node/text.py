@@ -186,10 +186,34 @@ def file_text(data: bytes) -> str:
 
 
 def utc_text(moment: datetime.datetime) -> str:
-    """``moment`` in ISO 8601 as the node and its commands write times to people: in UTC,
-    with ``Z``, not ``+00:00``.
+    """``moment`` as the node and its commands write times to people, in every table and
+    line: in UTC, to the second, a space between the date and the clock (easier to scan
+    than ISO's ``T``), with ``Z`` (not ``+00:00``, nor ``UTC``). Output a program reads
+    (``--json``, a log line's fields) keeps the time as the node gives it.
 
-    >>> utc_text(datetime.datetime(2030, 4, 2, tzinfo=datetime.UTC))
-    '2030-04-02T00:00:00Z'
+    >>> utc_text(datetime.datetime(2030, 4, 2, 0, 0, 59, 999_000, tzinfo=datetime.UTC))
+    '2030-04-02 00:00:59Z'
     """
-    return moment.astimezone(datetime.UTC).isoformat().replace("+00:00", "Z")
+    return moment.astimezone(datetime.UTC).isoformat(
+        sep=" ", timespec="seconds").replace("+00:00", "Z")
+
+
+def time_text(timestamp: object) -> str:
+    """A time as a node gives it (RFC 3339 text, ``2026-12-07T18:52:39.613Z``) as
+    ``utc_text`` writes it; one that is no such time (without its offset, or not a time
+    at all) as it came, and nothing as nothing.
+
+    >>> time_text("2026-12-07T18:52:39.613Z"), time_text("2026-12-07T19:52:39+01:00")
+    ('2026-12-07 18:52:39Z', '2026-12-07 18:52:39Z')
+    >>> time_text("yesterday"), time_text("2026-12-07T18:52:39"), time_text(None)
+    ('yesterday', '2026-12-07T18:52:39', '')
+    """
+    if timestamp is None:
+        return ""
+    text = str(timestamp)
+    try:
+        moment = datetime.datetime.fromisoformat(text)
+    except ValueError:
+        return text
+    # No offset: a time no node gives, not taken for this machine's.
+    return text if moment.tzinfo is None else utc_text(moment)

@@ -8,12 +8,12 @@ from __future__ import annotations
 
 import re
 
-#: A date and time as ``node.cli.output.when`` writes it (``2026-12-01 10:00:00.000Z``),
-#: or as a minute.
+#: A date and time as ``node.cli.output.when`` writes it (``2026-12-01 10:00:00Z``), or
+#: as another might (to the minute, or past the second).
 _TIME = r"\d{4}-\d\d-\d\d \d\d:\d\d(?::\d\d(?:\.\d+)?)?Z?"
 #: A word where a cell may be broken into lines: a time is one (its date on one line and
 #: its clock on the next would read as two values), with what follows it up to a space
-#: ("05:04Z:" before a reason), which would else be a word of its own; and the schema of
+#: ("05:04:02Z:" before a reason), which would else be a word of its own; and the schema of
 #: a version ("0.3.0 (schema 1)", ``node.cli.status.version``), whose "1)" on a line of
 #: its own says nothing.
 _WORD = re.compile(rf"{_TIME}\S*|\(schema \d+\)\S*|\S+")
@@ -24,12 +24,12 @@ def wrapped(cell: str, width: int, *, fold: bool = False) -> str:
     none of which is broken (a word wider than ``width`` takes a line of its own), unless
     ``fold``: then such a word is broken between characters.
 
-    >>> print(wrapped("revoked 2026-12-02 12:00:00.000Z", 24))
+    >>> print(wrapped("revoked 2026-12-02 12:00:00Z", 20))
     revoked
-    2026-12-02 12:00:00.000Z
-    >>> print(wrapped("removed by home, 2026-12-02 12:00Z: lost", 17))
+    2026-12-02 12:00:00Z
+    >>> print(wrapped("removed by home, 2026-12-02 12:00:00Z: lost", 21))
     removed by home,
-    2026-12-02 12:00Z:
+    2026-12-02 12:00:00Z:
     lost
     >>> print(wrapped("0.3.0 (schema 1)", 12))
     0.3.0

@@ -9,7 +9,7 @@ import click
 
 from node.cli.common import field, listing, maybe, note, rows, with_client, written
 from node.cli.options import client_options, named_node
-from node.cli.output import minute, print_rows, printable
+from node.cli.output import print_rows, printable, when
 from node.client.errors import ClientError, shown_address
 from node.command_lines import add_command
 from node.text import counted
@@ -25,11 +25,10 @@ def _who(device_id: str, names: dict[str, str], own: str) -> str:
     return names.get(device_id) or device_id[:7]
 
 
-def device_rows(view: dict[str, Any], *, short: bool = False) -> list[list[str]]:
-    """One row per device, members first: id, name, state, address, by whom and when.
-    ``short``, for the table: the times to the minute, as the tokens table gives them;
-    else, for the plain lines scripts read, as the node wrote them. Names are shown with
-    their invisible characters escaped (``shown_name``).
+def device_rows(view: dict[str, Any]) -> list[list[str]]:
+    """One row per device, members first: id, name, state, address, by whom and when
+    (``when``: ``--json`` keeps the node's times). Names are shown with their invisible
+    characters escaped (``shown_name``).
 
     >>> view = {"device_id": "A", "members": [
     ...     {"device_id": "A", "name": "phone\\u3164", "name_shared_with": ["B"]},
@@ -45,16 +44,13 @@ def device_rows(view: dict[str, Any], *, short: bool = False) -> list[list[str]]
     names = {field(row, "device_id", str): shown_name(name) for row in members + removed
              if (name := maybe(row, "name", str))}
 
-    def time(timestamp: str) -> str:
-        return minute(timestamp) if short else timestamp
-
     def member(row: dict[str, Any]) -> list[str]:
         device_id, added_at = field(row, "device_id", str), maybe(row, "added_at", str)
         shared = " (name shared)" if maybe(row, "name_shared_with", list) else ""
         this = " (this device)" if device_id == own else ""
         return [device_id, shown_name(field(row, "name", str)) + this + shared,
                 "member", maybe(row, "address", str) or "-",
-                f"added by {_who(field(row, 'added_by', str), names, own)}, {time(added_at)}"
+                f"added by {_who(field(row, 'added_by', str), names, own)}, {when(added_at)}"
                 if added_at else "-"]
 
     def gone(row: dict[str, Any]) -> list[str]:
@@ -62,7 +58,7 @@ def device_rows(view: dict[str, Any], *, short: bool = False) -> list[list[str]]
         return [field(row, "device_id", str), shown_name(maybe(row, "name", str) or "-"),
                 "removed", "-",
                 f"removed by {_who(field(row, 'removed_by', str), names, own)}, "
-                f"{time(field(row, 'removed_at', str))}" + (f": {reason}" if reason else "")]
+                f"{when(field(row, 'removed_at', str))}" + (f": {reason}" if reason else "")]
 
     def linked(row: dict[str, Any]) -> list[str]:
         via = maybe(row, "via", str)
@@ -104,8 +100,8 @@ def devices(ctx: click.Context, as_json: bool) -> None:
         return
     # The name and who added it when may wrap (free text); the id and address stay whole,
     # the id (63 columns) on a line of its own over its row where the table is narrower.
-    print_rows(device_rows(view, short=True), ["device", "name", "state", "address", "since"],
-               headed=True, whole=True, wrap=(1, 4), apart=0, plain=device_rows(view))
+    print_rows(device_rows(view), ["device", "name", "state", "address", "since"],
+               headed=True, whole=True, wrap=(1, 4), apart=0)
     members = len(rows(view, "members"))
     linked = len(rows(view, "linked", absent_ok=True))
     note(f"{counted(members, 'member')}, {len(rows(view, 'removed'))} removed"

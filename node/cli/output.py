@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 import click
 
 from node.cli.columns import column_widths, wrapped
-from node.text import BIDI_CONTROLS
+from node.text import BIDI_CONTROLS, time_text
 from node.text import printable as printable  # the commands print with it
 
 if TYPE_CHECKING:  # rich is loaded where a terminal is written to
@@ -104,21 +104,14 @@ def event_text(kind: dict[str, Any]) -> str:
 
 
 def when(timestamp: Any) -> str:
-    """``2026-01-01T10:00:00.000Z`` as ``2026-01-01 10:00:00.000Z``: easier to scan."""
-    return str(timestamp or "").replace("T", " ")
+    """A time the node gave, for a person: every table and line of the commands writes
+    it so (``node.text.time_text``). ``--json`` prints the node's text as it is:
+    programs read it, to the millisecond.
 
-
-def minute(timestamp: Any) -> str:
-    """``when`` to the minute, for a table with no room for seconds: the plain lines and
-    --json keep them.
-
-    >>> minute("2026-12-01T10:00:59.999Z")
-    '2026-12-01 10:00Z'
-    >>> minute(None)
-    ''
+    >>> when("2026-12-01T10:00:59.999Z"), when(None)
+    ('2026-12-01 10:00:59Z', '')
     """
-    text = when(timestamp)
-    return f"{text[:16]}Z" if len(text) > 16 else text
+    return time_text(timestamp)
 
 
 def event_row(event: dict[str, Any], *, with_session: bool = False) -> list[str]:

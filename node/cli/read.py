@@ -20,7 +20,6 @@ from node.cli.options import client_options, session_key, settings
 from node.cli.output import (
     Pages,
     event_row,
-    minute,
     print_json,
     print_json_lines,
     print_lines,
@@ -176,18 +175,17 @@ def session_row(item: dict[str, Any]) -> dict[str, Any]:
 SESSION_HEADERS = ["index", "session", "state", "messages", "last activity"]
 
 
-def session_cells(item: dict[str, Any], time: Callable[[Any], str]) -> list[str]:
+def session_cells(item: dict[str, Any]) -> list[str]:
     """A row of plain ``clawsync sessions``: empty where the node said nothing.
 
     >>> session_cells({"index": 3, "session_key": "tg:a", "state": "active",
-    ...                "message_count": 2, "last_activity": "2026-12-01T10:00:59.999Z"},
-    ...               minute)
-    ['3', 'tg:a', 'active', '2', '2026-12-01 10:00Z']
+    ...                "message_count": 2, "last_activity": "2026-12-01T10:00:59.999Z"})
+    ['3', 'tg:a', 'active', '2', '2026-12-01 10:00:59Z']
     """
     count = item.get("message_count")
     return [str(item.get("index")), str(item.get("session_key")),
             str(item.get("state") or ""), "" if count is None else str(count),
-            time(item.get("last_activity"))]
+            when(item.get("last_activity"))]
 
 
 @click.command()
@@ -234,9 +232,8 @@ def sessions(ctx: click.Context, after: int | None, limit: int | None, everythin
         # terminal gets the plain lines, which the terminal wraps (a copy takes it whole).
         # What the console shows of each too; a narrow terminal's table leaves out the
         # last activity, then the count, then the state, never the key.
-        print_rows([session_cells(item, minute) for item in shown], SESSION_HEADERS,
-                   whole=True, optional=(4, 3, 2),
-                   plain=[session_cells(item, when) for item in shown], pages=pages)
+        print_rows([session_cells(item) for item in shown], SESSION_HEADERS,
+                   whole=True, optional=(4, 3, 2), pages=pages)
         hidden += len(found) - len(shown)
         return bool(shown)
 

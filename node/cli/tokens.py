@@ -3,14 +3,13 @@ tokens create`` to issue one on this device, ``clawsync tokens revoke ID`` (for 
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 import click
 
 from node.cli.common import AnswerError, field, listing, maybe, note, rows, with_client, written
 from node.cli.options import client_options
-from node.cli.output import minute, print_json, print_rows, printable, prints_table, when
+from node.cli.output import print_json, print_rows, printable, prints_table, when
 from node.client.errors import ClientError
 
 if TYPE_CHECKING:  # the commands get a client from with_client
@@ -31,12 +30,12 @@ def token_rows(rows: list[dict[str, Any]], names: dict[str, str] | None = None, 
                short: bool = True) -> list[list[str]]:
     """One row per token. ``short``, for the table: the issuing device by the first group
     of its id, as `clawsync status` names a peer's (the whole id took 63 of a terminal's
-    columns), the times to the minute; else, for the plain lines scripts read, its whole
-    id (which `devices remove` takes), and its name where ``names`` (``issuer_names`` of
-    ``GET /v1/devices``'s answer) knows it, the times whole."""
-    time = minute if short else when
+    columns); else, for the plain lines scripts read, its whole id (which `devices
+    remove` takes), and its name where ``names`` (``issuer_names`` of ``GET
+    /v1/devices``'s answer) knows it. The times as every table and line gives them
+    (``when``: ``--json`` keeps the node's)."""
     known = {} if short or names is None else names  # the table has no room for names
-    return [_token_row(row, known, short, time) for row in rows]
+    return [_token_row(row, known, short) for row in rows]
 
 
 def issuer_names(devices: Any) -> dict[str, str]:
@@ -51,8 +50,7 @@ def issuer_names(devices: Any) -> dict[str, str]:
     return {**known, this: "this device"} if this else known
 
 
-def _token_row(row: dict[str, Any], names: dict[str, str], short: bool,
-               time: Callable[[Any], str]) -> list[str]:
+def _token_row(row: dict[str, Any], names: dict[str, str], short: bool) -> list[str]:
     device_id, revoked_at = maybe(row, "device_id", str), maybe(row, "revoked_at", str)
     return [
         field(row, "id", str), field(row, "name", str),
@@ -60,8 +58,8 @@ def _token_row(row: dict[str, Any], names: dict[str, str], short: bool,
         "read-only" if field(row, "read_only", bool) else "read-write",
         (device_id[:7] if short else _issuer(device_id, names))
         if device_id else f"origin {maybe(row, 'origin', str)}",
-        time(field(row, "issued_at", str)),
-        f"revoked {time(revoked_at)}" if revoked_at else maybe(row, "state", str) or "valid",
+        when(field(row, "issued_at", str)),
+        f"revoked {when(revoked_at)}" if revoked_at else maybe(row, "state", str) or "valid",
     ]
 
 

@@ -26,6 +26,7 @@ from crdt.membership import Removal
 from node.command_lines import add_command
 from node.peers.link_errors import Refusal
 from node.peers.transport import DEVICE_REMOVED
+from node.text import utc_text
 
 #: This node's removal, as told: ``by``, ``at_ms``, ``reason``, ``told_by``, ``told_at_ms``
 #: and ``device_id``, the device removed (absent in files older nodes wrote).
@@ -36,13 +37,13 @@ REASON_CHARS_MAX = 64
 
 
 def when(at_ms: int) -> str:
-    """A time for people, UTC.
+    """A time for people, as the commands write them (``utc_text``).
 
     >>> when(0), when(2**62)
-    ('1970-01-01 00:00:00 UTC', '4611686018427387904 ms since 1970')
+    ('1970-01-01 00:00:00Z', '4611686018427387904 ms since 1970')
     """
     try:
-        return datetime.fromtimestamp(at_ms / 1000, UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
+        return utc_text(datetime.fromtimestamp(at_ms / 1000, UTC))
     except (ValueError, OverflowError, OSError):  # a time no calendar holds: as told
         return f"{at_ms} ms since 1970"
 
@@ -125,7 +126,7 @@ def removal_text(removal: Mapping[str, Any]) -> str:
     """What a removed device says in ``clawsync status``.
 
     >>> removal_text({"by": "AAA", "at_ms": 0, "reason": "lost"})
-    'removed from the cluster by AAA at 1970-01-01 00:00:00 UTC (lost)'
+    'removed from the cluster by AAA at 1970-01-01 00:00:00Z (lost)'
     """
     reason = f" ({removal['reason']})" if removal.get("reason") else ""
     return f"removed from the cluster by {removal.get('by')} at " \

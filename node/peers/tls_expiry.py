@@ -272,6 +272,7 @@ def verdict(kind: str, cert: Served, now: datetime) -> Verdict | None:
     serves or dials with depends on it."""
     left = cert.expires - now
     if now < cert.begins:
+        # A log field, which programs read: ISO 8601 as Python writes it, not utc_text.
         return ("early", "tls certificate not valid yet", log.warning, {
             "valid_from": cert.begins.isoformat(), "effect": "peers refuse it until then"})
     if left <= timedelta(0):

@@ -40,7 +40,8 @@ class Served:
     expires: datetime
 
     def fields(self) -> dict[str, str]:
-        """For a log line: the serial in hex and the expiry in ISO 8601, nothing else."""
+        """For a log line: the serial in hex and the expiry in ISO 8601, nothing else
+        (as programs read a log's fields, not ``utc_text``'s words for people)."""
         return {"certificate_serial": format(self.serial, "x"),
                 "certificate_expires": self.expires.isoformat()}
 
@@ -51,7 +52,7 @@ class Served:
         >>> from datetime import UTC, timedelta
         >>> day = datetime(2030, 1, 2, tzinfo=UTC)
         >>> Served(1, day, day + timedelta(days=90)).invalid(day + timedelta(days=91))
-        'the certificate expired at 2030-04-02T00:00:00Z'
+        'the certificate expired at 2030-04-02 00:00:00Z'
         >>> Served(1, day, day + timedelta(days=90)).invalid(day) is None
         True
         """

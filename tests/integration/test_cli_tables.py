@@ -48,11 +48,6 @@ def on_terminal(node: NodeProcess, *args: str, columns: int,
     return text.splitlines()
 
 
-def minute(timestamp: str) -> str:
-    """A time as the tokens table shows it: ``2026-12-01 10:00Z``."""
-    return f"{when(timestamp)[:16]}Z"
-
-
 def ok(result: subprocess.CompletedProcess[str]) -> str:
     assert result.returncode == 0, result.stderr
     return result.stdout
@@ -109,7 +104,7 @@ def test_every_listing_fits_a_narrow_terminal_and_cuts_no_id_or_time(
 
 def test_80_columns_hold_the_tokens_table_with_whole_ids(listed_node: NodeProcess) -> None:
     """The table with its two times took 88 columns at the least, and an 80-column
-    terminal got the plain lines: the times are to the minute in the table, and the
+    terminal got the plain lines: the times are to the second in the table, and the
     time issued is left out where even so there is no room for it, with a note."""
     tokens = listed_node.get("/v1/tokens")["tokens"]
     notes: list[str] = []
@@ -121,13 +116,13 @@ def test_80_columns_hold_the_tokens_table_with_whole_ids(listed_node: NodeProces
     assert sorted(ids) == sorted(token["id"] for token in tokens), lines
     (revoked,) = [token for token in tokens if token["revoked_at"]]
     # On a line of its own under "revoked", whole.
-    assert minute(revoked["revoked_at"]) in [line.strip() for line in lines], lines
+    assert when(revoked["revoked_at"]) in [line.strip() for line in lines], lines
     assert notes == ["(left out for want of room: issued; piped or with --json, every "
                      "column is there)"], notes
 
 
 def test_the_tokens_table_wraps_names_not_times(listed_node: NodeProcess) -> None:
-    """A table, the long name over lines, each time (to the minute) on one line."""
+    """A table, the long name over lines, each time (to the second) on one line."""
     tokens = listed_node.get("/v1/tokens")["tokens"]
     for columns, wraps in ((110, True), (200, False)):
         lines = on_terminal(listed_node, "tokens", columns=columns)
@@ -138,9 +133,9 @@ def test_the_tokens_table_wraps_names_not_times(listed_node: NodeProcess) -> Non
         table = "\n".join(lines)
         assert ("notes app for the whole family" not in table) is wraps, lines
         for token in tokens:
-            assert token["id"] in table and minute(token["issued_at"]) in table, lines
+            assert token["id"] in table and when(token["issued_at"]) in table, lines
             if token["revoked_at"]:
-                assert minute(token["revoked_at"]) in table, lines
+                assert when(token["revoked_at"]) in table, lines
 
 
 @pytest.mark.parametrize("columns", [80, 60])
@@ -234,17 +229,19 @@ def test_a_dumb_terminal_gets_a_table_as_wide_as_it_is(listed_node: NodeProcess)
     assert "notes app for the whole family" in "\n".join(lines), lines
 
 
-def test_the_devices_table_gives_its_times_to_the_minute(listed_node: NodeProcess) -> None:
-    """As the tokens table does: the table showed the node's 2026-12-06T05:04:02.685Z;
-    the plain lines, which scripts read, keep it so."""
+def test_the_devices_table_gives_its_times_as_every_listing(listed_node: NodeProcess) -> None:
+    """As the tokens table does (``2026-12-06 05:04:02Z``): the table and the plain
+    lines showed the node's 2026-12-06T05:04:02.685Z, which --json keeps for programs."""
     (member,) = listed_node.get("/v1/devices")["members"]
     stamp = member["added_at"]
     lines = on_terminal(listed_node, "devices", columns=200)
     assert lines[0].split() == ["device", "name", "state", "address", "since"], lines
-    assert lines[1].endswith(f"added by this device, {minute(stamp)}"), lines
+    assert lines[1].endswith(f"added by this device, {when(stamp)}"), lines
     assert stamp not in "\n".join(lines), lines
     piped = ok(run_cli(listed_node, "devices")).splitlines()
-    assert piped[1].endswith(f"added by this device, {stamp}"), piped
+    assert piped[1].endswith(f"added by this device, {when(stamp)}"), piped
+    assert json.loads(ok(run_cli(listed_node, "devices", "--json")))["members"][0][
+        "added_at"] == stamp
 
 
 #: A session key too long for an 80-column table beside its index (111 characters).

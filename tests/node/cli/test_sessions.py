@@ -91,16 +91,17 @@ def test_a_json_line_of_this_nodes_has_the_fields_and_says_forgotten(
 
 def test_the_plain_list_shows_what_the_console_shows(stand_in: str) -> None:
     """State, message count and last activity beside each key, as the console shows
-    them; the plain lines (piped) give the time whole."""
+    them; the plain lines (piped) give the time as the table does (--json as the node
+    does)."""
     listed = run_cli(stand_in, "sessions")
     assert listed.returncode == 0, listed.stderr
     assert listed.stdout.splitlines()[0].split("  ") == [
-        "1", "tg:alice", "active", "2", "2026-11-21 05:10:34.002Z"]
+        "1", "tg:alice", "active", "2", "2026-11-21 05:10:34Z"]
 
 
 def test_the_table_of_sessions_fits_80_columns(stand_in: str) -> None:
     shown, _said = on_a_terminal(cli_args(stand_in, "sessions"), child_env(), 80)
     lines = ESCAPES.sub("", shown).splitlines()
     assert all(len(line) <= 80 for line in lines), lines
-    assert any("tg:alice" in line and "active" in line and "2026-11-21 05:10Z" in line
+    assert any("tg:alice" in line and "active" in line and "2026-11-21 05:10:34Z" in line
                for line in lines), lines

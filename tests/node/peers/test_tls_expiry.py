@@ -91,7 +91,7 @@ async def test_of_copies_none_valid_now_the_one_lasting_longest_is_judged(
     with capture_logs() as logs:
         assert await look(files, lambda contexts: None) is None
     [refused] = [line for line in logs if line["event"] == "tls files not reloaded"]
-    newer_expires = f"{datetime.fromtimestamp(expires(newer), UTC):%Y-%m-%dT%H:%M:%SZ}"
+    newer_expires = f"{datetime.fromtimestamp(expires(newer), UTC):%Y-%m-%d %H:%M:%SZ}"
     assert refused["error"] == (f"cannot use --tls-cert {cert}: intermediate 2 of the "
                                 f"file: the certificate expired at {newer_expires}")
 

@@ -507,7 +507,7 @@ async def test_a_renewal_to_a_certificate_out_of_its_dates_is_not_taken(tmp_path
         read = x509.load_pem_x509_certificate(cert.read_bytes())
         date = read.not_valid_before_utc if name == "early" else read.not_valid_after_utc
         assert warned["error"] == (f"cannot use --tls-cert {config.tls_cert}: "
-                                   f"the certificate {why}{date:%Y-%m-%dT%H:%M:%SZ}")
+                                   f"the certificate {why}{date:%Y-%m-%d %H:%M:%SZ}")
 
 
 async def test_a_certificate_expired_is_said_as_an_error(tmp_path: Path) -> None:

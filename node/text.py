@@ -80,13 +80,17 @@ def as_written(value: Any) -> str:
     ['true', '5', '0.5', '-inf', 'nan', '"5"']
     >>> as_written([datetime.date(1979, 5, 27), {"a b": float("inf"), "c": None}])
     '[1979-05-27, {"a b" = inf, c = null}]'
+    >>> as_written(datetime.datetime(1979, 5, 27, 7, 32, tzinfo=datetime.UTC))
+    '1979-05-27T07:32:00Z'
     """
     if isinstance(value, bool):
         return "true" if value else "false"
     if isinstance(value, float) and not math.isfinite(value):
         return "nan" if math.isnan(value) else "inf" if value > 0 else "-inf"
     if isinstance(value, (datetime.date, datetime.time)):  # a datetime is a date
-        return value.isoformat()
+        # As TOML writes it, not as a person reads it (``utc_text``): with ``Z``, as a
+        # file writes it, rather than Python's ``+00:00``.
+        return value.isoformat().replace("+00:00", "Z")
     if isinstance(value, list):
         return "[" + ", ".join(as_written(item) for item in value) + "]"
     if isinstance(value, dict):

@@ -1,5 +1,6 @@
 """The tests' waits (``tests.support.waits``). ``until`` returns what its check found, be
-the check a function or an async one, and when it gives up names the last value seen.
+the check a function or an async one, and when it gives up names the last value seen,
+though the time-out cuts a look short.
 ``wait_until``, the wait without an event loop, takes an ``OSError`` or ``ValueError`` as
 not yet, but when it gives up its message still names the last such error, though a falsy
 value came after it, beside that value."""
@@ -55,3 +56,17 @@ def test_a_failed_wait_names_the_last_error_though_a_value_came_after_it() -> No
         wait_until(check, 0.2, "the node's answer", poll_s=0.01)
     assert "the node's answer" in str(failed.value)
     assert "last error: <HTTPError 401: 'Unauthorized'>" in str(failed.value)
+
+
+async def test_until_cut_off_mid_look_names_the_last_value_not_the_look() -> None:
+    looks = 0
+
+    async def slow_look() -> list[str]:
+        nonlocal looks
+        looks += 1
+        await asyncio.sleep(0 if looks == 1 else 10)  # the second look outlasts the bound
+        return []
+
+    with pytest.raises(AssertionError) as failed:
+        await until(slow_look, within_s=0.2)
+    assert "(last value: [])" in str(failed.value)

@@ -65,9 +65,12 @@ async def until(what: Callable[[], Any] | AsyncIterator[Any],
     try:
         async with asyncio.timeout(within_s):
             while True:
-                value = what()
-                if inspect.isawaitable(value):
-                    value = await value
+                found = what()
+                if inspect.isawaitable(found):
+                    # apart from value: a time-out in this await leaves value the last
+                    # value found, which the message names, not the look cut off
+                    found = await found
+                value = found
                 if value:
                     return value
                 await asyncio.sleep(poll_s)

@@ -1,6 +1,6 @@
 """The tests' waits (``tests.support.waits``). ``until`` returns what its check found, be
 the check a function or an async one, and when it gives up names the last value seen,
-though the time-out cuts a look short.
+though the time-out cuts a look short; over items (a subscription's views), the last item.
 ``wait_until``, the wait without an event loop, takes an ``OSError`` or ``ValueError`` as
 not yet, but when it gives up its message still names the last such error, though a falsy
 value came after it, beside that value."""
@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import urllib.error
+from collections.abc import AsyncIterator
 from email.message import Message
 
 import pytest
@@ -70,3 +71,19 @@ async def test_until_cut_off_mid_look_names_the_last_value_not_the_look() -> Non
     with pytest.raises(AssertionError) as failed:
         await until(slow_look, within_s=0.2)
     assert "(last value: [])" in str(failed.value)
+
+
+async def test_until_over_items_gives_up_naming_the_last_item_seen() -> None:
+    async def views() -> AsyncIterator[dict[str, int]]:
+        yield {"messages": 1}
+        await asyncio.sleep(10)  # a subscription that goes quiet before the view waited for
+        yield {"messages": 2}
+
+    def two_messages(view: dict[str, int]) -> bool:
+        return view["messages"] == 2
+
+    with pytest.raises(AssertionError) as failed:
+        await until(views(), two_messages, within_s=0.2)
+    assert "not within 0.2 s:" in str(failed.value)
+    assert "two_messages" in str(failed.value)
+    assert "(last item: {'messages': 1})" in str(failed.value)

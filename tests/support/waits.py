@@ -52,14 +52,20 @@ async def until(what: Callable[[], Any] | AsyncIterator[Any],
     ``until(items, done)``: the first of ``items`` (a subscription's views, say) that is
     ``done``; fail if they end first. Either fails after ``within_s`` (``DEADLINE_S``, or
     ``PROCESS_DEADLINE_S`` for what a process of the test's does), an ``AssertionError``
-    naming the last value the check returned."""
+    naming the last value the check returned, or the last item seen."""
     if done is not None:
         assert not callable(what)
-        async with asyncio.timeout(within_s):
-            async for item in what:
-                if done(item):
-                    return item
-        raise AssertionError("the items ended before one was done")
+        last = "no item yet"
+        try:
+            async with asyncio.timeout(within_s):
+                async for item in what:
+                    if done(item):
+                        return item
+                    last = f"last item: {item!r}"
+        except TimeoutError:
+            raise AssertionError(f"not within {within_s} s: {_name(done)} of {_name(what)} "
+                                 f"({last})") from None
+        raise AssertionError(f"the items ended before one was {_name(done)} ({last})")
     assert callable(what)
     value: Any = None
     try:
@@ -75,8 +81,14 @@ async def until(what: Callable[[], Any] | AsyncIterator[Any],
                     return value
                 await asyncio.sleep(poll_s)
     except TimeoutError:
-        raise AssertionError(f"not within {within_s} s: {getattr(what, '__qualname__', what)} "
+        raise AssertionError(f"not within {within_s} s: {_name(what)} "
                              f"(last value: {value!r})") from None
+
+
+def _name(what: object) -> str:
+    """A check's or an async generator's qualified name, for the message of a wait that
+    failed; what has none (an iterator of a class, say) as its repr."""
+    return getattr(what, "__qualname__", None) or repr(what)
 
 
 def wait_until(check: Callable[[], T | None], timeout_s: float, what: str,

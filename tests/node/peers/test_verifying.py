@@ -5,7 +5,6 @@ nothing but its checks here; and a node's stop leaves no worker behind."""
 
 from __future__ import annotations
 
-import asyncio
 import os
 import signal
 import threading
@@ -25,6 +24,7 @@ from tests.support.ed25519 import IDENTITY, crafted_by_holder
 from tests.support.nodes import events, post
 from tests.support.processes import children, never_ready_module
 from tests.support.waits import (  # the signature worker is a process
+    POLL_S,
     PROCESS_DEADLINE_S,
     until,
     wait_until,
@@ -284,18 +284,21 @@ async def test_nodes_replicate_through_the_worker_and_stop_leaves_none(
     b = await make_node(cluster_secret=SECRET, peers=(a.url,))
     verifier = b.gossip.verifier
     sent = 0
-    # Its own loop, not until: each look posts more events first.
-    async with asyncio.timeout(PROCESS_DEADLINE_S):  # until B's worker has checked a batch
-        while verifier.batches_in_worker == 0:
+
+    async def worker_checked_a_batch_and_b_holds_all() -> bool:
+        """One check for both steps, so that they share one bound: until B's worker has
+        checked a batch, each look posts more events to A; then B holds all of them."""
+        nonlocal sent
+        if verifier.batches_in_worker == 0:
             await post(a, "s1", *(event_body(n, content=f"message {n}")
                                   for n in range(sent, sent + POSTED)))
             sent += POSTED
-            await asyncio.sleep(0.05)
-
-    async def b_holds_all() -> bool:
+            return False
         return len(await events(b, "s1")) >= sent
 
-    await until(b_holds_all, within_s=PROCESS_DEADLINE_S)
+    # POLL_S, not until's shorter gap: each look is an HTTP request to a node.
+    await until(worker_checked_a_batch_and_b_holds_all, within_s=PROCESS_DEADLINE_S,
+                poll_s=POLL_S)
     assert [e["id"] for e in await events(a, "s1")] == [e["id"] for e in await events(b, "s1")]
     assert b.gossip.verifier.batches_failed == 0
     pid = worker_pid(verifier)

@@ -87,8 +87,9 @@ class PlayedPeer:
 
 async def poll(http: aiohttp.ClientSession, url: str, check: Any, what: str,
                headers: dict[str, str] | None = None) -> Any:
-    """GET ``url`` until ``check(body)`` is truthy; its value. Failing, it names ``what``
-    was waited for and the last body."""
+    """GET ``url`` until ``check(body)`` is truthy; its value. Failing, it names the bound,
+    ``what`` was waited for and the last body (until's own message would name ``look``
+    and the last value of ``check``, not the body)."""
     last = None
 
     async def look() -> Any:
@@ -100,7 +101,8 @@ async def poll(http: aiohttp.ClientSession, url: str, check: Any, what: str,
     try:
         return await until(look, within_s=PROCESS_DEADLINE_S, poll_s=POLL_S)
     except AssertionError:
-        raise AssertionError(f"{what} (last: {last})") from None
+        raise AssertionError(f"not within {PROCESS_DEADLINE_S} s: {what} "
+                             f"(last: {last})") from None
 
 
 def dial_row(body: dict[str, Any], url: str) -> dict[str, Any] | None:

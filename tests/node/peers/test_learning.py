@@ -43,6 +43,7 @@ from tests.node.peers.support import (
 from tests.support.addresses import HIDDEN_PASSWORDS, HIDDEN_TOKENS
 from tests.support.certs import make_ca, make_cert
 from tests.support.processes import free_port
+from tests.support.waits import POLL_S
 
 
 async def test_a_learned_address_of_this_very_node_is_forgotten(
@@ -136,11 +137,11 @@ async def test_a_learned_address_gets_the_secret_only_if_a_secret_holder_gave_it
         def from_y(seen: list[dict[str, str]]) -> list[dict[str, str]]:
             return [headers for headers in seen if headers.get(NODE_HEADER) == y_node]
 
-        # Its own loop, not until: each look starts a members round, which dials.
-        async with asyncio.timeout(DEADLINE_S):
-            while not (from_y(to_advertised) and from_y(to_configured)):
-                await y.gossip.learn_once()
-                await asyncio.sleep(0.05)
+        async def y_asked_both() -> bool:  # each look starts a members round, which dials
+            await y.gossip.learn_once()
+            return bool(from_y(to_advertised) and from_y(to_configured))
+
+        await until(y_asked_both, poll_s=POLL_S)
     assert all("Authorization" not in headers for headers in from_y(to_advertised))
     assert all(headers.get("Authorization") == f"Bearer {SECRET}"
                for headers in from_y(to_configured))
@@ -176,12 +177,13 @@ async def test_a_member_address_is_dialed_without_the_cluster_secret(
     async with recording_server() as (address, seen):
         node = await make_node(cluster_secret=SECRET)
         await add_member(node, "phone", address)
-        # Its own loop, not until: each look dials the members first.
-        async with asyncio.timeout(10):
-            while not seen:
-                await node.gossip.dial_members()
-                await asyncio.sleep(0.05)
-        assert "Authorization" not in seen[0] and DEVICE_HEADER in seen[0]
+
+        async def dialed() -> list[dict[str, str]]:  # each look dials the members first
+            await node.gossip.dial_members()
+            return seen
+
+        first = (await until(dialed, poll_s=POLL_S))[0]
+        assert "Authorization" not in first and DEVICE_HEADER in first
 
 
 async def test_a_member_address_is_dialed_on_however_often_it_fails(

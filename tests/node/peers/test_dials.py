@@ -114,15 +114,19 @@ async def test_a_dial_that_fails_says_why_in_plain_words(make_node: NodeFactory,
         with structlog.testing.capture_logs() as said:
             for url, dialer in dialing.items():
                 assert await dialer.gossip.add_peer(url, learned=False)
-            # Its own loop, not until: it keeps each address's first failure, from any look.
-            async with aiohttp.ClientSession() as http, asyncio.timeout(DEADLINE_S):
-                while shown.keys() != expected.keys():
+            async with aiohttp.ClientSession() as http:
+
+                async def each_address_failed() -> bool:
+                    """Each look keeps each address's first failure a row shows: a later
+                    look may show a later one."""
                     for dialer in (node, waiting):
                         async with http.get(dialer.url + "/v1/peers") as reply:
                             for row in (await reply.json())["peers"]:
                                 if row["failure"] is not None:
                                     shown.setdefault(row["url"], row["failure"])
-                    await asyncio.sleep(0.01)
+                    return shown.keys() == expected.keys()
+
+                await until(each_address_failed)
     finally:
         silent.close()
         for writer in taken:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 
 from node.peers.budget import WriterBudget
@@ -64,7 +66,10 @@ async def test_a_catch_up_into_a_node_no_client_writes_to_is_not_throttled(
                               for n in range(start, min(start + 500, EVENTS))))
     stingy = SyncConfig(peer_writer_share=0.05, peer_writer_burst_s=0.001)
     b = await make_node(cluster_secret=SECRET, sync=stingy, peers=(a.url,))
-    # B has stored every batch
-    await until(lambda: (links := b.gossip.status()) != []
-                and links[0]["events_received"] >= EVENTS, within_s=CATCH_UP_DEADLINE_S)
-    assert [link["throttled_s"] for link in b.gossip.status()] == [0]
+
+    def links_once_b_stored_every_batch() -> list[dict[str, Any]]:
+        links = b.gossip.status()
+        return links if links and links[0]["events_received"] >= EVENTS else []
+
+    links = await until(links_once_b_stored_every_batch, within_s=CATCH_UP_DEADLINE_S)
+    assert [link["throttled_s"] for link in links] == [0]

@@ -11,6 +11,7 @@ import structlog
 
 from node.cli.linkproxy import LinkProxy
 from node.peers.holds import awake_s
+from node.peers.runner import Runner
 from node.server.run import RunningNode
 from tests.node.peers.support import (
     FAST,
@@ -144,9 +145,12 @@ async def test_a_dial_backing_off_is_made_at_once_when_a_peer_lists_its_node_lin
     is held off)."""
     hub, laptop, gone = await hub_and_laptop_gone(make_node)
     node = await make_node(cluster_secret=SECRET, sync=PATIENT, peers=[hub.url])
-    await until(lambda: (dial := node.gossip.runners.get(f"url:{gone}")) is not None
-                and dial.state == "backoff")
-    runner = node.gossip.runners[f"url:{gone}"]
+
+    def dial_backing_off() -> Runner | None:
+        dial = node.gossip.runners.get(f"url:{gone}")
+        return dial if dial is not None and dial.state == "backoff" else None
+
+    runner = await until(dial_backing_off)
     waiting_s = runner.machine.wakeup_at - asyncio.get_running_loop().time()
     assert waiting_s > 60  # half the back-off at least: the test cannot pass by waiting
     again = await laptop_back(make_node, hub, laptop)

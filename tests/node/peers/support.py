@@ -41,6 +41,7 @@ from sync.peer.machine import PeerSync
 from tests.node.conftest import NodeFactory
 from tests.support.processes import free_port
 from tests.support.waits import DEADLINE_S as DEADLINE_S  # the peer tests take these here
+from tests.support.waits import POLL_S
 from tests.support.waits import until as until
 
 #: Back-off short enough that a test sees many redials.
@@ -205,13 +206,15 @@ async def all_taken(one: PeerSync, other: PeerSync) -> None:
         return (one.counters.messages_in, one.counters.messages_out,
                 other.counters.messages_in, other.counters.messages_out)
 
-    # Its own loop, not until: it compares each look with the one before it.
-    async with asyncio.timeout(DEADLINE_S):
-        while True:
-            before = counts()
-            await asyncio.sleep(0.05)
-            if counts() == before and before[0] == before[3] and before[1] == before[2]:
-                return
+    before: tuple[int, int, int, int] | None = None
+
+    def all_taken_twice() -> bool:  # this look and the one POLL_S before it
+        nonlocal before
+        now, last = counts(), before
+        before = now
+        return now == last and now[0] == now[3] and now[1] == now[2]
+
+    await until(all_taken_twice, poll_s=POLL_S)
 
 
 def rows_of(node: RunningNode, peer: RunningNode) -> list[dict[str, Any]]:

@@ -4,7 +4,6 @@ close left unread, the link closed under a pull or under its hello)."""
 
 from __future__ import annotations
 
-import asyncio
 import dataclasses
 
 import pytest
@@ -27,7 +26,6 @@ from tests.node.peers.removing import (
     writer_calls,
 )
 from tests.node.peers.support import (
-    DEADLINE_S,
     FAST,
     SECRET,
     NodeFactory,
@@ -131,17 +129,20 @@ async def removed_while_pulling(make_node: NodeFactory, event_body: EventFactory
     other_end = await accepted(b)
     await woken_no_more(other_end)  # its next call on the writer is a tick: a pull
     asked = writer_calls(b, monkeypatch)
-    # Its own loop, not until: each try holds b's writer anew, and lets it go if the
-    # call that came first was not the pull.
-    async with asyncio.timeout(DEADLINE_S):
-        while True:  # b's link waits for the writer, with a pull (not a's answer to one)
-            asked.clear()
-            writer = HeldWriter()
-            await writer.hold(b, lambda _store: None)
-            calls = await until(lambda: [name for name in asked if name.startswith("Driver.")])
-            if calls[0] == "Driver.on_link.<locals>.call":
-                break
-            await writer.release()
+
+    async def held_with_a_pull_waiting() -> HeldWriter | None:
+        """Each look holds b's writer anew, and lets it go if the call that came first was
+        not b's link waiting for it with a pull (but with a's answer to one)."""
+        asked.clear()
+        writer = HeldWriter()
+        await writer.hold(b, lambda _store: None)
+        calls = await until(lambda: [name for name in asked if name.startswith("Driver.")])
+        if calls[0] == "Driver.on_link.<locals>.call":
+            return writer
+        await writer.release()
+        return None
+
+    writer = await until(held_with_a_pull_waiting)
     sent_before = link.machine.counters.messages_out
     stored, _ = await a.gossip.membership.remove(phone, "lost")
     assert stored is not None

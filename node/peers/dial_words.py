@@ -116,14 +116,19 @@ _ALERT_HINTS = {
     # What OpenSSL sends of a certificate for a fault it has no alert of its own for.
     "SSLV3_ALERT_CERTIFICATE_UNKNOWN": "the peer refused this node's certificate without "
                                        "saying why (OpenSSL does so of an extension "
-                                       "marked critical it does not know, for one): a "
-                                       "node's log says why (peer tls refused)",
-    # Of a certificate whose signature does not verify with its issuer's key: the peer
-    # found a CA of the name it names, with another key.
-    "TLSV1_ALERT_DECRYPT_ERROR": "this node's certificate may not be signed by the key of "
-                                 "the CA it names (a CA made again under the same name "
-                                 "has a new key): a node's log says why (peer tls "
-                                 "refused)",
+                                       "marked critical it does not know, for one): "
+                                       "the peer's log says why (peer tls refused), if "
+                                       "it is a clawsync node",
+    # A signature that did not verify: of this node's certificate by the CA the peer
+    # found of the name it names (another key, as of a CA made again under that name:
+    # one with an authority key identifier finds no such CA, TLSV1_ALERT_UNKNOWN_CA),
+    # or of the handshake's own CertificateVerify or Finished.
+    "TLSV1_ALERT_DECRYPT_ERROR": "a signature did not verify with the key the peer "
+                                 "holds: this node's certificate may be signed by "
+                                 "another key than the peer's CA of that name (a CA "
+                                 "made again under the same name, of certificates "
+                                 "without an authority key identifier): the peer's log "
+                                 "says why (peer tls refused), if it is a clawsync node",
     # A node offers no pre-shared key: a peer set up for them is none of a node's.
     "TLSV1_ALERT_UNKNOWN_PSK_IDENTITY": "the peer's TLS may expect pre-shared keys "
                                         "(TLS-PSK), which nodes do not use: check that "

@@ -170,11 +170,13 @@ async def test_an_alert_openssl_names_without_alert_is_said_as_a_refusal(
 @pytest.mark.parametrize(("signed_by", "said"), [
     ("unknown-extension", "(SSLV3_ALERT_CERTIFICATE_UNKNOWN): the peer refused this node's "
                           "certificate without saying why (OpenSSL does so of an extension "
-                          "marked critical it does not know, for one): a node's log says "
-                          "why (peer tls refused)"),
-    ("same-name-ca", "(TLSV1_ALERT_DECRYPT_ERROR): this node's certificate may not be "
-                     "signed by the key of the CA it names (a CA made again under the same "
-                     "name has a new key): a node's log says why (peer tls refused)")])
+                          "marked critical it does not know, for one): the peer's log "
+                          "says why (peer tls refused), if it is a clawsync node"),
+    ("same-name-ca", "(TLSV1_ALERT_DECRYPT_ERROR): a signature did not verify with the key "
+                     "the peer holds: this node's certificate may be signed by another key "
+                     "than the peer's CA of that name (a CA made again under the same name, "
+                     "of certificates without an authority key identifier): the peer's log "
+                     "says why (peer tls refused), if it is a clawsync node")])
 async def test_a_certificate_refused_as_unknown_or_of_a_signature_that_fails_says_why(
         tmp_path: Path, version: ssl.TLSVersion, signed_by: str, said: str) -> None:
     """What OpenSSL really refuses a certificate with ``certificate unknown`` for (an
@@ -184,6 +186,9 @@ async def test_a_certificate_refused_as_unknown_or_of_a_signature_that_fails_say
     ca = make_ca(tmp_path, "ca")
     if signed_by == "same-name-ca":
         (tmp_path / "again").mkdir()
+        # Of a certificate without an authority key identifier (make_cert_expiring's):
+        # the peer finds its CA by name alone, and the signature fails with that CA's
+        # key. One with it (make_cert's) names the key too, finds no CA: UNKNOWN_CA.
         dialer = make_cert_expiring(tmp_path, "dialer", make_ca(tmp_path / "again", "ca"), 2)
     else:
         dialer = make_cert_with_unknown_critical_extension(tmp_path, "dialer", ca)

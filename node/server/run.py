@@ -132,7 +132,7 @@ class RunningNode:
                 dials: dict[str, object] = \
                     {"dials": "not ended yet: retried at the next look"}
                 if dials_done:
-                    dials = {"dialed_links": dialed.tls if dialed else 0}
+                    dials = {"dialed_links": dialed.tls if dialed is not None else 0}
                 if dialed is not None and dialed.plain:  # the why is not theirs
                     dials.update(dialed_plain_links=dialed.plain, plain=PLAIN_ENDED)
                 # Certified connections accepted: links, and a peer's keep-alive asks.

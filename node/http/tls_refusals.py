@@ -54,7 +54,8 @@ class TlsRefusals:
         and say it unless it was said last of that address. Never raises: it runs in
         the connection's own task, where an error would be left unretrieved (asyncio's
         "Task exception was never retrieved"); a failure to say it (a log that cannot be
-        written) is logged once per kind, as an error, until a refusal is said again."""
+        written) is logged once per kind, as an error, until a refusal's line no longer
+        fails."""
         self.count += 1
         try:
             self._say(address, host, error, now)

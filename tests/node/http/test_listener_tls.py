@@ -31,6 +31,7 @@ from node.peers.tls_pem import CA_FILE, read_file
 from node.server.run import PLAIN_ENDED, start
 from node.tls_trust import DialsEnded
 from tests.node.conftest import NodeFactory
+from tests.node.http.support import CannotWarn
 from tests.support.certs import bundle, install, make_ca, make_cert
 from tests.support.waits import DEADLINE_S, until
 
@@ -182,19 +183,6 @@ async def test_a_refused_certificate_frees_its_slot_even_if_saying_so_fails(
             "127.0.0.1", site.port, ssl=cas.dialer(None), server_hostname="localhost")
         assert await served((reader, writer))
         writer.close()
-
-
-class CannotWarn:
-    """A log whose warnings and debug lines cannot be written (a full disk, say); its
-    errors can, so that what is said of the failure is seen."""
-
-    def __init__(self, log: Any) -> None:
-        self.error = log.error
-
-    def warning(self, *_: object, **__: object) -> None:
-        raise OSError("the log cannot be written")
-
-    debug = warning
 
 
 async def test_a_refusal_that_cannot_be_said_is_logged_once_and_ends_no_task_in_error(

@@ -5,8 +5,10 @@ from __future__ import annotations
 
 import ssl
 
+import pytest
 from structlog.testing import capture_logs
 
+from node.http import tls_refusals
 from node.http.tls_refusals import (
     REFUSED_EVENT,
     TLS_REFUSED_ADDRESSES_MAX,
@@ -14,6 +16,7 @@ from node.http.tls_refusals import (
     TLS_REFUSED_LINES_WINDOW_S,
     TlsRefusals,
 )
+from tests.node.http.support import CannotWarn
 
 
 def refusal(reason: str) -> ssl.SSLCertVerificationError:
@@ -97,3 +100,21 @@ def test_an_address_refused_again_is_kept_past_the_bound_and_the_oldest_forgotte
         refuse("10.0.0.2")
     assert [(line["log_level"], line["address"]) for line in logs] == [
         ("debug", "10.0.0.1"), ("warning", "10.0.0.2")]
+
+
+def test_a_refusal_that_cannot_be_said_is_logged_again_once_a_line_was_written_between(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """The failure to say refusals is logged once while their lines fail; once one is
+    written, a failure that comes back is logged again."""
+    failing = CannotWarn(tls_refusals.log)
+    monkeypatch.setattr(tls_refusals, "log", failing)
+    refusals = TlsRefusals()
+    expired = refusal("certificate has expired")
+    with capture_logs() as logs:
+        for n, fails in enumerate([True, True, False, True, True]):
+            failing.failing = fails
+            refusals.refused(f"10.0.0.{n}", f"10.0.0.{n}", expired, now=0.0)
+    assert [(line["event"], line.get("address")) for line in logs] == [
+        ("peer tls refusal not said", None), (REFUSED_EVENT, "10.0.0.2"),
+        ("peer tls refusal not said", None)]
+    assert refusals.count == 5

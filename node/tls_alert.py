@@ -1,7 +1,8 @@
-"""Whether a TLS error is the other side's alert: its TLS refused the connection and
-sent why (OpenSSL names it: ``TLSV1_ALERT_UNKNOWN_CA``, ``SSLV3_ALERT_CERTIFICATE_EXPIRED``),
-rather than a failure of this side's own (a certificate it did not verify, a connection
-lost). Its own module, so that the peers' dials (``node.peers.dial_words``) and the
+"""Whether a TLS error is the other side's answer in TLS: an alert, its TLS refusing
+the connection and sending why (OpenSSL names it: ``TLSV1_ALERT_UNKNOWN_CA``,
+``SSLV3_ALERT_CERTIFICATE_EXPIRED``; or has no words for it), or TLS's own close, rather
+than a failure of this side's own (a certificate it did not verify, a connection lost).
+Its own module, so that the peers' dials (``node.peers.dial_words``) and the
 client's TLS probe (``node.client.tls_probe``), which may not import ``node.peers``,
 read it one way.
 """
@@ -17,27 +18,35 @@ _UNMARKED = frozenset({"TLSV1_UNRECOGNIZED_NAME", "TLSV1_UNSUPPORTED_EXTENSION",
                        "TLSV1_CERTIFICATE_UNOBTAINABLE", "TLSV1_BAD_CERTIFICATE_HASH_VALUE",
                        "TLSV1_BAD_CERTIFICATE_STATUS_RESPONSE"})
 
-#: Alerts Python 3.11 has no name for (its table of OpenSSL's reasons is older than
-#: OpenSSL 3), by the words OpenSSL 3 says them in: their error comes with no reason,
-#: only the words, and is named here as OpenSSL names it.
-_UNNAMED_BY_PYTHON = {"tlsv1 alert unknown psk identity": "TLSV1_ALERT_UNKNOWN_PSK_IDENTITY"}
+#: How OpenSSL says an alert that came (``tlsv1 alert unknown ca``): where Python has no
+#: name for it (its table of OpenSSL's reasons is older than OpenSSL 3: ``unknown psk
+#: identity``, ``no application protocol``), its error comes with these words alone, and
+#: is named from them as OpenSSL names it (``TLSV1_ALERT_UNKNOWN_PSK_IDENTITY``).
+_ALERT_WORDS = re.compile(r"^(sslv3|tlsv1|tlsv13) alert (.+)$")
+
+#: What OpenSSL says, with no reason, of an alert it has no words for: close_notify sent
+#: as fatal (as an OpenSSL server whose hello callback answered it does), or a number no
+#: TLS version defines.
+_WORDLESS_ALERT = "unknown error"
 
 
 def alert(error: BaseException | None) -> str | None:
     """The name of the TLS alert ``error`` is (OpenSSL's reason), or None if it is none.
 
     >>> refused = ssl.SSLError(1, "[SSL: TLSV1_ALERT_UNKNOWN_CA] tlsv1 alert unknown ca")
-    >>> refused.reason = "TLSV1_ALERT_UNKNOWN_CA"
+    >>> refused.library, refused.reason = "SSL", "TLSV1_ALERT_UNKNOWN_CA"
     >>> alert(refused)
     'TLSV1_ALERT_UNKNOWN_CA'
     >>> unnamed = ssl.SSLError(1, "[SSL: TLSV1_UNRECOGNIZED_NAME] tlsv1 unrecognized name")
-    >>> unnamed.reason = "TLSV1_UNRECOGNIZED_NAME"
+    >>> unnamed.library, unnamed.reason = "SSL", "TLSV1_UNRECOGNIZED_NAME"
     >>> alert(unnamed)
     'TLSV1_UNRECOGNIZED_NAME'
-    >>> alert(ssl.SSLError(1, "[SSL] tlsv1 alert unknown psk identity (_ssl.c:1006)"))
+    >>> psk = ssl.SSLError(1, "[SSL] tlsv1 alert unknown psk identity (_ssl.c:1006)")
+    >>> psk.library = "SSL"
+    >>> alert(psk)
     'TLSV1_ALERT_UNKNOWN_PSK_IDENTITY'
     >>> ours = ssl.SSLError(1, "[SSL: WRONG_VERSION_NUMBER] wrong version number")
-    >>> ours.reason = "WRONG_VERSION_NUMBER"
+    >>> ours.library, ours.reason = "SSL", "WRONG_VERSION_NUMBER"
     >>> alert(ours), alert(ssl.SSLError()), alert(ConnectionResetError()), alert(None)
     (None, None, None, None)
     """
@@ -45,18 +54,51 @@ def alert(error: BaseException | None) -> str | None:
         return None
     reason = getattr(error, "reason", None)
     if reason is None:  # one Python has no name for, or one made by hand, not by OpenSSL
-        return _UNNAMED_BY_PYTHON.get(openssl_words(error))
+        said = _ALERT_WORDS.match(_tls_words(error))
+        return None if said is None \
+            else f"{said[1]}_alert_{said[2]}".upper().replace(" ", "_")
     return reason if "_ALERT_" in reason or reason in _UNMARKED else None
 
 
-def openssl_words(error: ssl.SSLError) -> str:
-    """What OpenSSL said of ``error`` that Python gave no reason for: its words alone,
-    without Python's library tag and source line.
+def wordless_alert(error: BaseException | None) -> bool:
+    """Whether ``error`` is an alert that OpenSSL has no words for (``_WORDLESS_ALERT``).
 
-    >>> openssl_words(ssl.SSLError(1, "[SSL] unknown error (_ssl.c:1006)"))
-    'unknown error'
-    >>> openssl_words(ssl.SSLError())
-    ''
+    >>> wordless = ssl.SSLError(1, "[SSL] unknown error (_ssl.c:1006)")
+    >>> wordless.library = "SSL"
+    >>> wordless_alert(wordless)
+    True
+    >>> other = ssl.SSLError(1, "[X509] unknown error (_ssl.c:1006)")
+    >>> other.library = "X509"  # not TLS's own: not of the connection
+    >>> wordless_alert(other), wordless_alert(ssl.SSLError()), wordless_alert(None)
+    (False, False, False)
     """
+    return isinstance(error, ssl.SSLError) and getattr(error, "reason", None) is None \
+        and _tls_words(error) == _WORDLESS_ALERT
+
+
+def closed_in_tls(error: BaseException | None) -> bool:
+    """Whether ``error`` is TLS's own close (close_notify, as a warning) of the other
+    side: OpenSSL says it with ``SSLZeroReturnError``."""
+    return isinstance(error, ssl.SSLZeroReturnError)
+
+
+def answered_in_tls(error: BaseException | None) -> bool:
+    """Whether ``error`` is the other side's answer in TLS: an alert, named or not, or
+    TLS's own close. A side that speaks TLS, though it took not this connection."""
+    return alert(error) is not None or wordless_alert(error) or closed_in_tls(error)
+
+
+def _tls_words(error: ssl.SSLError) -> str:
+    """What OpenSSL's TLS (its library ``SSL``) said of ``error`` that Python gave no
+    reason for: its words alone, without Python's library tag and source line; "" if
+    none, or of another library (a certificate's, a key's), which sends no alert.
+
+    >>> said = ssl.SSLError(1, "[SSL] unknown error (_ssl.c:1006)")
+    >>> said.library = "SSL"
+    >>> _tls_words(said), _tls_words(ssl.SSLError())
+    ('unknown error', '')
+    """
+    if getattr(error, "library", None) != "SSL":
+        return ""
     said = str(error.args[1]) if len(error.args) > 1 else ""
     return re.sub(r"^\[[A-Z0-9_]+\] | \(_ssl\.c:\d+\)$", "", said)

@@ -17,7 +17,7 @@ import aiohttp
 
 from node.peers.hiding import hidden
 from node.text import without_controls
-from node.tls_alert import alert, openssl_words
+from node.tls_alert import alert, closed_in_tls, wordless_alert
 
 #: A name lookup that found the name but no address for it (none at all, or none of
 #: the family asked for): not "not known", and looked up. Not every system has both.
@@ -134,11 +134,6 @@ _ALERT_HINTS = {
                                         "(TLS-PSK), which nodes do not use: check that "
                                         "the address is a node's",
 }
-#: What Python says, with no reason, of an alert OpenSSL has no words for: close_notify
-#: sent as fatal (as an OpenSSL server whose hello callback answered it does), or a
-#: number no TLS version defines.
-_WORDLESS_ALERT = "unknown error"
-
 
 def _refused(error: BaseException) -> str | None:
     """The words of a TLS alert the peer sent, refusing the connection (most often in
@@ -158,8 +153,7 @@ def _refused(error: BaseException) -> str | None:
         else error.__cause__ if isinstance(error, aiohttp.ClientOSError) else None
     name = alert(cause)
     if name is None:
-        if isinstance(cause, ssl.SSLError) and cause.reason is None \
-                and openssl_words(cause) == _WORDLESS_ALERT:
+        if wordless_alert(cause):
             return "it refused the TLS connection with an alert OpenSSL has no name for " \
                    "(close_notify, or one no TLS version defines)"
         return None
@@ -174,7 +168,7 @@ def _closed_in_handshake(cause: OSError) -> bool:
     hands that end of file to OpenSSL, so no ``SSLEOFError`` comes of it); with TLS's
     own close (close_notify, as a warning), OpenSSL with ``SSLZeroReturnError``."""
     return (isinstance(cause, ConnectionResetError) and cause.errno is None) \
-        or isinstance(cause, ssl.SSLZeroReturnError)
+        or closed_in_tls(cause)
 
 
 #: Most characters of a peer's refusal shown with its status (``refusal_text``), and

@@ -17,6 +17,7 @@ from node.client.tls_probe import TLS_PROBE_TIMEOUT_S, answers_tls
 from node.http.tls_accept import accept_tls
 from node.lookups import LookupResolver
 from tests.support.certs import make_ca, make_cert
+from tests.support.tls_alerts import NO_APPLICATION_PROTOCOL, close_in_tls
 from tests.support.waits import DEADLINE_S
 
 
@@ -43,11 +44,45 @@ async def test_a_tls_server_that_refuses_the_probe_with_an_alert_answers(
     """A node that wants a client certificate, which the probe does not show: its
     alert (in TLS 1.2 it refuses within the handshake; the node's TLS sends it, asyncio's
     own would not) is an answer in TLS."""
-    cert, key = make_cert(tmp_path, "node", make_ca(tmp_path, "ca"))
-    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH, cafile=str(cert))
-    context.load_cert_chain(cert, key)
+    context = server_context(tmp_path)
     context.verify_mode = ssl.CERT_REQUIRED
     context.maximum_version = ssl.TLSVersion.TLSv1_2
+    assert await answers_refusing(context, resolver)
+
+
+@pytest.mark.parametrize("refuse", [
+    ssl.AlertDescription.ALERT_DESCRIPTION_CLOSE_NOTIFY,  # as fatal: OpenSSL has no words
+    NO_APPLICATION_PROTOCOL])  # words, and no name in Python's table
+async def test_a_tls_server_that_refuses_the_hello_with_an_alert_python_names_not_answers(
+        tmp_path: Path, resolver: LookupResolver, refuse: int) -> None:
+    """A server whose TLS refuses the hello with an alert Python has no name for (its
+    error has no reason, only OpenSSL's words): it spoke TLS all the same."""
+    context = server_context(tmp_path)
+    # Called for every hello: its answer is the alert sent.
+    context.sni_callback = lambda _sock, _name, _context: refuse
+    assert await answers_refusing(context, resolver)
+
+
+async def test_a_server_that_closes_its_tls_at_the_hello_answers(
+        resolver: LookupResolver) -> None:
+    """A server that answers the hello with TLS's own close (close_notify, as a warning)
+    spoke TLS."""
+    server = await asyncio.start_server(close_in_tls, "127.0.0.1", 0)
+    async with server:
+        assert await answers_tls("127.0.0.1", server.sockets[0].getsockname()[1], resolver)
+
+
+def server_context(folder: Path) -> ssl.SSLContext:
+    """A server's TLS context, with a certificate of a CA of ``folder``'s own."""
+    cert, key = make_cert(folder, "node", make_ca(folder, "ca"))
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH, cafile=str(cert))
+    context.load_cert_chain(cert, key)
+    return context
+
+
+async def answers_refusing(context: ssl.SSLContext, resolver: LookupResolver) -> bool:
+    """What the probe says of a server whose TLS, of ``context``, refuses its handshake
+    (as a node's does: ``accept_tls``, which sends the alert)."""
     loop = asyncio.get_running_loop()
     with socket.create_server(("127.0.0.1", 0)) as listening:
         listening.setblocking(False)
@@ -58,8 +93,9 @@ async def test_a_tls_server_that_refuses_the_probe_with_an_alert_answers(
                 await accept_tls(loop, conn, asyncio.Protocol(), context, DEADLINE_S)
 
         refused = asyncio.create_task(refusing())
-        assert await answers_tls("127.0.0.1", listening.getsockname()[1], resolver)
+        answered = await answers_tls("127.0.0.1", listening.getsockname()[1], resolver)
         await refused
+    return answered
 
 
 async def test_a_plain_or_silent_server_does_not(resolver: LookupResolver) -> None:

@@ -27,11 +27,12 @@ from tests.support.certs import (
     make_cert_expiring,
     make_cert_with_unknown_critical_extension,
 )
+from tests.support.tls_alerts import NO_APPLICATION_PROTOCOL, close_in_tls
 
 
 @contextlib.asynccontextmanager
 async def tls_site(cert: tuple[Path, Path], ca: Path, version: ssl.TLSVersion,
-                   refuse: ssl.AlertDescription | None = None, *,
+                   refuse: int | None = None, *,
                    required: bool = False) -> AsyncIterator[str]:
     """A site of the node's own (``BoundedSite``) serving HTTPS with ``cert``, asking
     for client certificates of ``ca`` (requiring one if ``required``), up to TLS
@@ -199,6 +200,21 @@ async def test_a_certificate_refused_as_unknown_or_of_a_signature_that_fails_say
 
 
 @pytest.mark.parametrize("version", [ssl.TLSVersion.TLSv1_2, ssl.TLSVersion.TLSv1_3])
+async def test_an_alert_python_has_no_name_for_is_named_by_openssl_s_words(
+        tmp_path: Path, version: ssl.TLSVersion) -> None:
+    """An alert Python's table of OpenSSL's reasons lacks (no application protocol): its
+    error has OpenSSL's words alone, and the dial names it from them, as OpenSSL does."""
+    ca = make_ca(tmp_path, "ca")
+    dialer = make_cert(tmp_path, "dialer", ca)
+    tls = client_tls(Config(tls_cert=dialer[0], tls_key=dialer[1], tls_ca=ca[0]))
+    async with tls_site(make_cert(tmp_path, "peer", ca), ca[0], version,
+                        NO_APPLICATION_PROTOCOL) as url:
+        told = await failed_dial(url, tls)
+    assert told == \
+        f"cannot reach {url}: it refused the TLS connection (TLSV1_ALERT_NO_APPLICATION_PROTOCOL)"
+
+
+@pytest.mark.parametrize("version", [ssl.TLSVersion.TLSv1_2, ssl.TLSVersion.TLSv1_3])
 async def test_an_alert_openssl_has_no_name_for_is_said_as_a_refusal(
         tmp_path: Path, version: ssl.TLSVersion) -> None:
     """A peer whose TLS refuses the hello with close_notify, sent as fatal (an OpenSSL
@@ -222,12 +238,7 @@ async def test_a_peer_that_closes_its_tls_during_the_handshake_is_said_to_have_c
     ca = make_ca(tmp_path, "ca")
     dialer = make_cert(tmp_path, "dialer", ca)
 
-    async def closing(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        await reader.read(1)  # the hello came
-        writer.write(CLOSE_NOTIFY)
-        writer.close()
-
-    server = await asyncio.start_server(closing, "127.0.0.1", 0)
+    server = await asyncio.start_server(close_in_tls, "127.0.0.1", 0)
     url, said = await dial_refused(server, dialer, ca)
     assert said == f"cannot reach {url}: it closed the connection during the TLS handshake"
 
@@ -266,10 +277,6 @@ async def test_a_tls_peer_that_closes_after_the_handshake_is_said_to_have_discon
     server = await asyncio.start_server(closing, "127.0.0.1", 0, ssl=context)
     url, said = await dial_refused(server, dialer, ca)
     assert said == f"cannot reach {url}: Server disconnected"
-
-
-#: A TLS record of an alert (21), version 1.2, two bytes long: warning (1), close_notify (0).
-CLOSE_NOTIFY = bytes([21, 3, 3, 0, 2, 1, 0])
 
 
 def alert_named(name: str) -> ssl.AlertDescription:

@@ -18,6 +18,12 @@ _UNMARKED = frozenset({"TLSV1_UNRECOGNIZED_NAME", "TLSV1_UNSUPPORTED_EXTENSION",
                        "TLSV1_CERTIFICATE_UNOBTAINABLE", "TLSV1_BAD_CERTIFICATE_HASH_VALUE",
                        "TLSV1_BAD_CERTIFICATE_STATUS_RESPONSE"})
 
+#: How OpenSSL names an alert that came: the TLS version that defined it, then
+#: ``_ALERT_``. Matched whole, as other reasons have ``_ALERT_`` in them too: OpenSSL's
+#: own ``UNKNOWN_ALERT_TYPE`` (an alert record whose level is neither warning nor fatal)
+#: is a record it could not read, not an alert the other side sent.
+_ALERT_NAME = re.compile(r"(SSLV3|TLSV1|TLSV13)_ALERT_\w+")
+
 #: How OpenSSL says an alert that came (``tlsv1 alert unknown ca``): where Python has no
 #: name for it (its table of OpenSSL's reasons is older than OpenSSL 3: ``unknown psk
 #: identity``, ``no application protocol``), its error comes with these words alone, and
@@ -47,8 +53,11 @@ def alert(error: BaseException | None) -> str | None:
     'TLSV1_ALERT_UNKNOWN_PSK_IDENTITY'
     >>> ours = ssl.SSLError(1, "[SSL: WRONG_VERSION_NUMBER] wrong version number")
     >>> ours.library, ours.reason = "SSL", "WRONG_VERSION_NUMBER"
-    >>> alert(ours), alert(ssl.SSLError()), alert(ConnectionResetError()), alert(None)
+    >>> unread = ssl.SSLError(1, "[SSL: UNKNOWN_ALERT_TYPE] unknown alert type")
+    >>> unread.library, unread.reason = "SSL", "UNKNOWN_ALERT_TYPE"  # not the other's
+    >>> alert(ours), alert(unread), alert(ssl.SSLError()), alert(ConnectionResetError())
     (None, None, None, None)
+    >>> alert(None)
     """
     if not isinstance(error, ssl.SSLError):
         return None
@@ -57,7 +66,7 @@ def alert(error: BaseException | None) -> str | None:
         said = _ALERT_WORDS.match(_tls_words(error))
         return None if said is None \
             else f"{said[1]}_alert_{said[2]}".upper().replace(" ", "_")
-    return reason if "_ALERT_" in reason or reason in _UNMARKED else None
+    return reason if _ALERT_NAME.fullmatch(reason) or reason in _UNMARKED else None
 
 
 def wordless_alert(error: BaseException | None) -> bool:

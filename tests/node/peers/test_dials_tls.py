@@ -27,7 +27,12 @@ from tests.support.certs import (
     make_cert_expiring,
     make_cert_with_unknown_critical_extension,
 )
-from tests.support.tls_alerts import NO_APPLICATION_PROTOCOL, close_in_tls
+from tests.support.tls_alerts import (
+    NO_APPLICATION_PROTOCOL,
+    UNKNOWN_ALERT_LEVEL,
+    answering_hello,
+    close_in_tls,
+)
 
 
 @contextlib.asynccontextmanager
@@ -241,6 +246,19 @@ async def test_a_peer_that_closes_its_tls_during_the_handshake_is_said_to_have_c
     server = await asyncio.start_server(close_in_tls, "127.0.0.1", 0)
     url, said = await dial_refused(server, dialer, ca)
     assert said == f"cannot reach {url}: it closed the connection during the TLS handshake"
+
+
+async def test_an_alert_record_openssl_cannot_read_is_a_tls_failure_not_a_refusal(
+        tmp_path: Path) -> None:
+    """A peer that answers the hello with an alert record of a level neither warning nor
+    fatal: OpenSSL fails it as ``UNKNOWN_ALERT_TYPE``, a reason of its own with
+    ``_ALERT_`` in it, not an alert the peer sent, and the dial says TLS failed."""
+    ca = make_ca(tmp_path, "ca")
+    dialer = make_cert(tmp_path, "dialer", ca)
+
+    server = await asyncio.start_server(answering_hello(UNKNOWN_ALERT_LEVEL), "127.0.0.1", 0)
+    url, said = await dial_refused(server, dialer, ca)
+    assert said == f"cannot reach {url}: TLS failed (UNKNOWN_ALERT_TYPE)"
 
 
 async def test_a_peer_that_closes_during_the_tls_handshake_is_said_to_have_closed_it(

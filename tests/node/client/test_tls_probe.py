@@ -17,7 +17,12 @@ from node.client.tls_probe import TLS_PROBE_TIMEOUT_S, answers_tls
 from node.http.tls_accept import accept_tls
 from node.lookups import LookupResolver
 from tests.support.certs import make_ca, make_cert
-from tests.support.tls_alerts import NO_APPLICATION_PROTOCOL, close_in_tls
+from tests.support.tls_alerts import (
+    NO_APPLICATION_PROTOCOL,
+    UNKNOWN_ALERT_LEVEL,
+    answering_hello,
+    close_in_tls,
+)
 from tests.support.waits import DEADLINE_S
 
 
@@ -113,6 +118,21 @@ async def test_a_plain_or_silent_server_does_not(resolver: LookupResolver) -> No
                                      resolver, timeout_s=TLS_PROBE_TIMEOUT_S / 10)
         for writer in held:
             writer.close()
+
+
+@pytest.mark.parametrize("answer", [
+    b"HTTP/1.1 400 Bad Request\r\nContent-Length: 0\r\nConnection: close\r\n\r\n",
+    b"SSH-2.0-OpenSSH_9.2p1\r\n",
+    UNKNOWN_ALERT_LEVEL], ids=["http", "ssh", "unreadable-alert"])
+async def test_a_server_that_answers_the_hello_not_in_tls_does_not(
+        resolver: LookupResolver, answer: bytes) -> None:
+    """A server that answers the hello, but not in TLS (a plain HTTP server's answer, an
+    SSH banner, an alert record OpenSSL cannot read): the handshake fails of this side's
+    own reading (WRONG_VERSION_NUMBER, UNKNOWN_ALERT_TYPE), which is no answer in TLS,
+    so no "try https://" advice."""
+    server = await asyncio.start_server(answering_hello(answer), "127.0.0.1", 0)
+    async with server:
+        assert not await answers_tls("127.0.0.1", server.sockets[0].getsockname()[1], resolver)
 
 
 class _Stalled(AbstractResolver):

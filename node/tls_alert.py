@@ -24,11 +24,13 @@ _UNMARKED = frozenset({"TLSV1_UNRECOGNIZED_NAME", "TLSV1_UNSUPPORTED_EXTENSION",
 #: is a record it could not read, not an alert the other side sent.
 _ALERT_NAME = re.compile(r"(SSLV3|TLSV1|TLSV13)_ALERT_\w+")
 
-#: How OpenSSL says an alert that came (``tlsv1 alert unknown ca``): where Python has no
-#: name for it (its table of OpenSSL's reasons is older than OpenSSL 3: ``unknown psk
-#: identity``, ``no application protocol``), its error comes with these words alone, and
-#: is named from them as OpenSSL names it (``TLSV1_ALERT_UNKNOWN_PSK_IDENTITY``).
-_ALERT_WORDS = re.compile(r"^(sslv3|tlsv1|tlsv13) alert (.+)$")
+#: How OpenSSL says an alert that came (``tlsv1 alert unknown ca``), read only for the
+#: alerts Python's table of OpenSSL's reasons lacks (it is older than OpenSSL 3, and has
+#: every alert of SSL 3 but not all of TLS 1.0 and later: ``unknown psk identity``, ``no
+#: application protocol``): their errors come with these words alone, and are named from
+#: them as OpenSSL names them (``TLSV1_ALERT_UNKNOWN_PSK_IDENTITY``). OpenSSL 3.2 says
+#: those of SSL 3 ``ssl/tls alert`` (``sslv3 alert`` before), still named ``SSLV3_ALERT_``.
+_ALERT_WORDS = re.compile(r"^(sslv3|ssl/tls|tlsv1|tlsv13) alert (.+)$")
 
 #: What OpenSSL says, with no reason, of an alert it has no words for: close_notify sent
 #: as fatal (as an OpenSSL server whose hello callback answered it does), or a number no
@@ -51,6 +53,10 @@ def alert(error: BaseException | None) -> str | None:
     >>> psk.library = "SSL"
     >>> alert(psk)
     'TLSV1_ALERT_UNKNOWN_PSK_IDENTITY'
+    >>> ssl3 = ssl.SSLError(1, "[SSL] ssl/tls alert bad certificate (_ssl.c:1006)")
+    >>> ssl3.library = "SSL"  # OpenSSL 3.2's words for it
+    >>> alert(ssl3)
+    'SSLV3_ALERT_BAD_CERTIFICATE'
     >>> ours = ssl.SSLError(1, "[SSL: WRONG_VERSION_NUMBER] wrong version number")
     >>> ours.library, ours.reason = "SSL", "WRONG_VERSION_NUMBER"
     >>> unread = ssl.SSLError(1, "[SSL: UNKNOWN_ALERT_TYPE] unknown alert type")
@@ -64,8 +70,8 @@ def alert(error: BaseException | None) -> str | None:
     reason = getattr(error, "reason", None)
     if reason is None:  # one Python has no name for, or one made by hand, not by OpenSSL
         said = _ALERT_WORDS.match(_tls_words(error))
-        return None if said is None \
-            else f"{said[1]}_alert_{said[2]}".upper().replace(" ", "_")
+        return None if said is None else \
+            f"{said[1].replace('ssl/tls', 'sslv3')}_alert_{said[2]}".upper().replace(" ", "_")
     return reason if _ALERT_NAME.fullmatch(reason) or reason in _UNMARKED else None
 
 

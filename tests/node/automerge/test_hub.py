@@ -31,7 +31,7 @@ from sync.repo.host import (
 )
 from tests.support.automerge import App, set_custom, set_state, text_id
 from tests.support.nodes import S1, WsApp, connect, contents, events, has_messages, post
-from tests.support.waits import DEADLINE_S
+from tests.support.waits import DEADLINE_S, POLL_S, until
 
 NodeFactory = Callable[..., Awaitable[RunningNode]]
 EventFactory = Callable[..., dict[str, Any]]
@@ -240,9 +240,11 @@ async def test_idle_documents_leave_memory(make_node: NodeFactory, event_body: E
     session, client = await connect(node)
     clients.append(session)
     await client.open()
-    async with asyncio.timeout(DEADLINE_S):
-        while (await node.astore.stats())["documents_in_memory"]:
-            await node.astore.wait_for_head(node.astore.head, 0.05)
+
+    async def none_in_memory() -> bool:
+        return not (await node.astore.stats())["documents_in_memory"]
+
+    await until(none_in_memory, poll_s=POLL_S)  # each look a read on a reader thread
     await post(node, "s1", event_body(2))  # reloads on demand
     await client.pump(lambda: has_messages(client.app, S1, 2))
 
@@ -282,9 +284,10 @@ async def test_documents_a_forget_replaced_while_stopped_are_deleted_at_start(
     def stored(session: str) -> Callable[[EventStore], bytes | None]:
         return lambda store: store.log.storage.get(key("ds", session))
 
-    async with asyncio.timeout(DEADLINE_S):
-        while await node.astore.read(stored("s1")) is not None:
-            await node.astore.wait_for_head(node.astore.head, 0.05)
+    async def s1_deleted() -> bool:
+        return await node.astore.read(stored("s1")) is None
+
+    await until(s1_deleted, poll_s=POLL_S)
     assert await node.astore.read(stored("s2")) is not None
 
 

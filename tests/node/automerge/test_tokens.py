@@ -4,7 +4,6 @@ input refused with nothing written, the secret kept out of the log and the recor
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -18,6 +17,7 @@ from node.server.run import RunningNode
 from sync.repo.host import CLOSE_POLICY
 from tests.support.automerge import set_custom, text_id
 from tests.support.nodes import connect, events, has_messages, post
+from tests.support.waits import until
 
 NodeFactory = Callable[..., Awaitable[RunningNode]]
 EventFactory = Callable[..., dict[str, Any]]
@@ -193,9 +193,7 @@ async def test_a_revocation_is_news_once_not_at_every_start(make_node: NodeFacto
     _, made = await call(node, "POST", "/v1/tokens", {"sessions": ["*"]})
     with structlog.testing.capture_logs() as said:
         await call(node, "DELETE", f"/v1/tokens/{made['id']}")
-        async with asyncio.timeout(10):
-            while not any(line["event"] == "automerge token revoked" for line in said):
-                await asyncio.sleep(0.01)
+        await until(lambda: any(line["event"] == "automerge token revoked" for line in said))
     assert [line["log_level"] for line in said
             if line["event"] == "automerge token revoked"] == ["info"]
     await node.stop()

@@ -267,14 +267,10 @@ async def test_a_look_retried_after_a_failed_use_ends_no_link_twice(
         peer = await handshaken(node.site, cas.dialer(cas.peer))
         with capture_logs() as logs:
             install(cas.new[0], ca_file)
-            async with asyncio.timeout(DEADLINE_S):
-                while not given:
-                    await asyncio.sleep(0.01)
+            await until(lambda: given)
             assert not await served(peer)  # the site's part was done
             renewed = await handshaken(node.site, cas.dialer(cas.renewed_peer))
-            async with asyncio.timeout(DEADLINE_S):
-                while len(given) < 2:
-                    await asyncio.sleep(0.01)
+            await until(lambda: len(given) == 2)
         assert given[0] == given[1]
         # The site's connection ended, said though the dials' part failed (with no count
         # of dials, as pending); the dials' part (no link up) at the retry.

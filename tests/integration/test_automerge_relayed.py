@@ -7,7 +7,6 @@ it relays is no edit to make an event of here: one edit is one event on every no
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import json
 import urllib.request
@@ -22,7 +21,7 @@ from crdt.automerge.document import automerge_url
 from tests.support.interop import BASE_MS, append, message, projection, wait_converged, ws_url
 from tests.support.jsclient import JsClient, require_npm_packages
 from tests.support.processes import NodeProcess
-from tests.support.waits import PROCESS_DEADLINE_S
+from tests.support.waits import PROCESS_DEADLINE_S, wait_until
 
 pytestmark = pytest.mark.integration
 
@@ -59,22 +58,13 @@ def saved(node: NodeProcess, key: str) -> Document:
 
 def wait_holds(node: NodeProcess, key: str, heads: list[bytes]) -> None:
     """Wait until ``node``'s document of ``key`` holds the changes ``heads`` name."""
-    async def poll() -> None:
-        async with asyncio.timeout(PROCESS_DEADLINE_S):
-            while not set(heads) <= {c.hash for c in saved(node, key).get_changes([])}:
-                await asyncio.sleep(0.1)
-
-    asyncio.run(poll())
+    wait_until(lambda: set(heads) <= {c.hash for c in saved(node, key).get_changes([])},
+               PROCESS_DEADLINE_S, f"{node.name}'s {key} holding {heads}", poll_s=0.1)
 
 
 def wait_logged(node: NodeProcess, event: str) -> list[dict[str, Any]]:
-    async def poll() -> list[dict[str, Any]]:
-        async with asyncio.timeout(PROCESS_DEADLINE_S):
-            while not (found := logged(node, event)):
-                await asyncio.sleep(0.05)
-            return found
-
-    return asyncio.run(poll())
+    return wait_until(lambda: logged(node, event), PROCESS_DEADLINE_S,
+                      f"{node.name} logging {event!r}")
 
 
 @pytest.mark.parametrize("editor", ["another client", "the relaying client"])
@@ -143,15 +133,6 @@ def edits(node: NodeProcess, key: str) -> list[tuple[str, Any]]:
                   if e["kind"]["type"] == "state_changed")
 
 
-def wait_events(node: NodeProcess, key: str, holds: Any) -> None:
-    async def poll() -> None:
-        async with asyncio.timeout(PROCESS_DEADLINE_S):
-            while not holds(events(node, key)):
-                await asyncio.sleep(0.1)
-
-    asyncio.run(poll())
-
-
 def test_a_nodes_change_relayed_beside_a_clients_edit_is_no_edit(
         tmp_path: Path, js: JsClient) -> None:
     """A relaying client's own edit and, in the same sync message, a change of another
@@ -168,7 +149,8 @@ def test_a_nodes_change_relayed_beside_a_clients_edit_is_no_edit(
         js.call("disconnect", repo="relay", ws=ws_url(a))
         js.call("change", repo="relay", url=url, set={"custom_state.color": "red"})
         js.call("connect", repo="relay", ws=ws_url(b))
-        wait_events(b, "s1", lambda got: any(e["kind"].get("key") == "color" for e in got))
+        wait_until(lambda: any(e["kind"].get("key") == "color" for e in events(b, "s1")),
+                   PROCESS_DEADLINE_S, "b's event of the relayed color edit", poll_s=0.1)
         linked(b, a)
         wait_converged(a, b, "s1")
         assert edits(a, "s1") == edits(b, "s1") == [("color", "red"), ("mood", "calm")]

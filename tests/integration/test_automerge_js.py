@@ -21,6 +21,7 @@ from crdt.automerge.outline import summarize_sync_message
 from tests.support.interop import BASE_MS, append, message, projection, wait_converged, ws_url
 from tests.support.jsclient import JsClient, require_npm_packages
 from tests.support.processes import NodeProcess, child_env
+from tests.support.waits import PROCESS_DEADLINE_S, wait_until
 
 pytestmark = pytest.mark.integration
 
@@ -264,13 +265,9 @@ def test_hostile_clients_do_not_harm_an_honest_one(tmp_path: Path, js: JsClient)
         assert node.running
 
 
-def wait_for_log(node: NodeProcess, text: str, timeout_s: float = 30.0) -> None:
-    async def poll() -> None:
-        async with asyncio.timeout(timeout_s):
-            while text not in node.log_path.read_text():
-                await asyncio.sleep(0.05)
-
-    asyncio.run(poll())
+def wait_for_log(node: NodeProcess, text: str) -> None:
+    wait_until(lambda: text in node.log_path.read_text(), PROCESS_DEADLINE_S,
+               f"{node.name} logging {text!r}")
 
 
 def test_presence_reaches_the_other_clients_and_keeps_them_live(tmp_path: Path,
@@ -288,13 +285,9 @@ def test_presence_reaches_the_other_clients_and_keeps_them_live(tmp_path: Path,
         for n in range(3):
             js.call("broadcast", repo="r1", url=url, message={"cursor": n})
 
-        async def heard_all() -> None:
-            async with asyncio.timeout(30.0):
-                while not all(len(js.call("heard", repo=repo, url=url)["heard"]) >= 3
-                              for repo in ("r2", "r3")):
-                    await asyncio.sleep(0.1)
-
-        asyncio.run(heard_all())
+        wait_until(lambda: all(len(js.call("heard", repo=repo, url=url)["heard"]) >= 3
+                               for repo in ("r2", "r3")),
+                   PROCESS_DEADLINE_S, "r2 and r3 hearing the 3 broadcasts", poll_s=0.1)
         for repo in ("r2", "r3"):
             got = js.call("heard", repo=repo, url=url)["heard"]
             assert [m["message"] for m in got] == [{"cursor": n} for n in range(3)], repo

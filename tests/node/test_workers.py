@@ -179,11 +179,9 @@ async def test_a_worker_that_starts_while_the_pool_stops_is_ended_not_used() -> 
 
 async def started_child(before: set[int]) -> int:
     """The pid of the one child that appeared since ``before``, once it has."""
-    import asyncio
+    from tests.support.waits import PROCESS_DEADLINE_S, until
 
-    while not (new := children() - before):
-        await asyncio.sleep(0.01)
-    (child,) = new
+    (child,) = await until(lambda: children() - before, within_s=PROCESS_DEADLINE_S)
     return child
 
 

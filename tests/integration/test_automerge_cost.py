@@ -22,6 +22,7 @@ from crdt.automerge.binreader import uleb
 from tests.support.automerge import App, set_custom, text_id
 from tests.support.nodes import S1, WsApp, has_messages
 from tests.support.processes import NodeProcess
+from tests.support.waits import until
 
 pytestmark = pytest.mark.integration
 
@@ -140,11 +141,13 @@ async def hostile_beside_honest(node: NodeProcess) -> None:
         honest.app.change(S2, set_custom("mood", "calm"))
         await honest.send(honest.app.sync(S2))
         answering = asyncio.create_task(honest.pump(lambda: False, timeout_s=EDIT_DEADLINE_S))
+
+        def calm_stored() -> bool:
+            return {"type": "state_changed", "key": "mood", "value": "calm"} in [
+                e["kind"] for e in node.get("/v1/sessions/s2/events")["events"]]
+
         try:
-            async with asyncio.timeout(EDIT_DEADLINE_S):
-                while {"type": "state_changed", "key": "mood", "value": "calm"} not in [
-                        e["kind"] for e in node.get("/v1/sessions/s2/events")["events"]]:
-                    await asyncio.sleep(0.1)
+            await until(calm_stored, within_s=EDIT_DEADLINE_S, poll_s=0.1)
         finally:
             answering.cancel()
             with contextlib.suppress(asyncio.CancelledError, TimeoutError):

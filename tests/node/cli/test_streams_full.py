@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import http.client
-import time
+import subprocess
 from pathlib import Path
 
 from node.cli.linkproxy import LinkProxy
@@ -30,16 +30,28 @@ def streams_refused(node: NodeProcess, status: int = 503) -> float:
 def open_stream(node: NodeProcess) -> http.client.HTTPConnection:
     """A live stream of the node held open (and not read) from this address, asked for
     again while the node still counts one that closed."""
-    deadline = time.monotonic() + RETRY_AFTER_S
-    while True:
+    def opened() -> http.client.HTTPConnection | None:
         connection = http.client.HTTPConnection("127.0.0.1", node.port, timeout=30)
         connection.request("GET", "/v1/events?after=0",
                            headers={"Accept": "text/event-stream"})
         if (status := connection.getresponse().status) == 200:
             return connection
         connection.close()
-        assert status == 429 and time.monotonic() < deadline, status
-        time.sleep(0.2)
+        assert status == 429, status
+        return None
+
+    return wait_until(opened, RETRY_AFTER_S, "a live stream from this address", poll_s=0.2)
+
+
+def wait_asked_again(node: NodeProcess, tail: subprocess.Popen[str], said: LineReader,
+                     refused: float) -> None:
+    """Wait until the node refused the tail twice more for its address than ``refused``
+    (it asked again), the tail waiting all along, not ended."""
+    def asked_again() -> bool:
+        assert tail.poll() is None, said.seen  # waiting, not ended
+        return streams_refused(node, 429) >= refused + 2
+
+    wait_until(asked_again, RETRY_AFTER_S * 3, "the tail asking again", poll_s=0.2)
 
 
 def test_tail_at_a_full_node_says_so_once_then_follows_once_a_stream_closes(
@@ -94,11 +106,7 @@ def test_tail_refused_for_its_address_once_it_followed_waits_then_follows(
                 "this address's live streams at the node are all taken ([limits] "
                 "streams_per_address_max): asking again by itself until one is free, to "
                 "follow after position 0")
-            deadline = time.monotonic() + RETRY_AFTER_S * 3
-            while streams_refused(node, 429) < refused + 2:
-                assert time.monotonic() < deadline, "the tail did not ask again"
-                assert tail.poll() is None, said.seen  # waiting, not ended
-                time.sleep(0.2)
+            wait_asked_again(node, tail, said, refused)
             other.close()
             assert said.wait_for("reconnected", timeout_s=RETRY_AFTER_S * 3) == (
                 "reconnected; following after position 0")
@@ -124,11 +132,7 @@ def test_tail_started_at_its_address_limit_says_so_once_then_follows(tmp_path: P
                 "this address's live streams at the node are all taken ([limits] "
                 "streams_per_address_max): asking again by itself until one is free, to "
                 "follow after position 0")
-            deadline = time.monotonic() + RETRY_AFTER_S * 3
-            while streams_refused(node, 429) < 2:
-                assert time.monotonic() < deadline, "the tail did not ask again"
-                assert tail.poll() is None, said.seen  # waiting, not ended
-                time.sleep(0.2)
+            wait_asked_again(node, tail, said, 0)
             other.close()
             assert said.wait_for("following", timeout_s=RETRY_AFTER_S * 3).startswith(
                 f"following {node.url} after position 0")

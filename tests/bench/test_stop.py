@@ -9,13 +9,13 @@ import re
 import signal
 import subprocess
 import sys
-import time
 import urllib.request
 from pathlib import Path
 
 import pytest
 
 from tests.support.processes import child_env
+from tests.support.waits import wait_until
 
 pytestmark = pytest.mark.integration
 
@@ -67,11 +67,14 @@ def test_sigterm_stops_the_nodes_and_removes_the_temporary_folders(tmp_path: Pat
         env=child_env({"TMPDIR": str(scratch)}))
     try:
         # The bare server starts once the node answers: both run when it answers too.
-        deadline = time.monotonic() + WAIT_S
-        while not any(answers(log) for log in scratch.glob("bench-http-*/bare.log")):
+
+        def servers_answer() -> bool:
+            if any(answers(log) for log in scratch.glob("bench-http-*/bare.log")):
+                return True
             assert bench.poll() is None, bench.communicate()
-            assert time.monotonic() < deadline, "the benchmark's servers never answered"
-            time.sleep(0.1)
+            return False
+
+        wait_until(servers_answer, WAIT_S, "the benchmark's servers answering", poll_s=0.1)
         assert len(processes_under(scratch)) == 2
         # To the benchmark alone, as `kill PID` sends it: its nodes must be stopped by it.
         bench.send_signal(signal.SIGTERM)

@@ -10,7 +10,6 @@ import signal
 import socket
 import subprocess
 import threading
-import time
 import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
@@ -21,6 +20,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from tests.support import warning_node
 from tests.support.cluster import append, message
 from tests.support.processes import STOP_TIMEOUT_S, NodeProcess, child_env
+from tests.support.waits import wait_until
 
 #: A request line aiohttp's parser refuses: the node logs one line for it.
 MALFORMED = b"GET / HTTP/1.1\r\nHo st: x\r\n\r\n"
@@ -140,11 +140,14 @@ def stalled_warning_node(tmp_path: Path, report: str) -> Iterator[
         fcntl.fcntl(process.stderr.fileno(), fcntl.F_SETPIPE_SZ, PIPE_BYTES)
         node.wait_healthy()
         process.send_signal(signal.SIGUSR1)
-        deadline = time.monotonic() + SIGNAL_DONE_S
-        while not done.exists():
-            assert time.monotonic() < deadline, "the node's main thread is held"
+
+        def signal_done() -> bool:
+            if done.exists():
+                return True
             assert process.poll() is None, "the node exited"
-            time.sleep(0.05)
+            return False
+
+        wait_until(signal_done, SIGNAL_DONE_S, "the node's main thread taking the signal")
         yield node, process
     finally:
         if process.poll() is None:

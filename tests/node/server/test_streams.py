@@ -22,6 +22,7 @@ from node.server.app import STREAMS
 from node.server.run import RunningNode
 from node.server.streams import SSE_TYPE
 from tests.support.events import event
+from tests.support.waits import POLL_S, until
 
 EventFactory = Callable[..., dict[str, Any]]
 NodeFactory = Callable[..., Awaitable[RunningNode]]
@@ -45,6 +46,20 @@ async def open_stream(node: RunningNode, rcvbuf: int | None = None
     return int(status_line.split()[1]), reader, writer
 
 
+async def served_stream(node: RunningNode
+                        ) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
+    """A stream the node serves from this address, once its slot there is free; asked
+    for again every ``POLL_S``."""
+    async def served() -> tuple[asyncio.StreamReader, asyncio.StreamWriter] | None:
+        status, reader, writer = await open_stream(node)
+        if status == 200:
+            return reader, writer
+        writer.close()
+        return None
+
+    return await until(served, poll_s=POLL_S)
+
+
 async def test_a_stalled_reader_is_dropped_and_frees_its_slot(
         make_node: NodeFactory, event_body: EventFactory) -> None:
     node = await make_node(streams_per_address_max=1, stream_send_timeout_s=0.5,
@@ -59,13 +74,7 @@ async def test_a_stalled_reader_is_dropped_and_frees_its_slot(
     status, _, refused = await open_stream(node)
     refused.close()
     assert status == 429  # its one slot is taken
-    for _ in range(200):  # the stalled one is dropped within its send timeout
-        status, reader, writer = await open_stream(node)
-        if status == 200:
-            break
-        writer.close()
-        await asyncio.sleep(0.05)
-    assert status == 200
+    reader, writer = await served_stream(node)  # the stalled one dropped: its send timeout
     assert (await asyncio.wait_for(reader.read(100), 10))  # and this one is served
     writer.close()
     stalled.close()
@@ -77,13 +86,9 @@ async def test_a_closed_stream_frees_its_slot_before_the_keepalive(
     status, _, first = await open_stream(node)
     assert status == 200
     first.close()
-    for _ in range(100):  # within about GONE_CHECK_S, far from the 60 s keepalive
-        status, _, writer = await open_stream(node)
-        writer.close()
-        if status == 200:
-            break
-        await asyncio.sleep(0.1)
-    assert status == 200
+    # Within about GONE_CHECK_S: DEADLINE_S is far from the 60 s keepalive.
+    _, writer = await served_stream(node)
+    writer.close()
 
 
 def stored_events(sizes: list[int]) -> list[StoredEvent]:

@@ -44,6 +44,7 @@ from crdt.log.records import META, Appended, Meta
 from crdt.signing import Signer
 from crdt.storage.backends import open_storage, peek
 from crdt.storage.base import Storage
+from crdt.storage.lock import Holder
 
 logger = logging.getLogger(__name__)
 
@@ -101,12 +102,13 @@ class EventStore(Reads):
     @classmethod
     def open(cls, location: str | os.PathLike[str], *,
              clock_drift_max_ms: int = DRIFT_MAX_MS,
-             signer: Signer | None = None, written_by: str | None = None
-             ) -> EventStore:
+             signer: Signer | None = None, written_by: str | None = None,
+             holder: Holder | None = None) -> EventStore:
         """Open the store at ``location``: a folder (created if missing; diskcache),
         or a storage URL such as ``memory:`` (``crdt.storage.backends``). A folder
-        another process holds is refused with ``FolderInUse``."""
-        storage = open_storage(location)
+        another process holds is refused with ``FolderInUse``; a folder's lock file
+        names this process as ``holder`` says, or else as a node."""
+        storage = open_storage(location, holder)
         try:
             return cls(storage, clock_drift_max_ms=clock_drift_max_ms, signer=signer,
                        written_by=written_by)

@@ -26,6 +26,7 @@ import os
 import re
 
 from crdt.storage.base import Storage
+from crdt.storage.lock import Holder
 
 #: Scheme -> "module:class" of its backend, imported only when used.
 BACKENDS: dict[str, str] = {
@@ -54,8 +55,10 @@ def backend_of(location: str | os.PathLike[str]) -> str | None:
     return None
 
 
-def open_storage(location: str | os.PathLike[str]) -> Storage:
-    """Open the storage at ``location``: a backend's URL, or else a folder (diskcache)."""
+def open_storage(location: str | os.PathLike[str],
+                 holder: Holder | None = None) -> Storage:
+    """Open the storage at ``location``: a backend's URL, or else a folder (diskcache),
+    whose lock file says what ``holder`` says (a URL has no lock file)."""
     scheme = backend_of(location)
     if scheme is not None:
         module, _, name = BACKENDS[scheme].partition(":")
@@ -64,7 +67,7 @@ def open_storage(location: str | os.PathLike[str]) -> Storage:
         return opened
     from crdt.storage.disk import DiskStorage  # imports diskcache only when used
 
-    return DiskStorage.open(location)
+    return DiskStorage.open(location, holder)
 
 
 def peek(location: str | os.PathLike[str], key: str) -> bytes | None:

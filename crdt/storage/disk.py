@@ -45,7 +45,7 @@ from crdt.errors import (
     StorageUnavailable,
     StoreError,
 )
-from crdt.storage.lock import FolderLock
+from crdt.storage.lock import FolderLock, Holder
 
 #: diskcache configured as a durable log (see the module docstring).
 SETTINGS: dict[str, Any] = {
@@ -151,13 +151,15 @@ class DiskStorage:
         self._closed = False
 
     @classmethod
-    def open(cls, folder: str | os.PathLike[str]) -> DiskStorage:
-        """Open (creating it if needed) and lock the folder; ``FolderInUse`` if another
-        process holds it."""
+    def open(cls, folder: str | os.PathLike[str],
+             holder: Holder | None = None) -> DiskStorage:
+        """Open (creating it if needed) and lock the folder, its lock file saying what
+        ``holder`` says (``FolderLock.acquire``); ``FolderInUse`` if another process
+        holds it."""
         path = Path(folder)
         with _translated(str(path)):
             path.mkdir(parents=True, exist_ok=True)
-            lock = FolderLock.acquire(path)
+            lock = FolderLock.acquire(path, holder)
             try:
                 cache = diskcache.Cache(os.fspath(path), timeout=BUSY_TIMEOUT_S, **SETTINGS)
                 try:

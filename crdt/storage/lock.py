@@ -12,9 +12,11 @@ refusal then would name as the holder the last node that wrote the lock file, wh
 have exited long ago. The operating system drops the lock when its holder exits, crashed
 or not, so a killed node never leaves a stale lock behind.
 
-The lock file says who holds it: a line naming the process (and the command it runs, if
-it said so: ``hold_as``), then what makes way for it, which a refused start says. A
-node's by default; an ``openclaw watch`` on the folder is no node to stop.
+The lock file says who holds it: a line naming the process. A holder that says what it
+is (a ``Holder``: an ``openclaw watch`` on the folder is no node to stop) adds its
+command to that line and, on a second, what makes way for it, which a refused start
+says. A node's file is the one line an older release wrote, and reads; a file of one
+line is a node's (``NODE_WAY``).
 
 >>> import tempfile
 >>> folder = tempfile.mkdtemp()
@@ -35,6 +37,7 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import NamedTuple
 
 from crdt.errors import FolderInUse
 
@@ -48,27 +51,21 @@ HOLDER_BYTES_MAX = 512
 #: last node that wrote the lock file, which may have exited long ago.
 PEEK_WAIT_S = 0.5
 PEEK_POLL_S = 0.01
-#: What makes way for a holder that said nothing of itself (``hold_as``): a node, as every
-#: holder was before other commands opened data folders, and a lock file of such a
+#: What makes way for a holder that said nothing of itself (no ``Holder``): a node, as
+#: every holder was before other commands opened data folders, and a lock file of such a
 #: release still says.
 NODE_WAY = "stop that node first"
 
-# What this process's lock files say it is and what makes way for it (``hold_as``).
-_what: str | None = None
-_way = NODE_WAY
 
+class Holder(NamedTuple):
+    """What a holder that is no node says of itself in its lock file, for a process
+    refused its folder to say."""
 
-@contextmanager
-def hold_as(what: str, way: str) -> Iterator[None]:
-    """While in it, say in the lock files this process writes that it runs ``what`` (its
-    command's name, never its options: they may carry a token) and that ``way`` makes
-    way for it (``"stop that watch first"``), for a process refused its folder to say."""
-    global _what, _way
-    before, (_what, _way) = (_what, _way), (what, way)
-    try:
-        yield
-    finally:
-        _what, _way = before
+    #: Its command's name (``clawsync openclaw watch``), never its options: they may
+    #: carry a token.
+    what: str
+    #: What makes way for it (``"stop that watch first"``).
+    way: str
 
 
 class FolderLock:
@@ -79,9 +76,11 @@ class FolderLock:
         self._fd: int | None = fd
 
     @classmethod
-    def acquire(cls, folder: str | os.PathLike[str]) -> FolderLock:
+    def acquire(cls, folder: str | os.PathLike[str],
+                holder: Holder | None = None) -> FolderLock:
         """Lock ``folder`` (which must exist) or raise ``FolderInUse``: at once if a
-        process holds it, after up to ``PEEK_WAIT_S`` if another start reads it."""
+        process holds it, after up to ``PEEK_WAIT_S`` if another start reads it. The
+        lock file names this process as ``holder`` says, or else as a node."""
         path = Path(folder).resolve()
         fd = os.open(path / LOCK_NAME, os.O_RDWR | os.O_CREAT, 0o644)
         try:
@@ -89,11 +88,12 @@ class FolderLock:
             # Who holds it, for the error message of the next one to try. Never the
             # command line: it may carry a token.
             since = time.strftime("%Y-%m-%d %H:%M:%S %Z")
-            what = _what or Path(sys.argv[0]).name or "python"
-            holder = (f"process {os.getpid()} ({what}) on {os.uname().nodename}, "
-                      f"since {since}\n{_way}")
+            what = holder.what if holder else Path(sys.argv[0]).name or "python"
+            said = f"process {os.getpid()} ({what}) on {os.uname().nodename}, since {since}"
+            if holder:  # a node's stays one line: an older release adds its own way
+                said += f"\n{holder.way}"
             os.ftruncate(fd, 0)
-            os.pwrite(fd, holder.encode(), 0)
+            os.pwrite(fd, said.encode(), 0)
         except BaseException:
             # Closing drops the lock too: a holder that could not be written (a full
             # disk) leaves no descriptor holding the folder for the rest of the process.
@@ -159,7 +159,7 @@ def _lock_waiting_for_reads(folder: Path, fd: int) -> None:
 
 def _in_use(folder: Path, fd: int) -> FolderInUse:
     """The refusal of ``folder``, whose lock file ``fd`` another process holds, naming it
-    and what makes way for it, as it wrote them (``hold_as``)."""
+    and what makes way for it, as it wrote them (a ``Holder``'s; a node's if one line)."""
     said = os.pread(fd, HOLDER_BYTES_MAX, 0).decode(errors="replace").strip()
     holder, _newline, way = said.partition("\n")
     return FolderInUse(f"the data folder {folder} is in use by {holder or 'another process'}; "

@@ -16,7 +16,7 @@ from crdt.events import Event, parse_event
 from crdt.log.cursors import read_cursor, save_cursor
 from crdt.log.store import EventStore
 from crdt.storage.disk import holds_storage
-from crdt.storage.lock import hold_as
+from crdt.storage.lock import Holder
 from node.cli.append import batches
 from node.cli.common import (
     InputError,
@@ -197,9 +197,8 @@ def with_sink(ctx: click.Context, data_dir: Path | None,
         command = ctx.command.name or "command"
         way = "stop that watch first (its systemd unit too, if it runs as one)" \
             if command == "watch" else f"let that {command} end first"
-        with hold_as(ctx.command_path, way), \
-                EventStore.open(data_dir, signer=signer,
-                                written_by=software_version()) as store:
+        with EventStore.open(data_dir, signer=signer, written_by=software_version(),
+                             holder=Holder(ctx.command_path, way)) as store:
             later = mark_format(data_dir, software_version()).later
             if later is not None:
                 note(later)

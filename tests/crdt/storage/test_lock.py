@@ -1,10 +1,14 @@
-"""The folder lock against another start's read of the folder (``FolderLock.none_holds``,
-a shared lock): a start that meets one waits for it, briefly, and is refused as such,
-never in the name of the last node that wrote the lock file."""
+"""The folder lock: what its file says of the holder, for a start refused the folder to
+say (a node's one line, as an older release wrote and reads it; a ``Holder``'s words);
+and against another start's read of the folder (``FolderLock.none_holds``, a shared
+lock): a start that meets one waits for it, briefly, and is refused as such, never in
+the name of the last node that wrote the lock file."""
 
 from __future__ import annotations
 
+import fcntl
 import os
+import re
 import subprocess
 import sys
 import threading
@@ -18,8 +22,9 @@ from pathlib import Path
 import pytest
 
 from crdt.errors import FolderInUse
+from crdt.log.store import EventStore
 from crdt.storage import lock
-from crdt.storage.lock import PEEK_WAIT_S, FolderLock
+from crdt.storage.lock import LOCK_NAME, PEEK_WAIT_S, FolderLock, Holder
 
 ROOT = Path(__file__).resolve().parents[3]
 #: Seconds a test waits for a process or a thread to get where it is told to.
@@ -30,6 +35,8 @@ LOCK_AND_EXIT = "import sys; from crdt.storage.lock import FolderLock; " \
                 "FolderLock.acquire(sys.argv[1]).release()"
 #: Reads the folder ``sys.argv[1]`` as a start does before it opens it, says so, and
 #: ends the read once a line comes on stdin.
+#: A holder that says what it is, as an ``openclaw import --data-dir`` does.
+IMPORT = Holder("clawsync openclaw import", "let that import end first")
 READING = """import sys
 from crdt.storage.lock import FolderLock
 with FolderLock.none_holds(sys.argv[1]):
@@ -92,3 +99,56 @@ def test_a_read_that_ends_while_a_start_waits_lets_it_lock(
         assert reader.stdin is not None
         reader.stdin.close()  # the read ends
         taking.result(WAIT_S).release()
+
+
+def said(folder: Path) -> str:
+    """What the lock file of ``folder`` says of its holder."""
+    return (folder / LOCK_NAME).read_text()
+
+
+def test_a_nodes_lock_file_is_the_one_line_an_older_release_writes(tmp_path: Path) -> None:
+    """An older release refused a folder reads its whole lock file as the holder and adds
+    its own "stop that node first": a second line would break its refusal in two and
+    say that twice."""
+    FolderLock.acquire(tmp_path).release()
+    assert re.fullmatch(rf"process {os.getpid()} \([^)\n]+\) on [^\n]+, since [^\n]+",
+                        said(tmp_path)), said(tmp_path)
+
+
+def test_the_one_line_lock_file_of_an_older_release_is_a_nodes(tmp_path: Path) -> None:
+    fd = os.open(tmp_path / LOCK_NAME, os.O_RDWR | os.O_CREAT)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)  # held as an older release's node holds it
+        os.write(fd, b"process 1 (clawsync) on h, since then")
+        with pytest.raises(FolderInUse) as refused:
+            FolderLock.acquire(tmp_path)
+    finally:
+        os.close(fd)
+    assert str(refused.value) == (
+        f"the data folder {tmp_path.resolve()} is in use by process 1 (clawsync) on h, "
+        "since then; stop that node first, or give this one another folder")
+
+
+def test_a_holder_is_said_only_in_the_lock_file_of_the_open_it_is_given_to(
+        tmp_path: Path) -> None:
+    """A start refused a store opened with a ``Holder`` is told the holder's words; a
+    store opened without one, meanwhile or after, in the same process, or after an open
+    with one that was refused, is a node's: its one line."""
+    ours, other, held = tmp_path / "ours", tmp_path / "other", tmp_path / "held"
+    with EventStore.open(ours, holder=IMPORT):
+        with pytest.raises(FolderInUse) as refused:
+            FolderLock.acquire(ours)
+        with EventStore.open(other):
+            assert "\n" not in said(other), said(other)
+    assert f"in use by process {os.getpid()} (clawsync openclaw import) on " \
+        in str(refused.value), refused.value
+    assert str(refused.value).endswith(
+        "; let that import end first, or give this one another folder"), refused.value
+    held.mkdir()
+    holding = FolderLock.acquire(held)
+    with pytest.raises(FolderInUse):
+        EventStore.open(held, holder=IMPORT)
+    holding.release()
+    for folder in (ours, held):
+        with EventStore.open(folder):
+            assert "\n" not in said(folder) and "import" not in said(folder), said(folder)

@@ -195,8 +195,9 @@ def cursor_full(shown: str, agent_id: str, cursor: dict[str, int]) -> CursorFull
 
 
 def marks_left_out_said(shown: str, agent_id: str) -> str:
-    """What is said, once a run, of an agent whose cursor has no room left for some of
-    its files' tail marks (``marks_left_out``): what it costs, and what makes room."""
+    """What is said, once a run, of an agent at the first save of its cursor that leaves
+    some of its files' tail marks out for want of room (``marks_left_out``; a run that
+    saves nothing of it says nothing): what it costs, and what makes room."""
     return (f"agent {agent_id!r} ({shown}): its cursor has no room left for the tail marks "
             "of some of its files (it keeps every session's offset, and a mark per file "
             "while there is room, those of the files read last first): such a file "

@@ -1,7 +1,7 @@
 """A file's tail mark (``cursor_room.TAIL_PREFIX``) is kept beside its offset only while
 the cursor has room: one left out costs that file what tells it rewritten while no bridge
-runs. That is said, once a run per agent, and not while every mark fits. A cursor with
-marks keeps the shape the release before them reads."""
+runs. That is said once a run per agent, at a save that leaves marks out, and not while
+every mark fits. A cursor with marks keeps the shape the release before them reads."""
 
 from __future__ import annotations
 

@@ -3,7 +3,9 @@ and ``watch`` following an OpenClaw store that is written while it runs."""
 
 from __future__ import annotations
 
+import contextlib
 import json
+import os
 import signal
 import subprocess
 import urllib.error
@@ -15,6 +17,7 @@ from urllib.parse import quote
 import pytest
 
 from crdt.log.cursors import CURSOR_ENTRIES_MAX
+from crdt.storage.lock import LOCK_NAME
 from node.http.errors import STOPPING_RETRY_AFTER_S
 from node.openclaw.mapping import session_key_for
 from node.server.cursors import BODY_BYTES_MAX
@@ -423,6 +426,38 @@ def test_a_second_watch_on_one_data_folder_is_refused(tmp_path: Path) -> None:
                     "--data-dir", str(data))
     assert again.returncode == 0, again.stderr
     assert " 0 new events" in again.stderr
+
+
+def test_an_import_on_a_data_folder_another_import_holds_is_told_to_let_it_end(
+        tmp_path: Path) -> None:
+    """An ``import --data-dir`` is refused the folder another import holds in the words
+    of its lock file: let that import end (it is no node to stop, nor a watch). The first
+    is held at its read of a session file that is a FIFO, which waits for a writer."""
+    state, data = tmp_path / "openclaw", tmp_path / "data"
+    sessions = state / "agents" / "main" / "sessions"
+    sessions.mkdir(parents=True)
+    fifo = sessions / f"{SID}.jsonl"
+    os.mkfifo(fifo)
+    nowhere = f"http://127.0.0.1:{free_port()}"  # never asked: the folder is the node
+    args = ("openclaw", "import", "--state-dir", str(state), "--data-dir", str(data))
+    first = spawn_cli(nowhere, *args)
+    try:
+        # Written once it is locked: the folder is held.
+        wait_until((data / LOCK_NAME).read_text, CLI_TIMEOUT_S,
+                   "the first import holding the data folder")
+        second = run_cli(nowhere, *args)
+        assert second.returncode == 1, second.stderr
+        assert f"the data folder {data.resolve()} is in use by process {first.pid} " \
+            "(" in second.stderr, second.stderr
+        assert "openclaw import) on " in second.stderr, second.stderr
+        assert "; let that import end first, or give this one another folder" \
+            in second.stderr, second.stderr
+    finally:
+        # The first's read ends (a FIFO is no file it can read: skipped); OSError if it
+        # never got to it (no reader).
+        with contextlib.suppress(OSError):
+            os.close(os.open(fifo, os.O_WRONLY | os.O_NONBLOCK))
+        stop_cli(first)
 
 
 def test_a_watch_on_the_folder_a_node_serves_is_told_to_stop_that_node(

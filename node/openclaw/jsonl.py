@@ -60,6 +60,7 @@ from node.openclaw.source import (
 #: Bytes read from one file in one pass at most (a following pass goes on).
 BYTES_PER_READ = 8 * 1024 * 1024
 
+
 class KeptFiles(Protocol):
     """What a read asks of the files whose bytes the keys remember (``SessionKeys``):
     whether to hash a file's first record, and whether a file that grew is another."""

@@ -85,6 +85,8 @@ def units_of(items: list[Item], cursor: dict[str, int]) -> tuple[list[Unit], lis
                           [f"{item.where}: {warning}" for warning in mapped.warnings],
                           where=item.where))
     return units, problems
+
+
 def _moves(entry: str, after: int, mark: int | None) -> dict[str, int]:
     """The cursor entries an item moves once handled: its session's, and with a file's
     offset the mark of the bytes before it (``cursor_room.TAIL_PREFIX``, saved with it

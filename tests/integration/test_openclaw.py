@@ -463,8 +463,9 @@ def test_an_import_on_a_data_folder_another_import_holds_is_told_to_let_it_end(
 def test_a_watch_on_the_folder_a_node_serves_is_told_to_stop_that_node(
         node: NodeProcess, tmp_path: Path) -> None:
     """A ``watch --data-dir`` on the folder a node serves is told to stop that node (or
-    to give the watch another folder), as its lock file says of it: the words of a folder
-    held by another ``watch`` are that watch's."""
+    to give the watch another folder), as the node's lock file says: what makes way for
+    a watch (or an import) goes only into the lock file of the folder it holds, never into
+    a node's (which stays the one line an older release writes; ``test_lock.py``)."""
     state = tmp_path / "openclaw"
     gateway = FakeGateway(state)
     gateway.open_session(KEY, SID)

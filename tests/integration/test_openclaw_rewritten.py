@@ -45,13 +45,23 @@ def cursor(node: NodeProcess, state: Path) -> dict[str, Any]:
 
 
 def read_into(node: NodeProcess, state: Path, command: str, turns: list[str]) -> None:
-    """``import`` (to its end), or ``watch`` until the node holds ``turns``, then stopped."""
+    """``import`` (to its end), or ``watch`` until the node holds ``turns`` and the
+    cursor the file's end, then stopped. A watch saves its cursor after the node has
+    stored what it read, so the turns alone can be seen before the save; stopped in
+    between, the next run reads those records again (answered as stored), which is
+    not what these tests look at."""
     if command == "import":
         done = run_cli(node, "openclaw", "import", "--state-dir", str(state))
         assert done.returncode == 0, done.stderr
         return
+    end = (state / "agents" / "main" / "sessions" / f"{SID}.jsonl").stat().st_size
+
+    def caught_up() -> bool:
+        return said(node) == turns and cursor(node, state).get(f"jsonl:{SID}") == end
+
     with watching(node, state):
-        wait_until(lambda: said(node) == turns or None, STORED_S, f"the node holds {turns}")
+        wait_until(lambda: caught_up() or None, STORED_S,
+                   f"the node holds {turns} and the cursor offset {end}")
 
 
 @pytest.mark.parametrize("command", ["import", "watch"])

@@ -87,7 +87,9 @@ class FolderLock:
             _lock_waiting_for_reads(path, fd)
             # Who holds it, for the error message of the next one to try. Never the
             # command line: it may carry a token.
-            since = time.strftime("%Y-%m-%d %H:%M:%S %Z")
+            # UTC, as the commands say every time to people: the reader may be
+            # on another machine, or in another zone.
+            since = time.strftime("%Y-%m-%d %H:%M:%SZ", time.gmtime())
             what = holder.what if holder else Path(sys.argv[0]).name or "python"
             said = f"process {os.getpid()} ({what}) on {os.uname().nodename}, since {since}"
             if holder:  # a node's stays one line: an older release adds its own way

@@ -17,6 +17,7 @@ import types
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -90,7 +91,7 @@ def test_a_read_that_ends_while_a_start_waits_lets_it_lock(
         time.sleep(seconds)
 
     monkeypatch.setattr(lock, "time", types.SimpleNamespace(
-        monotonic=time.monotonic, sleep=sleep, strftime=time.strftime))
+        monotonic=time.monotonic, sleep=sleep, strftime=time.strftime, gmtime=time.gmtime))
     monkeypatch.setattr(lock, "PEEK_WAIT_S", WAIT_S)  # however slow this machine is
     with read_by_another(folder) as reader, ThreadPoolExecutor(1) as pool:
         taking = pool.submit(FolderLock.acquire, folder)
@@ -113,6 +114,25 @@ def test_a_nodes_lock_file_is_the_one_line_an_older_release_writes(tmp_path: Pat
     FolderLock.acquire(tmp_path).release()
     assert re.fullmatch(rf"process {os.getpid()} \([^)\n]+\) on [^\n]+, since [^\n]+",
                         said(tmp_path)), said(tmp_path)
+
+
+def test_the_holders_start_is_said_in_utc_whatever_the_zone(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The refusal is read by a person perhaps on another machine: its time is UTC, in
+    the commands' style, not the holder's local time named by its zone."""
+    monkeypatch.setenv("TZ", "Europe/Paris")
+    time.tzset()
+    try:
+        before = datetime.now(UTC).replace(microsecond=0)
+        FolderLock.acquire(tmp_path).release()
+        after = datetime.now(UTC)
+    finally:
+        monkeypatch.undo()
+        time.tzset()
+    since = re.search(r", since (\d{4}-\d\d-\d\d \d\d:\d\d:\d\dZ)$", said(tmp_path))
+    assert since, said(tmp_path)
+    at = datetime.strptime(since[1], "%Y-%m-%d %H:%M:%SZ").replace(tzinfo=UTC)
+    assert before <= at <= after
 
 
 def test_the_one_line_lock_file_of_an_older_release_is_a_nodes(tmp_path: Path) -> None:

@@ -252,22 +252,21 @@ class Client(Transport):
         streams are all taken (503 ``streams_full``), or whose streams from this address
         are (429 ``too_many_streams``), or the node's own 503 with a ``Retry-After`` (a
         node that is stopping), is asked again after the wait it asks for (at most
-        ``STREAM_RETRY_AFTER_MAX_S``), the first stream asked for too; once a stream
-        opened, a failure that asks for none backs off (``reconnect_delay_min_s``
-        doubling up to ``reconnect_delay_max_s``). Only another failure before that (a
-        connection refused after the wait of a first stream refused, as stopping or as
-        full), another refusal (4xx), or what the client cannot read
-        (``UnreadableStream``) is raised: a node that is restarting comes back, a wrong
-        token or URL, a node stopped for good, or a node that sends what no node does,
-        does not.
+        ``STREAM_RETRY_AFTER_MAX_S``), the first stream asked for too. Each of these
+        refusals comes after the node's token check, so once one came, as once a stream
+        opened, the URL and token are right and a failure that asks for no wait backs off
+        (``reconnect_delay_min_s`` doubling up to ``reconnect_delay_max_s``). Only another
+        failure before that (a connection refused, a proxy's 502), another refusal (4xx),
+        or what the client cannot read (``UnreadableStream``) is raised: a node that is
+        restarting comes back, a wrong token or URL, or a node that sends what no node
+        does, does not.
         """
         delay_s = self.limits.reconnect_delay_min_s
-        # A node that opened a stream has the right URL and takes the token: what fails
-        # after that is passing, not a mistake to report. A first stream refused (as
-        # stopping, or its streams or this address's full) is waited as it asks without
-        # that: a node that then never answers again (stopped for good) ends the stream
-        # as one never reached, not a wait forever.
-        connected = False
+        # A node that opened a stream, or refused one with a wait (full, or stopping:
+        # both after its token check), has the right URL and takes the token: what fails
+        # after that is passing, not a mistake to report, and is waited out.
+        connected = False  # a stream opened: the next one opened is "back"
+        reached = False
         said: str | None = None  # the failure going on, as told: "lost" or "full"
         tell = on_news or (lambda _what, _position, _reason: None)
         while True:
@@ -276,7 +275,7 @@ class Client(Transport):
                 async for item in self._stream_once(after):
                     if item is None:
                         tell("back" if connected else "open", after, None)
-                        connected, said = True, None
+                        connected, reached, said = True, True, None
                         delay_s = self.limits.reconnect_delay_min_s
                         continue
                     after = item.position
@@ -289,15 +288,17 @@ class Client(Transport):
                     # address's, closes; its cap per address met by a reconnection while
                     # it still counts the stream it replaces, or by another tail.
                     failure, reason, wait_s = "full", str(error.code), error.retry_after_s
+                    reached = True
                 # Unreadable: what the node sends, which a reconnection sends again.
                 elif isinstance(error, UnreadableStream) or (
                         error.status is not None and error.status < 500):
                     raise
-                elif connected or _stopping(error):
-                    # Once connected: a connection error or a 5xx is passing (a node that
+                elif reached or _stopping(error):
+                    # Once reached: a connection error or a 5xx is passing (a node that
                     # restarts, a proxy whose node is away); a node that is stopping
                     # asks for the wait of its restart (503 with Retry-After), the first
                     # stream asked for too.
+                    reached = True  # the node's own 503 comes after its token check
                     failure, reason = "lost", str(error)
                     wait_s = error.retry_after_s if error.status == 503 else None
                 else:

@@ -1,12 +1,13 @@
 """``clawsync tail`` whose first stream a node refuses with a wait (503 ``unavailable`` as
-it stops, 503 ``streams_full``, 429 ``too_many_streams``): it waits as asked, and a node
-that then does not come back ends it as a node never reached does (exit 1, "cannot
-reach"), not a wait forever."""
+it stops, 503 ``streams_full``, 429 ``too_many_streams``): it waits as asked. Each refusal
+comes after the node's token check, so the node was reached: a failure after it (a proxy
+whose node restarts) is waited out too, said as a wait for a node never followed yet, and
+the tail follows once a stream opens."""
 
 from __future__ import annotations
 
+import itertools
 import json
-import threading
 
 import pytest
 
@@ -38,40 +39,58 @@ REFUSALS = {
 }
 
 
+#: A proxy's answer while its node is away: no code, no wait asked for.
+AWAY = b"bad gateway"
+#: The stream requests the stand-in answers as away, after its refusal.
+AWAY_TIMES = 2
+
+
 @pytest.mark.parametrize("refused_as", list(REFUSALS))
-def test_tail_refused_by_a_node_that_never_returns_ends(refused_as: str) -> None:
-    """Refused once, waited as asked (said as waiting for a node never followed yet, not
-    as reconnecting): the node gone by then, the tail ends."""
+def test_tail_refused_then_out_of_reach_waits_for_the_node(refused_as: str) -> None:
+    """Refused once and waited as asked; the node then out of reach twice (a proxy's
+    502), asked again each time rather than ended; then a stream opens and is followed."""
     status, body, said_of_it = REFUSALS[refused_as]
-    refused = threading.Event()
+    asked = itertools.count()
 
     class Refusing(Quiet):
-        """A node whose live streams are refused with a wait: healthy still."""
+        """A node whose first live stream is refused with a wait, healthy still; behind
+        a proxy that then finds it away, then back."""
 
         def do_GET(self) -> None:
             if not self.path.startswith("/v1/events"):
                 self.answer(200, {"status": "ok", "node_id": "n", "head": 0})
                 return
-            self.send_response(status)
-            self.send_header("Retry-After", RETRY_AFTER)
-            self.send_header("Content-Type", "application/json")
-            self.send_header("Content-Length", str(len(body)))
-            self.end_headers()
-            self.wfile.write(body)
-            refused.set()
+            turn = next(asked)
+            if turn == 0:
+                self.send_response(status)
+                self.send_header("Retry-After", RETRY_AFTER)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+            elif turn <= AWAY_TIMES:
+                self.send_response(502)
+                self.send_header("Content-Type", "text/plain")
+                self.send_header("Content-Length", str(len(AWAY)))
+                self.end_headers()
+                self.wfile.write(AWAY)
+            else:  # a stream that opens, then ends: the tail has followed it
+                self.send_response(200)
+                self.send_header("Content-Type", "text/event-stream")
+                self.end_headers()
 
     with serving(Refusing) as url:
         tail = spawn_cli(url, "tail")
-        assert refused.wait(CLI_TIMEOUT_S), "the tail asked for no stream"
-    # The node is gone: its port refuses the connection the tail asks for next.
-    try:
-        assert tail.stderr is not None
-        said = LineReader(tail.stderr)
-        assert said.wait_for("cannot reach", timeout_s=CLI_TIMEOUT_S).startswith(
-            f"Error: cannot reach the node at {url}"), said.seen
-        assert tail.wait(CLI_TIMEOUT_S) == 1
-        # Said as a wait for a node never followed yet, not as a reconnection.
-        assert any(line.endswith(said_of_it.format(url=url)) for line in said.seen), said.seen
-    finally:
-        if tail.poll() is None:
+        try:
+            assert tail.stderr is not None
+            said = LineReader(tail.stderr)
+            said.wait_for(f"following {url} after position 0", timeout_s=CLI_TIMEOUT_S)
+            assert any(line.endswith(said_of_it.format(url=url)) for line in said.seen), \
+                said.seen
+            # A wait for a node never followed yet, not a reconnection: the proxy's 502
+            # after a refusal as full, or stopping's own refusal (the 502 after it is no
+            # news: the stream is lost still).
+            assert any(line.endswith(f"; waiting for {url} to follow after position 0")
+                       for line in said.seen), said.seen
+        finally:
             stop_cli(tail)

@@ -20,7 +20,6 @@ from aiohttp import hdrs, web
 
 from node.client import api
 from node.client.api import Client
-from node.client.errors import ClientError
 from node.http.errors import STOPPING_RETRY_AFTER_S
 from node.limits import ClientLimits
 from node.server.app import STREAMS
@@ -168,24 +167,30 @@ async def test_a_stream_cut_then_refused_as_full_says_each_change_once(
     assert news == ["open", "lost", "full", "lost", "full", "back"]
 
 
-async def test_a_stream_refused_as_full_then_out_of_reach_before_it_opened_is_raised(
+async def test_a_stream_refused_as_full_then_out_of_reach_before_it_opened_waits_on(
         make_node: NodeFactory) -> None:
-    """A node that said its streams are full, then could not be reached before any
-    stream opened (a proxy whose node is gone, or was never the right one), is not taken
-    for reached: the failure is raised, as for a first stream out of reach, not waited on
-    for ever."""
+    """A node that said its streams are full was reached (its URL and the token are
+    right): a failure after that, before any stream opened (a proxy whose node restarts),
+    is "lost" and asked again, not raised; the stream opens once one is free."""
     node = await make_node(streams_max=1)
     news: list[str] = []
-    async with Relay(node.url, retry_after="0") as relay, Client(relay.url) as client, \
-            Client(node.url) as rival, following(rival, []):  # takes the only stream
+    limits = dataclasses.replace(ClientLimits(), reconnect_delay_max_s=0.4)
+    async with Relay(node.url, retry_after="0") as relay, \
+            Client(relay.url, limits=limits) as client, Client(node.url) as rival, \
+            contextlib.AsyncExitStack() as holding:
+        await holding.enter_async_context(following(rival, []))  # takes the only stream
         await until(lambda: streams_open(node) == 1)
-        with pytest.raises(ClientError) as raised:
-            async with following(client, news) as task:
-                await until(lambda: news == ["full"])
-                relay.down = True
-                await until(task.done)
-    assert raised.value.status == 502
-    assert news == ["full"]
+        async with following(client, news) as task:
+            await until(lambda: news == ["full"])
+            relay.down = True
+            await until(lambda: "lost" in news or task.done())
+            assert not task.done()
+            await until(lambda: relay.unreached >= 2)  # asked again
+            await holding.aclose()  # the rival's stream closes
+            await until(lambda: streams_open(node) == 0)
+            relay.down = False
+            await until(lambda: news[-1] == "open")
+    assert news == ["full", "lost", "open"]
 
 
 @pytest.mark.parametrize("retry_after", [None, "0"], ids=["none", "zero"])

@@ -11,6 +11,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 import aiohttp
+import pytest
 import structlog
 
 from crdt.log.projection import rebuild
@@ -22,7 +23,7 @@ from node.server.app import STREAMS
 from node.server.run import RunningNode
 from node.server.streams import SSE_TYPE
 from tests.support.events import event
-from tests.support.waits import POLL_S, until
+from tests.support.waits import DEADLINE_S, POLL_S, until
 
 EventFactory = Callable[..., dict[str, Any]]
 NodeFactory = Callable[..., Awaitable[RunningNode]]
@@ -181,19 +182,36 @@ async def test_a_stream_asked_for_while_the_node_stops_is_refused_as_stopping(
 
 
 async def test_a_full_node_that_stops_answers_a_stream_as_stopping(
-        make_node: NodeFactory) -> None:
+        make_node: NodeFactory, monkeypatch: pytest.MonkeyPatch) -> None:
     """A node whose streams are all taken as it stops refuses a new one as stopping,
-    with the wait of a restart, not as full: a client is told the node stops, not that
-    it waits for a stream to be freed (``clawsync tail``'s words for ``streams_full``)."""
+    with the wait of a restart, not as full, from the start of its stop: while its peer
+    links close (held here), before its site stops. A client is told the node stops,
+    not that it waits for a stream to be freed (``clawsync tail``'s words for
+    ``streams_full``)."""
     node = await make_node(streams_max=1, streams_per_address_max=1)
+    closing, go_on = asyncio.Event(), asyncio.Event()
+    stop_gossip = node.gossip.stop
+
+    async def held_gossip_stop() -> None:
+        closing.set()
+        await go_on.wait()
+        await stop_gossip()
+
+    monkeypatch.setattr(node.gossip, "stop", held_gossip_stop)
     async with aiohttp.ClientSession(base_url=node.url) as client:
         # Its one stream taken, as by another client's (its address: another's).
         with node.runner.app[STREAMS].held("192.0.2.1"):
             async with client.get("/v1/events", headers={"Accept": SSE_TYPE}) as resp:
                 assert (resp.status, (await resp.json())["error"]["code"]) == (
                     503, "streams_full")
-            node.astore.release_waiters()  # what the node's shutdown does first
-            async with client.get("/v1/events", headers={"Accept": SSE_TYPE}) as resp:
-                assert resp.status == 503
-                assert resp.headers["Retry-After"] == str(STOPPING_RETRY_AFTER_S)
-                assert (await resp.json())["error"]["code"] == "unavailable"
+            stopping = asyncio.create_task(node.stop())
+            try:
+                async with asyncio.timeout(DEADLINE_S):
+                    await closing.wait()
+                async with client.get("/v1/events", headers={"Accept": SSE_TYPE}) as resp:
+                    assert (resp.status, (await resp.json())["error"]["code"],
+                            resp.headers["Retry-After"]) == (
+                        503, "unavailable", str(STOPPING_RETRY_AFTER_S))
+            finally:
+                go_on.set()
+                await stopping

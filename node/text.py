@@ -211,13 +211,19 @@ def time_text(timestamp: object) -> str:
     ('2026-12-07 18:52:39Z', '2026-12-07 18:52:39Z')
     >>> time_text("yesterday"), time_text("2026-12-07T18:52:39"), time_text(None)
     ('yesterday', '2026-12-07T18:52:39', '')
+
+    One whose UTC falls off the calendar (no node gives it; a mangled answer may) comes
+    as it came too:
+
+    >>> time_text("0001-01-01T00:30:00+01:00")
+    '0001-01-01T00:30:00+01:00'
     """
     if timestamp is None:
         return ""
     text = str(timestamp)
     try:
         moment = datetime.datetime.fromisoformat(text)
-    except ValueError:
+        # No offset: a time no node gives, not taken for this machine's.
+        return text if moment.tzinfo is None else utc_text(moment)
+    except (ValueError, OverflowError):  # no time; one before year 1 or after 9999 in UTC
         return text
-    # No offset: a time no node gives, not taken for this machine's.
-    return text if moment.tzinfo is None else utc_text(moment)

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import re
 
-#: A date and time as ``node.cli.output.when`` writes it (``2026-12-01 10:00:00Z``), or
+#: A date and time as ``node.text.time_text`` writes it (``2026-12-01 10:00:00Z``), or
 #: as another might (to the minute, or past the second).
 _TIME = r"\d{4}-\d\d-\d\d \d\d:\d\d(?::\d\d(?:\.\d+)?)?Z?"
 #: A word where a cell may be broken into lines: a time is one (its date on one line and

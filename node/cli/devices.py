@@ -9,10 +9,10 @@ import click
 
 from node.cli.common import field, listing, maybe, note, rows, with_client, written
 from node.cli.options import client_options, named_node
-from node.cli.output import print_rows, printable, when
+from node.cli.output import print_rows, printable
 from node.client.errors import ClientError, shown_address
 from node.command_lines import add_command
-from node.text import counted
+from node.text import counted, time_text
 
 if TYPE_CHECKING:  # the commands get a client from with_client
     from node.client.api import Client
@@ -50,7 +50,7 @@ def device_rows(view: dict[str, Any]) -> list[list[str]]:
         this = " (this device)" if device_id == own else ""
         return [device_id, shown_name(field(row, "name", str)) + this + shared,
                 "member", maybe(row, "address", str) or "-",
-                f"added by {_who(field(row, 'added_by', str), names, own)}, {when(added_at)}"
+                f"added by {_who(field(row, 'added_by', str), names, own)}, {time_text(added_at)}"
                 if added_at else "-"]
 
     def gone(row: dict[str, Any]) -> list[str]:
@@ -58,7 +58,7 @@ def device_rows(view: dict[str, Any]) -> list[list[str]]:
         return [field(row, "device_id", str), shown_name(maybe(row, "name", str) or "-"),
                 "removed", "-",
                 f"removed by {_who(field(row, 'removed_by', str), names, own)}, "
-                f"{when(field(row, 'removed_at', str))}" + (f": {reason}" if reason else "")]
+                f"{time_text(field(row, 'removed_at', str))}" + (f": {reason}" if reason else "")]
 
     def linked(row: dict[str, Any]) -> list[str]:
         via = maybe(row, "via", str)

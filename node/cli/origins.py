@@ -9,9 +9,9 @@ import click
 
 from node.cli.common import field, listing, maybe, note, rows, with_client, written
 from node.cli.options import client_options
-from node.cli.output import print_rows, printable, when
+from node.cli.output import print_rows, printable
 from node.client.errors import ClientError
-from node.text import counted
+from node.text import counted, time_text
 
 if TYPE_CHECKING:  # the commands get a client from with_client
     from node.client.api import Client
@@ -26,7 +26,7 @@ def _origin_row(row: dict[str, Any]) -> list[str]:
     return [
         field(row, "origin", str) + (" (this node)" if field(row, "own", bool) else ""),
         str(field(row, "seq", int)), str(field(row, "events", int)),
-        when(maybe(row, "last_activity", str)) or "-",
+        time_text(maybe(row, "last_activity", str)) or "-",
         field(row, "state", str) + (f" at {final_seq}" if final_seq is not None else ""),
     ]
 

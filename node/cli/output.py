@@ -103,24 +103,13 @@ def event_text(kind: dict[str, Any]) -> str:
     return shorten(text)
 
 
-def when(timestamp: Any) -> str:
-    """A time the node gave, for a person: every table and line of the commands writes
-    it so (``node.text.time_text``). ``--json`` prints the node's text as it is:
-    programs read it, to the millisecond.
-
-    >>> when("2026-12-01T10:00:59.999Z"), when(None)
-    ('2026-12-01 10:00:59Z', '')
-    """
-    return time_text(timestamp)
-
-
 def event_row(event: dict[str, Any], *, with_session: bool = False) -> list[str]:
     """Columns of one event: position, time, [session], type, summary."""
     from crdt.kinds import RECORD_KINDS
 
     kind = event.get("kind") or {}
     # Each cell printable: ``tail`` prints them as they are, around its colours.
-    row = [printable(str(event.get("position", ""))), printable(when(event.get("timestamp")))]
+    row = [printable(str(event.get("position", ""))), printable(time_text(event.get("timestamp")))]
     if with_session:
         row.append(printable(str(event.get("session_key", ""))))
     kind_name = printable(str(kind.get("type", "?")))
@@ -452,7 +441,7 @@ def projection_lines(view: dict[str, Any], messages_max: int) -> list[tuple[str,
         ("events", str(view.get("event_count"))),
         ("messages", f"{len(view.get('messages') or [])} in history, "
                      f"{view.get('message_count')} received from the peer"),
-        ("last activity", when(view.get("last_activity")) or "-"),
+        ("last activity", time_text(view.get("last_activity")) or "-"),
         ("automerge", str(view.get("automerge_url") or "-")),
     ]
     messages = view.get("messages") or []
@@ -475,4 +464,4 @@ def message_line(message: dict[str, Any]) -> str:
     if message.get("tool_name"):
         outcome = "ok" if message.get("success") else "failed"
         role = f"{role} {message['tool_name']} {outcome}"
-    return shorten(f"{when(message.get('timestamp'))}  {role}: {message.get('content', '')}")
+    return shorten(f"{time_text(message.get('timestamp'))}  {role}: {message.get('content', '')}")

@@ -26,9 +26,9 @@ from node.cli.output import (
     print_rows,
     printable,
     projection_lines,
-    when,
 )
 from node.client.errors import ClientError
+from node.text import time_text
 from node.whole_numbers import WholeRange
 
 if TYPE_CHECKING:  # the commands get a client from with_client
@@ -185,7 +185,7 @@ def session_cells(item: dict[str, Any]) -> list[str]:
     count = item.get("message_count")
     return [str(item.get("index")), str(item.get("session_key")),
             str(item.get("state") or ""), "" if count is None else str(count),
-            when(item.get("last_activity"))]
+            time_text(item.get("last_activity"))]
 
 
 @click.command()

@@ -9,8 +9,9 @@ import click
 
 from node.cli.common import AnswerError, field, listing, maybe, note, rows, with_client, written
 from node.cli.options import client_options
-from node.cli.output import print_json, print_rows, printable, prints_table, when
+from node.cli.output import print_json, print_rows, printable, prints_table
 from node.client.errors import ClientError
+from node.text import time_text
 
 if TYPE_CHECKING:  # the commands get a client from with_client
     from node.client.api import Client
@@ -58,8 +59,8 @@ def _token_row(row: dict[str, Any], names: dict[str, str], short: bool) -> list[
         "read-only" if field(row, "read_only", bool) else "read-write",
         (device_id[:7] if short else _issuer(device_id, names))
         if device_id else f"origin {maybe(row, 'origin', str)}",
-        when(field(row, "issued_at", str)),
-        f"revoked {when(revoked_at)}" if revoked_at else maybe(row, "state", str) or "valid",
+        time_text(field(row, "issued_at", str)),
+        f"revoked {time_text(revoked_at)}" if revoked_at else maybe(row, "state", str) or "valid",
     ]
 
 

@@ -15,8 +15,8 @@ from pathlib import Path
 import pytest
 from rich.cells import cell_len
 
-from node.cli.output import when
 from node.cli.tokens import HEADERS
+from node.text import time_text
 from tests.support.cluster import wait_until
 from tests.support.processes import NodeProcess, child_env, cli_args, run_cli
 from tests.support.terminal import ESCAPES, on_a_terminal
@@ -99,7 +99,7 @@ def test_every_listing_fits_a_narrow_terminal_and_cuts_no_id_or_time(
     if columns == 60:
         listing = "\n".join(on_terminal(node, "tokens", columns=columns))
         for token in tokens:
-            assert token["id"] in listing and when(token["issued_at"]) in listing, listing
+            assert token["id"] in listing and time_text(token["issued_at"]) in listing, listing
 
 
 def test_80_columns_hold_the_tokens_table_with_whole_ids(listed_node: NodeProcess) -> None:
@@ -116,7 +116,7 @@ def test_80_columns_hold_the_tokens_table_with_whole_ids(listed_node: NodeProces
     assert sorted(ids) == sorted(token["id"] for token in tokens), lines
     (revoked,) = [token for token in tokens if token["revoked_at"]]
     # On a line of its own under "revoked", whole.
-    assert when(revoked["revoked_at"]) in [line.strip() for line in lines], lines
+    assert time_text(revoked["revoked_at"]) in [line.strip() for line in lines], lines
     assert notes == ["(left out for want of room: issued; piped or with --json, every "
                      "column is there)"], notes
 
@@ -133,9 +133,9 @@ def test_the_tokens_table_wraps_names_not_times(listed_node: NodeProcess) -> Non
         table = "\n".join(lines)
         assert ("notes app for the whole family" not in table) is wraps, lines
         for token in tokens:
-            assert token["id"] in table and when(token["issued_at"]) in table, lines
+            assert token["id"] in table and time_text(token["issued_at"]) in table, lines
             if token["revoked_at"]:
-                assert when(token["revoked_at"]) in table, lines
+                assert time_text(token["revoked_at"]) in table, lines
 
 
 @pytest.mark.parametrize("columns", [80, 60])
@@ -236,10 +236,10 @@ def test_the_devices_table_gives_its_times_as_every_listing(listed_node: NodePro
     stamp = member["added_at"]
     lines = on_terminal(listed_node, "devices", columns=200)
     assert lines[0].split() == ["device", "name", "state", "address", "since"], lines
-    assert lines[1].endswith(f"added by this device, {when(stamp)}"), lines
+    assert lines[1].endswith(f"added by this device, {time_text(stamp)}"), lines
     assert stamp not in "\n".join(lines), lines
     piped = ok(run_cli(listed_node, "devices")).splitlines()
-    assert piped[1].endswith(f"added by this device, {when(stamp)}"), piped
+    assert piped[1].endswith(f"added by this device, {time_text(stamp)}"), piped
     assert json.loads(ok(run_cli(listed_node, "devices", "--json")))["members"][0][
         "added_at"] == stamp
 
@@ -263,9 +263,9 @@ def test_a_long_session_key_and_the_times_stay_whole(node: NodeProcess) -> None:
     wide = on_terminal(node, "events", LONG_KEY, columns=120)
     assert wide[0] == LONG_KEY, wide  # a line of its own, whole: the terminal wraps it
     assert wide[1].split() == ["position", "time", "kind", "summary"], wide
-    assert when(event["timestamp"]) in wide[2] and "…" not in "\n".join(wide), wide
+    assert time_text(event["timestamp"]) in wide[2] and "…" not in "\n".join(wide), wide
     narrow = on_terminal(node, "events", LONG_KEY, columns=40)
-    assert narrow == [f"{event['position']}  {when(event['timestamp'])}  agent_response  "
+    assert narrow == [f"{event['position']}  {time_text(event['timestamp'])}  agent_response  "
                       "ok [m1]"], narrow
 
 

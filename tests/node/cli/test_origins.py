@@ -10,7 +10,7 @@ from tests.support.processes import NodeProcess, run_cli
 
 
 def test_last_activity_is_written_as_the_other_listings_write_times() -> None:
-    """As ``events``, ``sessions`` and ``tokens`` write them (``output.when``), not as
+    """As ``events``, ``sessions`` and ``tokens`` write them (``node.text.time_text``), not as
     the node's JSON has them, with a "T"."""
     row = origin_rows([{"origin": "45533c84642daaab", "own": False, "seq": 3, "events": 3,
                         "last_activity": "2026-12-07T04:35:19.021Z", "state": "active"}])

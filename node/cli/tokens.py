@@ -212,7 +212,7 @@ def revoke(ctx: click.Context, token_id: str) -> None:
         shown = f"token {field(answer, 'id', str)} ({field(answer, 'name', str)})"
         revoked_at, state = maybe(before, "revoked_at", str), maybe(before, "state", str)
     if revoked_at:
-        click.echo(printable(f"{shown} was already revoked {revoked_at}"))
+        click.echo(printable(f"{shown} was already revoked {time_text(revoked_at)}"))
     elif (state or "valid") != "valid":
         click.echo(printable(f"{shown} was already refused ({state}); now revoked too"))
     else:

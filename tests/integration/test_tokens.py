@@ -21,6 +21,7 @@ from click.testing import CliRunner
 from crdt.automerge.document import automerge_url
 from node.cli.group import main
 from node.cli.tokens import HEADERS
+from node.text import time_text
 from tests.support.cluster import Cluster, wait_until
 from tests.support.devices import device_id, paired
 from tests.support.interop import append, message, projection, ws_url
@@ -120,7 +121,7 @@ def test_a_token_issued_on_a_works_on_b_and_revoked_on_b_leaves_a(
         # Revoked again (on A, once the record reached it): said so, not revoked anew.
         revoked_at = listed(a)[token_id]["revoked_at"]
         assert ok(run_cli(a, "tokens", "revoke", token_id.upper())).endswith(
-            f"was already revoked {revoked_at}\n")  # (an id as people may copy it)
+            f"was already revoked {time_text(revoked_at)}\n")  # (an id as people may copy it)
         assert listed(a)[token_id]["revoked_at"] == revoked_at
 
     # The secret reached no log and no data folder (the records hold its hash).

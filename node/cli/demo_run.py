@@ -258,6 +258,8 @@ class Demo:
         self.out.print(f"  {len(contents)} messages in event order (timestamp, id), each "
                        "once, on every node:")
         for number, message in enumerate(view["messages"], 1):
+            # The clock to the millisecond, not the commands' one style (to the
+            # second): the messages of one demo are ordered within a second or two.
             at = message["timestamp"][11:23]
             by = names.get(origin.get(message["id"], ""), "?")
             self.out.print(f"  {number}. {at}  from {by}  {message['role']:<9} "

@@ -75,6 +75,9 @@ def said_waiting(record: Record, events: list[Event], refused: Refusal) -> str:
     """What to tell of a record that waits for the node's clock: which, by how much the
     clocks differ (if the node said its clock), and what happens to it."""
     dated = max(events, key=lambda event: event.timestamp).timestamp
+    # Both times to the millisecond, not in the commands' one style (``node.text``,
+    # to the second): what is wrong is their difference, often under a second, which
+    # two times cut to the second would hide (both the same).
     if refused.clock is None:
         lead = f"ahead of the node's clock ({refused.said})"
     else:

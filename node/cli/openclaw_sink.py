@@ -11,7 +11,7 @@ from typing import Any, TypeVar
 
 import click
 
-from crdt.errors import CrdtError, InvalidInput, LogFormatError
+from crdt.errors import CrdtError, FolderInUse, InvalidInput, LogFormatError
 from crdt.events import Event, parse_event
 from crdt.log.cursors import read_cursor, save_cursor
 from crdt.log.store import EventStore
@@ -221,5 +221,7 @@ def with_sink(ctx: click.Context, data_dir: Path | None,
         # input this command cannot use, as for ``clawsync device --data-dir``: exit 2,
         # in the same words (they name the file, never what it holds).
         raise InputError(str(error)) from None
-    except CrdtError as error:  # the folder is in use
+    except FolderInUse as error:  # its words name the folder already
+        raise NodeError(str(error)) from None
+    except CrdtError as error:
         raise NodeError(str(error) if data_dir is None else f"{data_dir}: {error}") from None

@@ -442,13 +442,18 @@ def test_an_import_on_a_data_folder_another_import_holds_is_told_to_let_it_end(
     args = ("openclaw", "import", "--state-dir", str(state), "--data-dir", str(data))
     first = spawn_cli(nowhere, *args)
     try:
-        # Written once it is locked: the folder is held.
-        wait_until((data / LOCK_NAME).read_text, CLI_TIMEOUT_S,
-                   "the first import holding the data folder")
+        def held() -> str:
+            # Written once it is locked; a first import that ended (the lock file stays)
+            # fails the test at once, with what it said.
+            assert first.poll() is None, first.communicate()
+            return (data / LOCK_NAME).read_text()
+
+        wait_until(held, CLI_TIMEOUT_S, "the first import holding the data folder")
         second = run_cli(nowhere, *args)
         assert second.returncode == 1, second.stderr
-        assert f"the data folder {data.resolve()} is in use by process {first.pid} " \
-            "(" in second.stderr, second.stderr
+        # The folder named once: by the lock's words, not again before them.
+        assert second.stderr.startswith(f"Error: the data folder {data.resolve()} is in use "
+                                        f"by process {first.pid} ("), second.stderr
         assert "openclaw import) on " in second.stderr, second.stderr
         assert "; let that import end first, or give this one another folder" \
             in second.stderr, second.stderr

@@ -104,6 +104,7 @@ class AsyncStore:
         #: ``wait_for_head`` callers, woken together when the head moves.
         self._head_waiters: dict[asyncio.Future[None], None] = {}
         self._listeners: list[CommitListener] = []
+        self._stopping = False
         self._released = False
         self._closed = False
         #: Number of ``append_batch`` calls made so far (group commit makes it smaller
@@ -148,8 +149,14 @@ class AsyncStore:
         return self._head
 
     @property
+    def stopping(self) -> bool:
+        """True once the node began to stop (``begin_stopping``): long polls and streams
+        should finish, and new ones be refused."""
+        return self._stopping
+
+    @property
     def released(self) -> bool:
-        """True once shutdown began: long polls and streams should finish."""
+        """True once the site stops (``release_waiters``): followers should finish."""
         return self._released
 
     def add_commit_listener(self, listener: CommitListener) -> None:
@@ -332,14 +339,18 @@ class AsyncStore:
         stats = await self.read(lambda s: s.stats())
         return {**stats, "documents_in_memory": len(self.documents)}
 
-    async def wait_for_head(self, after: int, timeout_s: float | None) -> int:
+    async def wait_for_head(self, after: int, timeout_s: float | None, *,
+                            follower: bool = False) -> int:
         """Wait until the head passes ``after``, at most ``timeout_s`` (None: no limit);
         return the head.
 
-        Returns early (with whatever the head is) once shutdown began.
+        Returns early (with whatever the head is) once the node is stopping; a
+        ``follower`` only once the waiters are released: it feeds clients that the site
+        serves until it stops.
         """
         deadline = None if timeout_s is None else self._loop.time() + timeout_s
-        while self._head <= after and not self._released:
+        while self._head <= after and not self._released \
+                and (follower or not self._stopping):
             if deadline is not None and self._loop.time() >= deadline:
                 break
             # A future and a timer of its own, not ``asyncio.timeout`` around an Event:
@@ -357,9 +368,15 @@ class AsyncStore:
 
     # -- shutdown -------------------------------------------------------------------
 
+    def begin_stopping(self) -> None:
+        """The node stops: wake the ``wait_for_head`` callers that end then (not the
+        followers)."""
+        self._stopping = True
+        self._wake_waiters()
+
     def release_waiters(self) -> None:
-        """Wake every ``wait_for_head`` caller for good: the node is stopping."""
-        self._released = True
+        """Wake every ``wait_for_head`` caller for good: the site stops."""
+        self._stopping = self._released = True
         self._wake_waiters()
 
     async def close(self) -> None:

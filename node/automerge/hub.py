@@ -252,7 +252,7 @@ class RepoHub:
             await self._drop_replaced()
         while not self.astore.released:
             try:
-                await self.astore.wait_for_head(cursor, None)  # shutdown wakes it
+                await self.astore.wait_for_head(cursor, None, follower=True)  # till the site stops
                 if not self._watchers:  # nobody to tell: skip what committed meanwhile
                     cursor = self.astore.head
                     continue

@@ -60,7 +60,7 @@ from node.device import DeviceKey
 from node.folder import FolderSize
 from node.headers import AUTOMERGE_URL_HEADER, TOKEN_UNUSED_HEADER
 from node.http import auth
-from node.http.errors import HttpError, bad_parameter, forbidden, unauthorized
+from node.http.errors import HttpError, bad_parameter, forbidden, stopping, unauthorized
 from node.http.metrics import Metrics
 from node.http.params import (
     flag_param,
@@ -123,7 +123,8 @@ def make_app(config: Config, astore: AsyncStore, device: DeviceKey) -> web.Appli
     astore.add_commit_listener(metrics.observe_commit)
 
     async def on_shutdown(_app: web.Application) -> None:
-        # Long polls and live streams would otherwise hold shutdown for their full wait.
+        # The followers end (RunningNode.stop ended long polls and live streams already;
+        # an app stopped on its own ends them here): each would hold shutdown.
         astore.release_waiters()
 
     async def on_cleanup(_app: web.Application) -> None:
@@ -358,14 +359,19 @@ async def get_events(request: web.Request) -> web.StreamResponse:
         name, after = streams.resume_position(request, CURSOR_MAX)
         _page_params(request)  # a stream has no pages, but a bad value is still refused
         seconds_param(request, "wait", high_s=limits.poll_wait_max_s)
+        if astore.stopping:  # before the position's grace, which a stop cuts short
+            raise stopping()
         await _refuse_past_head(request, name, after)
         return await streams.stream_events(request, astore, after, limits,
                                            request.app[STREAMS])
     after, limit = _page_params(request)
     wait_s = seconds_param(request, "wait", high_s=limits.poll_wait_max_s)
     await _refuse_past_head(request, "after", after)
-    if wait_s > 0 and astore.head <= after:
-        await astore.wait_for_head(after, wait_s)
+    if wait_s > 0 and astore.head <= after \
+            and await astore.wait_for_head(after, wait_s) <= after and astore.stopping:
+        # No news, and no wait left to give: an empty page would have the client ask
+        # again at once, over and over, for the whole stop.
+        raise stopping()
     return await _events_page(request, after, limit,
                               lambda store, cursor, count: store.events_after(cursor, count))
 

@@ -150,9 +150,10 @@ class RunningNode:
             return
         self.stopped = True
         # Stopping from now on, not only once the site stops (after the peer links, which
-        # may take a slow peer's close timeout twice): a new live stream is refused as
-        # stopping, with the wait of a restart, and open streams and long polls end.
-        self.astore.release_waiters()
+        # may take a slow peer's close timeout twice): a new live stream or long poll is
+        # refused as stopping, with the wait of a restart, and open ones end. The
+        # Automerge followers go on till the site stops: its clients are still served.
+        self.astore.begin_stopping()
         if self.tls_watch is not None:
             self.tls_watch.cancel()
             # Waited for, never raised from: however the looks ended, the steps below

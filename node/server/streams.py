@@ -115,13 +115,13 @@ async def stream_events(request: web.Request, astore: AsyncStore, after: int,
     stops reading for ``stream_send_timeout_s``, or the node stops. Refused (503, 429)
     beyond ``streams_max`` or ``streams_per_address_max``, and (503 ``unavailable``,
     with the ``Retry-After`` of a restart) once the node is stopping."""
-    if astore.released:
+    if astore.stopping:
         # Opened now, it would end at once with no event: an empty 200 that a client
         # takes for a stream, then for one lost, rather than for a node that is stopping.
         # Nothing below awaits before ``response.prepare`` sends the headers, so this
         # look holds till the answer starts (a second one there would see the same).
         # What remains: a stop begun once the headers are out, which ends the stream
-        # at its first look at ``released``, no event sent; the client asks again, as
+        # at its first look at ``stopping``, no event sent; the client asks again, as
         # for any stream lost, and gets this 503. Before the slots: a full node that
         # stops says it stops, not that a stream will be freed.
         raise stopping()
@@ -153,7 +153,7 @@ async def stream_events(request: web.Request, astore: AsyncStore, after: int,
 async def _follow(request: web.Request, response: web.StreamResponse, astore: AsyncStore,
                   cursor: int, limits: Limits) -> None:
     send_s = limits.stream_send_timeout_s
-    while not astore.released and not _gone(request):
+    while not astore.stopping and not _gone(request):
         # Read and format on a reader thread, bounded in bytes: one write holds at most
         # ``stream_write_bytes_max`` plus one event, whatever the events are.
         data, last = await astore.read(functools.partial(_read_page, after=cursor,
@@ -163,7 +163,7 @@ async def _follow(request: web.Request, response: web.StreamResponse, astore: As
             cursor = last
             continue
         head = await _wait_for_news(request, astore, cursor, limits.sse_keepalive_s)
-        if head <= cursor and not astore.released and not _gone(request):
+        if head <= cursor and not astore.stopping and not _gone(request):
             await _send(response, KEEPALIVE_COMMENT, send_s)
 
 
@@ -177,7 +177,7 @@ async def _wait_for_news(request: web.Request, astore: AsyncStore, cursor: int,
         if remaining_s <= 0:
             break
         head = await astore.wait_for_head(cursor, min(remaining_s, GONE_CHECK_S))
-        if head > cursor or astore.released:
+        if head > cursor or astore.stopping:
             return head
     return astore.head
 

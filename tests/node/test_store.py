@@ -299,6 +299,26 @@ async def test_release_waiters_ends_waits(astore: AsyncStore) -> None:
     assert await astore.wait_for_head(0, timeout_s=60) == 0  # no new waits either
 
 
+async def test_a_follower_waits_through_a_stop_till_the_waiters_are_released(
+        astore: AsyncStore) -> None:
+    """A stop ends long polls and streams; a follower, which feeds clients the site still
+    serves, is woken by the commits made meanwhile and ended only by the release."""
+    waiter = asyncio.create_task(astore.wait_for_head(0, timeout_s=60))
+    follower = asyncio.create_task(astore.wait_for_head(0, None, follower=True))
+    await asyncio.sleep(0)
+    astore.begin_stopping()
+    assert await waiter == 0
+    assert await astore.wait_for_head(0, timeout_s=60) == 0  # no new waits either
+    await asyncio.sleep(0)
+    assert not follower.done()
+    await astore.append([draft(1)])
+    assert await follower == 1
+    follower = asyncio.create_task(astore.wait_for_head(1, None, follower=True))
+    await asyncio.sleep(0)
+    astore.release_waiters()
+    assert await follower == 1
+
+
 async def test_close_commits_queued_appends_first(tmp_path: Path) -> None:
     astore = await AsyncStore.open(tmp_path)
     pending = [asyncio.create_task(astore.append([draft(n)])) for n in range(20)]

@@ -5,11 +5,13 @@ websocket."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
+import contextlib
+from collections.abc import AsyncIterator, Callable
 from typing import Any
 from urllib.parse import quote
 
 import aiohttp
+import pytest
 
 from node.server.run import RunningNode
 from tests.support.automerge import App, text_id
@@ -124,3 +126,27 @@ async def read_sse(resp: aiohttp.ClientResponse, count: int) -> list[dict[str, s
             fields[name] = value
     return events
 
+
+
+@contextlib.asynccontextmanager
+async def stop_held(node: RunningNode, monkeypatch: pytest.MonkeyPatch
+                    ) -> AsyncIterator[None]:
+    """``node.stop()`` begun and held while its peer links close, before its site stops
+    (the window a slow peer's close makes); let go of, and the stop awaited, at the end."""
+    closing, go_on = asyncio.Event(), asyncio.Event()
+    stop_gossip = node.gossip.stop
+
+    async def held_gossip_stop() -> None:
+        closing.set()
+        await go_on.wait()
+        await stop_gossip()
+
+    monkeypatch.setattr(node.gossip, "stop", held_gossip_stop)
+    stopping = asyncio.create_task(node.stop())
+    try:
+        async with asyncio.timeout(DEADLINE_S):
+            await closing.wait()
+        yield
+    finally:
+        go_on.set()
+        await stopping

@@ -30,7 +30,16 @@ from sync.repo.host import (
     CLOSE_UNSUPPORTED,
 )
 from tests.support.automerge import App, set_custom, set_state, text_id
-from tests.support.nodes import S1, WsApp, connect, contents, events, has_messages, post
+from tests.support.nodes import (
+    S1,
+    WsApp,
+    connect,
+    contents,
+    events,
+    has_messages,
+    post,
+    stop_held,
+)
 from tests.support.waits import DEADLINE_S, POLL_S, until
 
 NodeFactory = Callable[..., Awaitable[RunningNode]]
@@ -230,6 +239,23 @@ async def test_stopping_the_node_says_going_away(make_node: NodeFactory,
     stopping = asyncio.create_task(node.stop())
     assert await client.closed() == CLOSE_GOING_AWAY
     await stopping
+
+
+async def test_an_event_stored_while_the_node_stops_reaches_its_clients(
+        make_node: NodeFactory, event_body: EventFactory, clients: list[Any],
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """A stopping node serves its Automerge clients until its site stops: an event
+    stored while its peer links close (held here) reaches the clients still connected,
+    not only those that connect again after a restart."""
+    node = await make_node()
+    await post(node, "s1", event_body(1))
+    session, client = await connect(node)
+    clients.append(session)
+    await client.open()
+    async with stop_held(node, monkeypatch):
+        await post(node, "s1", event_body(2, content="while stopping"))
+        await client.pump(lambda: has_messages(client.app, S1, 2))
+        assert contents(client.app) == ["message 1", "while stopping"]
 
 
 async def test_idle_documents_leave_memory(make_node: NodeFactory, event_body: EventFactory,

@@ -251,7 +251,7 @@ async def test_a_first_stream_at_a_stopping_node_waits_as_it_asks(
     """A node that is stopping refuses the first stream asked for (503 with the wait of
     a restart): the client waits that long, as once it followed, and is not ended."""
     node = await make_node()
-    node.astore.release_waiters()  # what the node's shutdown does first
+    node.astore.begin_stopping()  # what the node's stop does first
     news: list[str] = []
     async with Client(node.url) as client, following(client, news) as waits.task:
         await until(lambda: len(waits.seconds) >= 1)

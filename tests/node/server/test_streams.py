@@ -23,7 +23,8 @@ from node.server.app import STREAMS
 from node.server.run import RunningNode
 from node.server.streams import SSE_TYPE
 from tests.support.events import event
-from tests.support.waits import DEADLINE_S, POLL_S, until
+from tests.support.nodes import stop_held
+from tests.support.waits import POLL_S, until
 
 EventFactory = Callable[..., dict[str, Any]]
 NodeFactory = Callable[..., Awaitable[RunningNode]]
@@ -170,10 +171,10 @@ async def test_a_client_gone_before_the_answer_begins_is_no_error(
 
 async def test_a_stream_asked_for_while_the_node_stops_is_refused_as_stopping(
         make_node: NodeFactory) -> None:
-    """Once the node's shutdown has released its waiters, a new stream would end at once:
+    """Once the node is stopping, a new stream would end at once:
     it is refused as other requests of a stopping node are, with the wait of a restart."""
     node = await make_node()
-    node.astore.release_waiters()  # what the node's shutdown does first
+    node.astore.begin_stopping()  # what the node's stop does first
     async with aiohttp.ClientSession(base_url=node.url) as client, client.get(
             "/v1/events", headers={"Accept": "text/event-stream"}) as resp:
         assert resp.status == 503
@@ -189,29 +190,30 @@ async def test_a_full_node_that_stops_answers_a_stream_as_stopping(
     not that it waits for a stream to be freed (``clawsync tail``'s words for
     ``streams_full``)."""
     node = await make_node(streams_max=1, streams_per_address_max=1)
-    closing, go_on = asyncio.Event(), asyncio.Event()
-    stop_gossip = node.gossip.stop
-
-    async def held_gossip_stop() -> None:
-        closing.set()
-        await go_on.wait()
-        await stop_gossip()
-
-    monkeypatch.setattr(node.gossip, "stop", held_gossip_stop)
     async with aiohttp.ClientSession(base_url=node.url) as client:
         # Its one stream taken, as by another client's (its address: another's).
         with node.runner.app[STREAMS].held("192.0.2.1"):
             async with client.get("/v1/events", headers={"Accept": SSE_TYPE}) as resp:
                 assert (resp.status, (await resp.json())["error"]["code"]) == (
                     503, "streams_full")
-            stopping = asyncio.create_task(node.stop())
-            try:
-                async with asyncio.timeout(DEADLINE_S):
-                    await closing.wait()
-                async with client.get("/v1/events", headers={"Accept": SSE_TYPE}) as resp:
-                    assert (resp.status, (await resp.json())["error"]["code"],
-                            resp.headers["Retry-After"]) == (
-                        503, "unavailable", str(STOPPING_RETRY_AFTER_S))
-            finally:
-                go_on.set()
-                await stopping
+            async with stop_held(node, monkeypatch), client.get(
+                    "/v1/events", headers={"Accept": SSE_TYPE}) as resp:
+                assert (resp.status, (await resp.json())["error"]["code"],
+                        resp.headers["Retry-After"]) == (
+                    503, "unavailable", str(STOPPING_RETRY_AFTER_S))
+
+
+async def test_a_long_poll_at_a_stopping_node_is_refused_as_stopping(
+        make_node: NodeFactory, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A long poll with no news at a node that is stopping would end at once, an empty
+    page the client would ask again for at once, for the whole stop: it is refused as
+    stopping, with the wait of a restart. A page asked for with no wait is still given."""
+    node = await make_node()
+    async with aiohttp.ClientSession(base_url=node.url) as client, \
+            stop_held(node, monkeypatch):
+        async with client.get("/v1/events", params={"after": "0", "wait": "30"}) as resp:
+            assert (resp.status, (await resp.json())["error"]["code"],
+                    resp.headers["Retry-After"]) == (
+                503, "unavailable", str(STOPPING_RETRY_AFTER_S))
+        async with client.get("/v1/events", params={"after": "0"}) as resp:
+            assert (resp.status, (await resp.json())["events"]) == (200, [])

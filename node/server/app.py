@@ -214,6 +214,8 @@ async def _refuse_past_head(request: web.Request, name: str, after: int) -> None
     so such a position is given ``AHEAD_GRACE_S`` to turn up."""
     astore = request.app[STORE]
     if after > astore.head and await astore.wait_for_head(after - 1, AHEAD_GRACE_S) < after:
+        if astore.stopping:  # the grace cut short by the stop: ask again after it
+            raise stopping()
         raise bad_parameter(name, f"is past this node's newest position ({astore.head}): "
                                   "positions are numbered by each node, and one from "
                                   "another node or from before a restore does not carry over")

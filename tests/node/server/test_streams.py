@@ -217,3 +217,15 @@ async def test_a_long_poll_at_a_stopping_node_is_refused_as_stopping(
                 503, "unavailable", str(STOPPING_RETRY_AFTER_S))
         async with client.get("/v1/events", params={"after": "0"}) as resp:
             assert (resp.status, (await resp.json())["events"]) == (200, [])
+
+
+async def test_a_position_past_the_head_at_a_stopping_node_is_refused_as_stopping(
+        make_node: NodeFactory, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A position just past the head is given a moment to turn up, which a stop cuts
+    short: it is then no proof that the position is another node's, so the answer is
+    the stop's 503, not the 400 of a position past the head."""
+    node = await make_node()
+    async with aiohttp.ClientSession(base_url=node.url) as client, \
+            stop_held(node, monkeypatch), \
+            client.get("/v1/events", params={"after": "1"}) as resp:
+        assert (resp.status, (await resp.json())["error"]["code"]) == (503, "unavailable")

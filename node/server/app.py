@@ -361,8 +361,6 @@ async def get_events(request: web.Request) -> web.StreamResponse:
         name, after = streams.resume_position(request, CURSOR_MAX)
         _page_params(request)  # a stream has no pages, but a bad value is still refused
         seconds_param(request, "wait", high_s=limits.poll_wait_max_s)
-        if astore.stopping:  # before the position's grace, which a stop cuts short
-            raise stopping()
         await _refuse_past_head(request, name, after)
         return await streams.stream_events(request, astore, after, limits,
                                            request.app[STREAMS])

@@ -27,8 +27,8 @@ def _who(device_id: str, names: dict[str, str], own: str) -> str:
 
 def device_rows(view: dict[str, Any]) -> list[list[str]]:
     """One row per device, members first: id, name, state, address, by whom and when
-    (``when``: ``--json`` keeps the node's times). Names are shown with their invisible
-    characters escaped (``shown_name``).
+    (``node.text.time_text``; ``--json`` keeps the node's times). Names are shown with
+    their invisible characters escaped (``shown_name``).
 
     >>> view = {"device_id": "A", "members": [
     ...     {"device_id": "A", "name": "phone\\u3164", "name_shared_with": ["B"]},

@@ -34,7 +34,7 @@ def token_rows(rows: list[dict[str, Any]], names: dict[str, str] | None = None, 
     columns); else, for the plain lines scripts read, its whole id (which `devices
     remove` takes), and its name where ``names`` (``issuer_names`` of ``GET
     /v1/devices``'s answer) knows it. The times as every table and line gives them
-    (``when``: ``--json`` keeps the node's)."""
+    (``node.text.time_text``; ``--json`` keeps the node's)."""
     known = {} if short or names is None else names  # the table has no room for names
     return [_token_row(row, known, short) for row in rows]
 

@@ -1,7 +1,10 @@
 """What the OpenClaw command tests share: a store imported into a data folder and the
 command run in this process; stand-in processes holding the locks OpenClaw takes (its
-gateway's lock, its per-machine locks) and a look at whether one can be taken; and the
-transcripts recorded from a real OpenClaw, read from its SQLite stores."""
+gateway's lock, its per-machine locks) and a look at whether one can be taken; the
+transcripts recorded from a real OpenClaw, read from its SQLite stores; and what the
+tests of an agent's cursor share (``test_bridge_cursor*``): sessions deleted as OpenClaw
+deletes them, moved into SQLite as its import does, and sinks that keep each cursor
+saved or fail a save."""
 
 from __future__ import annotations
 
@@ -11,6 +14,7 @@ import sqlite3
 import stat
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -20,10 +24,16 @@ import pytest
 import zstandard
 from click.testing import CliRunner, Result
 
+from crdt.log.store import EventStore
+from node.client.errors import ClientError
 from node.main import main
+from node.openclaw.bridge import Bridge
 from node.openclaw.mapping import SessionRef
+from node.openclaw.session_keys import KEYS_SUFFIX
+from node.openclaw.state import StateFolder
 from tests.node.openclaw import transcript
-from tests.support.openclaw import FakeGateway
+from tests.node.openclaw.waiting import CountingSink
+from tests.support.openclaw import FakeGateway, turn_records, write_jsonl
 
 SID, KEY = transcript.SESSION_ID, transcript.SESSION_KEY
 
@@ -183,3 +193,93 @@ def look_as_python_314(monkeypatch: pytest.MonkeyPatch) -> None:
 
     monkeypatch.setattr(Path, "exists", exists)
     monkeypatch.setattr(Path, "is_dir", is_dir)
+
+
+def records(session_id: str, turns: int = 2) -> list[dict[str, Any]]:
+    now_ms = int(time.time() * 1000)
+    return turn_records(session_id, [now_ms - 9000 + n * 1000 for n in range(turns)])
+
+
+def delete_session(gateway: FakeGateway, session_id: str) -> None:
+    """What deleting a session leaves of it in OpenClaw's store: nothing, in one commit."""
+    gateway.db.execute("BEGIN")
+    tables = ["transcript_events", "transcript_event_identities", "session_windows"]
+    for table in tables + (["transcript_rewrite_watermarks"] if gateway.rewrites else []):
+        gateway.db.execute(f"DELETE FROM {table} WHERE session_id = ?", (session_id,))
+    gateway.db.execute("DELETE FROM session_nodes WHERE current_session_id = ?", (session_id,))
+    gateway.db.execute("COMMIT")
+
+
+def delete_transcript(state: Path, session_key: str, session_id: str) -> None:
+    """As OpenClaw deletes a session of the older layout: its entry out of the index, its
+    file renamed aside (``<id>.jsonl.deleted.<time>``, which no reader takes)."""
+    folder = state / "agents" / "main" / "sessions"
+    index = json.loads((folder / "sessions.json").read_text())
+    del index[session_key]
+    (folder / "sessions.json").write_text(json.dumps(index))
+    (folder / f"{session_id}.jsonl").rename(folder / f"{session_id}.jsonl.deleted.2026-12-06")
+
+
+#: The cursor's limit of entries in the tests of sessions moved into SQLite: an agent of
+#: this many sessions fits, and each of them in both stores does not. A file's tail mark
+#: (``cursor_room.TAIL_PREFIX``) is not counted: it is kept only while there is room.
+SMALL = 4
+
+
+class SavingSink(CountingSink):
+    """An embedded store that keeps each agent's cursor saved (not the keys remembered
+    beside it, ``node.openclaw.session_keys``: a cursor of their own, in their limits)."""
+
+    def __init__(self, store: EventStore) -> None:
+        super().__init__(store)
+        self.saved: list[dict[str, int]] = []
+
+    async def save_cursor(self, name: str, cursor: dict[str, int]) -> None:
+        if not name.endswith(KEYS_SUFFIX):
+            self.saved.append(dict(cursor))
+        await super().save_cursor(name, cursor)
+
+
+def saving_bridge(state: Path, store: EventStore) -> tuple[Bridge, SavingSink, StateFolder]:
+    sink, folder = SavingSink(store), StateFolder(state)
+    return Bridge(folder, sink), sink, folder
+
+
+def small_agent(state: Path) -> list[str]:
+    """``SMALL`` sessions in the agent's JSONL folder."""
+    ids = [f"{n:08d}-0000-4000-8000-000000000000" for n in range(SMALL)]
+    for n, session_id in enumerate(ids):
+        write_jsonl(state, f"agent:main:s{n}", session_id, records(session_id))
+    return ids
+
+
+def into_sqlite(state: Path, ids: list[str]) -> FakeGateway:
+    """The first half of ``openclaw doctor --session-sqlite import``: each session's rows
+    in the agent's SQLite store (its JSONL file still there)."""
+    gateway = FakeGateway(state)
+    for n, session_id in enumerate(ids):
+        gateway.open_session(f"agent:main:s{n}", session_id)
+        gateway.add(session_id, records(session_id))
+    return gateway
+
+
+def files_moved_away(state: Path, ids: list[str]) -> None:
+    """Its second half: the JSONL files moved out of the sessions folder, the index
+    emptied."""
+    sessions = state / "agents" / "main" / "sessions"
+    for session_id in ids:
+        (sessions / f"{session_id}.jsonl").rename(state / f"{session_id}.jsonl.imported")
+    (sessions / "sessions.json").write_text("{}")
+
+
+class FailingSink(SavingSink):
+    """Its ``fail_at``-th cursor save from now (1: the next) fails as a node that is
+    down does; ``watch`` then runs the same bridge again."""
+
+    fail_at = 0
+
+    async def save_cursor(self, name: str, cursor: dict[str, int]) -> None:
+        self.fail_at -= 1
+        if self.fail_at == 0:
+            raise ClientError("cannot reach the node", status=None)
+        await super().save_cursor(name, cursor)

@@ -57,8 +57,8 @@ from node.openclaw.cursor_room import (
     TAIL_PREFIX,
     CursorFull,
     cursor_full,
-    marks_left_out,
-    marks_left_out_said,
+    marks_lacking,
+    marks_lacking_said,
     session_of,
 )
 from node.openclaw.held import (
@@ -112,7 +112,8 @@ class Bridge:
         self._counted: set[tuple[str, str]] = set()
         # Agent id -> its folder that could not be read, and why, as last said.
         self._unreadable: dict[str, tuple[str, str]] = {}
-        # The cursors that had no room for some of their files' tail marks, said.
+        # The cursors saved without room for some of their files' tail marks, said (once
+        # a run: each run that saves one says it, ``_say_marks_lacking``).
         self._marks_said: set[str] = set()
         # Whether it follows the stores (``watch``): then its reads remember what they
         # see of every file at their first look, to tell it rewritten at the next.
@@ -184,8 +185,17 @@ class Bridge:
         kept = without_gone(self._held.main[name], others, reads, self._waits_of(name))
         if kept is not None:  # fewer entries: under the limits
             await self._held.save(name, kept)
+            self._say_marks_lacking(name, reads[0].agent_id, kept)
         for source in reads:
             await self._read_store(name, source, tally)
+
+    def _say_marks_lacking(self, name: str, agent_id: str, saved: dict[str, int]) -> None:
+        """Say, once a run, that agent ``name``'s cursor as saved lacks some of its files'
+        tail marks for want of room (``cursor_room.marks_lacking``): at each run that saves
+        it so, whether its save left a mark out or kept a cursor that lacked them."""
+        if name not in self._marks_said and marks_lacking(saved):
+            self._marks_said.add(name)  # once a run: it stays so while they are many
+            self.tell(marks_lacking_said(f"{self.state.path}/agents/{agent_id}", agent_id))
 
     def _due(self, name: str) -> bool:
         """Whether a record waiting in agent ``name``'s stores is to be tried again now."""
@@ -289,9 +299,7 @@ class Bridge:
             if over is not None:
                 step.full = cursor_full(shown, source.agent_id, over)
                 return step
-            if name not in self._marks_said and marks_left_out(saved, cursor, moved):
-                self._marks_said.add(name)  # once a run: it stays so while they are many
-                self.tell(marks_left_out_said(shown, source.agent_id))
+            self._say_marks_lacking(name, source.agent_id, saved)
             # Read on only if an offset moved: a tail mark alone (a rewrite read again
             # from its start up to where it was read to) leaves nothing new to read.
             step.moved = any(not entry.startswith(TAIL_PREFIX) for entry in moved)

@@ -17,6 +17,7 @@ from crdt import codec
 from crdt.errors import InvalidInput, Picklable
 from crdt.keys import check_name
 from crdt.log.cursors import CURSOR_BYTES_MAX, CURSOR_ENTRIES_MAX
+from node.openclaw.file_marks import TAIL_MARK_BYTES
 
 #: The cursor entry keeping the time of a session's header that begins a rewind's copy:
 #: the copy may span several reads, and a restart between them.
@@ -28,6 +29,11 @@ COPY_PREFIX = "copy:"
 #: without marks tells it. A release without it takes such an entry for a session gone
 #: from the files (no file is named so) and drops it at its next save.
 TAIL_PREFIX = "tail:"
+#: What the entries of a ``.jsonl``'s offset begin with (``session_files.cursor_entry``):
+#: those that may have a tail mark.
+FILE_PREFIXES = ("jsonl:", "jsonl-file:")
+#: The largest tail mark: room for one is room for a mark of this size.
+TAIL_MARK_MAX = 2 ** (8 * TAIL_MARK_BYTES) - 1
 
 
 def session_of(entry: str) -> str:
@@ -121,12 +127,23 @@ def with_marks(saved: dict[str, int], kept: dict[str, int], moved: dict[str, int
     return _while_room(dict(saved), [{entry: mark} for entry, mark in marks.items()])
 
 
-def marks_left_out(saved: dict[str, int], kept: dict[str, int], moved: dict[str, int]
-                   ) -> int:
-    """How many tail marks of the offsets ``saved`` (what ``with_marks`` made of a step
-    from ``kept`` with ``moved``) holds were left out of it for want of room: those files
-    are told rewritten only as a cursor without marks tells it."""
-    return sum(entry not in saved for entry in _marks_of(unmarked(saved), kept, moved))
+def marks_lacking(cursor: dict[str, int]) -> int:
+    """How many files whose offsets ``cursor`` (as saved) holds have no tail mark in it,
+    and no room left for one: such a file is told rewritten while no bridge ran only as
+    a cursor without marks tells it. Asked of every cursor saved, not only of the saves
+    that leave a mark out: a cursor lacking marks stays so at the saves after it (of
+    another store's session, of a session gone) while no room is made. A file without
+    a mark in a cursor with room for it lacks one only as no read of it took one yet
+    (a cursor of the release before): not for want of room."""
+    lacking = [mark for entry in cursor if entry.startswith(FILE_PREFIXES)
+               and (mark := tail_entry(entry)) is not None and mark not in cursor]
+    if not lacking:
+        return 0
+    count = len(cursor) + 1
+    grown = len(codec.encode_fast(cursor)) - len(codec.head(5, len(cursor))) \
+        + len(codec.head(5, count))
+    return sum(count > CURSOR_ENTRIES_MAX or grown + _size(mark, TAIL_MARK_MAX) > CURSOR_BYTES_MAX
+               for mark in lacking)
 
 
 def _marks_of(saved: dict[str, int], kept: dict[str, int], moved: dict[str, int]
@@ -194,10 +211,10 @@ def cursor_full(shown: str, agent_id: str, cursor: dict[str, int]) -> CursorFull
                              "that do not, answered as already stored")
 
 
-def marks_left_out_said(shown: str, agent_id: str) -> str:
-    """What is said, once a run, of an agent at the first save of its cursor that leaves
-    some of its files' tail marks out for want of room (``marks_left_out``; a run that
-    saves nothing of it says nothing): what it costs, and what makes room."""
+def marks_lacking_said(shown: str, agent_id: str) -> str:
+    """What is said, once a run, of an agent at the first save of its cursor that lacks
+    some of its files' tail marks for want of room (``marks_lacking``; a run that saves
+    nothing of it says nothing): what it costs, and what makes room."""
     return (f"agent {agent_id!r} ({shown}): its cursor has no room left for the tail marks "
             "of some of its files (it keeps every session's offset, and a mark per file "
             "while there is room, those of the files read last first): such a file "

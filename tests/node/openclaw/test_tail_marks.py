@@ -1,7 +1,8 @@
 """A file's tail mark (``cursor_room.TAIL_PREFIX``) is kept beside its offset only while
 the cursor has room: one left out costs that file what tells it rewritten while no bridge
-runs. That is said once a run per agent, at a save that leaves marks out, and not while
-every mark fits. A cursor with marks keeps the shape the release before them reads."""
+runs. That is said once a run per agent, at a save of a cursor that lacks marks for want
+of room (left out by that save or an earlier run's), and not while every mark fits. A
+cursor with marks keeps the shape the release before them reads."""
 
 from __future__ import annotations
 
@@ -23,7 +24,7 @@ from node.openclaw.jsonl import AgentSessions
 from node.openclaw.state import StateFolder, cursor_name
 from tests.node.openclaw.support import cli
 from tests.node.openclaw.waiting import CountingSink, one_pass, saved_cursor
-from tests.support.openclaw import turn_records, write_jsonl
+from tests.support.openclaw import FakeGateway, turn_records, write_jsonl
 
 #: The cursor's limit of entries in these tests: three sessions' offsets fill it.
 SMALL = 3
@@ -82,6 +83,39 @@ def test_import_says_it_once(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) ->
     result = cli("import", "--state-dir", str(state), "--data-dir", str(tmp_path / "data"))
     assert result.exit_code == 0, result.output
     assert result.output.count(NO_ROOM) == 1, result.output
+
+
+def test_each_import_that_saves_a_cursor_still_lacking_marks_says_it(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Agent ``main`` with a SQLite session and two files: its three offsets fill the
+    cursor, and neither file's mark fits. The next ``import`` reads only the SQLite
+    session's new row: it saves a cursor that still lacks the files' marks, and says so
+    again (a user who missed it once hears it at each run that saves), once; a run that
+    saves nothing says nothing."""
+    monkeypatch.setattr(cursor_room, "CURSOR_ENTRIES_MAX", SMALL)
+    state, data = tmp_path / "state", tmp_path / "data"
+    session_id = "dddddddd-0000-4000-8000-000000000000"
+    rows = turn_records(session_id, [int(time.time() * 1000) - 9000 + n * 1000
+                                     for n in range(3)])
+    gateway = FakeGateway(state)
+    try:
+        gateway.open_session("agent:main:db", session_id)
+        gateway.add(session_id, rows[:-1])
+        write_sessions(state, SMALL - 1)
+        args = ("import", "--state-dir", str(state), "--data-dir", str(data))
+        said = []
+        for run in range(3):
+            if run == 1:  # the second reads the SQLite session's new row alone
+                gateway.add(session_id, rows[-1:])
+            result = cli(*args)
+            assert result.exit_code == 0, result.output
+            said.append(result.output.count(NO_ROOM))
+    finally:
+        gateway.close()
+    with EventStore.open(data) as store:
+        cursor = read_cursor(store, cursor_name(state.resolve(), "main")) or {}
+    assert len(cursor) == SMALL and f"db:{session_id}" in cursor  # offsets, no mark
+    assert said == [1, 1, 0]
 
 
 @pytest.mark.parametrize("limit", ["entries", "bytes"])

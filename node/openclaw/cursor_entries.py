@@ -27,6 +27,7 @@ from __future__ import annotations
 
 from node.openclaw.cursor_room import (
     COPY_PREFIX,
+    mark_owners,
     room_over,
     session_of,
     unmarked,
@@ -98,8 +99,9 @@ def gone_entries(cursor: dict[str, int], source: Source, present: set[str] | Non
     if present is None:
         return []
     gone = []
+    owners = mark_owners(cursor)
     for entry in cursor:
-        session = session_of(entry)
+        session = session_of(entry, owners)
         if of_store(session, source) and session not in present and session not in waiting:
             gone.append(entry)
     return gone

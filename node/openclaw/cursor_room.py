@@ -13,6 +13,9 @@ costs a session its offset.
 
 from __future__ import annotations
 
+import hashlib
+from collections.abc import Iterable, Mapping
+
 from crdt import codec
 from crdt.errors import InvalidInput, Picklable
 from crdt.keys import check_name
@@ -29,6 +32,14 @@ COPY_PREFIX = "copy:"
 #: without marks tells it. A release without it takes such an entry for a session gone
 #: from the files (no file is named so) and drops it at its next save.
 TAIL_PREFIX = "tail:"
+#: The entry of the tail mark of a file whose entry is too long for ``TAIL_PREFIX``
+#: before it (over 251 bytes: an entry is 256 at most, ``crdt.keys.NAME_BYTES_MAX``):
+#: it is followed by a hash of the file's entry (``tail_entry``), found again from the
+#: file entries of the cursor (``mark_owners``). The release before takes it, as any
+#: mark, for the entry of a JSONL session gone, and drops it.
+LONG_TAIL_PREFIX = TAIL_PREFIX + "#"
+#: Bytes of that hash: 128 bits, so that no two files of an agent share it.
+LONG_TAIL_HASH_BYTES = 16
 #: What the entries of a ``.jsonl``'s offset begin with (``session_files.cursor_entry``):
 #: those that may have a tail mark.
 FILE_PREFIXES = ("jsonl:", "jsonl-file:")
@@ -36,24 +47,44 @@ FILE_PREFIXES = ("jsonl:", "jsonl-file:")
 TAIL_MARK_MAX = 2 ** (8 * TAIL_MARK_BYTES) - 1
 
 
-def session_of(entry: str) -> str:
+def session_of(entry: str, owners: Mapping[str, str] | None = None) -> str:
     """The session entry a cursor entry goes with: itself, or the one a rewind's copy
-    time or a file's tail mark is kept for (dropped, kept and counted with it).
+    time or a file's tail mark is kept for (dropped, kept and counted with it); that of
+    a mark under a hash (``LONG_TAIL_PREFIX``) is found in ``owners`` (``mark_owners`` of
+    the cursor), and is none of the cursor's without them.
 
     >>> session_of("tail:jsonl:s1"), session_of("copy:db:s1"), session_of("db:s1")
     ('jsonl:s1', 'db:s1', 'db:s1')
     """
+    if owners is not None and entry in owners:
+        return owners[entry]
     return entry.removeprefix(COPY_PREFIX).removeprefix(TAIL_PREFIX)
 
 
-def tail_entry(entry: str) -> str | None:
-    """The entry of the tail mark of a file's cursor ``entry``, or None if it cannot be
-    one (over ``crdt.keys.NAME_BYTES_MAX``): such a file is told rewritten while no
-    bridge ran only as a cursor without marks tells it."""
+def tail_entry(entry: str) -> str:
+    """The entry of the tail mark of a file's cursor ``entry``: ``TAIL_PREFIX`` and
+    ``entry``, or, where that is not a valid entry (over ``crdt.keys.NAME_BYTES_MAX``, an
+    entry of more than 251 bytes), ``LONG_TAIL_PREFIX`` and a hash of ``entry``; the
+    file's entry is found again from its cursor (``mark_owners``).
+
+    >>> tail_entry("jsonl:s1")
+    'tail:jsonl:s1'
+    >>> long = tail_entry("jsonl:" + "s" * 246)
+    >>> long.startswith(LONG_TAIL_PREFIX), len(long)
+    (True, 38)
+    """
     try:
         return check_name(TAIL_PREFIX + entry, "entry")
     except InvalidInput:
-        return None
+        named = hashlib.blake2b(entry.encode("utf-8", "surrogatepass"),
+                                digest_size=LONG_TAIL_HASH_BYTES)
+        return LONG_TAIL_PREFIX + named.hexdigest()
+
+
+def mark_owners(entries: Iterable[str]) -> dict[str, str]:
+    """The entry of the tail mark of each file's entry among ``entries`` (a cursor's),
+    to that file's entry: what a mark under a hash (``LONG_TAIL_PREFIX``) goes with."""
+    return {tail_entry(entry): entry for entry in entries if entry.startswith(FILE_PREFIXES)}
 
 
 class CursorFull(Picklable):
@@ -135,8 +166,7 @@ def marks_lacking(cursor: dict[str, int]) -> int:
     another store's session, of a session gone) while no room is made. A file without
     a mark in a cursor with room for it lacks one only as no read of it took one yet
     (a cursor of the release before): not for want of room."""
-    lacking = [mark for entry in cursor if entry.startswith(FILE_PREFIXES)
-               and (mark := tail_entry(entry)) is not None and mark not in cursor]
+    lacking = [mark for mark in mark_owners(cursor) if mark not in cursor]
     if not lacking:
         return 0
     count = len(cursor) + 1
@@ -152,10 +182,11 @@ def _marks_of(saved: dict[str, int], kept: dict[str, int], moved: dict[str, int]
     (``with_marks``): the step's first, in their order, each over the one kept for its
     file."""
     marks = {}
+    owners = mark_owners({**saved, **kept, **moved})
     for entry, mark in {**moved, **{entry: mark for entry, mark in kept.items()
                                     if entry not in moved}}.items():
-        if entry.startswith(TAIL_PREFIX):
-            offset = entry.removeprefix(TAIL_PREFIX)
+        offset = owners.get(entry)
+        if offset is not None:
             taken_at = (moved if entry in moved else kept).get(offset, kept.get(offset))
             if taken_at is not None and saved.get(offset) == taken_at:
                 marks[entry] = mark

@@ -191,8 +191,7 @@ class AgentSessions:
         for session_id, (file, session_key) in files.items():
             entry = cursor_entry(self.folder, session_id, file)
             start = cursor.get(entry, 0)
-            mark_entry = tail_entry(entry)
-            mark = None if mark_entry is None else cursor.get(mark_entry)
+            mark = cursor.get(tail_entry(entry))
             if entry in waiting:
                 items = list(self._read_waiting(file, session_id, session_key, entry,
                                                 start, keys, mark))

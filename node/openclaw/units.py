@@ -91,6 +91,6 @@ def _moves(entry: str, after: int, mark: int | None) -> dict[str, int]:
     """The cursor entries an item moves once handled: its session's, and with a file's
     offset the mark of the bytes before it (``cursor_room.TAIL_PREFIX``, saved with it
     while there is room): a rewrite while no bridge runs is told at the next read."""
-    if mark is None or (mark_entry := tail_entry(entry)) is None:
+    if mark is None:
         return {entry: after}
-    return {entry: after, mark_entry: mark}
+    return {entry: after, tail_entry(entry): mark}

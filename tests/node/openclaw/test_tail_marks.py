@@ -19,7 +19,7 @@ from crdt.log.cursors import read_cursor
 from crdt.log.store import EventStore
 from node.openclaw.bridge import Bridge
 from node.openclaw.cursor_room import TAIL_PREFIX
-from node.openclaw.file_marks import TAIL_BYTES
+from node.openclaw.file_marks import TAIL_BYTES, tail_mark
 from node.openclaw.jsonl import AgentSessions
 from node.openclaw.state import StateFolder, cursor_name
 from tests.node.openclaw.support import cli
@@ -187,3 +187,44 @@ def test_a_mark_equal_to_the_one_kept_is_saved_with_its_files_new_offset(
         finally:
             folder.close()
     assert marks[0] is not None and marks == [marks[0]] * 2
+
+
+def test_a_file_whose_entry_is_too_long_for_the_prefix_keeps_its_mark(tmp_path: Path) -> None:
+    """A session id of 246 bytes: its file's entry (``jsonl:<id>``, 252 bytes) and
+    ``tail:`` are over an entry's 256 bytes (``crdt.keys.NAME_BYTES_MAX``). Its mark is
+    kept all the same, under a short entry of its own (``cursor_room.tail_entry``): the
+    file rewritten in place at the same length while no bridge ran is read again at the
+    next import, not passed over. The mark goes with its session: kept while the file
+    is there, dropped once it is gone."""
+    session_id = "00000000-" + "l" * 237
+    entry = f"jsonl:{session_id}"
+    assert len(entry.encode()) == 252
+    folder = tmp_path / "agents" / "main" / "sessions"
+    first_ms = int(time.time() * 1000) - 60_000
+    path = write_jsonl(tmp_path, "agent:main:long", session_id,
+                       turn_records(session_id, [first_ms, first_ms + 1000]))
+    # Other records, the same length, written over the file's own bytes.
+    rewrite = b"".join(json.dumps(record).encode() + b"\n" for record in
+                       turn_records(session_id, [first_ms + 7000, first_ms + 8000]))
+    assert len(rewrite) == path.stat().st_size != 0 and rewrite != path.read_bytes()
+    name = cursor_name(tmp_path.resolve(), "main")
+    read, cursors = [], []
+    with EventStore.open("memory:") as store:
+        for run in range(4):
+            if run == 1:  # rewritten while no bridge runs
+                with path.open("r+b") as file:
+                    file.write(rewrite)
+            if run == 3:  # deleted: out of the index, its file gone
+                (folder / "sessions.json").write_text("{}")
+                path.unlink()
+            state = StateFolder(tmp_path)
+            try:
+                read.append(one_pass(Bridge(state, CountingSink(store))).records)
+            finally:
+                state.close()
+            cursors.append(read_cursor(store, name) or {})
+    assert read == [3, 3, 0, 0]  # the rewrite read again from its start, once
+    mark = cursor_room.tail_entry(entry)
+    assert len(mark.encode()) <= 256
+    assert cursors[1] == cursors[2] == {entry: len(rewrite), mark: tail_mark(rewrite)}
+    assert set(cursors[0]) == {entry, mark} and cursors[3] == {}

@@ -1,4 +1,5 @@
-"""Fixtures for the node tests: real nodes (real EventStore on tmp_path, real sockets)."""
+"""Fixtures for the node tests: real nodes (real EventStore on tmp_path, real sockets), and
+real device stores that sign, with their Devices (``nodes``)."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ import sys
 import threading
 import warnings
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -15,9 +17,16 @@ import aiohttp
 import pytest
 import structlog
 
+from crdt.device import private_key_from_seed
+from crdt.log.store import EventStore
+from crdt.signing import Signer
 from node.config import Config
+from node.device import DeviceKey
+from node.devices import Devices
 from node.limits import Limits
 from node.server.run import RunningNode, start
+from node.store import AsyncStore
+from tests.support.device_stores import Node
 from tests.support.events import event_body as body_of
 from tests.support.other_user import OtherUser, as_other_user
 
@@ -37,6 +46,23 @@ def other_user() -> Iterator[OtherUser]:
 def event_body() -> EventFactory:
     """``tests.support.events.event_body``: ``event_body(n, content=..., **fields)``."""
     return body_of
+
+
+@pytest.fixture
+async def nodes(tmp_path: Path) -> AsyncIterator[list[Node]]:
+    """Three device stores that sign, each with its Devices (``tests.support.device_stores``),
+    named d0, d1 and d2; closed at teardown."""
+    made = []
+    for n in range(3):
+        key = DeviceKey(private_key_from_seed(bytes([n + 1]) * 32), tmp_path / f"k{n}")
+        store = EventStore.open(tmp_path / f"n{n}", signer=Signer(key.private_key, f"d{n}"))
+        astore = AsyncStore(store, ThreadPoolExecutor(max_workers=1))
+        devices = await Devices.open(astore, key, name=f"d{n}", address=None)
+        made.append(Node(store, astore, devices, key))
+    yield made
+    for node in made:
+        await node.devices.close()
+        await node.astore.close()
 
 
 @pytest.fixture

@@ -136,7 +136,7 @@ def test_a_name_with_a_control_character_is_named_where_it_came_from(
 def test_a_name_a_new_device_may_not_take_still_serves(
         tmp_path: Path, args: list[str], env: dict[str, str], file: str) -> None:
     """A node named before the zero-width space was refused in new names keeps its name:
-    it is in the node's own records (the warning at start: ``test_startup``)."""
+    it is in the node's own records (the warning at start: ``test_startup_warnings``)."""
     config = tmp_path / "clawsync.toml"
     config.write_text(file)
     result = CliRunner().invoke(main, ["serve", "--config", str(config), *args,

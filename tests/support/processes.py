@@ -212,6 +212,14 @@ def run_cli(node: NodeProcess | str, *args: str, input: str | None = None,
                           check=False)
 
 
+def serve(*args: str) -> subprocess.CompletedProcess[str]:
+    """``clawsync serve`` on 127.0.0.1 with ``args``, run to its end (a start that is to
+    fail): its exit code, stdout and stderr."""
+    command = NodeProcess(Path("/nonexistent")).command()[:4]  # python -m node.main serve
+    return subprocess.run([*command, "--host", "127.0.0.1", *args], capture_output=True,
+                          text=True, env=child_env(), timeout=CLI_TIMEOUT_S)
+
+
 def one_error_line(result: subprocess.CompletedProcess[str]) -> str:
     """A command's error line, after checking it ended with exit 1 and said only that,
     without a traceback."""

@@ -1,6 +1,7 @@
 """The tests' waits (``tests.support.waits``). ``until`` returns what its check found, be
 the check a function or an async one, and when it gives up names the last value seen,
-though the time-out cuts a look short; over items (a subscription's views), the last item.
+though the time-out cuts a look short, and a lambda by its text; over items (a
+subscription's views), the last item.
 ``wait_until``, the wait without an event loop, takes an ``OSError`` or ``ValueError`` as
 not yet, but when it gives up its message still names the last such error, though a falsy
 value came after it, beside that value."""
@@ -42,6 +43,24 @@ async def test_until_gives_up_naming_what_it_waited_on_and_the_last_value() -> N
     assert "not within 0.05 s:" in str(failed.value)
     assert "seats_left (last value: [])" in str(failed.value)
 
+
+
+async def test_until_a_check_that_stays_false_names_what_it_waited_for() -> None:
+    """Most checks are lambdas that answer yes or no: their name (``<lambda>``) and their
+    last value (``False``) say nothing, so the message gives the lambda's text, on one
+    line, and that it stayed False."""
+    class Runner:
+        state = "down"
+
+    runner = Runner()
+    with pytest.raises(AssertionError) as failed:
+        await until(lambda: runner.state == "up", within_s=0.05)
+    assert str(failed.value) == 'not within 0.05 s: runner.state == "up" (still False)'
+    with pytest.raises(AssertionError) as failed:
+        await until(lambda: (runner.state
+                             in ("up", "linked")), within_s=0.05)
+    assert str(failed.value) == ('not within 0.05 s: runner.state in ("up", "linked") '
+                                 "(still False)")
 
 def test_a_failed_wait_names_the_last_error_though_a_value_came_after_it() -> None:
     calls = 0

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import inspect
+import linecache
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any, TypeVar, overload
@@ -52,7 +53,8 @@ async def until(what: Callable[[], Any] | AsyncIterator[Any],
     ``until(items, done)``: the first of ``items`` (a subscription's views, say) that is
     ``done``; fail if they end first. Either fails after ``within_s`` (``DEADLINE_S``, or
     ``PROCESS_DEADLINE_S`` for what a process of the test's does), an ``AssertionError``
-    naming the last value the check returned, or the last item seen."""
+    naming the check (a lambda by its text) and the last value it returned (``still
+    False`` for a check that answers yes or no), or the last item seen."""
     if done is not None:
         assert not callable(what)
         last = "no item yet"
@@ -81,14 +83,39 @@ async def until(what: Callable[[], Any] | AsyncIterator[Any],
                     return value
                 await asyncio.sleep(poll_s)
     except TimeoutError:
-        raise AssertionError(f"not within {within_s} s: {_name(what)} "
-                             f"(last value: {value!r})") from None
+        # A yes-or-no check's last value says nothing: what it waited for is its name.
+        last = "still False" if value is False else f"last value: {value!r}"
+        raise AssertionError(f"not within {within_s} s: {_name(what)} ({last})") from None
 
 
 def _name(what: object) -> str:
     """A check's or an async generator's qualified name, for the message of a wait that
-    failed; what has none (an iterator of a class, say) as its repr."""
-    return getattr(what, "__qualname__", None) or repr(what)
+    failed; a lambda's text (its name, ``<lambda>``, says nothing); what has none (an
+    iterator of a class, say) as its repr."""
+    return _lambda_text(what) or getattr(what, "__qualname__", None) or repr(what)
+
+
+def _lambda_text(what: object) -> str | None:
+    """The expression of the lambda ``what`` as written, on one line: from its source
+    file, between the first and last columns its instructions come from (the lambda's
+    own line and column 0 excepted: where it begins and returns). None for another
+    callable, or a lambda whose source is not at hand."""
+    code = getattr(what, "__code__", None)
+    if code is None or code.co_name != "<lambda>":
+        return None
+    spans = [(line, col, end_line, end_col)
+             for line, end_line, col, end_col in code.co_positions()
+             if None not in (line, end_line, col, end_col) and (col, end_col) != (0, 0)]
+    lines = linecache.getlines(code.co_filename)
+    if not spans or not lines:
+        return None
+    start_line, start_col = min((line, col) for line, col, _, _ in spans)
+    end_line, end_col = max((line, col) for _, _, line, col in spans)
+    # The columns count bytes of UTF-8, not characters.
+    chosen = [line.encode() for line in lines[start_line - 1:end_line]]
+    chosen[-1] = chosen[-1][:end_col]
+    chosen[0] = chosen[0][start_col:]
+    return " ".join(b"".join(chosen).decode(errors="replace").split()) or None
 
 
 def wait_until(check: Callable[[], T | None], timeout_s: float, what: str,

@@ -34,12 +34,13 @@ COPY_PREFIX = "copy:"
 TAIL_PREFIX = "tail:"
 #: The entry of the tail mark of a file whose entry is too long for ``TAIL_PREFIX``
 #: before it (over 251 bytes: an entry is 256 at most, ``crdt.keys.NAME_BYTES_MAX``):
-#: it is followed by a hash of the file's entry (``tail_entry``), found again from the
-#: file entries of the cursor (``mark_owners``). The release before takes it, as any
-#: mark, for the entry of a JSONL session gone, and drops it.
+#: it is followed by a hash of the file's entry (``tail_entry``, ``within_limit``),
+#: found again from the file entries of the cursor (``mark_owners``). The release before
+#: takes it, as any mark, for the entry of a JSONL session gone, and drops it.
 LONG_TAIL_PREFIX = TAIL_PREFIX + "#"
-#: Bytes of that hash: 128 bits, so that no two files of an agent share it.
-LONG_TAIL_HASH_BYTES = 16
+#: Bytes of the hash an entry too long for its prefix is kept under (``within_limit``):
+#: 128 bits, so that no two files of an agent share it.
+LONG_HASH_BYTES = 16
 #: What the entries of a ``.jsonl``'s offset begin with (``session_files.cursor_entry``):
 #: those that may have a tail mark.
 FILE_PREFIXES = ("jsonl:", "jsonl-file:")
@@ -61,11 +62,32 @@ def session_of(entry: str, owners: Mapping[str, str] | None = None) -> str:
     return entry.removeprefix(COPY_PREFIX).removeprefix(TAIL_PREFIX)
 
 
+def within_limit(prefix: str, rest: str) -> str:
+    """The cursor entry ``prefix`` and ``rest``, or, where that is not a valid entry
+    (over ``crdt.keys.NAME_BYTES_MAX``), ``prefix``, ``#`` and a hash of ``rest``
+    (``LONG_HASH_BYTES``): an entry of the same kind, found again only by making it
+    anew from what it names (``mark_owners``, ``session_files.cursor_entry``). An entry
+    that fits keeps its plain form, byte for byte.
+
+    >>> within_limit("jsonl:", "s1")
+    'jsonl:s1'
+    >>> long = within_limit("jsonl-file:", "s" * 250)
+    >>> long.startswith("jsonl-file:#"), len(long)
+    (True, 44)
+    """
+    try:
+        return check_name(prefix + rest, "entry")
+    except InvalidInput:
+        named = hashlib.blake2b(rest.encode("utf-8", "surrogatepass"),
+                                digest_size=LONG_HASH_BYTES)
+        return f"{prefix}#{named.hexdigest()}"
+
+
 def tail_entry(entry: str) -> str:
     """The entry of the tail mark of a file's cursor ``entry``: ``TAIL_PREFIX`` and
-    ``entry``, or, where that is not a valid entry (over ``crdt.keys.NAME_BYTES_MAX``, an
-    entry of more than 251 bytes), ``LONG_TAIL_PREFIX`` and a hash of ``entry``; the
-    file's entry is found again from its cursor (``mark_owners``).
+    ``entry``, or, where that is not a valid entry (an entry of more than 251 bytes),
+    ``LONG_TAIL_PREFIX`` and a hash of ``entry`` (``within_limit``); the file's entry is
+    found again from its cursor (``mark_owners``).
 
     >>> tail_entry("jsonl:s1")
     'tail:jsonl:s1'
@@ -73,12 +95,7 @@ def tail_entry(entry: str) -> str:
     >>> long.startswith(LONG_TAIL_PREFIX), len(long)
     (True, 38)
     """
-    try:
-        return check_name(TAIL_PREFIX + entry, "entry")
-    except InvalidInput:
-        named = hashlib.blake2b(entry.encode("utf-8", "surrogatepass"),
-                                digest_size=LONG_TAIL_HASH_BYTES)
-        return LONG_TAIL_PREFIX + named.hexdigest()
+    return within_limit(TAIL_PREFIX, entry)
 
 
 def mark_owners(entries: Iterable[str]) -> dict[str, str]:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from node.openclaw.cursor_room import within_limit
 from node.openclaw.legacy_files import followed, js_trimmed, transcript_file
 from node.openclaw.source import Problem
 
@@ -76,17 +77,24 @@ def cursor_entry(folder: Path, session_id: str, path: Path) -> str:
     offset is one in that file, so the file's name is kept with it. ``jsonl:<id>`` for
     ``<trimmed id>.jsonl`` (as a cursor written before names were kept means), else
     ``jsonl-file:<length of the name>:<name>:<id>`` (the name's length first, as a name
-    and an id may both hold ':'). An entry that comes to name another file is read
-    from that file's start, not from the other file's offset (its records are
-    recognised, so nothing is stored twice).
+    and an id may both hold ':'). One over an entry's 256 bytes (a forum topic's file
+    with a long name, ``crdt.keys.NAME_BYTES_MAX``) is kept under a hash of what follows
+    its prefix (``cursor_room.within_limit``: ``jsonl-file:#<hash>``), made anew from the
+    file at each read. An entry that comes to name another file is read from that
+    file's start, not from the other file's offset (its records are recognised, so
+    nothing is stored twice).
 
     >>> cursor_entry(Path("s"), "a", Path("s/sub/a-topic-4.jsonl"))
     'jsonl-file:19:sub/a-topic-4.jsonl:a'
+    >>> cursor_entry(Path("s"), "a", Path("s/a-topic-" + "4" * 240 + ".jsonl"))[:12]
+    'jsonl-file:#'
+    >>> cursor_entry(Path("s"), " " * 9 + "a" * 245, Path("s/" + "a" * 245 + ".jsonl"))[:7]
+    'jsonl:#'
     """
     name = str(path.relative_to(folder))
     if name == f"{js_trimmed(session_id)}.jsonl":
-        return "jsonl:" + session_id
-    return f"jsonl-file:{len(name)}:{name}:{session_id}"
+        return within_limit("jsonl:", session_id)
+    return within_limit("jsonl-file:", f"{len(name)}:{name}:{session_id}")
 
 
 def entries(folder: Path, files: Files) -> set[str]:

@@ -1,0 +1,119 @@
+"""A ``.jsonl`` whose cursor entry would be over an entry's 256 bytes
+(``crdt.keys.NAME_BYTES_MAX``: a forum topic's file with a long name) is kept under a hash
+of it (``cursor_room.within_limit``), as its tail mark is: the agent's import goes on,
+each run reading only what is new of the file, and a rewrite of it is seen. A cursor
+holding such an entry keeps the shape the release before reads."""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+from typing import Any
+
+from crdt.log.cursors import check_cursor, read_cursor
+from crdt.log.store import EventStore
+from node.openclaw.bridge import Bridge
+from node.openclaw.cursor_room import in_both_stores, session_of, tail_entry
+from node.openclaw.file_marks import tail_mark
+from node.openclaw.mapping import session_key_for
+from node.openclaw.state import StateFolder, cursor_name
+from tests.node.openclaw.waiting import CountingSink, one_pass
+from tests.support.openclaw import turn_records, write_jsonl
+
+TOPIC = "00000000-0000-4000-8000-00000000000a"
+OTHER = "00000000-0000-4000-8000-00000000000b"
+#: The forum topic's file: 230 characters, its entry 282 bytes.
+NAME = f"{TOPIC}-topic-" + "7" * (230 - len(TOPIC) - len("-topic-.jsonl")) + ".jsonl"
+PLAIN = f"jsonl-file:{len(NAME)}:{NAME}:{TOPIC}"
+HASHED = "jsonl-file:#"
+
+
+def lines(records: list[dict[str, Any]]) -> bytes:
+    return b"".join(json.dumps(record).encode() + b"\n" for record in records)
+
+
+def topic_file(state: Path, key: str, records: list[dict[str, Any]]) -> Path:
+    """The topic's ``records`` in ``NAME``, its index entry under ``key`` beside the
+    other session's (``write_jsonl``'s)."""
+    folder = state / "agents" / "main" / "sessions"
+    path = folder / NAME
+    path.write_bytes(lines(records))
+    index = json.loads((folder / "sessions.json").read_text())
+    index[key] = {"sessionId": TOPIC, "updatedAt": 1, "sessionFile": NAME}
+    (folder / "sessions.json").write_text(json.dumps(index))
+    return path
+
+
+def runs(state: Path, store: EventStore) -> tuple[int, dict[str, int]]:
+    """One import of ``state`` into ``store``: the records it read, the cursor saved."""
+    folder = StateFolder(state)
+    try:
+        read = one_pass(Bridge(folder, CountingSink(store))).records
+    finally:
+        folder.close()
+    return read, read_cursor(store, cursor_name(state.resolve(), "main")) or {}
+
+
+def test_a_topic_file_with_a_long_name_imports_and_reads_on(tmp_path: Path) -> None:
+    """Its entry is over 256 bytes: kept under ``jsonl-file:#<hash>``, its tail mark
+    beside it; the other session imports with it. A second import reads nothing again;
+    a record appended is read alone; the file rewritten in place at the same length
+    while no import ran is read again from its start (its mark found from its hashed
+    entry), once."""
+    assert len(PLAIN.encode()) == 282
+    first_ms = int(time.time() * 1000) - 60_000
+    write_jsonl(tmp_path, "agent:main:other", OTHER, turn_records(OTHER, [first_ms]))
+    records = turn_records(TOPIC, [first_ms + n * 1000 for n in range(3)])
+    path = topic_file(tmp_path, "agent:main:telegram:group:-1001:topic:7", records[:3])
+    rewrite = lines(turn_records(TOPIC, [first_ms + 7000, first_ms + 8000, first_ms + 9000]))
+    read, cursors = [], []
+    with EventStore.open("memory:") as store:
+        for run in range(5):
+            if run == 2:  # a record appended
+                path.write_bytes(lines(records))
+            if run == 3:  # other records, the same length, over the file's own bytes
+                assert len(rewrite) == path.stat().st_size
+                with path.open("r+b") as file:
+                    file.write(rewrite)
+            got, cursor = runs(tmp_path, store)
+            read.append(got)
+            cursors.append(cursor)
+    assert read == [3 + 2, 0, 1, 4, 0]
+    [entry] = [entry for entry in cursors[-1] if entry.startswith(HASHED)]
+    assert len(entry.encode()) <= 256 and PLAIN not in cursors[-1]
+    assert cursors[-1][entry] == len(rewrite)
+    assert cursors[-1][tail_entry(entry)] == tail_mark(rewrite)
+
+
+def test_a_long_name_under_a_key_over_the_nodes_limit_imports(tmp_path: Path) -> None:
+    """The topic's key is over a session key's 512 bytes too: its events go under the
+    key's hash (``mapping.session_key_for``), as any such key's; nothing is skipped."""
+    key = "agent:main:telegram:group:-1001:topic:" + "k" * 600
+    now_ms = int(time.time() * 1000)
+    write_jsonl(tmp_path, "agent:main:other", OTHER, turn_records(OTHER, [now_ms]))
+    topic_file(tmp_path, key, turn_records(TOPIC, [now_ms - 1000]))
+    with EventStore.open("memory:") as store:
+        read, cursor = runs(tmp_path, store)
+        sessions = set(store.sessions_by_key())
+    assert read == 4 and any(entry.startswith(HASHED) for entry in cursor)
+    assert sessions == {"agent:main:other", session_key_for("main", key)}
+
+
+def test_a_hashed_entry_keeps_the_shape_the_release_before_reads(tmp_path: Path) -> None:
+    """The release before hashed no file's entry: it reads a cursor with one as ever
+    (every entry a valid name, ``check_cursor``), takes it for a JSONL session's entry
+    of no file (neither ``db:`` nor ``copy:``, its own entry for the file being the
+    plain one) and drops it at its next save; its ``in_both_stores``, unchanged since,
+    takes it for no session's and does not fail on it."""
+    now_ms = int(time.time() * 1000)
+    write_jsonl(tmp_path, "agent:main:other", OTHER, turn_records(OTHER, [now_ms]))
+    topic_file(tmp_path, "agent:main:telegram:group:-1001:topic:7",
+               turn_records(TOPIC, [now_ms - 1000]))
+    with EventStore.open("memory:") as store:
+        _read, cursor = runs(tmp_path, store)
+    assert check_cursor(cursor) == cursor
+    [entry] = [entry for entry in cursor if entry.startswith(HASHED)]
+    assert session_of(entry) == entry and not entry.startswith("db:")
+    assert entry != PLAIN
+    assert in_both_stores({**cursor, f"db:{TOPIC}": 1}) == set()

@@ -202,6 +202,19 @@ def utc_text(moment: datetime.datetime) -> str:
         sep=" ", timespec="seconds").replace("+00:00", "Z")
 
 
+def log_time(moment: datetime.datetime) -> str:
+    """``moment`` as a log line's field that is a time: ISO 8601 in UTC with ``Z``, as
+    the line's own ``timestamp`` (structlog's, UTC) and the node's answers
+    (``crdt.clock.Hlc.rfc3339``) write it, not Python's ``+00:00`` (a program that reads
+    the log finds every time in one spelling).
+
+    >>> log_time(datetime.datetime(2030, 4, 2, 2, 0, tzinfo=datetime.timezone(
+    ...     datetime.timedelta(hours=2))))
+    '2030-04-02T00:00:00Z'
+    """
+    return moment.astimezone(datetime.UTC).isoformat().replace("+00:00", "Z")
+
+
 def time_text(timestamp: object) -> str:
     """A time as a node gives it (RFC 3339 text, ``2026-12-07T18:52:39.613Z``) as
     ``utc_text`` writes it; one that is no such time (without its offset, or not a time

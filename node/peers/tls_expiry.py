@@ -55,6 +55,7 @@ from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
 from node.peers.tls_pem import TLS_FILE_BYTES_MAX, Block, Read, Served
+from node.text import log_time
 
 log = structlog.get_logger(__name__)
 
@@ -272,9 +273,10 @@ def verdict(kind: str, cert: Served, now: datetime) -> Verdict | None:
     serves or dials with depends on it."""
     left = cert.expires - now
     if now < cert.begins:
-        # A log field, which programs read: ISO 8601 as Python writes it, not utc_text.
+        # A log field, which programs read: ISO 8601 as the log writes times, not
+        # utc_text.
         return ("early", "tls certificate not valid yet", log.warning, {
-            "valid_from": cert.begins.isoformat(), "effect": "peers refuse it until then"})
+            "valid_from": log_time(cert.begins), "effect": "peers refuse it until then"})
     if left <= timedelta(0):
         return ("expired", "tls certificate expired",
                 log.warning if kind in NOT_THE_CA else log.error, {"expired_for": ago(-left)})

@@ -21,7 +21,7 @@ from pathlib import Path
 from cryptography import x509
 from cryptography.utils import CryptographyDeprecationWarning
 
-from node.text import utc_text
+from node.text import log_time, utc_text
 
 # Old roots of system bundles have serials that are not positive: cryptography parses
 # them with this warning, once per certificate, which would be a ``py.warnings`` line at
@@ -40,14 +40,15 @@ class Served:
     expires: datetime
 
     def fields(self) -> dict[str, str]:
-        """For a log line: the serial in hex and the expiry in ISO 8601, nothing else
-        (as programs read a log's fields, not ``utc_text``'s words for people)."""
+        """For a log line: the serial in hex and the expiry as the log writes a time
+        (``log_time``: programs read a log's fields, not ``utc_text``'s words for
+        people)."""
         return {"certificate_serial": format(self.serial, "x"),
-                "certificate_expires": self.expires.isoformat()}
+                "certificate_expires": log_time(self.expires)}
 
     def invalid(self, now: datetime) -> str | None:
         """Why peers would refuse it at ``now`` (expired, or not valid yet), else None; in
-        words a person reads (``utc_text``), where ``fields`` keep ISO's ``+00:00``.
+        words a person reads (``utc_text``), where ``fields`` keep ISO 8601.
 
         >>> from datetime import UTC, timedelta
         >>> day = datetime(2030, 1, 2, tzinfo=UTC)

@@ -48,8 +48,9 @@ async def test_a_certificate_expiring_soon_is_warned_of_once(tmp_path: Path) -> 
     [warned] = [line for line in logs if line["event"] == "tls certificate expires soon"]
     assert len(logs) == 1
     assert warned["log_level"] == "warning" and warned["path"] == str(config.tls_cert)
-    assert warned["certificate_expires"] == datetime.fromtimestamp(expires(later),
-                                                                   UTC).isoformat()
+    # As the log writes every time (its own timestamp too): with Z, not +00:00.
+    assert warned["certificate_expires"] == datetime.fromtimestamp(
+        expires(later), UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
     assert warned["warn_days"] == TLS_EXPIRY_WARN_DAYS and warned["days_left"] < 14
 
     soon, key = make_cert_expiring(tmp_path, "soon", ca, days=3)  # a renewal gone wrong

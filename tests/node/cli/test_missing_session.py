@@ -3,6 +3,7 @@ sessions whose keys are close to it, or says how to list them."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import threading
 from collections.abc import Iterator
@@ -12,6 +13,7 @@ import pytest
 
 from node.cli.common import SESSIONS_COMPARED_MAX, SESSIONS_HINT_TIMEOUT_S
 from node.limits import ClientLimits
+from tests.support.metrics import samples, scrape
 from tests.support.processes import LineReader, NodeProcess, run_cli, spawn_cli
 from tests.support.stand_in import Quiet, serving
 
@@ -81,6 +83,28 @@ def test_a_node_that_lists_fewer_sessions_a_page_still_says_how_to_list_them(
     assert done.returncode == 1, done.stderr
     assert done.stderr.strip() == ("Error: there is no session 'tg:alise' on the node; "
                                    "`clawsync sessions` lists them"), done.stderr
+
+
+def test_forget_of_a_missing_session_asks_its_own_route_not_the_list(
+        tmp_path: Path) -> None:
+    """Whether the session is forgotten already is read from the list by prefix; for a
+    session the node does not hold, its own route's 404 says so at once, where the list
+    would be paged through first (here a page per session whose key starts with it: in
+    a large store, all of them). The one list request left is the hint's."""
+    config = tmp_path / "clawsync.toml"
+    config.write_text("[limits]\npage_default = 1\n")
+    (tmp_path / "node").mkdir()
+    with NodeProcess(tmp_path / "node", extra_args=["--config", str(config)]) as node:
+        for key in ("tg:al1", "tg:al2", "tg:al3"):
+            appended = run_cli(node, "append", key, "message_received", "content=hi")
+            assert appended.returncode == 0, appended.stderr
+        done = run_cli(node, "forget", "tg:al")
+        listed = samples(asyncio.run(scrape(node.url)), "clawsync_http_requests", "_total",
+                         route="/v1/sessions", method="GET")
+    assert done.returncode == 1, done.stderr
+    assert done.stderr.startswith("Error: there is no session 'tg:al' on the node"), \
+        done.stderr
+    assert sum(count for _labels, count in listed) == 1, listed
 
 
 class _Lister(Quiet):

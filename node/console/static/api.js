@@ -25,21 +25,34 @@ export function token() {
 // A node started without a token says of a request that carried one that it did not
 // check it (the node's headers.TOKEN_UNUSED_HEADER): the console tells whoever listens,
 // true or false, at each answer (a node restarted with --token no longer says it) and at
-// each new token (unknown until the node answers it).
+// each new token (unknown until the node answers it). Only the newest word counts: each
+// request is numbered as it is sent, and the late answer to one sent before the latest
+// answered (or before the token changed) is not heard, or it would turn the notice back
+// on for a node that has checked the token since.
 const TOKEN_UNUSED = "X-Clawsync-Token-Unused";
 let tokenUnusedListener = () => {};
+let requestsSent = 0;
+let newestHeard = 0; // the number of the request last heard, or of the token's change
 
 export function onTokenUnused(listener) {
   tokenUnusedListener = listener;
 }
 
-function heard(response) {
+function sending() {
+  requestsSent += 1;
+  return requestsSent;
+}
+
+function heard(response, number) {
+  if (number < newestHeard) return;
+  newestHeard = number;
   tokenUnusedListener(response.headers.get(TOKEN_UNUSED) === "true");
 }
 
 export function setToken(value) {
   if (value) sessionStorage.setItem(TOKEN_KEY, value);
   else sessionStorage.removeItem(TOKEN_KEY);
+  newestHeard = sending(); // what was sent with the token before says nothing of this one
   tokenUnusedListener(false);
 }
 
@@ -50,8 +63,9 @@ function headers(extra = {}) {
 
 // GET a JSON answer; Unauthorized on 401, Error with the node's message otherwise.
 export async function get(path, { signal } = {}) {
+  const number = sending();
   const response = await fetch(path, { headers: headers({ Accept: "application/json" }), signal });
-  heard(response);
+  heard(response, number);
   if (response.status === 401) throw new Unauthorized("the node refused the token");
   if (!response.ok) {
     let message = `${response.status} ${response.statusText}`;
@@ -128,12 +142,13 @@ export class EventStream {
       silentTimer = setTimeout(() => controller.abort(), 40000);
     };
     try {
+      const number = sending();
       const response = await fetch(`/v1/events?after=${this.position}`, {
         headers: headers({ Accept: "text/event-stream" }),
         signal: controller.signal,
         cache: "no-store",
       });
-      heard(response); // the stream's answer, too, says whether the token went unused
+      heard(response, number); // the stream's answer, too, says whether the token went unused
       if (response.status === 401) throw new Unauthorized();
       if (response.status === 400 && await refusesPosition(response)) throw new Rewound();
       if (!response.ok || !response.body) throw new Error(`stream answered ${response.status}`);

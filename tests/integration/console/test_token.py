@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import re
+import urllib.request
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
@@ -170,3 +171,57 @@ def test_the_live_streams_answer_alone_says_the_token_is_checked_again(
     node.token = TOKEN
     node.restart()
     expect(notice).to_be_hidden()
+
+
+def test_a_late_answer_from_before_the_token_was_checked_does_not_say_it_again(
+        node: NodeProcess, page: Page) -> None:
+    """The notice follows the newest answer: the session list's answer, given while the
+    node checked no token but held back till the node, restarted with --token, has
+    answered the live stream and the list's next read since, does not bring the notice
+    back."""
+    appended = run_cli(node, "append", "tg:alice", "message_received", "content=hi")
+    assert appended.returncode == 0, appended.stderr
+    page.add_init_script(HEARD)
+    page.goto(node.url + "/")
+    page.evaluate(f"sessionStorage.setItem('clawsync.token', '{TOKEN}')")
+    page.reload()
+    notice = page.get_by_test_id("token-unused")
+    expect(notice).to_be_visible()
+    held: list[tuple[Route, int, dict[str, str], bytes]] = []
+
+    def hold_the_first(route: Route) -> None:
+        if held:  # the reads after the restart
+            route.continue_()
+            return
+        # The node's answer to the first read, which says the token went unused, taken
+        # now and held; then the node restarted with the tab's token.
+        asked = urllib.request.Request(route.request.url, headers=route.request.headers)
+        with urllib.request.urlopen(asked, timeout=10) as answer:
+            held.append((route, answer.status, dict(answer.headers), answer.read()))
+        assert held[0][2].get("X-Clawsync-Token-Unused") == "true", held[0][2]
+        node.token = TOKEN
+        node.restart()
+
+    page.route(re.compile(r"/v1/sessions\?"), hold_the_first)
+    page.locator("a[data-view=sessions]").click()
+    expect(notice).to_be_hidden()  # the stream's answer, from the restarted node
+    # The list read again once the stream is back: its rows are that read's.
+    expect(page.get_by_test_id("session-row")).to_be_visible()
+    [(route, status, headers, body)] = held
+    route.fulfill(status=status, headers=headers, body=body)
+    page.wait_for_function("window.heard.filter((url) => url.includes('/v1/sessions?'))"
+                           ".length === 2")
+    assert notice.is_hidden()
+
+
+#: Counts each answer the page's code has read: in a task after its fetch resolved, so
+#: after the code awaiting it has run on (a microtask). A script run before the page's.
+HEARD = """
+const fetched = window.fetch.bind(window);
+window.heard = [];
+window.fetch = async (...args) => {
+  const response = await fetched(...args);
+  setTimeout(() => window.heard.push(String(args[0])));
+  return response;
+};
+"""

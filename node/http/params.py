@@ -53,7 +53,8 @@ def path_session_key(request: web.Request) -> str:
     # aiohttp's compiled parser percent-encodes a path (yarl), refusing other bytes in
     # the request line with 400; its pure-Python parser (AIOHTTP_NO_EXTENSIONS) keeps
     # them, decoded as UTF-8 with surrogateescape: a byte that is not UTF-8 is then a
-    # lone surrogate, which cannot be encoded back. Plain ASCII is UTF-8.
+    # lone surrogate, which cannot be encoded back. Plain ASCII is UTF-8. (The answer
+    # middleware refuses a path that is not ASCII first, ``node.http.request_line``.)
     if "%" in raw or not raw.isascii():
         try:
             urllib.parse.unquote_to_bytes(raw).decode("utf-8")

@@ -47,6 +47,7 @@ from crdt.errors import (
 from node.headers import HINT_FIELD, ROUTES_TOLD
 from node.http.errors import HttpError, invalid_encoding, stopping
 from node.http.params import refuse_unknown_params
+from node.http.request_line import refuse_bad_request_line
 from node.json_numbers import finite_float, refuse_constant
 from node.store import StoreBusy, StoreClosing
 from node.text import bom_length
@@ -388,6 +389,9 @@ def answer_middleware(answered: Callable[[web.Request, int], None],
     async def answer(request: web.Request, handler: Any) -> web.StreamResponse:
         try:
             try:
+                # Before the credential, as aiohttp's compiled parser refuses such a
+                # request line before any handler; its pure-Python parser lets it by.
+                refuse_bad_request_line(request)
                 refused = None if refusal is None else refusal(request)
                 if refused is not None:
                     raise refused

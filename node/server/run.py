@@ -41,6 +41,7 @@ from node.data_format import (
 )
 from node.device import DeviceKey, DeviceKeyError, open_key
 from node.folder import remove_empty
+from node.http.head_limits import head_limits
 from node.http.listener import BoundedSite, bind, close_all
 from node.http.tls_refusals import TlsRefusedCollector
 from node.interrupt import die_of
@@ -295,6 +296,7 @@ async def _start(config: Config, tls: TlsFiles, socks: list[socket.socket]) -> R
             # node.http.wire.read_body decompresses bodies itself, refusing bad ones with
             # 400 (aiohttp's own errors escape as 500s).
             auto_decompress=False,
+            **head_limits(),
         )
         await runner.setup()
         site = BoundedSite(runner, config.host, config.port, limits,

@@ -14,8 +14,12 @@ remembered, which maps every record to the events stored before (answered as sto
 Each read of the files learns every session id its index names with that key (not only
 those it reads records of): the files read before the keys were kept get theirs too.
 
-A file read before its index named it (OpenClaw wrote it first) has its first records
-stored under its session id, the rest under the key. So a session whose file is read
+A file read before its index named it has its first records stored under its session
+id, the rest under the key. OpenClaw 2026.9.6 leaves none so (it writes no such file:
+its SQLite store holds a session's key before its first record; ``export`` writes the
+index first): only a writer of the folder that brings a file before its entry does (a
+script, a copy, a restore). That split is not waited out, only kept as it was made
+(``watch`` reads what is there, as ``import`` does): a session whose file is read
 under its id is remembered as such, with the byte its file was stored up to (``mark``,
 moved on as its cursor moves), and the key learnt for it later applies from there
 (``since``; or from where its cursor says the file was read up to, if further): read
@@ -104,7 +108,7 @@ from node.openclaw.source import FileIdentity, Item, Record
 SESSION_KEYS_MAX = 10_000
 #: Sessions remembered as read under their id with no key known (``SessionKeys.mark``),
 #: per agent, at most: forgotten before any key, the first marked first. A mark is of use
-#: only till its key is learnt (the file written before its index named it: moments), so
+#: only till its key is learnt (a file written before its index named it: moments), so
 #: an agent without an index, whose every file is marked, keeps these few.
 MARKS_MAX = 1_000
 #: The largest order a session is learnt in (a cursor's largest value): past it, the

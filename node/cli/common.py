@@ -174,13 +174,16 @@ SESSIONS_HINT_TIMEOUT_S = 3.0
 async def unknown_session(client: Client, key: str) -> str | None:
     """What to add when the node has no session ``key``: the keys of its sessions that
     look like it (a typo), or how to list them; None when this token may not list them
-    (401, 403: `clawsync sessions` would be refused too). Nothing more fails here: the
-    node may refuse a page that long (its page_max), be slow to list, or answer
-    something that is not a list."""
+    (401, 403: `clawsync sessions` would be refused too). A session whose every event
+    was forgotten is not named: `clawsync sessions` hides it, and it holds nothing to
+    read. Nothing more fails here: the node may refuse a page that long (its page_max),
+    be slow to list, or answer something that is not a list."""
     listed = "`clawsync sessions` lists them"
     try:
-        page = await asyncio.wait_for(client.sessions(limit=SESSIONS_COMPARED_MAX),
-                                      SESSIONS_HINT_TIMEOUT_S)
+        # detail: only its rows say "forgotten" (the page's headers in one read).
+        page = await asyncio.wait_for(
+            client.sessions(limit=SESSIONS_COMPARED_MAX, detail=True),
+            SESSIONS_HINT_TIMEOUT_S)
     except ClientError as error:
         return None if error.status in (401, 403) else listed
     except TimeoutError:
@@ -189,7 +192,8 @@ async def unknown_session(client: Client, key: str) -> str | None:
     if not isinstance(rows, list):
         return listed
     keys = [row["session_key"] for row in rows
-            if isinstance(row, dict) and isinstance(row.get("session_key"), str)]
+            if isinstance(row, dict) and isinstance(row.get("session_key"), str)
+            and not row.get("forgotten")]
     return did_you_mean(key, keys) or listed
 
 

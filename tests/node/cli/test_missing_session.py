@@ -37,6 +37,29 @@ def test_a_mistyped_session_names_the_close_one(node: NodeProcess,
     assert "Traceback" not in done.stderr
 
 
+@pytest.fixture(scope="module")
+def forgotten(tmp_path_factory: pytest.TempPathFactory) -> Iterator[NodeProcess]:
+    """A node holding tg:alice with its every event forgotten, and tg:alicia."""
+    with NodeProcess(tmp_path_factory.mktemp("forgotten")) as started:
+        for key in ("tg:alice", "tg:alicia"):
+            appended = run_cli(started, "append", key, "message_received", "content=hi")
+            assert appended.returncode == 0, appended.stderr
+        gone = run_cli(started, "forget", "tg:alice")
+        assert gone.returncode == 0, gone.stderr
+        yield started
+
+
+@pytest.mark.parametrize("command", [("events",), ("projection",), ("forget",)])
+def test_a_session_forgotten_whole_is_not_named(forgotten: NodeProcess,
+                                               command: tuple[str, ...]) -> None:
+    """`clawsync sessions` hides a session whose every event was forgotten: the hint
+    names only the close ones it shows."""
+    done = run_cli(forgotten, *command, "tg:alise")
+    assert done.returncode == 1, done.stderr
+    assert done.stderr.strip() == ("Error: there is no session 'tg:alise' on the node; "
+                                   "did you mean 'tg:alicia'?"), done.stderr
+
+
 def test_a_session_typed_in_capitals_names_the_one_meant(node: NodeProcess) -> None:
     done = run_cli(node, "projection", "TG:ALICE")
     assert done.returncode == 1, done.stderr

@@ -1,0 +1,51 @@
+"""The example deployments in deploy/ set up the recommended mode: peers that link by
+their device keys, no cluster secret (which turns --require-signatures off). The secret
+is only in commented-out variants, for nodes of releases without device keys."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+DEPLOY = Path(__file__).resolve().parents[2] / "deploy"
+SECRET = "CLAWSYNC_CLUSTER_SECRET"
+#: A shell code block of a Markdown file.
+SHELL_BLOCK = re.compile(r"^```sh\n(.*?)^```", re.MULTILINE | re.DOTALL)
+
+
+def set_lines(text: str) -> list[str]:
+    """The lines of an env file or a shell script that are not comments."""
+    return [line for line in text.splitlines()
+            if line.strip() and not line.lstrip().startswith("#")]
+
+
+def test_the_env_file_template_sets_no_cluster_secret() -> None:
+    lines = set_lines((DEPLOY / "cluster.env.example").read_text())
+    assert [line for line in lines if SECRET in line] == []
+    assert any(line.startswith("CLAWSYNC_TOKEN=") for line in lines)
+
+
+def test_the_compose_nodes_get_no_cluster_secret() -> None:
+    compose = yaml.safe_load((DEPLOY / "compose.yaml").read_text())
+    for name, service in compose["services"].items():
+        assert SECRET not in (service.get("environment") or {}), name
+
+
+def test_the_kubernetes_pods_get_no_cluster_secret() -> None:
+    documents: list[dict[str, Any]] = list(
+        yaml.safe_load_all((DEPLOY / "kubernetes" / "clawsync.yaml").read_text()))
+    containers = [container for document in documents if document["kind"] == "StatefulSet"
+                  for container in document["spec"]["template"]["spec"]["containers"]]
+    assert containers
+    for container in containers:
+        assert SECRET not in [variable["name"] for variable in container["env"]]
+
+
+def test_the_readme_commands_set_no_cluster_secret() -> None:
+    blocks = SHELL_BLOCK.findall((DEPLOY / "README.md").read_text())
+    assert blocks
+    assert [line for block in blocks for line in set_lines(block)
+            if SECRET in line or "cluster-secret" in line] == []

@@ -141,7 +141,8 @@ function thisNode(node, device, note) {
       fact("Head", node.head, { dataset: { testid: "node-head" } }),
       fact("Events", node.events),
       fact("Sessions", sessionsFact(node), { dataset: { testid: "node-sessions" } }),
-      fact("Storage", bytes(node.storage_bytes), { title: `${node.storage_bytes} bytes` }),
+      fact("Data folder size", bytes(node.storage_bytes),
+        { title: `${node.storage_bytes} bytes`, dataset: { testid: "node-data-folder" } }),
       fact("Software", printable(node.software))));
 }
 

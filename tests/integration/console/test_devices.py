@@ -123,6 +123,11 @@ def test_the_devices_view_names_each_device_with_its_id(
     page.context.grant_permissions(["clipboard-read", "clipboard-write"], origin=a.url)
     open_console(page, a)
     expect(page.get_by_test_id("this-node").get_by_test_id("node-name")).to_have_text(a_name)
+    # README's words for it (its Console section), the whole size in its title.
+    size = page.get_by_test_id("this-node").get_by_test_id("node-data-folder")
+    expect(size).to_have_attribute("title", re.compile(r"^[1-9][0-9]* bytes$"))
+    expect(page.get_by_test_id("this-node").locator("dt", has_text="Data folder size")) \
+        .to_have_count(1)
     expect_device_id(page.get_by_test_id("this-node").get_by_test_id("device-id"), a_device)
     own = page.locator(f'[data-testid=device-row][data-device-id="{a_device}"]')
     expect(own).to_have_attribute("data-state", "member")

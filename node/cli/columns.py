@@ -19,10 +19,12 @@ _TIME = r"\d{4}-\d\d-\d\d \d\d:\d\d(?::\d\d(?:\.\d+)?)?Z?"
 _WORD = re.compile(rf"{_TIME}\S*|\(schema \d+\)\S*|\S+")
 
 
-def wrapped(cell: str, width: int, *, fold: bool = False) -> str:
+def wrapped(cell: str, width: int, *, fold: bool = False, one_per_line: bool = False) -> str:
     """``cell`` broken into lines of at most ``width`` terminal cells, between words,
     none of which is broken (a word wider than ``width`` takes a line of its own), unless
-    ``fold``: then such a word is broken between characters.
+    ``fold``: then such a word is broken between characters. ``one_per_line``: the words
+    are items of a list (a token's session patterns), each on a line of its own where
+    they do not all fit on one: a list, not lines filled as prose are.
 
     >>> print(wrapped("revoked 2026-12-02 12:00:00Z", 20))
     revoked
@@ -42,8 +44,15 @@ def wrapped(cell: str, width: int, *, fold: bool = False) -> str:
     https://exam
     ple.com/a/b
     ok
+    >>> print(wrapped("tg:* a:* agent:main:*", 12, one_per_line=True))
+    tg:*
+    a:*
+    agent:main:*
     """
     from rich.cells import cell_len
+
+    if one_per_line and cell_len(cell) > width:
+        return "\n".join(_WORD.findall(cell))
 
     def pieces(word: str) -> list[str]:
         if not fold or cell_len(word) <= width:

@@ -197,7 +197,7 @@ def print_rows(rows: list[list[str]], headers: list[str], *, title: str | None =
                wrap: tuple[int, ...] = (), fold: tuple[int, ...] = (),
                optional: tuple[int, ...] = (), apart: int | None = None,
                plain: list[list[str]] | None = None, pages: Pages | None = None,
-               wrap_last: tuple[int, ...] = ()) -> None:
+               wrap_last: tuple[int, ...] = (), one_per_line: tuple[int, ...] = ()) -> None:
     """A table on a terminal, tab-free plain lines (two spaces between columns) otherwise;
     ``headed``: those lines start with the headers in capitals (tables of numbers that
     say nothing without them; a list of events or sessions reads without). ``whole``: no
@@ -220,7 +220,9 @@ def print_rows(rows: list[list[str]], headers: list[str], *, title: str | None =
     prints the header, the title and the note of columns left out with the first page
     alone. ``wrap_last``: the columns of ``wrap`` kept on one line where leaving out
     ``optional`` columns makes the room (a version over two lines reads as two values),
-    wrapped only where no table fits otherwise."""
+    wrapped only where no table fits otherwise. ``one_per_line``: the columns of ``wrap``
+    whose cells are lists, words that are items (a token's session patterns): a cell
+    that does not fit its column on one line gives each a line of its own."""
     if not rows:
         return
     if pages is not None and pages.started:
@@ -230,7 +232,7 @@ def print_rows(rows: list[list[str]], headers: list[str], *, title: str | None =
         optional = (apart, *optional)
     table = is_terminal() and (pages is None or not pages.started or pages.kept is not None)
     if table and _print_table(rows, headers, title, whole, wrap, fold, optional, apart,
-                              pages, wrap_last):
+                              pages, wrap_last, one_per_line):
         if pages is not None:
             pages.started = True
         return
@@ -262,7 +264,8 @@ def print_rows(rows: list[list[str]], headers: list[str], *, title: str | None =
 def _print_table(rows: list[list[str]], headers: list[str], title: str | None,
                  whole: bool, wrap: tuple[int, ...], fold: tuple[int, ...],
                  optional: tuple[int, ...], apart: int | None = None,
-                 pages: Pages | None = None, wrap_last: tuple[int, ...] = ()) -> bool:
+                 pages: Pages | None = None, wrap_last: tuple[int, ...] = (),
+                 one_per_line: tuple[int, ...] = ()) -> bool:
     """``print_rows``'s table, if it has one for this terminal (see there)."""
     from rich.table import Table
     from rich.text import Text
@@ -299,7 +302,8 @@ def _print_table(rows: list[list[str]], headers: list[str], title: str | None,
         for row in shown:
             # Text(), not markup strings: a message containing "[bold]" must print as
             # typed.
-            made.add_row(*(Text(wrapped(row[index], widths[at], fold=index in fold)
+            made.add_row(*(Text(wrapped(row[index], widths[at], fold=index in fold,
+                                        one_per_line=index in one_per_line)
                                 if widths and (index in wrap or index in fold)
                                 else row[index]) for at, index in enumerate(kept)))
         return made
@@ -349,13 +353,13 @@ def _print_lines_of(out: Console, table: Any) -> None:
 
 def prints_table(rows: list[list[str]], headers: list[str], *, whole: bool = False,
                  wrap: tuple[int, ...] = (), fold: tuple[int, ...] = (),
-                 optional: tuple[int, ...] = ()) -> bool:
+                 optional: tuple[int, ...] = (), wrap_last: tuple[int, ...] = ()) -> bool:
     """Whether ``print_rows`` prints these rows as a table, not as the plain lines: a
     command asks the node for what only the plain lines show when they will be printed."""
     if not rows or not is_terminal():
         return False
     rows = [[printable(cell) for cell in row] for row in rows]
-    return not whole or _layout(headers, rows, wrap, fold, optional) is not None
+    return not whole or _layout(headers, rows, wrap, fold, optional, wrap_last) is not None
 
 
 def _layout(headers: list[str], rows: list[list[str]], wrap: tuple[int, ...],

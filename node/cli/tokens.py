@@ -19,22 +19,17 @@ if TYPE_CHECKING:  # the commands get a client from with_client
 
 #: The columns of ``clawsync tokens``, and those whose cells may wrap on a terminal: the
 #: free text (name, patterns, issuer, state, a time in it whole). The id, which `tokens
-#: revoke` takes, the access and the time issued stay on one line. A pattern wider than
-#: its column is broken between characters (``FOLDED``: OpenClaw's keys make long ones,
-#: ``agent:main:telegram:*``). So, with the access in a word (``ACCESS``), a
-#: 100-column terminal has every column of the tokens a device issued, for names of
-#: words up to 9 characters (``dashboard``), whatever the patterns, a revoked token's
-#: time too.
+#: revoke` takes, the access and the time issued stay on one line.
 HEADERS = ["id", "name", "sessions", "access", "issuer", "issued", "state"]
 WRAPPED = (1, 2, 4, 6)
-FOLDED = (2,)
+#: The patterns, never broken: they are separated by spaces, so a piece of one would
+#: read as another (a ``*`` as every session). Side by side where they fit, else one a
+#: line; an optional column is left out before that (a token's scope matters more than
+#: when it was issued).
+PATTERNS = (2,)
 #: The columns the table leaves out on a terminal too narrow for all, first the time
-#: issued, then the issuer: an 80-column terminal has the rest, whole.
+#: issued, then the issuer (README, "Tokens issued by a device", gives the widths).
 OPTIONAL = (5, 4)
-#: A token's access in the table, by whether it is read-only: a word, as a role's
-#: ("write" reads too), where the plain lines keep ``read-only`` and ``read-write``
-#: (their five more columns took a 100-column terminal's last room).
-ACCESS = {True: "read", False: "write"}
 
 
 def token_rows(rows: list[dict[str, Any]], names: dict[str, str] | None = None, *,
@@ -43,8 +38,9 @@ def token_rows(rows: list[dict[str, Any]], names: dict[str, str] | None = None, 
     of its id, as `clawsync status` names a peer's (the whole id took 63 of a terminal's
     columns); else, for the plain lines scripts read, its whole id (which `devices
     remove` takes), and its name where ``names`` (``issuer_names`` of ``GET
-    /v1/devices``'s answer) knows it; the access in a word (``ACCESS``) in the table,
-    ``read-only`` or ``read-write`` in the lines. The times as every table and line gives them
+    /v1/devices``'s answer) knows it. The access ``read-only`` or ``read-write``, not a
+    word a reader could take for more or less than it is ("write" for write-only). The
+    times as every table and line gives them
     (``node.text.time_text``; ``--json`` keeps the node's)."""
     known = {} if short or names is None else names  # the table has no room for names
     return [_token_row(row, known, short) for row in rows]
@@ -64,11 +60,10 @@ def issuer_names(devices: Any) -> dict[str, str]:
 
 def _token_row(row: dict[str, Any], names: dict[str, str], short: bool) -> list[str]:
     device_id, revoked_at = maybe(row, "device_id", str), maybe(row, "revoked_at", str)
-    read_only = field(row, "read_only", bool)
     return [
         field(row, "id", str), field(row, "name", str),
         " ".join(str(pattern) for pattern in field(row, "sessions", list)),
-        ACCESS[read_only] if short else "read-only" if read_only else "read-write",
+        "read-only" if field(row, "read_only", bool) else "read-write",
         (device_id[:7] if short else _issuer(device_id, names))
         if device_id else f"origin {maybe(row, 'origin', str)}",
         time_text(field(row, "issued_at", str)),
@@ -109,7 +104,7 @@ def tokens(ctx: click.Context, as_json: bool) -> None:
         view = await client.tokens()
         if as_json or not any(maybe(row, "device_id", str) for row in rows(view, "tokens")) \
                 or prints_table(token_rows(rows(view, "tokens")), HEADERS, whole=True,
-                                wrap=WRAPPED, fold=FOLDED, optional=OPTIONAL):
+                                wrap=WRAPPED, optional=OPTIONAL, wrap_last=PATTERNS):
             return view
         # A timeout, a 5xx, an answer that is not a list of devices: the tokens are
         # what was asked, shown with their issuers' ids alone.
@@ -125,7 +120,8 @@ def tokens(ctx: click.Context, as_json: bool) -> None:
         return
     listed = rows(view, "tokens")
     print_rows(token_rows(listed), HEADERS, headed=True, whole=True, wrap=WRAPPED,
-               fold=FOLDED, optional=OPTIONAL, plain=token_rows(listed, names, short=False))
+               optional=OPTIONAL, wrap_last=PATTERNS, one_per_line=PATTERNS,
+               plain=token_rows(listed, names, short=False))
     if not listed:
         note("no tokens issued (clawsync tokens create --sessions PATTERN)")
 

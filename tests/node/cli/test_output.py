@@ -11,9 +11,9 @@ from crdt.device import device_id
 from node.cli.devices import device_rows
 from node.cli.output import event_row, print_lines, print_rows, prints_table
 from node.cli.tokens import (
-    FOLDED,
     HEADERS,
     OPTIONAL,
+    PATTERNS,
     WRAPPED,
     issuer_names,
     token_rows,
@@ -147,7 +147,9 @@ def test_free_text_wraps_and_ids_and_times_never_do(
         text = "\n".join(out)
         assert text.count("2026-12-01 10:00:00Z") == 4, out  # each on one line
         assert "2026-12-02 12:00:00Z" in text, out
-        assert _table_cells(out) == [_whole_cells(row) for row in rows], out
+        shown = _table_cells(out)
+        assert shown == [_whole_cells(row, had) for row, had in zip(rows, shown,
+                                                                    strict=True)], out
     monkeypatch.setenv("COLUMNS", "112")
     print_rows(rows, HEADERS, headed=True, whole=True, wrap=WRAPPED)
     out = capsys.readouterr().out.splitlines()
@@ -212,20 +214,22 @@ def _token_listing() -> tuple[list[dict[str, Any]], dict[str, Any]]:
     return tokens, devices
 
 
-def _whole_cells(row: list[str]) -> list[str]:
-    """A row of the tokens table as ``_table_cells`` reads it back: a cell's lines joined
-    by a space; a pattern broken between characters (``FOLDED``) cannot be told from one
-    broken between words, so its column is compared without spaces."""
-    return ["".join(cell.split()) if index in FOLDED else " ".join(cell.split())
-            for index, cell in enumerate(row)]
+def _whole_cells(row: list[str], shown: list[str]) -> list[str]:
+    """A row of the tokens table as ``_table_cells`` reads it back (``shown``): a cell's
+    lines joined by a space; the patterns as they are, on one line, else one a line: so
+    a pattern broken in two, or two on a line of several, differs."""
+    return [("\n".join(cell.split()) if "\n" in had else cell) if index in PATTERNS
+            else " ".join(cell.split())
+            for index, (cell, had) in enumerate(zip(row, shown, strict=True))]
 
 
-def _table_cells(out: list[str]) -> list[list[str]]:
-    """The rows of a rich table without borders, each cell's lines joined by a space (by
-    nothing, in the ``FOLDED`` columns): a column starts where its header does, and a row
-    where its first cell (an id, which never wraps) is not empty."""
+def _table_cells(out: list[str], headers: list[str] = HEADERS) -> list[list[str]]:
+    """The rows of a rich table without borders (of the columns ``headers``), each cell's
+    lines joined by a space (by a newline, in the ``PATTERNS`` column): a column starts
+    where its header does, and a row where its first cell (an id, which never wraps) is
+    not empty."""
     starts, at = [], 0
-    for header in HEADERS:
+    for header in headers:
         at = out[0].index(header, at)
         starts.append(at)
     bounds = list(zip(starts, [*starts[1:], None], strict=True))
@@ -237,20 +241,19 @@ def _table_cells(out: list[str]) -> list[list[str]]:
         if cells[0]:
             rows.append(cells)
         else:
-            rows[-1] = [f"{had}{'' if index in FOLDED else ' '}{cell}".strip()
+            rows[-1] = [(f"{had}\n{cell}" if index in PATTERNS else f"{had} {cell}").strip()
                         for index, (had, cell) in enumerate(zip(rows[-1], cells,
                                                                 strict=True))]
-    return [[cell.replace(" ", "") if index in FOLDED else cell
-             for index, cell in enumerate(row)] for row in rows]
+    return rows
 
 
 @pytest.mark.parametrize(("name", "narrowest"), [
-    ("notes app for the whole family", 97),
+    ("notes app for the whole family", 121),
     # Double-width characters: a wrapped line of them that fills the column kept its
     # last space, one cell too many, and rich cut it with "…" ("家族のノート アプ …").
-    ("家族のノート アプリ 共有", 101),
-    ("📒 ノート 🎉🎉 for the family", 97),
-    ("🎉🎉🎉 🎉🎉 ok", 97)], ids=["ascii", "cjk", "emoji-and-cjk", "emoji"])
+    ("家族のノート アプリ 共有", 125),
+    ("📒 ノート 🎉🎉 for the family", 121),
+    ("🎉🎉🎉 🎉🎉 ok", 121)], ids=["ascii", "cjk", "emoji-and-cjk", "emoji"])
 def test_no_cell_of_the_tokens_table_is_cut_at_any_width(
         name: str, narrowest: int, monkeypatch: pytest.MonkeyPatch,
         capsys: pytest.CaptureFixture[str]) -> None:
@@ -265,21 +268,22 @@ def test_no_cell_of_the_tokens_table_is_cut_at_any_width(
     tables = set()
     for columns in range(60, 201):
         monkeypatch.setenv("COLUMNS", str(columns))
-        print_rows(rows, HEADERS, headed=True, whole=True, wrap=WRAPPED, fold=FOLDED,
-                   plain=plain)
+        print_rows(rows, HEADERS, headed=True, whole=True, wrap=WRAPPED, wrap_last=PATTERNS,
+                   one_per_line=PATTERNS, plain=plain)
         out = capsys.readouterr().out.splitlines()
         if out[0].split() == HEADERS:  # a table
             tables.add(columns)
             assert max(cell_len(line.rstrip()) for line in out) <= columns, out
-            assert _table_cells(out) == [_whole_cells(row) for row in rows], (columns, out)
+            shown = _table_cells(out)
+            assert shown == [_whole_cells(row, had) for row, had in zip(rows, shown,
+                                                                        strict=True)], out
         else:
             assert out[0].split() == [word.upper() for word in " ".join(HEADERS).split()]
             for line, row in zip(out[1:], plain, strict=True):
                 assert line.split() == " ".join(row).split(), (columns, line)
-    # From 97 columns: the longest word of each wrapping column (cells, not
-    # characters: 家族のノート takes 12; a time is one word), the patterns' header (a
-    # pattern wider is broken between characters: telegram:alice-and-bob-group took
-    # 121), the others' widest cells.
+    # From 121 columns: the longest word of each wrapping column (cells, not
+    # characters: 家族のノート takes 12; a time is one word; a pattern is never broken,
+    # telegram:alice-and-bob-group takes 28), the others' widest cells.
     assert tables == set(range(narrowest, 201)), sorted(tables)
 
 
@@ -307,6 +311,37 @@ def test_the_plain_lines_of_tokens_give_the_issuers_whole_id_and_name(
     print_rows(token_rows(tokens), HEADERS, headed=True, whole=True, wrap=WRAPPED,
                plain=token_rows(tokens[2:3], None, short=False))
     assert f"  {phone}  2026-12-01 10:00:00Z  issuer removed" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize(("columns", "left_out", "lines"), [
+    # One a line, not two on the first ("tg:* telegram:alice-and-bob-group" fits); the
+    # second token's fit side by side in the column the first's need one a line.
+    (120, ["issued"], [["tg:*", "telegram:alice-and-bob-group",
+                        "agent:main:telegram:group:-100123456789:*"], ["tg:* agent:main:*"]]),
+    (200, [], [["tg:* telegram:alice-and-bob-group agent:main:telegram:group:-100123456789:*"],
+               ["tg:* agent:main:*"]])])
+def test_a_tokens_patterns_are_never_broken_and_go_one_a_line_where_they_must(
+        columns: int, left_out: list[str], lines: list[list[str]],
+        monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    """Patterns are separated by spaces: a pattern broken between characters read as
+    two ("agent:main:" and "*", every session). Where a token's patterns do not fit
+    side by side, each takes a line of its own, whole; the time issued is left out
+    before that (at 120 columns it was kept, and the patterns broken)."""
+    monkeypatch.setattr("node.cli.output.is_terminal", lambda: True)
+    monkeypatch.setenv("COLUMNS", str(columns))
+    tokens, _devices = _token_listing()
+    tokens[0]["sessions"] = ["tg:*", "telegram:alice-and-bob-group",
+                             "agent:main:telegram:group:-100123456789:*"]
+    tokens[1]["sessions"] = ["tg:*", "agent:main:*"]
+    print_rows(token_rows(tokens[:2]), HEADERS, headed=True, whole=True, wrap=WRAPPED,
+               optional=OPTIONAL, wrap_last=PATTERNS, one_per_line=PATTERNS)
+    captured = capsys.readouterr()
+    out = captured.out.splitlines()
+    kept = [header for header in HEADERS if header not in left_out]
+    assert out[0].split() == kept, out
+    assert ("issued" in captured.err) is bool(left_out), captured.err
+    assert max(cell_len(line) for line in out) <= columns, out
+    assert [cells[2].split("\n") for cells in _table_cells(out, kept)] == lines, out
 
 
 def test_a_table_too_wide_leaves_out_its_optional_columns_first(

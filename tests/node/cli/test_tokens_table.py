@@ -1,9 +1,9 @@
-"""The table of ``clawsync tokens`` on a 100-column terminal: every column, for the tokens
-people make. Tokens as a household names and scopes them (the README's ``--name
-dashboard``, names of short words; patterns of OpenClaw's keys, ``agent:main:...``, the
-longest ones people give), one read-only, one revoked (the state's widest cell, its time
-whole). Not the longest the limits allow: a name may be one word of 128 bytes, which no
-table column holds whole; the plain lines give such a one."""
+"""The table of ``clawsync tokens`` on the terminals people have, for the tokens they make.
+Tokens as a household names and scopes them (the README's ``--name dashboard``, names of
+short words; patterns of OpenClaw's keys, ``agent:main:...``, the longest ones people
+give), one read-only, one revoked (the state's widest cell, its time whole). Not the
+longest the limits allow: a name may be one word of 128 bytes, which no table column
+holds whole; the plain lines give such a one."""
 
 from __future__ import annotations
 
@@ -26,8 +26,13 @@ TOKENS = [
 ]
 
 
-def test_a_100_column_terminal_shows_every_column_of_the_tokens(
+def test_the_tokens_table_keeps_every_pattern_whole_at_80_100_and_120_columns(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A pattern is never broken (a piece of ``agent:main:*`` read as ``*``, every
+    session), and the time issued is left out before patterns go one a line. The access
+    reads as what it is: ``read-only``, ``read-write``, not ``write``. 80 columns: the
+    plain lines (the table without the issuer and the time issued takes 84); 100: every
+    column but the time issued; 120: every column."""
     with NodeProcess(tmp_path) as node:
         made = []
         for name, patterns, read_only in TOKENS:
@@ -40,18 +45,32 @@ def test_a_100_column_terminal_shows_every_column_of_the_tokens(
         revoked = run_cli(node, "tokens", "revoke", made[-1])
         assert revoked.returncode == 0, revoked.stderr
         monkeypatch.setattr("node.cli.output.is_terminal", lambda: True)
-        shown = CliRunner().invoke(main, ["--node", node.url, "tokens"],
-                                   env={"COLUMNS": "100"})
-    assert shown.exit_code == 0, shown.output
-    lines = shown.stdout.splitlines()
-    assert lines[0].split() == HEADERS, shown.stdout  # a table with every column
-    assert max(cell_len(line) for line in lines) <= 100, lines
-    assert "left out" not in shown.stderr, shown.stderr
-    # Each id whole, on its row's first line; the access in a word.
-    firsts = [line for line in lines if line.split()[:1] in ([token] for token in made)]
-    assert [line.split()[0] for line in firsts] == made, lines
-    access, state = lines[0].index("access"), lines[0].index("state")
-    assert [line[access:access + 6].strip() for line in firsts] == ["read", "write", "write"]
-    assert [line[state:] for line in firsts] == ["valid", "valid", "revoked"], lines
-    # The revoked token's time whole, on the state's next line.
-    assert re.fullmatch(r" +\d{4}-\d\d-\d\d \d\d:\d\d:\d\dZ", lines[-1]), lines
+        shown = {columns: CliRunner().invoke(main, ["--node", node.url, "tokens"],
+                                             env={"COLUMNS": str(columns)})
+                 for columns in (80, 100, 120)}
+    for columns, result in shown.items():
+        assert result.exit_code == 0, result.output
+        assert max(cell_len(line) for line in result.stdout.splitlines()) <= columns \
+            or columns == 80, result.stdout  # the plain lines: the terminal wraps them
+    patterns = [" ".join(patterns) for _name, patterns, _read_only in TOKENS]
+    lines = shown[80].stdout.splitlines()
+    assert lines[0].split()[:4] == ["ID", "NAME", "SESSIONS", "ACCESS"], lines
+    for line, token, pattern, access in zip(lines[1:], made, patterns,
+                                            ["read-only", "read-write", "read-write"],
+                                            strict=True):
+        assert re.match(rf"{token}  .+  {re.escape(pattern)} +{access}  ", line), line
+    for columns, left_out in ((100, "issued"), (120, None)):
+        lines, err = shown[columns].stdout.splitlines(), shown[columns].stderr
+        assert lines[0].split() == [header for header in HEADERS if header != left_out]
+        assert ("(left out for want of room: issued;" in err) is (left_out is not None), err
+        # Each id whole, on its row's first line: its patterns there, as one cell.
+        firsts = [line for line in lines if line.split()[:1] in ([token] for token in made)]
+        assert [line.split()[0] for line in firsts] == made, lines
+        at, access = lines[0].index("sessions"), lines[0].index("access")
+        assert [line[at:access].rstrip() for line in firsts] == patterns, lines
+        assert [line[access:].split()[0] for line in firsts] == [
+            "read-only", "read-write", "read-write"], lines
+        state = lines[0].index("state")
+        assert [line[state:] for line in firsts] == ["valid", "valid", "revoked"], lines
+        # The revoked token's time whole, on the state's next line.
+        assert re.fullmatch(r" +\d{4}-\d\d-\d\d \d\d:\d\d:\d\dZ", lines[-1]), lines

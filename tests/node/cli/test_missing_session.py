@@ -108,12 +108,14 @@ def test_a_node_that_lists_fewer_sessions_a_page_still_says_how_to_list_them(
                                    "`clawsync sessions` lists them"), done.stderr
 
 
-def test_forget_of_a_missing_session_asks_its_own_route_not_the_list(
+def test_forget_asks_the_sessions_own_route_only_past_a_first_page_without_it(
         tmp_path: Path) -> None:
-    """Whether the session is forgotten already is read from the list by prefix; for a
-    session the node does not hold, its own route's 404 says so at once, where the list
-    would be paged through first (here a page per session whose key starts with it: in
-    a large store, all of them). The one list request left is the hint's."""
+    """Whether the session is forgotten already is read from the list by prefix. For a
+    session the node does not hold, past a first page without it, its own route's 404
+    says so at once, where the list would be paged through first (here a page per
+    session whose key starts with it: in a large store, all of them); the other list
+    request is the hint's. A session the first page holds costs no more: its own route,
+    which sends its first event whole, is not asked."""
     config = tmp_path / "clawsync.toml"
     config.write_text("[limits]\npage_default = 1\n")
     (tmp_path / "node").mkdir()
@@ -121,13 +123,23 @@ def test_forget_of_a_missing_session_asks_its_own_route_not_the_list(
         for key in ("tg:al1", "tg:al2", "tg:al3"):
             appended = run_cli(node, "append", key, "message_received", "content=hi")
             assert appended.returncode == 0, appended.stderr
-        done = run_cli(node, "forget", "tg:al")
-        listed = samples(asyncio.run(scrape(node.url)), "clawsync_http_requests", "_total",
-                         route="/v1/sessions", method="GET")
-    assert done.returncode == 1, done.stderr
-    assert done.stderr.startswith("Error: there is no session 'tg:al' on the node"), \
-        done.stderr
-    assert sum(count for _labels, count in listed) == 1, listed
+        forgot = run_cli(node, "forget", "tg:al2")
+        after_forgot = asyncio.run(scrape(node.url))
+        missing = run_cli(node, "forget", "tg:al")
+        after_missing = asyncio.run(scrape(node.url))
+    assert forgot.returncode == 0, forgot.stderr
+    assert _gets(after_forgot) == {"/v1/sessions": 1, "/v1/sessions/{key}/events": 0}
+    assert missing.returncode == 1, missing.stderr
+    assert missing.stderr.startswith("Error: there is no session 'tg:al' on the node"), \
+        missing.stderr
+    assert _gets(after_missing) == {"/v1/sessions": 3, "/v1/sessions/{key}/events": 1}
+
+
+def _gets(metrics: str) -> dict[str, int]:
+    """The GET requests a node answered on the routes a forget reads, by route."""
+    return {route: int(sum(count for _labels, count in samples(
+        metrics, "clawsync_http_requests", "_total", route=route, method="GET")))
+        for route in ("/v1/sessions", "/v1/sessions/{key}/events")}
 
 
 class _Lister(Quiet):

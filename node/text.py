@@ -198,8 +198,7 @@ def utc_text(moment: datetime.datetime) -> str:
     >>> utc_text(datetime.datetime(2030, 4, 2, 0, 0, 59, 999_000, tzinfo=datetime.UTC))
     '2030-04-02 00:00:59Z'
     """
-    return moment.astimezone(datetime.UTC).isoformat(
-        sep=" ", timespec="seconds").replace("+00:00", "Z")
+    return _utc_iso(moment, sep=" ", timespec="seconds")
 
 
 def log_time(moment: datetime.datetime) -> str:
@@ -212,7 +211,13 @@ def log_time(moment: datetime.datetime) -> str:
     ...     datetime.timedelta(hours=2))))
     '2030-04-02T00:00:00Z'
     """
-    return moment.astimezone(datetime.UTC).isoformat().replace("+00:00", "Z")
+    return _utc_iso(moment)
+
+
+def _utc_iso(moment: datetime.datetime, *, sep: str = "T", timespec: str = "auto") -> str:
+    """``moment`` in UTC as ``isoformat`` writes it, with ``Z`` for its ``+00:00``."""
+    return moment.astimezone(datetime.UTC).isoformat(sep=sep, timespec=timespec) \
+        .replace("+00:00", "Z")
 
 
 def time_text(timestamp: object) -> str:

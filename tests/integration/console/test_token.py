@@ -209,8 +209,9 @@ def test_a_late_answer_from_before_the_token_was_checked_does_not_say_it_again(
     expect(page.get_by_test_id("session-row")).to_be_visible()
     [(route, status, headers, body)] = held
     route.fulfill(status=status, headers=headers, body=body)
+    # At least: a third read (a re-read after a stream event) is no failure of this test.
     page.wait_for_function("window.heard.filter((url) => url.includes('/v1/sessions?'))"
-                           ".length === 2")
+                           ".length >= 2")
     assert notice.is_hidden()
 
 

@@ -57,7 +57,7 @@ from node.openclaw.cursor_room import (
     TAIL_PREFIX,
     CursorFull,
     cursor_full,
-    mark_owners,
+    entry_owners,
     marks_lacking,
     marks_lacking_said,
     session_of,
@@ -285,7 +285,7 @@ class Bridge:
         # A tail mark goes with the offset it was taken at: one equal to the mark kept
         # (the same bytes before the new offset as before the old) moves with its offset.
         changed = {entry for entry, after in moved.items() if cursor.get(entry) != after}
-        owners = mark_owners(moved)
+        owners = entry_owners(moved)
         moved = {entry: after for entry, after in moved.items()
                  if entry in changed or session_of(entry, owners) in changed}
         step.unsettled = step.unsettled or bool(held)

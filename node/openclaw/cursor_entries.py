@@ -26,8 +26,8 @@ so.
 from __future__ import annotations
 
 from node.openclaw.cursor_room import (
-    COPY_PREFIX,
-    mark_owners,
+    copy_entry,
+    entry_owners,
     room_over,
     session_of,
     unmarked,
@@ -99,7 +99,7 @@ def gone_entries(cursor: dict[str, int], source: Source, present: set[str] | Non
     if present is None:
         return []
     gone = []
-    owners = mark_owners(cursor)
+    owners = entry_owners(cursor)
     for entry in cursor:
         session = session_of(entry, owners)
         if of_store(session, source) and session not in present and session not in waiting:
@@ -117,7 +117,7 @@ def rewind_copy_ms(record: Record, rest: list[Item], cursor: dict[str, int],
                    moves: dict[str, int]) -> int | None:
     """The time of ``record``'s header if it begins a rewind's copy: found at the header
     (from the record after it; readers yield the two together) and kept in the cursor."""
-    name = COPY_PREFIX + record.entry
+    name = copy_entry(record.entry)
     if record.value.get("type") == "session":
         following = next((item.value for item in rest if isinstance(item, Record)
                           and item.entry == record.entry), None)

@@ -35,7 +35,7 @@ TAIL_PREFIX = "tail:"
 #: The entry of the tail mark of a file whose entry is too long for ``TAIL_PREFIX``
 #: before it (over 251 bytes: an entry is 256 at most, ``crdt.keys.NAME_BYTES_MAX``):
 #: it is followed by a hash of the file's entry (``tail_entry``, ``within_limit``),
-#: found again from the file entries of the cursor (``mark_owners``). The release before
+#: found again from the file entries of the cursor (``entry_owners``). The release before
 #: takes it, as any mark, for the entry of a JSONL session gone, and drops it.
 LONG_TAIL_PREFIX = TAIL_PREFIX + "#"
 #: Bytes of the hash an entry too long for its prefix is kept under (``within_limit``):
@@ -44,6 +44,9 @@ LONG_HASH_BYTES = 16
 #: What the entries of a ``.jsonl``'s offset begin with (``session_files.cursor_entry``):
 #: those that may have a tail mark.
 FILE_PREFIXES = ("jsonl:", "jsonl-file:")
+#: What a session's entry begins with: a file's, or a SQLite session's (``db:<id>``,
+#: ``sqlite.session_entry``); each may have a rewind's copy time (``copy_entry``).
+SESSION_PREFIXES = (*FILE_PREFIXES, "db:")
 #: The largest tail mark: room for one is room for a mark of this size.
 TAIL_MARK_MAX = 2 ** (8 * TAIL_MARK_BYTES) - 1
 
@@ -51,8 +54,8 @@ TAIL_MARK_MAX = 2 ** (8 * TAIL_MARK_BYTES) - 1
 def session_of(entry: str, owners: Mapping[str, str] | None = None) -> str:
     """The session entry a cursor entry goes with: itself, or the one a rewind's copy
     time or a file's tail mark is kept for (dropped, kept and counted with it); that of
-    a mark under a hash (``LONG_TAIL_PREFIX``) is found in ``owners`` (``mark_owners`` of
-    the cursor), and is none of the cursor's without them.
+    one under a hash (``copy:#``, ``tail:#``: ``within_limit``) is found in ``owners``
+    (``entry_owners`` of the cursor), and is none of the cursor's without them.
 
     >>> session_of("tail:jsonl:s1"), session_of("copy:db:s1"), session_of("db:s1")
     ('jsonl:s1', 'db:s1', 'db:s1')
@@ -66,7 +69,7 @@ def within_limit(prefix: str, rest: str) -> str:
     """The cursor entry ``prefix`` and ``rest``, or, where that is not a valid entry
     (over ``crdt.keys.NAME_BYTES_MAX``), ``prefix``, ``#`` and a hash of ``rest``
     (``LONG_HASH_BYTES``): an entry of the same kind, found again only by making it
-    anew from what it names (``mark_owners``, ``session_files.cursor_entry``). An entry
+    anew from what it names (``entry_owners``, ``session_files.cursor_entry``). An entry
     that fits keeps its plain form, byte for byte.
 
     >>> within_limit("jsonl:", "s1")
@@ -87,7 +90,7 @@ def tail_entry(entry: str) -> str:
     """The entry of the tail mark of a file's cursor ``entry``: ``TAIL_PREFIX`` and
     ``entry``, or, where that is not a valid entry (an entry of more than 251 bytes),
     ``LONG_TAIL_PREFIX`` and a hash of ``entry`` (``within_limit``); the file's entry is
-    found again from its cursor (``mark_owners``).
+    found again from its cursor (``entry_owners``).
 
     >>> tail_entry("jsonl:s1")
     'tail:jsonl:s1'
@@ -98,10 +101,29 @@ def tail_entry(entry: str) -> str:
     return within_limit(TAIL_PREFIX, entry)
 
 
-def mark_owners(entries: Iterable[str]) -> dict[str, str]:
-    """The entry of the tail mark of each file's entry among ``entries`` (a cursor's),
-    to that file's entry: what a mark under a hash (``LONG_TAIL_PREFIX``) goes with."""
-    return {tail_entry(entry): entry for entry in entries if entry.startswith(FILE_PREFIXES)}
+def copy_entry(entry: str) -> str:
+    """The entry of the time of the header beginning a rewind's copy in the session of
+    cursor ``entry``: ``COPY_PREFIX`` and ``entry``, or, where that is not a valid entry,
+    ``copy:#`` and a hash of ``entry`` (``within_limit``), found again as a tail mark is
+    (``entry_owners``).
+
+    >>> copy_entry("db:s1"), copy_entry("jsonl:" + "s" * 246)[:6]
+    ('copy:db:s1', 'copy:#')
+    """
+    return within_limit(COPY_PREFIX, entry)
+
+
+def entry_owners(entries: Iterable[str]) -> dict[str, str]:
+    """The entries kept for each session's entry among ``entries`` (a cursor's): its
+    rewind's copy time (``copy_entry``) and, for a file, its tail mark (``tail_entry``),
+    each to that session's entry: what one under a hash goes with (``session_of``)."""
+    owners = {}
+    for entry in entries:
+        if entry.startswith(SESSION_PREFIXES):
+            owners[copy_entry(entry)] = entry
+            if entry.startswith(FILE_PREFIXES):
+                owners[tail_entry(entry)] = entry
+    return owners
 
 
 class CursorFull(Picklable):
@@ -116,7 +138,8 @@ def room_over(cursor: dict[str, int]) -> str | None:
     cursor without tail marks (``unmarked``): they are added after, while there is room."""
     entries = len(cursor)
     if entries > CURSOR_ENTRIES_MAX:
-        sessions = len({session_of(entry) for entry in cursor})
+        owners = entry_owners(cursor)
+        sessions = len({session_of(entry, owners) for entry in cursor})
         each = "an entry each" if entries == sessions else \
             f"{entries} entries: one each, and one per rewind's copy being read"
         return f"{sessions} sessions ({each}), over the limit of {CURSOR_ENTRIES_MAX} entries"
@@ -144,9 +167,10 @@ def what_fits(kept: dict[str, int], after: dict[str, int]) -> dict[str, int]:
     even the moves do not fit (longer integers, in bytes).
     """
     sessions: dict[str, dict[str, int]] = {}
+    owners = entry_owners(after)
     for entry, at in after.items():
         if kept.get(entry) != at:
-            sessions.setdefault(session_of(entry), {})[entry] = at
+            sessions.setdefault(session_of(entry, owners), {})[entry] = at
     fits = dict(kept)
     grows = []
     for moves in sessions.values():
@@ -183,7 +207,8 @@ def marks_lacking(cursor: dict[str, int]) -> int:
     another store's session, of a session gone) while no room is made. A file without
     a mark in a cursor with room for it lacks one only as no read of it took one yet
     (a cursor of the release before): not for want of room."""
-    lacking = [mark for mark in mark_owners(cursor) if mark not in cursor]
+    lacking = [mark for mark in entry_owners(cursor)
+               if mark.startswith(TAIL_PREFIX) and mark not in cursor]
     if not lacking:
         return 0
     count = len(cursor) + 1
@@ -199,11 +224,11 @@ def _marks_of(saved: dict[str, int], kept: dict[str, int], moved: dict[str, int]
     (``with_marks``): the step's first, in their order, each over the one kept for its
     file."""
     marks = {}
-    owners = mark_owners({**saved, **kept, **moved})
+    owners = entry_owners({**saved, **kept, **moved})
     for entry, mark in {**moved, **{entry: mark for entry, mark in kept.items()
                                     if entry not in moved}}.items():
         offset = owners.get(entry)
-        if offset is not None:
+        if offset is not None and entry.startswith(TAIL_PREFIX):
             taken_at = (moved if entry in moved else kept).get(offset, kept.get(offset))
             if taken_at is not None and saved.get(offset) == taken_at:
                 marks[entry] = mark

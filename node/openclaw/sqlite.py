@@ -44,6 +44,7 @@ from urllib.parse import quote
 
 import zstandard
 
+from node.openclaw.cursor_room import within_limit
 from node.openclaw.source import (
     RECORD_BYTES_MAX,
     RECORDS_OF_WAITING,
@@ -124,7 +125,7 @@ class AgentDatabase:
 
     def read(self, cursor: dict[str, int],
              waiting: Collection[str] = ()) -> Iterator[Item]:
-        """The records after ``cursor`` (entries ``db:<session id>`` -> next seq), at most
+        """The records after ``cursor`` (entries ``session_entry`` -> next seq), at most
         ``ROWS_PER_READ`` of them, and ``RECORDS_OF_WAITING`` of each session whose entry is
         in ``waiting`` (past ``ROWS_PER_READ`` too); problems in their place."""
         self.emptied, self.reread, self.present = {}, set(), None
@@ -137,7 +138,7 @@ class AgentDatabase:
         self.present = present
         for session_id, seq, text, packed, created in rows:
             where = f"{self.shown}, session {session_id}, seq {seq}"
-            entry = "db:" + session_id
+            entry = session_entry(session_id)
             value = _decode(text, packed)
             if isinstance(value, str):
                 yield Problem(where, value, entry, seq + 1)
@@ -185,7 +186,7 @@ class AgentDatabase:
             # (its archive row in, its rows out, in one commit) is never seen in neither.
             present = _present(db, tops)
             for session_id, top in tops:
-                entry = "db:" + session_id
+                entry = session_entry(session_id)
                 start = cursor.get(entry, 0)
                 waits = entry in waiting
                 # OpenClaw numbers a session's next row MAX(seq) + 1 (readNextTranscriptSeq):
@@ -216,12 +217,23 @@ def _present(db: sqlite3.Connection, tops: list[Any]) -> set[str]:
     """The entries of the sessions with rows (``tops``) or in cold storage; read in the
     transaction ``tops`` was: a session moved to cold storage (its archive row in, its
     rows out, in one commit) is never seen in neither."""
-    present = {"db:" + str(session_id) for session_id, _top in tops}
+    present = {session_entry(str(session_id)) for session_id, _top in tops}
     if db.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = "
                   "'session_transcript_cold_archives'").fetchall():
-        present.update("db:" + str(session_id) for (session_id,) in db.execute(
+        present.update(session_entry(str(session_id)) for (session_id,) in db.execute(
             "SELECT session_id FROM session_transcript_cold_archives"))
     return present
+
+
+def session_entry(session_id: str) -> str:
+    """The cursor entry of SQLite session ``session_id``: ``db:<id>``, or ``db:#<hash>``
+    for an id too long for it (``cursor_room.within_limit``), as one a JSONL session of
+    such an id moved into SQLite has.
+
+    >>> session_entry("s1"), session_entry("s" * 254)[:4]
+    ('db:s1', 'db:#')
+    """
+    return within_limit("db:", session_id)
 
 
 def rows_of_session(path: Path, session_id: str) -> int:

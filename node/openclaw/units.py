@@ -11,7 +11,7 @@ from typing import Any
 
 from crdt.events import Event
 from node.openclaw.cursor_entries import rewind_copy_ms
-from node.openclaw.cursor_room import COPY_PREFIX, CursorFull, tail_entry
+from node.openclaw.cursor_room import CursorFull, copy_entry, tail_entry
 from node.openclaw.mapping import Mapped, SessionRef, events_for
 from node.openclaw.source import Item, Problem, Record
 from node.openclaw.tally import Tally
@@ -80,7 +80,7 @@ def units_of(items: list[Item], cursor: dict[str, int]) -> tuple[list[Unit], lis
         moves[item.entry] = item.after
         unit_moves = _moves(item.entry, item.after, item.mark)
         if item.value.get("type") == "session" and copy_ms is not None:
-            unit_moves[COPY_PREFIX + item.entry] = copy_ms
+            unit_moves[copy_entry(item.entry)] = copy_ms
         units.append(Unit(item.entry, unit_moves, item, mapped.events,
                           [f"{item.where}: {warning}" for warning in mapped.warnings],
                           where=item.where))

@@ -14,12 +14,18 @@ from typing import Any
 from crdt.log.cursors import check_cursor, read_cursor
 from crdt.log.store import EventStore
 from node.openclaw.bridge import Bridge
-from node.openclaw.cursor_room import in_both_stores, session_of, tail_entry
+from node.openclaw.cursor_room import (
+    copy_entry,
+    entry_owners,
+    in_both_stores,
+    session_of,
+    tail_entry,
+)
 from node.openclaw.file_marks import tail_mark
 from node.openclaw.mapping import session_key_for
 from node.openclaw.state import StateFolder, cursor_name
 from tests.node.openclaw.waiting import CountingSink, one_pass
-from tests.support.openclaw import turn_records, write_jsonl
+from tests.support.openclaw import FakeGateway, iso_ms, turn_records, write_jsonl
 
 TOPIC = "00000000-0000-4000-8000-00000000000a"
 OTHER = "00000000-0000-4000-8000-00000000000b"
@@ -117,3 +123,63 @@ def test_a_hashed_entry_keeps_the_shape_the_release_before_reads(tmp_path: Path)
     assert session_of(entry) == entry and not entry.startswith("db:")
     assert entry != PLAIN
     assert in_both_stores({**cursor, f"db:{TOPIC}": 1}) == set()
+
+
+def test_a_rewinds_copy_in_a_file_whose_entry_just_fits_imports(tmp_path: Path) -> None:
+    """The topic's entry is 254 bytes, which fits, but its first record begins a rewind's
+    copy (the header newer than the record after it): the copy's time is kept under
+    ``copy:#<hash>`` (``copy_entry``), not refused by the node, and goes with its file's
+    entry. A second import reads nothing again."""
+    folder = tmp_path / "agents" / "main" / "sessions"
+    folder.mkdir(parents=True)
+    name = f"{TOPIC}-topic-" + "7" * (202 - len(TOPIC) - len("-topic-.jsonl")) + ".jsonl"
+    entry = f"jsonl-file:{len(name)}:{name}:{TOPIC}"
+    assert len(entry.encode()) == 254 and len(("copy:" + entry).encode()) > 256
+    header_ms = int(time.time() * 1000)
+    records = turn_records(TOPIC, [header_ms - 9000, header_ms - 8000])
+    records[0] = {**records[0], "timestamp": iso_ms(header_ms)}
+    (folder / name).write_bytes(lines(records))
+    (folder / "sessions.json").write_text(json.dumps(
+        {"agent:main:telegram:group:-1:topic:7": {"sessionId": TOPIC, "updatedAt": 1,
+                                                   "sessionFile": name}}))
+    with EventStore.open("memory:") as store:
+        assert runs(tmp_path, store)[0] == 3
+        read, cursor = runs(tmp_path, store)
+    assert read == 0 and entry in cursor
+    assert copy_entry(entry).startswith("copy:#") and copy_entry(entry) in cursor
+    assert session_of(copy_entry(entry), entry_owners(cursor)) == entry
+
+
+def test_a_session_of_a_long_id_moved_into_sqlite_imports(tmp_path: Path) -> None:
+    """A JSONL session whose id is 254 characters (its file named otherwise) is kept
+    under ``jsonl-file:#``; moved into SQLite (``openclaw doctor --session-sqlite
+    import``: its rows in, its file moved away), its entry there is ``db:#<hash of its
+    id>`` (``sqlite.session_entry``), not refused by the node: the import goes on, and
+    reads on from where the rows were read."""
+    long_id = "s" * 254
+    now_ms = int(time.time() * 1000)
+    records = turn_records(long_id, [now_ms - 2000, now_ms - 1000])
+    key = "agent:main:long"
+    write_jsonl(tmp_path, "agent:main:other", OTHER, turn_records(OTHER, [now_ms]))
+    folder = tmp_path / "agents" / "main" / "sessions"
+    (folder / "long.jsonl").write_bytes(lines(records))
+    index = json.loads((folder / "sessions.json").read_text())
+    index[key] = {"sessionId": long_id, "updatedAt": 1, "sessionFile": "long.jsonl"}
+    (folder / "sessions.json").write_text(json.dumps(index))
+    gateway = None
+    with EventStore.open("memory:") as store:
+        try:
+            assert runs(tmp_path, store)[0] == 3 + 2
+            gateway = FakeGateway(tmp_path)
+            gateway.open_session(key, long_id)
+            gateway.add(long_id, records)
+            (folder / "long.jsonl").rename(tmp_path / "long.jsonl.imported")
+            del index[key]
+            (folder / "sessions.json").write_text(json.dumps(index))
+            read, cursor = runs(tmp_path, store)
+            assert runs(tmp_path, store)[0] == 0
+        finally:
+            if gateway is not None:
+                gateway.close()
+    [entry] = [entry for entry in cursor if entry.startswith("db:")]
+    assert read == 3 and entry.startswith("db:#") and cursor[entry] == 3

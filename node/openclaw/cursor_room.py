@@ -78,12 +78,27 @@ def within_limit(prefix: str, rest: str) -> str:
     >>> long.startswith("jsonl-file:#"), len(long)
     (True, 44)
     """
+    return prefix + rest if is_entry(prefix + rest) else prefix + hashed(rest)
+
+
+def is_entry(text: str) -> bool:
+    """Whether ``text`` is a valid cursor entry (``crdt.keys.check_name``)."""
     try:
-        return check_name(prefix + rest, "entry")
+        check_name(text, "entry")
     except InvalidInput:
-        named = hashlib.blake2b(rest.encode("utf-8", "surrogatepass"),
-                                digest_size=LONG_HASH_BYTES)
-        return f"{prefix}#{named.hexdigest()}"
+        return False
+    return True
+
+
+def hashed(text: str) -> str:
+    """``#`` and a hash of ``text`` (``LONG_HASH_BYTES``): what an entry too long for
+    what it names keeps in its place (``within_limit``).
+
+    >>> hashed("s1")
+    '#...'
+    """
+    named = hashlib.blake2b(text.encode("utf-8", "surrogatepass"), digest_size=LONG_HASH_BYTES)
+    return f"#{named.hexdigest()}"
 
 
 def tail_entry(entry: str) -> str:
@@ -297,21 +312,34 @@ def marks_lacking_said(shown: str, agent_id: str) -> str:
 
 
 def in_both_stores(cursor: dict[str, int]) -> set[str]:
-    """The JSONL entries of ``cursor`` whose session has a SQLite entry too.
+    """The JSONL entries of ``cursor`` whose session has a SQLite entry too: each has
+    its session id, or the hash of one too long (``within_limit``), which a SQLite entry
+    of that id holds too, or is made from it here.
 
-    >>> sorted(in_both_stores({"db:a": 3, "jsonl:a": 90, "jsonl:b": 40,
-    ...                         "jsonl-file:17:sub/c-topic.jsonl:c": 7, "db:c": 1}))
+    >>> sorted(in_both_stores({"db:a": 3, "jsonl:a": 90, "jsonl:b": 40, "db:c": 1,
+    ...                         "jsonl-file:17:sub/c-topic.jsonl:c": 7}))
     ['jsonl-file:17:sub/c-topic.jsonl:c', 'jsonl:a']
+    >>> long = "s" * 252  # too long for "jsonl:" before it, not for "db:"
+    >>> in_both_stores({"db:" + long: 1, within_limit("jsonl:", long): 2})
+    {'jsonl:#...'}
     """
-    twice = set()
+    ids: set[str] = set()
     for entry in cursor:
-        if entry.startswith("jsonl:"):
-            session = entry.removeprefix("jsonl:")
-        elif entry.startswith("jsonl-file:"):  # jsonl-file:<length>:<name>:<id>
-            length, _colon, rest = entry.removeprefix("jsonl-file:").partition(":")
-            session = rest[int(length) + 1:] if length.isdigit() else ""
-        else:
-            continue
-        if "db:" + session in cursor:
-            twice.add(entry)
-    return twice
+        if entry.startswith("db:"):
+            session = entry.removeprefix("db:")
+            ids.update((session, hashed(session)))  # a file's entry may hash a long id
+    return {entry for entry in cursor if _file_session(entry) in ids}
+
+
+def _file_session(entry: str) -> str | None:
+    """The session id (or its hash) in a ``.jsonl``'s cursor ``entry``
+    (``session_files.cursor_entry``), or None."""
+    if entry.startswith("jsonl:"):
+        return entry.removeprefix("jsonl:")
+    if not entry.startswith("jsonl-file:"):
+        return None
+    rest = entry.removeprefix("jsonl-file:")
+    if rest.startswith("#"):  # jsonl-file:#<hash of the name>:<id>
+        return rest.partition(":")[2] or None
+    length, _colon, rest = rest.partition(":")  # jsonl-file:<length>:<name>:<id>
+    return rest[int(length) + 1:] if length.isdigit() else None

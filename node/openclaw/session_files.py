@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from node.openclaw.cursor_room import within_limit
+from node.openclaw.cursor_room import hashed, is_entry, within_limit
 from node.openclaw.legacy_files import followed, js_trimmed, transcript_file
 from node.openclaw.source import Problem
 
@@ -78,23 +78,26 @@ def cursor_entry(folder: Path, session_id: str, path: Path) -> str:
     ``<trimmed id>.jsonl`` (as a cursor written before names were kept means), else
     ``jsonl-file:<length of the name>:<name>:<id>`` (the name's length first, as a name
     and an id may both hold ':'). One over an entry's 256 bytes (a forum topic's file
-    with a long name, ``crdt.keys.NAME_BYTES_MAX``) is kept under a hash of what follows
-    its prefix (``cursor_room.within_limit``: ``jsonl-file:#<hash>``), made anew from the
-    file at each read. An entry that comes to name another file is read from that
-    file's start, not from the other file's offset (its records are recognised, so
-    nothing is stored twice).
+    with a long name, ``crdt.keys.NAME_BYTES_MAX``) is kept as ``jsonl-file:#<hash of the
+    name>:<id>`` (``cursor_room.hashed``), made anew from the file at each read: the id
+    kept, as a session in both stores is told by it (``cursor_room.in_both_stores``), or
+    hashed too where it does not fit (``cursor_room.within_limit``). An entry that comes
+    to name another file is read from that file's start, not from the other file's
+    offset (its records are recognised, so nothing is stored twice).
 
     >>> cursor_entry(Path("s"), "a", Path("s/sub/a-topic-4.jsonl"))
     'jsonl-file:19:sub/a-topic-4.jsonl:a'
-    >>> cursor_entry(Path("s"), "a", Path("s/a-topic-" + "4" * 240 + ".jsonl"))[:12]
-    'jsonl-file:#'
+    >>> long = cursor_entry(Path("s"), "a", Path("s/a-topic-" + "4" * 240 + ".jsonl"))
+    >>> long[:12], long[-2:], len(long)
+    ('jsonl-file:#', ':a', 46)
     >>> cursor_entry(Path("s"), " " * 9 + "a" * 245, Path("s/" + "a" * 245 + ".jsonl"))[:7]
     'jsonl:#'
     """
     name = str(path.relative_to(folder))
     if name == f"{js_trimmed(session_id)}.jsonl":
         return within_limit("jsonl:", session_id)
-    return within_limit("jsonl-file:", f"{len(name)}:{name}:{session_id}")
+    plain = f"jsonl-file:{len(name)}:{name}:{session_id}"
+    return plain if is_entry(plain) else within_limit(f"jsonl-file:{hashed(name)}:", session_id)
 
 
 def entries(folder: Path, files: Files) -> set[str]:

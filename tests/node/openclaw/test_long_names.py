@@ -11,10 +11,14 @@ import time
 from pathlib import Path
 from typing import Any
 
+import pytest
+
+import node.openclaw.cursor_room as cursor_room
 from crdt.log.cursors import check_cursor, read_cursor
 from crdt.log.store import EventStore
 from node.openclaw.bridge import Bridge
 from node.openclaw.cursor_room import (
+    CursorFull,
     copy_entry,
     entry_owners,
     in_both_stores,
@@ -110,8 +114,10 @@ def test_a_hashed_entry_keeps_the_shape_the_release_before_reads(tmp_path: Path)
     """The release before hashed no file's entry: it reads a cursor with one as ever
     (every entry a valid name, ``check_cursor``), takes it for a JSONL session's entry
     of no file (neither ``db:`` nor ``copy:``, its own entry for the file being the
-    plain one) and drops it at its next save; its ``in_both_stores``, unchanged since,
-    takes it for no session's and does not fail on it."""
+    plain one) and drops it at its next save; its ``in_both_stores`` takes it for no
+    session's and does not fail on it. The entry keeps its session id
+    (``jsonl-file:#<hash of the name>:<id>``): this release's ``in_both_stores`` finds
+    the session in both stores."""
     now_ms = int(time.time() * 1000)
     write_jsonl(tmp_path, "agent:main:other", OTHER, turn_records(OTHER, [now_ms]))
     topic_file(tmp_path, "agent:main:telegram:group:-1001:topic:7",
@@ -121,8 +127,8 @@ def test_a_hashed_entry_keeps_the_shape_the_release_before_reads(tmp_path: Path)
     assert check_cursor(cursor) == cursor
     [entry] = [entry for entry in cursor if entry.startswith(HASHED)]
     assert session_of(entry) == entry and not entry.startswith("db:")
-    assert entry != PLAIN
-    assert in_both_stores({**cursor, f"db:{TOPIC}": 1}) == set()
+    assert entry != PLAIN and entry.endswith(f":{TOPIC}")
+    assert in_both_stores({**cursor, f"db:{TOPIC}": 1}) == {entry}
 
 
 def test_a_rewinds_copy_in_a_file_whose_entry_just_fits_imports(tmp_path: Path) -> None:
@@ -183,3 +189,29 @@ def test_a_session_of_a_long_id_moved_into_sqlite_imports(tmp_path: Path) -> Non
                 gateway.close()
     [entry] = [entry for entry in cursor if entry.startswith("db:")]
     assert read == 3 and entry.startswith("db:#") and cursor[entry] == 3
+
+
+def test_a_long_name_midway_through_the_move_into_sqlite_is_told_so(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The topic's rows are in SQLite, its file (of a long name) not moved yet, and the
+    agent is over its limits with the session counted twice: the pass stops telling the
+    move under way, to wait for, not to delete sessions."""
+    monkeypatch.setattr(cursor_room, "CURSOR_ENTRIES_MAX", 2)
+    now_ms = int(time.time() * 1000)
+    key = "agent:main:telegram:group:-1001:topic:7"
+    write_jsonl(tmp_path, "agent:main:other", OTHER, turn_records(OTHER, [now_ms]))
+    records = turn_records(TOPIC, [now_ms - 1000])
+    topic_file(tmp_path, key, records)
+    gateway = FakeGateway(tmp_path)
+    try:
+        with EventStore.open("memory:") as store:
+            assert runs(tmp_path, store)[0] == 4
+            gateway.open_session(key, TOPIC)
+            gateway.add(TOPIC, records)
+            with pytest.raises(CursorFull) as raised:
+                runs(tmp_path, store)
+    finally:
+        gateway.close()
+    said = str(raised.value)
+    assert "1 of its sessions are in both its SQLite store" in said
+    assert "once the move is done" in said and "delete" not in said

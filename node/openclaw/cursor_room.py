@@ -67,16 +67,20 @@ def session_of(entry: str, owners: Mapping[str, str] | None = None) -> str:
 
 def within_limit(prefix: str, rest: str) -> str:
     """The cursor entry ``prefix`` and ``rest``, or, where that is not a valid entry
-    (over ``crdt.keys.NAME_BYTES_MAX``), ``prefix``, ``#`` and a hash of ``rest``
+    (``crdt.keys.check_name``: over ``crdt.keys.NAME_BYTES_MAX``, or with a control
+    character or a character that is not UTF-8, as a file's name may have, which the
+    node would refuse at every save), ``prefix``, ``#`` and a hash of ``rest``
     (``LONG_HASH_BYTES``): an entry of the same kind, found again only by making it
-    anew from what it names (``entry_owners``, ``session_files.cursor_entry``). An entry
-    that fits keeps its plain form, byte for byte.
+    anew from what it names (``entry_owners``, ``session_files.cursor_entry``). A valid
+    entry keeps its plain form, byte for byte.
 
     >>> within_limit("jsonl:", "s1")
     'jsonl:s1'
     >>> long = within_limit("jsonl-file:", "s" * 250)
     >>> long.startswith("jsonl-file:#"), len(long)
     (True, 44)
+    >>> within_limit("jsonl:", "s" + chr(1)), within_limit("jsonl:", "s" + chr(0xDCFF))
+    ('jsonl:#...', 'jsonl:#...')
     """
     return prefix + rest if is_entry(prefix + rest) else prefix + hashed(rest)
 

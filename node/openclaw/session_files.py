@@ -77,9 +77,10 @@ def cursor_entry(folder: Path, session_id: str, path: Path) -> str:
     offset is one in that file, so the file's name is kept with it. ``jsonl:<id>`` for
     ``<trimmed id>.jsonl`` (as a cursor written before names were kept means), else
     ``jsonl-file:<length of the name>:<name>:<id>`` (the name's length first, as a name
-    and an id may both hold ':'). One over an entry's 256 bytes (a forum topic's file
-    with a long name, ``crdt.keys.NAME_BYTES_MAX``) is kept as ``jsonl-file:#<hash of the
-    name>:<id>`` (``cursor_room.hashed``), made anew from the file at each read: the id
+    and an id may both hold ':'). One that is not a valid entry (over an entry's 256
+    bytes, ``crdt.keys.NAME_BYTES_MAX``, as a forum topic's file with a long name; or a
+    name with a control character or a byte not UTF-8) is kept as ``jsonl-file:#<hash of
+    the name>:<id>`` (``cursor_room.hashed``), made anew from the file at each read: the id
     kept, as a session in both stores is told by it (``cursor_room.in_both_stores``), or
     hashed too where it does not fit (``cursor_room.within_limit``). An entry that comes
     to name another file is read from that file's start, not from the other file's

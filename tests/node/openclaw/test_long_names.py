@@ -1,8 +1,9 @@
 """A ``.jsonl`` whose cursor entry would be over an entry's 256 bytes
-(``crdt.keys.NAME_BYTES_MAX``: a forum topic's file with a long name) is kept under a hash
-of it (``cursor_room.within_limit``), as its tail mark is: the agent's import goes on,
-each run reading only what is new of the file, and a rewrite of it is seen. A cursor
-holding such an entry keeps the shape the release before reads."""
+(``crdt.keys.NAME_BYTES_MAX``: a forum topic's file with a long name), or not a valid
+entry (a name with a control character or a byte not UTF-8), is kept under a hash of
+it (``cursor_room.within_limit``), as its tail mark is: the agent's import goes on, each
+run reading only what is new of the file, and a rewrite of it is seen. A cursor holding
+such an entry keeps the shape the release before reads."""
 
 from __future__ import annotations
 
@@ -215,3 +216,24 @@ def test_a_long_name_midway_through_the_move_into_sqlite_is_told_so(
     said = str(raised.value)
     assert "1 of its sessions are in both its SQLite store" in said
     assert "once the move is done" in said and "delete" not in said
+
+
+@pytest.mark.parametrize("name", ["topic\x01x.jsonl", "topic\udcffx.jsonl"],
+                         ids=["control-character", "not-utf-8"])
+def test_a_file_name_the_node_refuses_in_an_entry_imports(tmp_path: Path, name: str) -> None:
+    """A topic file whose name has a control character, or a byte that is not UTF-8 (the
+    index names it with the lone surrogate Python reads it as), has an entry the node
+    refuses: it is kept under ``jsonl-file:#<hash of the name>:<id>``, and read on from.
+    Before, its agent's import failed at every run (the node refused the cursor, or it
+    could not be encoded)."""
+    folder = tmp_path / "agents" / "main" / "sessions"
+    folder.mkdir(parents=True)
+    (folder / name).write_bytes(lines(turn_records(TOPIC, [int(time.time() * 1000)])))
+    (folder / "sessions.json").write_text(json.dumps(
+        {"agent:main:t": {"sessionId": TOPIC, "updatedAt": 1, "sessionFile": name}}))
+    with EventStore.open("memory:") as store:
+        assert runs(tmp_path, store)[0] == 2
+        read, cursor = runs(tmp_path, store)
+    [entry] = [entry for entry in cursor if not entry.startswith("tail:")]
+    assert read == 0 and entry.startswith(HASHED) and entry.endswith(f":{TOPIC}")
+    assert check_cursor(cursor) == cursor

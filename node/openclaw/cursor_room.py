@@ -32,12 +32,13 @@ COPY_PREFIX = "copy:"
 #: without marks tells it. A release without it takes such an entry for a session gone
 #: from the files (no file is named so) and drops it at its next save.
 TAIL_PREFIX = "tail:"
-#: The entry of the tail mark of a file whose entry is too long for ``TAIL_PREFIX``
-#: before it (over 251 bytes: an entry is 256 at most, ``crdt.keys.NAME_BYTES_MAX``):
-#: it is followed by a hash of the file's entry (``tail_entry``, ``within_limit``),
-#: found again from the file entries of the cursor (``entry_owners``). The release before
-#: takes it, as any mark, for the entry of a JSONL session gone, and drops it.
-LONG_TAIL_PREFIX = TAIL_PREFIX + "#"
+#: What follows the prefix of an entry that would not be valid (over 256 bytes,
+#: ``crdt.keys.NAME_BYTES_MAX``, say), before a hash of what it names (``within_limit``,
+#: ``hashed``): ``tail:#<hash>``, ``copy:#<hash>``, ``db:#<hash>``, ``jsonl:#<hash>``,
+#: ``jsonl-file:#<hash of the name>:<id>``. Each is found again from the cursor's other
+#: entries (``entry_owners``) or made anew from what it names. The release before takes
+#: a mark or a copy time so for the entry of a JSONL session gone, and drops it.
+HASHED = "#"
 #: Bytes of the hash an entry too long for its prefix is kept under (``within_limit``):
 #: 128 bits, so that no two files of an agent share it.
 LONG_HASH_BYTES = 16
@@ -95,26 +96,26 @@ def is_entry(text: str) -> bool:
 
 
 def hashed(text: str) -> str:
-    """``#`` and a hash of ``text`` (``LONG_HASH_BYTES``): what an entry too long for
+    """``HASHED`` and a hash of ``text`` (``LONG_HASH_BYTES``): what an entry too long for
     what it names keeps in its place (``within_limit``).
 
     >>> hashed("s1")
     '#...'
     """
     named = hashlib.blake2b(text.encode("utf-8", "surrogatepass"), digest_size=LONG_HASH_BYTES)
-    return f"#{named.hexdigest()}"
+    return HASHED + named.hexdigest()
 
 
 def tail_entry(entry: str) -> str:
     """The entry of the tail mark of a file's cursor ``entry``: ``TAIL_PREFIX`` and
     ``entry``, or, where that is not a valid entry (an entry of more than 251 bytes),
-    ``LONG_TAIL_PREFIX`` and a hash of ``entry`` (``within_limit``); the file's entry is
+    ``tail:#`` and a hash of ``entry`` (``within_limit``); the file's entry is
     found again from its cursor (``entry_owners``).
 
     >>> tail_entry("jsonl:s1")
     'tail:jsonl:s1'
     >>> long = tail_entry("jsonl:" + "s" * 246)
-    >>> long.startswith(LONG_TAIL_PREFIX), len(long)
+    >>> long.startswith(TAIL_PREFIX + HASHED), len(long)
     (True, 38)
     """
     return within_limit(TAIL_PREFIX, entry)
@@ -230,10 +231,8 @@ def marks_lacking(cursor: dict[str, int]) -> int:
                if mark.startswith(TAIL_PREFIX) and mark not in cursor]
     if not lacking:
         return 0
-    count = len(cursor) + 1
-    grown = len(codec.encode_fast(cursor)) - len(codec.head(5, len(cursor))) \
-        + len(codec.head(5, count))
-    return sum(count > CURSOR_ENTRIES_MAX or grown + _size(mark, TAIL_MARK_MAX) > CURSOR_BYTES_MAX
+    body = _body(cursor)
+    return sum(not _fits(body + _size(mark, TAIL_MARK_MAX), len(cursor) + 1)
                for mark in lacking)
 
 
@@ -257,18 +256,28 @@ def _marks_of(saved: dict[str, int], kept: dict[str, int], moved: dict[str, int]
 def _while_room(fits: dict[str, int], groups: list[dict[str, int]]) -> dict[str, int]:
     """``fits`` (under the limits) with each of ``groups`` that fits with those taken
     before it, in their order; one that does not is passed over."""
-    # A map's encoding is its head (its count) and each entry's key and value encoded in
-    # turn: its size is summed as entries are taken, not encoded again for each.
-    body = len(codec.encode_fast(fits)) - len(codec.head(5, len(fits)))
+    # Its size is summed as entries are taken (``_body``), not encoded again for each.
+    body = _body(fits)
     for moves in groups:
         count = len(fits) + sum(entry not in fits for entry in moves)
         grown = body + sum(_size(entry, at) - (_size(entry, fits[entry]) if entry in fits
                                                else 0) for entry, at in moves.items())
-        if count <= CURSOR_ENTRIES_MAX and \
-                grown + len(codec.head(5, count)) <= CURSOR_BYTES_MAX:
+        if _fits(grown, count):
             fits.update(moves)
             body = grown
     return fits
+
+
+def _body(cursor: dict[str, int]) -> int:
+    """The bytes of ``cursor``'s encoding but its head: a map's encoding is its head (its
+    count) and each entry's key and value encoded in turn (``_size``)."""
+    return len(codec.encode_fast(cursor)) - len(codec.head(5, len(cursor)))
+
+
+def _fits(body: int, count: int) -> bool:
+    """Whether a cursor of ``count`` entries whose encoding but its head is ``body`` bytes
+    (``_body``) is under the limits."""
+    return count <= CURSOR_ENTRIES_MAX and body + len(codec.head(5, count)) <= CURSOR_BYTES_MAX
 
 
 def _size(entry: str, at: int) -> int:
@@ -343,7 +352,7 @@ def _file_session(entry: str) -> str | None:
     if not entry.startswith("jsonl-file:"):
         return None
     rest = entry.removeprefix("jsonl-file:")
-    if rest.startswith("#"):  # jsonl-file:#<hash of the name>:<id>
+    if rest.startswith(HASHED):  # jsonl-file:#<hash of the name>:<id>
         return rest.partition(":")[2] or None
     length, _colon, rest = rest.partition(":")  # jsonl-file:<length>:<name>:<id>
     return rest[int(length) + 1:] if length.isdigit() else None

@@ -49,6 +49,8 @@ CURSOR_ENTRIES_MAX = 20_000
 CURSOR_BYTES_MAX = 1024 * 1024
 #: Largest value: SQLite's integer range.
 VALUE_MAX = 2**63 - 1
+#: Characters of an entry a refusal shows (``shown_entry``): enough to tell which it is.
+ENTRY_SHOWN_CHARS = 60
 #: A cursor's tag: this many bytes of the BLAKE2b hash of its canonical CBOR, in hex.
 TAG_BYTES = 8
 PREFIX = "cursor:"
@@ -72,7 +74,8 @@ def check_cursor(value: Any) -> dict[str, int]:
         try:
             check_name(entry, "cursor")
         except InvalidInput as error:  # "is 300 bytes" alone reads as the whole cursor's
-            raise type(error)(f"an entry's name {error.reason}", field="cursor") from None
+            raise type(error)(f"an entry's name {error.reason} ({shown_entry(entry)})",
+                              field="cursor") from None
         if isinstance(number, bool) or not isinstance(number, int) \
                 or not 0 <= number <= VALUE_MAX:
             raise InvalidInput(f"{entry!r} must be an integer from 0 to {VALUE_MAX}",
@@ -82,6 +85,22 @@ def check_cursor(value: Any) -> dict[str, int]:
         raise LimitExceeded(f"is {size} bytes encoded; the limit is {CURSOR_BYTES_MAX}",
                             field="cursor")
     return value
+
+
+def shown_entry(entry: object) -> str:
+    """Cursor ``entry`` as a refusal names it: quoted, control characters escaped, cut
+    to ``ENTRY_SHOWN_CHARS`` characters (a refused one may be far longer).
+
+    >>> shown_entry("jsonl:s1"), len(shown_entry("x" * 100)), shown_entry("x" * 100)[-3:]
+    ("'jsonl:s1'", 63, "x'…")
+    >>> print(shown_entry("a" + chr(1)))
+    'a\\x01'
+    """
+    if not isinstance(entry, str):
+        return repr(entry)[:ENTRY_SHOWN_CHARS]
+    if len(entry) <= ENTRY_SHOWN_CHARS:
+        return repr(entry)
+    return repr(entry[:ENTRY_SHOWN_CHARS]) + "…"
 
 
 def cursor_tag(value: dict[str, int]) -> str:

@@ -291,13 +291,20 @@ class Bridge:
         step.unsettled = step.unsettled or bool(held)
         if moved or gone:
             saved, over = step_cursor(cursor, gone, moved)
+            shown = f"{self.state.path}/agents/{source.agent_id}"
             if saved != cursor:
                 try:
                     await self._held.save(name, saved)  # held once saved
                 except CursorChangedOnNode as refused:
                     refused.read = step
                     raise
-            shown = f"{self.state.path}/agents/{source.agent_id}"
+                except ClientError as refused:
+                    if refused.status not in (400, 413):  # refused what was sent, or not
+                        raise
+                    # The node's words name the entry alone: which agent's cursor it is
+                    # tells where the file or session it names is.
+                    raise refused.with_hint(f"that is the cursor of agent "
+                                            f"{source.agent_id!r} ({shown})") from None
             if over is not None:
                 step.full = cursor_full(shown, source.agent_id, over)
                 return step

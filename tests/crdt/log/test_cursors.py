@@ -38,9 +38,13 @@ def test_cursor_limits() -> None:
             with pytest.raises(InvalidInput):
                 save_cursor(store, "c", bad)
         # An entry's name is bounded as an agent id is; the error says it is the name.
+        # It names the entry, cut to a readable length.
         with pytest.raises(LimitExceeded,
-                           match=rf"^cursor: an entry's name is {NAME_BYTES_MAX + 1} bytes"):
+                           match=rf"^cursor: an entry's name is {NAME_BYTES_MAX + 1} bytes; "
+                                 rf"the limit is {NAME_BYTES_MAX} \('{'e' * 60}'…\)$"):
             save_cursor(store, "c", {"e" * (NAME_BYTES_MAX + 1): 1})
+        with pytest.raises(InvalidInput, match=r"control characters \('a\\n'\)$"):
+            save_cursor(store, "c", {"a\n": 1})
         with pytest.raises(InvalidInput, match=r"^cursor: an entry's name must not be empty"):
             save_cursor(store, "c", {"": 1})
         assert len(read_cursor(store, "c") or {}) == CURSOR_ENTRIES_MAX

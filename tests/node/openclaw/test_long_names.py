@@ -7,6 +7,7 @@ such an entry keeps the shape the release before reads."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import time
 from pathlib import Path
@@ -17,6 +18,8 @@ import pytest
 import node.openclaw.cursor_room as cursor_room
 from crdt.log.cursors import check_cursor, read_cursor
 from crdt.log.store import EventStore
+from node.cli.openclaw_sink import HttpSink
+from node.client.api import Client, ClientError
 from node.openclaw.bridge import Bridge
 from node.openclaw.cursor_room import (
     CursorFull,
@@ -31,6 +34,7 @@ from node.openclaw.mapping import session_key_for
 from node.openclaw.state import StateFolder, cursor_name
 from tests.node.openclaw.waiting import CountingSink, one_pass
 from tests.support.openclaw import FakeGateway, iso_ms, turn_records, write_jsonl
+from tests.support.processes import NodeProcess
 
 TOPIC = "00000000-0000-4000-8000-00000000000a"
 OTHER = "00000000-0000-4000-8000-00000000000b"
@@ -237,3 +241,39 @@ def test_a_file_name_the_node_refuses_in_an_entry_imports(tmp_path: Path, name: 
     [entry] = [entry for entry in cursor if not entry.startswith("tail:")]
     assert read == 0 and entry.startswith(HASHED) and entry.endswith(f":{TOPIC}")
     assert check_cursor(cursor) == cursor
+
+
+class ForeignEntrySink(HttpSink):
+    """A node over HTTP, sent each agent cursor with an entry over 256 bytes beside the
+    bridge's own: one the node refuses, as it would any this release did not foresee."""
+
+    agent = ""  # the name of the agent's cursor
+
+    async def save_cursor(self, name: str, cursor: dict[str, int]) -> None:
+        await super().save_cursor(name, {**cursor, "x" * 300: 1} if name == self.agent
+                                  else cursor)
+
+
+def test_a_cursor_the_node_refuses_is_said_with_its_agent_and_entry(tmp_path: Path) -> None:
+    """The node's refusal names the entry, cut to a readable length; the import adds
+    whose cursor it is: the agent and its folder."""
+    state = tmp_path / "state"
+    write_jsonl(state, "agent:main:other", OTHER, turn_records(OTHER, [int(time.time() * 1000)]))
+
+    async def run() -> str:
+        folder = StateFolder(state)
+        try:
+            async with Client(node.url) as client:
+                sink = ForeignEntrySink(client)
+                sink.agent = cursor_name(state.resolve(), "main")
+                with pytest.raises(ClientError) as refused:
+                    await Bridge(folder, sink).run_pass()
+        finally:
+            folder.close()
+        return str(refused.value)
+
+    with NodeProcess(tmp_path) as node:
+        said = asyncio.run(run())
+    assert said.startswith("the node refused the cursor: cursor: an entry's name is 300 "
+                           f"bytes; the limit is 256 ('{'x' * 60}'…)")
+    assert said.endswith(f"; that is the cursor of agent 'main' ({state}/agents/main)")

@@ -50,12 +50,9 @@ def path_session_key(request: web.Request) -> str:
     resource = request.match_info.route.resource
     assert resource is not None, "only for a request a route matched"
     raw = request.rel_url.raw_path.split("/")[_key_part(resource.canonical)]
-    # aiohttp's compiled parser percent-encodes a path (yarl), refusing other bytes in
-    # the request line with 400; its pure-Python parser (AIOHTTP_NO_EXTENSIONS) keeps
-    # them, decoded as UTF-8 with surrogateescape: a byte that is not UTF-8 is then a
-    # lone surrogate, which cannot be encoded back. Plain ASCII is UTF-8. (The answer
-    # middleware refuses a path that is not ASCII first, ``node.http.request_line``.)
-    if "%" in raw or not raw.isascii():
+    # The path is ASCII (``node.http.request_line`` refused any other first): only a
+    # percent-encoded byte can be one that is not UTF-8.
+    if "%" in raw:
         try:
             urllib.parse.unquote_to_bytes(raw).decode("utf-8")
         except UnicodeError:

@@ -382,16 +382,21 @@ def answer_middleware(answered: Callable[[web.Request, int], None],
     JSON error answer, then calls ``answered(request, status)`` with the status the client
     gets (500 if something escaped, such as a cancellation). With ``refusal``, a request
     it refuses (a 401 or 403) gets that answer instead of reaching its handler. One layer
-    for all three, as it runs for every request: each middleware costs a coroutine and a
+    for all of it, as it runs for every request: each middleware costs a coroutine and a
     call per request."""
 
     @web.middleware
     async def answer(request: web.Request, handler: Any) -> web.StreamResponse:
         try:
+            # Before the credential, as aiohttp's compiled parser refuses such a request
+            # line before any handler; its pure-Python parser lets it by. Not counted,
+            # as the compiled parser's refusals are not: each made-up method would be a
+            # new series of the count's method label.
+            refuse_bad_request_line(request)
+        except HttpError as exc:
+            return error_response(exc, request)
+        try:
             try:
-                # Before the credential, as aiohttp's compiled parser refuses such a
-                # request line before any handler; its pure-Python parser lets it by.
-                refuse_bad_request_line(request)
                 refused = None if refusal is None else refusal(request)
                 if refused is not None:
                     raise refused

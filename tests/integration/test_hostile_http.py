@@ -18,12 +18,11 @@ import pytest
 
 from node.limits import Limits
 from tests.support.processes import NodeProcess
+from tests.support.raw_http import ANSWER_TIMEOUT_S, exchange, get, status_of
 
 TOKEN = "client-token-5e1f"
 SECRET = "cluster-secret-9a7b"
 AUTOMERGE_TOKEN = "automerge-token-c3d2"
-#: Seconds to wait for a node's answer on a raw socket.
-ANSWER_TIMEOUT_S = 10.0
 #: Every route that takes a credential.
 GUARDED = ("/v1/sessions", "/v1/events", "/metrics", "/peer/v1/ws", "/peer/v1/members",
            "/automerge")
@@ -51,26 +50,6 @@ CUT_SHORT = (b"POST /v1/sessions/s1/events HTTP/1.1\r\nHost: x\r\n"
              b"Content-Type: application/json\r\nContent-Length: 100\r\n\r\n[{")
 #: Seconds the node is given to read what a client sent before the client leaves.
 LEAVE_AFTER_S = 0.05
-
-
-def exchange(node: NodeProcess, request: bytes) -> bytes:
-    """Send ``request`` as is; everything the node answers until it closes."""
-    with socket.create_connection(("127.0.0.1", node.port), timeout=ANSWER_TIMEOUT_S) as sock:
-        sock.sendall(request)
-        answer = b""
-        while chunk := sock.recv(65536):
-            answer += chunk
-    return answer
-
-
-def status_of(answer: bytes) -> int:
-    return int(answer.split(b" ", 2)[1])
-
-
-def get(path: bytes, *headers: bytes) -> bytes:
-    lines = [b"GET " + path + b" HTTP/1.1", b"Host: 127.0.0.1", b"Connection: close",
-             *headers]
-    return b"\r\n".join(lines) + b"\r\n\r\n"
 
 
 def logged(node: NodeProcess) -> str:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import aiohttp.http_parser
 import aiohttp.web_protocol
 
+from node.http.head_limits import pure_python_parser
 from node.main import main
 
 #: What the line naming the parser begins with.
@@ -22,7 +23,7 @@ def parser_line() -> str:
     pure-Python parser."""
     named = aiohttp.http_parser.HttpRequestParser
     built = vars(aiohttp.web_protocol)["HttpRequestParser"]  # imported, not exported
-    pure = named is aiohttp.http_parser.HttpRequestParserPy and built is named
+    pure = pure_python_parser() and built is named
     return f"{PARSER_LINE} {built.__module__}.{built.__name__} pure_python={pure}"
 
 

@@ -1,0 +1,50 @@
+"""Requests sent to a node as raw bytes, ones aiohttp's client would not send (a bad
+request line, a header without a colon), and the node's answer read as it came."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import socket
+
+from tests.support.processes import NodeProcess
+
+#: Seconds to wait for each answer: a request the node neither answers nor closes fails.
+ANSWER_TIMEOUT_S = 20.0
+
+
+def exchange(node: NodeProcess, request: bytes) -> bytes:
+    """Send ``request`` as is; everything the node answers until it closes."""
+    with socket.create_connection(("127.0.0.1", node.port), timeout=ANSWER_TIMEOUT_S) as sock:
+        with contextlib.suppress(OSError):  # refused before all was sent: read its answer
+            sock.sendall(request)
+        answer = b""
+        while piece := sock.recv(65536):
+            answer += piece
+    return answer
+
+
+def status_of(answer: bytes) -> int:
+    assert answer.startswith(b"HTTP/"), f"no answer: {answer[:200]!r}"
+    return int(answer.split(b" ", 2)[1])
+
+
+def answer(node: NodeProcess, request: bytes) -> tuple[int, str | None]:
+    """The status of the node's answer to ``request`` and its JSON error code (None if
+    the body is not one)."""
+    received = exchange(node, request)
+    try:
+        code = json.loads(received.partition(b"\r\n\r\n")[2])["error"]["code"]
+    except (ValueError, KeyError, TypeError):
+        code = None
+    return status_of(received), code
+
+
+def get(target: bytes, *headers: bytes, version: bytes = b"HTTP/1.1",
+        method: bytes = b"GET") -> bytes:
+    """A request with no body that closes its connection; ``headers`` are lines without
+    their CRLF."""
+    lines = [method + b" " + target + b" " + version, b"Host: 127.0.0.1",
+             b"Connection: close", *headers]
+    return b"\r\n".join(lines) + b"\r\n\r\n"
+

@@ -364,6 +364,8 @@ def close_all(socks: list[socket.socket]) -> None:
 
 #: The end of a request's headers.
 _HEADERS_END = b"\r\n\r\n"
+#: The first byte of a TLS handshake record: what a TLS client sends first.
+_TLS_HANDSHAKE = 0x16
 
 
 class _Counted(asyncio.Protocol):
@@ -398,6 +400,11 @@ class _Counted(asyncio.Protocol):
 
     def data_received(self, data: bytes) -> None:
         if self._deadline is not None and data:
+            if not self._heard and data[0] == _TLS_HANDSHAKE:
+                # TLS on the plain port: no request starts so. Ended as a head, it is
+                # refused 400 at once by either parser; the pure-Python one would wait
+                # for the end of a line a hello need not send, until headers_timeout_s.
+                data += _HEADERS_END
             self._watch_headers(data)
         self._inner.data_received(data)
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 import contextlib
 import json
 import socket
+import ssl
 
 from tests.support.processes import NodeProcess
 
@@ -48,3 +49,12 @@ def get(target: bytes, *headers: bytes, version: bytes = b"HTTP/1.1",
              b"Connection: close", *headers]
     return b"\r\n".join(lines) + b"\r\n\r\n"
 
+
+def tls_hello() -> bytes:
+    """The first flight of a TLS client (its ClientHello), as Python's ssl sends it."""
+    context = ssl.create_default_context()
+    context.check_hostname, context.verify_mode = False, ssl.CERT_NONE
+    tls = context.wrap_bio(ssl.MemoryBIO(), outgoing := ssl.MemoryBIO())
+    with contextlib.suppress(ssl.SSLWantReadError):
+        tls.do_handshake()
+    return outgoing.read()

@@ -19,7 +19,7 @@ import pytest
 from node.http.head_limits import HEADER_BYTES_MAX, HEADERS_MAX, TARGET_BYTES_MAX
 from tests.support.processes import NodeProcess
 from tests.support.python_parser_node import PARSER_LINE
-from tests.support.raw_http import answer, exchange, get
+from tests.support.raw_http import answer, exchange, get, tls_hello
 
 TOKEN = "python-parser-token"
 #: A small body limit makes oversized bodies cheap to send.
@@ -87,6 +87,11 @@ CASES: list[tuple[str, bytes, int, str | None]] = [
      "unauthorized"),
     ("HTTP/0.9", authed(b"/healthz", version=b"HTTP/0.9"), 200, None),
     ("method BREW, before the token", get(b"/v1/sessions", method=b"BREW"), 400, None),
+    # at once, before headers_timeout_s: the pure-Python parser refuses a line feed
+    # without its CR (a hello's supported_groups extension, 0x000a, holds one), and
+    # waits for the end of a line without one
+    ("TLS hello on the HTTP port", tls_hello(), 400, None),
+    ("TLS hello without a line feed", tls_hello().split(b"\n", 1)[0], 400, None),
     ("path of 100,000 bytes", authed(b"/" + b"a" * 100_000), 400, None),
     ("target of TARGET_BYTES_MAX + 1", authed(b"/" + b"a" * TARGET_BYTES_MAX), 400, None),
     # headers: size, count, syntax

@@ -101,7 +101,8 @@ A record that cannot be read or mapped (a truncated line, a row that does not de
 newer transcript version) is named on stderr and skipped; the rest is imported and the
 exit code is 1. A record dated further ahead of the node's clock than it takes (a fast
 clock) is named and not skipped: it and the records after it in its session are left
-for a later import (exit code 1), the rest is imported. {CURSOR_CHANGED_HELP}
+for a later import (exit code 1), the rest is imported; one dated more than a day beyond
+that is said to be a wrong timestamp or clock, to fix. {CURSOR_CHANGED_HELP}
 
 \b
 Examples:
@@ -137,7 +138,9 @@ cannot be read is named once and skipped. A record dated further ahead of the no
 clock than it takes (a fast clock) is named once, with by how much, and never skipped:
 it and the records after it in its session wait, while the rest goes on, tried again
 when the node's clock should take them (from its refusal; at most every
-{AHEAD_RETRY_MIN_S:g} s, at least every {AHEAD_RETRY_MAX_S:g} s) until the node does.
+{AHEAD_RETRY_MIN_S:g} s, at least every {AHEAD_RETRY_MAX_S:g} s) until the node does;
+each summary counts those still waiting. One dated more than a day beyond that is said
+to be a wrong timestamp or clock, which waiting will not mend.
 {CURSOR_CHANGED_HELP}
 
 \b

@@ -106,8 +106,10 @@ def _changed_too_often(error: CursorChangedTooOften) -> CursorChangedTooOftenExi
 
 
 def _summary(tally: Tally) -> str:
-    waiting = (f", {counted(len(tally.waiting), 'record')} waiting for the node's clock"
-               if tally.waiting else "")
+    # Those still waiting, named in an earlier pass or this one: a summary of a watch that
+    # no longer counted them would read as though nothing was held back.
+    waits = tally.still_waiting or len(tally.waiting)
+    waiting = f", {counted(waits, 'record')} waiting for the node's clock" if waits else ""
     return (f"{counted(tally.records, 'record')} read: "
             f"{counted(tally.created, 'new event')}, "
             f"{tally.events - tally.created} already stored, "
@@ -157,7 +159,13 @@ def import_failure(tally: Tally) -> str | None:
     if not said:
         return None
     advice = ("; import again later, or use `clawsync openclaw watch`, which waits for them"
-              if tally.waiting else "")
+              if len(tally.waiting) > tally.beyond_waiting else "")
+    if tally.beyond_waiting:  # waiting will not bring these in
+        beyond = tally.beyond_waiting
+        advice += (f"; {counted(beyond, 'record')} {'is' if beyond == 1 else 'are'} dated "
+                   "more than a day ahead, which waiting will not mend: fix "
+                   f"{'its timestamp' if beyond == 1 else 'their timestamps'} or the clock "
+                   "(named above), then import again")
     return "; ".join(said) + "; the rest is imported" + advice
 
 
@@ -172,7 +180,8 @@ def run_watch(ctx: click.Context, state_dir: Path, agents: tuple[str, ...],
     def on_pass(tally: Tally) -> None:
         nonlocal delay_s
         delay_s = poll_s  # the node answers again
-        if tally.records or tally.problems:  # a pass that skipped something counts it too
+        # A pass that skipped something, or met a record that waits, counts it too.
+        if tally.records or tally.problems or tally.waiting:
             note(_summary(tally))
 
     async def work(sink: Sink) -> None:

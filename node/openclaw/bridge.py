@@ -116,6 +116,9 @@ class Bridge:
         # The cursors saved without room for some of their files' tail marks, said (once
         # a run: each run that saves one says it, ``_say_marks_lacking``).
         self._marks_said: set[str] = set()
+        # Entry -> what to say of its record the node refused for its time, said where
+        # the step's units reach it: in the order of the store, after what came before it.
+        self._untold: dict[str, str] = {}
         # Whether it follows the stores (``watch``): then its reads remember what they
         # see of every file at their first look, to tell it rewritten at the next.
         self._follows = False
@@ -173,6 +176,7 @@ class Bridge:
             if len(due) > len(full):
                 said += "\nThe other agents are imported."
             raise PassFull(said, tally)
+        tally.still_waiting = len(self._waiting)
         return tally
 
     async def _read_agent(self, name: str, load: bool, reads: list[Source],
@@ -267,7 +271,11 @@ class Bridge:
         for problem in problems:  # of the whole read (a line still being written)
             self._tell(reading, step.problems, problem)
             step.unsettled = True
-        held = await self._append(name, units, step)
+        try:
+            held = await self._append(name, units, step)
+        except BaseException:
+            self._say_untold()  # the wait is held, and would not be said again
+            raise
         # The cursor moves past what is stored, never past a record that waits; what is
         # said of a record (skipped, imported in a lesser form) is said once it is passed.
         moved: dict[str, int] = {}
@@ -282,6 +290,9 @@ class Bridge:
                     self._tell(reading, step.problems, unit.problem)
                 for warning in unit.warnings:
                     self._tell(reading, step.warnings, warning)
+            elif n == held[unit.entry] and unit.entry in self._untold:
+                self.tell(self._untold.pop(unit.entry))
+        self._say_untold()
         # A tail mark goes with the offset it was taken at: one equal to the mark kept
         # (the same bytes before the new offset as before the old) moves with its offset.
         changed = {entry for entry, after in moved.items() if cursor.get(entry) != after}
@@ -393,7 +404,8 @@ class Bridge:
 
     async def _try(self, name: str, unit: Unit, step: Step) -> bool:
         """Append one record's events: False if the node refuses them for their time
-        (said once per session while it waits), True once stored (said if it waited)."""
+        (said once per session while it waits, where its step reaches it), True once
+        stored (said if it waited)."""
         assert unit.record is not None or not unit.events
         try:
             if unit.events:
@@ -407,7 +419,8 @@ class Bridge:
                 if (name, unit.record.where) not in self._counted:
                     self._counted.add((name, unit.record.where))
                     step.waiting.append(text)
-                self.tell(text)
+                    step.beyond_waiting += refused.beyond_waiting(unit.events)
+                self._untold[unit.entry] = text
             self._waiting[name, unit.entry] = Wait(
                 unit.record.where, unit.record.value,
                 self._monotonic() + retry_s(unit.events, refused))
@@ -418,6 +431,12 @@ class Bridge:
             # record (or problem) had its wait ended before it was tried (``_append``).
             self.tell(f"{wait.where}: the node has taken it now")
         return True
+
+    def _say_untold(self) -> None:
+        """Say what is left to say of the records the node refused for their time."""
+        for text in self._untold.values():
+            self.tell(text)
+        self._untold.clear()
 
     def _say_unreadable(self, sources: list[tuple[str, Source]], tally: Tally) -> None:
         """Name each agent folder that cannot be read (``StateFolder.unreadable``) and

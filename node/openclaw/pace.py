@@ -16,3 +16,8 @@ AHEAD_RETRY_MIN_S = 1.0
 #: the refusal does not say the node's clock. A record waits at most this much longer
 #: than it must; a waiting session costs one refused append per this much at least.
 AHEAD_RETRY_MAX_S = 60.0
+#: A record dated more than this beyond what the node takes (its bound ahead of its clock)
+#: is further ahead than a clock running fast explains: its timestamp, or the clock of
+#: OpenClaw's machine or the node's, is wrong. It waits as any (set right, it goes in),
+#: but is said so: waiting will not bring it in.
+AHEAD_PLAUSIBLE_MAX_S = 86_400.0

@@ -12,7 +12,7 @@ from crdt.clock import MS_MAX, Hlc
 from crdt.errors import InvalidInput, TimestampAhead
 from crdt.events import Event
 from node.client.errors import ClientError
-from node.openclaw.pace import AHEAD_RETRY_MAX_S, AHEAD_RETRY_MIN_S
+from node.openclaw.pace import AHEAD_PLAUSIBLE_MAX_S, AHEAD_RETRY_MAX_S, AHEAD_RETRY_MIN_S
 from node.openclaw.source import Record
 
 #: The node's words refusing a time (``crdt.clock.Clock.check_ahead``): its bound and
@@ -27,6 +27,16 @@ class Refusal:
 
     said: str  # its words
     clock: tuple[int, int] | None  # its bound (ms) and clock (ms), if it says them
+
+    def beyond_waiting(self, events: list[Event]) -> bool:
+        """Whether ``events`` are dated more than ``AHEAD_PLAUSIBLE_MAX_S`` beyond what
+        the node takes: a wrong timestamp or clock, which waiting will not mend (unknown,
+        from a refusal that does not say the node's clock: False)."""
+        if self.clock is None:
+            return False
+        bound_ms, node_ms = self.clock
+        dated_ms = max(event.timestamp.ms for event in events)
+        return dated_ms - bound_ms - node_ms > AHEAD_PLAUSIBLE_MAX_S * 1000
 
 
 def node_clock(error: ClientError | TimestampAhead) -> tuple[int, int] | None:
@@ -85,6 +95,13 @@ def said_waiting(record: Record, events: list[Event], refused: Refusal) -> str:
         lead = (f"{(dated.ms - node_ms) / 1000:.1f} s ahead of the node's clock "
                 f"({Hlc(node_ms, 0).rfc3339()}), which takes events at most {bound_ms} "
                 "ms ahead")
+    if refused.beyond_waiting(events):
+        return (f"{record.where}: dated {dated.rfc3339()}, {lead}: more than "
+                f"{AHEAD_PLAUSIBLE_MAX_S / 86_400:g} day ahead, which no clock running fast "
+                "explains: the record's timestamp (or the clock of OpenClaw's machine, or "
+                "the node's) is wrong, and waiting will not bring it in; the record and "
+                "those after it in its session are not imported until it is fixed (set "
+                "the timestamp or the clock right, or remove the record)")
     return (f"{record.where}: dated {dated.rfc3339()}, {lead}: the clock of OpenClaw's "
             "machine is fast or the node's is slow; the record and those after it in its "
             "session wait, not skipped, and are tried again until the node takes them "

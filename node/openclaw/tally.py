@@ -24,6 +24,12 @@ class Tally:
     problems: list[str] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
     waiting: list[str] = field(default_factory=list)
+    #: Of ``waiting``, those dated too far ahead for waiting to mend (a wrong timestamp
+    #: or clock, ``refusals.Refusal.beyond_waiting``).
+    beyond_waiting: int = 0
+    #: Records waiting for the node's clock once the pass ended, those named in earlier
+    #: passes too (one per session: the records after it wait with it); set by the pass.
+    still_waiting: int = 0
 
     def add(self, other: Tally) -> None:
         self.records += other.records
@@ -32,6 +38,7 @@ class Tally:
         self.problems += other.problems
         self.warnings += other.warnings
         self.waiting += other.waiting
+        self.beyond_waiting += other.beyond_waiting
 
 
 class PassFull(CursorFull):

@@ -10,6 +10,7 @@ one plain line per item otherwise, so output piped to ``grep`` or a file stays s
 
 from __future__ import annotations
 
+import contextlib
 import json
 import re
 import shutil
@@ -72,6 +73,12 @@ def compact(value: Any) -> str:
     return json.dumps(value, separators=(",", ":"), ensure_ascii=False)
 
 
+def result_text(result: Any) -> str:
+    """A tool's result as a person reads it: a text as it is (an OpenClaw result's text
+    blocks), not in JSON's quotes; any other value as JSON."""
+    return result if isinstance(result, str) else compact(result)
+
+
 def event_text(kind: dict[str, Any]) -> str:
     """The interesting part of an event, by kind, as one short line."""
     from crdt.log import forget, retire
@@ -85,7 +92,7 @@ def event_text(kind: dict[str, Any]) -> str:
             text = f"{kind.get('tool_name')}({compact(kind.get('params'))})"
         case "tool_result":
             outcome = "ok" if kind.get("success") else "failed"
-            text = f"{kind.get('tool_name')} {outcome}: {compact(kind.get('result'))}"
+            text = f"{kind.get('tool_name')} {outcome}: {result_text(kind.get('result'))}"
         case "agent_response":
             text = f"{kind.get('content', '')} [{kind.get('model')}]"
         case "session_ended":
@@ -465,7 +472,12 @@ def projection_lines(view: dict[str, Any], messages_max: int) -> list[tuple[str,
 def message_line(message: dict[str, Any]) -> str:
     """``time  role  content`` for one message of a projection."""
     role = str(message.get("role", "?"))
+    content = message.get("content", "")
     if message.get("tool_name"):
         outcome = "ok" if message.get("success") else "failed"
         role = f"{role} {message['tool_name']} {outcome}"
-    return shorten(f"{time_text(message.get('timestamp'))}  {role}: {message.get('content', '')}")
+        # A tool's result is held as compact JSON (the projection's format): a text
+        # shows as in the event's line, not in JSON's quotes.
+        with contextlib.suppress(TypeError, ValueError):
+            content = result_text(json.loads(content))
+    return shorten(f"{time_text(message.get('timestamp'))}  {role}: {content}")

@@ -109,7 +109,9 @@ function toolCall(name, call, result) {
 function toolResult(kind) {
   return h("div", { class: `tool-result${kind.success ? "" : " failed"}`, dataset: { testid: "tool-result" } },
     h("div", { class: "muted" }, kind.success ? "result" : "failed"),
-    h("pre", {}, printableLines(JSON.stringify(kind.result, null, 2))));
+    // A text (an OpenClaw result's text blocks) as it reads, not in JSON's quotes.
+    h("pre", {}, printableLines(typeof kind.result === "string" ? kind.result
+      : JSON.stringify(kind.result, null, 2))));
 }
 
 export function render(entry) {

@@ -73,6 +73,10 @@ def test_a_session_written_on_b_appears_and_updates_live_on_a(
                                       "params": {"city": "Oslo"}}},
         {"agent_id": "main", "kind": {"type": "tool_result", "tool_name": "weather",
                                       "result": {"celsius": -3}, "success": True}},
+        {"agent_id": "main", "kind": {"type": "tool_called", "tool_name": "search",
+                                      "params": {"q": "x"}}},
+        {"agent_id": "main", "kind": {"type": "tool_result", "tool_name": "search",
+                                      "result": "found", "success": True}},
         message("and one more thing"),
     ])
     last = transcript.get_by_test_id("message").filter(has_text="and one more thing")
@@ -81,6 +85,9 @@ def test_a_session_written_on_b_appears_and_updates_live_on_a(
         .to_have_attribute("data-direction", "outbound")
     call = transcript.get_by_test_id("tool-call").filter(has_text="weather")
     expect(call.get_by_test_id("tool-result")).to_contain_text("-3")
+    # A text result (an OpenClaw result's text blocks) reads as its text, not in quotes.
+    search = transcript.get_by_test_id("tool-call").filter(has_text="search")
+    expect(search.get_by_test_id("tool-result").locator("pre")).to_have_text("found")
     assert page.evaluate("window.stillTheSamePage") is True
     screenshot("session")
 

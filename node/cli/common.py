@@ -65,6 +65,20 @@ class CursorChangedTooOftenExit(click.ClickException):
     exit_code = CURSOR_CHANGED_EXIT
 
 
+#: The exit code of ``openclaw import``, ``watch`` and ``export`` when the node refuses
+#: the token (401, 403: none where it wants one, a wrong or revoked one, one without the
+#: access needed). Its own code, as running again does not mend it: a service manager
+#: does not restart watch into the same refusal (the unit in deploy/systemd does not),
+#: while exit 1 (an agent's cursor full meanwhile) is one a restart may get past.
+TOKEN_REFUSED_EXIT = 4
+
+
+class TokenRefusedExit(click.ClickException):
+    """The node refused the token of an ``openclaw`` command (``TOKEN_REFUSED_EXIT``)."""
+
+    exit_code = TOKEN_REFUSED_EXIT
+
+
 #: The node's answers that blame what the command was given (a malformed id, pattern or
 #: address: 400; an event or file over the node's size limits: 413): exit code 2, as
 #: for the usage errors found before any request. 401, 403, 404 and 409 stay 1: the

@@ -20,7 +20,7 @@ from typing import Any
 
 import click
 
-from node.cli.common import CURSOR_CHANGED_EXIT
+from node.cli.common import CURSOR_CHANGED_EXIT, TOKEN_REFUSED_EXIT
 from node.cli.options import client_options, session_key
 from node.openclaw.pace import AHEAD_RETRY_MAX_S, AHEAD_RETRY_MIN_S, POLL_S
 
@@ -102,7 +102,8 @@ newer transcript version) is named on stderr and skipped; the rest is imported a
 exit code is 1. A record dated further ahead of the node's clock than it takes (a fast
 clock) is named and not skipped: it and the records after it in its session are left
 for a later import (exit code 1), the rest is imported; one dated more than a day beyond
-that is said to be a wrong timestamp or clock, to fix. {CURSOR_CHANGED_HELP}
+that is said to be a wrong timestamp or clock, to fix. A token the node refuses (401,
+403): exit code {TOKEN_REFUSED_EXIT}. {CURSOR_CHANGED_HELP}
 
 \b
 Examples:
@@ -132,10 +133,12 @@ service unit (deploy/systemd/clawsync-openclaw.service).
 Looks at the stores every {POLL_S:g} s (--poll) without locking them, reading only those
 that changed. Resumes after a restart from the cursor the node keeps. While the node
 cannot be reached it retries (up to every {RETRY_MAX_S:g} s; a node that answers 503 with
-Retry-After is given that wait, up to {RETRY_MAX_S:g} s); a refusal (a wrong token) stops it
-with exit code 1, and each retry says so on stderr. A record or file that
-cannot be read is named once and skipped. A record dated further ahead of the node's
-clock than it takes (a fast clock) is named once, with by how much, and never skipped:
+Retry-After is given that wait, up to {RETRY_MAX_S:g} s), and each retry says so on stderr.
+A token the node refuses (401, 403) stops it with exit code {TOKEN_REFUSED_EXIT}, which the
+unit does not restart after (nor after a usage error, 2); another refusal stops it with
+exit code 1 (2 if it blames what was sent). A record or file that cannot be read is
+named once and skipped. A record dated further ahead of the node's clock than it takes
+(a fast clock) is named once, with by how much, and never skipped:
 it and the records after it in its session wait, while the rest goes on, tried again
 when the node's clock should take them (from its refusal; at most every
 {AHEAD_RETRY_MIN_S:g} s, at least every {AHEAD_RETRY_MAX_S:g} s) until the node does;

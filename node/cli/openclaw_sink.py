@@ -21,6 +21,7 @@ from node.cli.append import batches
 from node.cli.common import (
     InputError,
     NodeError,
+    TokenRefusedExit,
     command_client,
     failure,
     field,
@@ -204,6 +205,8 @@ def with_sink(ctx: click.Context, data_dir: Path | None,
                 note(later)
             return asyncio.run(work(EmbeddedSink(store, client_limits(ctx))))
     except ClientError as error:
+        if error.status in (401, 403):  # set right, not waited out: its own exit code
+            raise TokenRefusedExit(str(error)) from None
         raise failure(error) from None
     except CursorFull as error:  # an agent with more sessions than its cursor holds: 1
         raise NodeError(str(error)) from None

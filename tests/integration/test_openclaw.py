@@ -18,6 +18,7 @@ import pytest
 
 from crdt.log.cursors import CURSOR_ENTRIES_MAX
 from crdt.storage.lock import LOCK_NAME
+from node.cli.common import TOKEN_REFUSED_EXIT
 from node.http.errors import STOPPING_RETRY_AFTER_S
 from node.openclaw.mapping import session_key_for
 from node.server.cursors import BODY_BYTES_MAX
@@ -259,7 +260,8 @@ def test_import_with_nothing_to_import_still_checks_the_node(token_node: NodePro
     assert nowhere.returncode == 1 and "cannot reach the node" in nowhere.stderr
     wrong = run_cli(token_node, "openclaw", "import", "--state-dir", str(state),
                     token="not-the-token")
-    assert wrong.returncode == 1 and "check --token" in wrong.stderr, wrong.stderr
+    assert wrong.returncode == TOKEN_REFUSED_EXIT and "check --token" in wrong.stderr, \
+        wrong.stderr
     right = run_cli(token_node, "openclaw", "import", "--state-dir", str(state))
     assert right.returncode == 0, right.stderr
 

@@ -117,9 +117,31 @@ def session_key_for(agent_id: str, openclaw_session_key: str) -> str:
     try:
         return check_session_key(key)
     except InvalidInput:
-        digest = hashlib.blake2b(openclaw_session_key.encode("utf-8", "surrogatepass"),
-                                 digest_size=16).hexdigest()
-        return check_session_key(f"{prefix}openclaw-{digest}")
+        return check_session_key(prefix + _hashed(openclaw_session_key))
+
+
+def session_id_for(file_session_id: str) -> str:
+    """The session id events can name for the session id a ``.jsonl``'s name gives
+    (``session_files``): the id itself, or, where it is not valid text (a name with a
+    byte that is not UTF-8, which Python reads as a lone surrogate, and no event can
+    hold), ``openclaw-<BLAKE2b-128 hex>``, as ``session_key_for`` hashes a key: the same
+    at every run, and the session's clawsync key (its id, as no index names it) is
+    ``session_key_for`` of the name's id.
+
+    >>> session_id_for("s1"), session_id_for("s" + chr(0xDCFF))[:9]
+    ('s1', 'openclaw-')
+    """
+    try:
+        return checked_text(file_session_id, "session_id")
+    except InvalidInput:
+        return _hashed(file_session_id)
+
+
+def _hashed(text: str) -> str:
+    """``openclaw-`` and a BLAKE2b-128 of ``text`` (hex): what stands for a key or an id
+    no event can name."""
+    digest = hashlib.blake2b(text.encode("utf-8", "surrogatepass"), digest_size=16)
+    return f"openclaw-{digest.hexdigest()}"
 
 
 def events_for(record: Any, ref: SessionRef, *, fallback_ms: int = 0,

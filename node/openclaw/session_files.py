@@ -3,7 +3,7 @@ key, and each one's cursor entry: what ``node.openclaw.jsonl`` reads, from the i
 ``sessions.json`` (session key -> ``sessionId``, ``sessionFile``) and the folder's
 listing. Each entry's file is the one OpenClaw's import reads for it (``legacy_files``:
 none if that file is not there); a file no entry names is a session of its own, its
-name the session id.
+name the session id (``mapping.session_id_for``: hashed where it is not valid text).
 """
 
 from __future__ import annotations
@@ -13,6 +13,7 @@ from pathlib import Path
 
 from node.openclaw.cursor_room import hashed, is_entry, within_limit
 from node.openclaw.legacy_files import followed, js_trimmed, transcript_file
+from node.openclaw.mapping import session_id_for
 from node.openclaw.source import Problem
 
 #: Session id -> (its session key, its file if it is there), as the index names them.
@@ -68,7 +69,9 @@ def session_files(folder: Path, index: Index) -> tuple[Files, bool]:
         known = True
     for path in listed:
         if path.stem not in index and followed(path) not in named:
-            files[path.stem] = (path, None)
+            # A name with a byte that is not UTF-8 would fail every record of the file,
+            # and so its agent's import at every run: its id is hashed.
+            files[session_id_for(path.stem)] = (path, None)
     return files, known
 
 

@@ -243,6 +243,30 @@ def test_a_file_name_the_node_refuses_in_an_entry_imports(tmp_path: Path, name: 
     assert check_cursor(cursor) == cursor
 
 
+def test_a_file_no_entry_names_whose_name_is_not_utf_8_imports(tmp_path: Path) -> None:
+    """Two files no index entry names, each's name with a byte that is not UTF-8 (two
+    bytes Node would both read as U+FFFD), are each a session of an id events can hold
+    (``mapping.session_id_for``), one per name and the same at each run: stored once,
+    beside the other session. Before, no event could name the id (a lone surrogate), and
+    its agent's import failed at every run, its other sessions with it."""
+    now_ms = int(time.time() * 1000)
+    write_jsonl(tmp_path, "agent:main:other", OTHER, turn_records(OTHER, [now_ms]))
+    folder = tmp_path / "agents" / "main" / "sessions"
+    stems = ["topic\udcffx", "topic\udcfex"]  # the bytes 0xff and 0xfe, as Python reads them
+    for stem in stems:
+        (folder / f"{stem}.jsonl").write_bytes(lines(turn_records(TOPIC, [now_ms - 1000])))
+    with EventStore.open("memory:") as store:
+        assert runs(tmp_path, store)[0] == 2 + 2 + 2
+        head = store.head
+        read, cursor = runs(tmp_path, store)
+        assert store.head == head
+        stored = {key: store.get_events(key) for key in store.sessions_by_key()}
+    assert read == 0 and check_cursor(cursor) == cursor
+    keys = [session_key_for("main", stem) for stem in stems]
+    assert set(stored) == {"agent:main:other", *keys} and len(set(keys)) == 2
+    assert {len(events) for events in stored.values()} == {2}
+
+
 class ForeignEntrySink(HttpSink):
     """A node over HTTP, sent each agent cursor with an entry over 256 bytes beside the
     bridge's own: one the node refuses, as it would any this release did not foresee."""

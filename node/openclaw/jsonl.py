@@ -141,7 +141,7 @@ class AgentSessions:
         no one can set back. The files the index names in a subfolder as well: growing,
         they change nothing of the folder's own entries."""
         try:
-            stamp = tuple(sorted(file_stamp(entry.stat()) for entry in self.folder.iterdir()))
+            stamp = tuple(sorted(_entry_stamp(entry) for entry in self.folder.iterdir()))
         except OSError:
             stamp = ()
         flat = tuple(number for numbers in stamp for number in numbers)
@@ -402,6 +402,19 @@ class AgentSessions:
             yield Problem(f"{shown}, line at byte {offset}",
                           "ends without a newline (still being written, or cut short); "
                           "left for the next pass")
+
+
+def _entry_stamp(entry: Path) -> tuple[int, int, int, int]:
+    """The ``file_stamp`` of a folder's entry, where its links lead; a link's own where
+    they lead nowhere (a file gone, a loop), and none for an entry gone since listed. A
+    stat failing so failed the whole folder's: it was seen unchanged at every look, and
+    ``watch`` read none of its agent's files again."""
+    for follow in (True, False):
+        try:
+            return file_stamp(entry.stat(follow_symlinks=follow))
+        except OSError:
+            continue
+    return (-1, -1, -1, -1)
 
 
 def _line_end(file: BinaryIO) -> int | None:

@@ -41,6 +41,7 @@ from node.openclaw.file_marks import (
     first_record,
     tail_mark,
 )
+from node.openclaw.legacy_files import opened
 from node.openclaw.session_files import (
     cursor_entry,
     entries,
@@ -331,7 +332,7 @@ class AgentSessions:
         with its ``tail_mark`` (``mark``: the one saved with ``start``)."""
         shown = f"{self.shown}/{path.relative_to(self.folder)}"
         try:
-            with path.open("rb") as file:
+            with opened(path) as file:
                 info = os.fstat(file.fileno())
                 stamp = file_stamp(info)
                 size = file.seek(0, 2)

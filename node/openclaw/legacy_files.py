@@ -16,7 +16,9 @@ that is left out here: an agent's files are read only from its own folder.
 from __future__ import annotations
 
 import os
+import stat
 from pathlib import Path
+from typing import BinaryIO
 
 #: What JavaScript's ``String.prototype.trim`` takes off both ends (ECMAScript's
 #: WhiteSpace and LineTerminator: Unicode's spaces, category Zs, and these), which
@@ -116,6 +118,21 @@ def followed(path: Path) -> Path:
         return path.resolve()
     except (OSError, RuntimeError):
         return path
+
+
+def opened(path: Path) -> BinaryIO:
+    """``path`` open for reading, ``OSError`` if it is not a regular file. Opened without
+    blocking and then looked at: a FIFO would block the open till something wrote to
+    it, and a device's read may never end, each stopping every agent's import at every
+    run."""
+    fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
+    try:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            raise OSError("is not a regular file")
+        return os.fdopen(fd, "rb")
+    except BaseException:
+        os.close(fd)
+        raise
 
 
 def _is_file(path: Path) -> bool:

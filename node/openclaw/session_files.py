@@ -12,7 +12,7 @@ import json
 from pathlib import Path
 
 from node.openclaw.cursor_room import hashed, is_entry, within_limit
-from node.openclaw.legacy_files import followed, js_trimmed, transcript_file
+from node.openclaw.legacy_files import followed, js_trimmed, opened, transcript_file
 from node.openclaw.mapping import session_id_for
 from node.openclaw.source import Problem
 
@@ -28,7 +28,8 @@ def read_index(folder: Path, shown: str) -> tuple[Index, Problem | None]:
     path = folder / "sessions.json"
     shown = f"{shown}/sessions.json"
     try:
-        document = json.loads(path.read_bytes())
+        with opened(path) as file:
+            document = json.loads(file.read())
     except FileNotFoundError:
         return {}, None
     except (OSError, ValueError) as error:

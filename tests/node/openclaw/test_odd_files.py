@@ -1,10 +1,11 @@
 """An entry of an agent's sessions folder that is no transcript a read can take (a link
-leading nowhere or in a loop) is said, and stops no other session of the agent: each is
-imported, and followed by ``watch``."""
+leading nowhere or in a loop, a FIFO) is said, and stops no other session of the agent:
+each is imported, and followed by ``watch``."""
 
 from __future__ import annotations
 
 import json
+import os
 import time
 from pathlib import Path
 
@@ -51,3 +52,43 @@ def test_a_link_leading_nowhere_stops_no_watch_of_the_folder(tmp_path: Path,
         folder.close()
     assert (first.records, second.records) == (2, 1)
     assert all(".jsonl: " in problem for problem in first.problems) and first.problems
+
+
+@pytest.mark.timeout(60)  # before, the pass blocked till something wrote to the FIFO
+def test_a_fifo_named_as_a_transcript_is_said_and_blocks_no_import(tmp_path: Path) -> None:
+    """A FIFO ``fifo.jsonl`` beside a session: said not to be a regular file, at each
+    pass, and the session imported, once. Before, opening it blocked the pass (every
+    agent's) till something wrote to it, at every run."""
+    now_ms = int(time.time() * 1000)
+    path = write_jsonl(tmp_path, "agent:main:other", OTHER, turn_records(OTHER, [now_ms]))
+    os.mkfifo(path.parent / "fifo.jsonl")
+    folder = StateFolder(tmp_path)
+    try:
+        with EventStore.open("memory:") as store:
+            passes = [one_pass(Bridge(folder, CountingSink(store)), only_changed=False)
+                      for _ in range(2)]
+    finally:
+        folder.close()
+    assert [tally.records for tally in passes] == [2, 0]
+    assert all(tally.problems == [f"{path.parent}/fifo.jsonl: cannot be read (is not a "
+                                  "regular file)"] for tally in passes)
+
+
+@pytest.mark.timeout(60)
+def test_a_fifo_for_the_index_is_said_and_blocks_no_import(tmp_path: Path) -> None:
+    """``sessions.json`` a FIFO: the agent's transcripts wait, as for an index that does
+    not read, and it is said; the pass ends. Before, it blocked reading the index."""
+    now_ms = int(time.time() * 1000)
+    path = write_jsonl(tmp_path, "agent:main:other", OTHER, turn_records(OTHER, [now_ms]))
+    (path.parent / "sessions.json").unlink()
+    os.mkfifo(path.parent / "sessions.json")
+    folder = StateFolder(tmp_path)
+    try:
+        with EventStore.open("memory:") as store:
+            tally = one_pass(Bridge(folder, CountingSink(store)), only_changed=False)
+    finally:
+        folder.close()
+    assert tally.records == 0
+    assert tally.problems == [f"{path.parent}/sessions.json: cannot be read (is not a "
+                              "regular file); this agent's transcripts are read again on "
+                              "the next pass"]

@@ -5,9 +5,11 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import BinaryIO
 
 import pytest
 
+from node.openclaw import jsonl
 from node.openclaw.export import export
 from node.openclaw.jsonl import AgentSessions
 from node.openclaw.records import Transcript
@@ -164,14 +166,14 @@ def test_a_jsonl_file_moved_away_while_read(tmp_path: Path,
                                            monkeypatch: pytest.MonkeyPatch) -> None:
     path = write_jsonl(tmp_path, KEY, SID, transcript.records()[:2])
     source = AgentSessions(path.parent, "main", "sessions")
-    real_open = Path.open
+    real_open = jsonl.opened
 
-    def archived_meanwhile(self: Path, *args: object, **kwargs: object) -> object:
-        if self == path:  # `openclaw doctor --session-sqlite import` archives it
-            raise FileNotFoundError(self)
-        return real_open(self, *args, **kwargs)  # type: ignore[call-overload]
+    def archived_meanwhile(file: Path) -> BinaryIO:
+        if file == path:  # `openclaw doctor --session-sqlite import` archives it
+            raise FileNotFoundError(file)
+        return real_open(file)
 
-    monkeypatch.setattr(Path, "open", archived_meanwhile)
+    monkeypatch.setattr(jsonl, "opened", archived_meanwhile)
     problems = list(source.read({}))
     assert len(problems) == 1 and isinstance(problems[0], Problem)
     assert "moved away" in problems[0].message and problems[0].entry is None

@@ -120,21 +120,23 @@ def session_key_for(agent_id: str, openclaw_session_key: str) -> str:
         return check_session_key(prefix + _hashed(openclaw_session_key))
 
 
-def session_id_for(file_session_id: str) -> str:
-    """The session id events can name for the session id a ``.jsonl``'s name gives
-    (``session_files``): the id itself, or, where it is not valid text (a name with a
-    byte that is not UTF-8, which Python reads as a lone surrogate, and no event can
-    hold), ``openclaw-<BLAKE2b-128 hex>``, as ``session_key_for`` hashes a key: the same
-    at every run, and the session's clawsync key (its id, as no index names it) is
-    ``session_key_for`` of the name's id.
+def nameable(value: str) -> str:
+    """OpenClaw's session key or id ``value`` as events can name it: itself, or, where it
+    is not valid text (a lone surrogate: a ``.jsonl``'s name with a byte that is not
+    UTF-8, as Python reads it, or a ``\\udcff`` escape in ``sessions.json``, as
+    JavaScript writes a string cut inside a surrogate pair), ``openclaw-<BLAKE2b-128
+    hex>``, as ``session_key_for`` hashes a key: the same at every run, and the
+    session's clawsync key is the one ``session_key_for`` gives ``value``. No event can
+    hold a lone surrogate: each record of the session failed, and its agent's import
+    at every run.
 
-    >>> session_id_for("s1"), session_id_for("s" + chr(0xDCFF))[:9]
+    >>> nameable("s1"), nameable("s" + chr(0xDCFF))[:9]
     ('s1', 'openclaw-')
     """
     try:
-        return checked_text(file_session_id, "session_id")
+        return checked_text(value, "session")
     except InvalidInput:
-        return _hashed(file_session_id)
+        return _hashed(value)
 
 
 def _hashed(text: str) -> str:

@@ -3,7 +3,7 @@ key, and each one's cursor entry: what ``node.openclaw.jsonl`` reads, from the i
 ``sessions.json`` (session key -> ``sessionId``, ``sessionFile``) and the folder's
 listing. Each entry's file is the one OpenClaw's import reads for it (``legacy_files``:
 none if that file is not there); a file no entry names is a session of its own, its
-name the session id (``mapping.session_id_for``: hashed where it is not valid text).
+name the session id. An id or key that is not valid text is hashed (``mapping.nameable``).
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ from pathlib import Path
 
 from node.openclaw.cursor_room import hashed, is_entry, within_limit
 from node.openclaw.legacy_files import followed, js_trimmed, opened, transcript_file
-from node.openclaw.mapping import session_id_for
+from node.openclaw.mapping import nameable
 from node.openclaw.source import Problem
 
 #: Session id -> (its session key, its file if it is there), as the index names them.
@@ -41,7 +41,7 @@ def read_index(folder: Path, shown: str) -> tuple[Index, Problem | None]:
     index: Index = {}
     for key, entry in document.items():
         if isinstance(entry, dict) and isinstance(entry.get("sessionId"), str):
-            index[entry["sessionId"]] = (key, transcript_file(folder, entry))
+            index[nameable(entry["sessionId"])] = (nameable(key), transcript_file(folder, entry))
     return index, None
 
 
@@ -69,10 +69,9 @@ def session_files(folder: Path, index: Index) -> tuple[Files, bool]:
     else:
         known = True
     for path in listed:
-        if path.stem not in index and followed(path) not in named:
-            # A name with a byte that is not UTF-8 would fail every record of the file,
-            # and so its agent's import at every run: its id is hashed.
-            files[session_id_for(path.stem)] = (path, None)
+        session_id = nameable(path.stem)
+        if session_id not in index and followed(path) not in named:
+            files[session_id] = (path, None)
     return files, known
 
 

@@ -246,7 +246,7 @@ def test_a_file_name_the_node_refuses_in_an_entry_imports(tmp_path: Path, name: 
 def test_a_file_no_entry_names_whose_name_is_not_utf_8_imports(tmp_path: Path) -> None:
     """Two files no index entry names, each's name with a byte that is not UTF-8 (two
     bytes Node would both read as U+FFFD), are each a session of an id events can hold
-    (``mapping.session_id_for``), one per name and the same at each run: stored once,
+    (``mapping.nameable``), one per name and the same at each run: stored once,
     beside the other session. Before, no event could name the id (a lone surrogate), and
     its agent's import failed at every run, its other sessions with it."""
     now_ms = int(time.time() * 1000)
@@ -265,6 +265,32 @@ def test_a_file_no_entry_names_whose_name_is_not_utf_8_imports(tmp_path: Path) -
     keys = [session_key_for("main", stem) for stem in stems]
     assert set(stored) == {"agent:main:other", *keys} and len(set(keys)) == 2
     assert {len(events) for events in stored.values()} == {2}
+
+
+def test_an_index_entry_with_a_lone_surrogate_imports(tmp_path: Path) -> None:
+    """``sessions.json`` names a key, and another entry a session id, each with a lone
+    surrogate (``\\udcff``: how JavaScript writes a string cut inside a surrogate pair):
+    each is named as events can (``mapping.nameable``), its clawsync key the one
+    ``session_key_for`` gives its key; stored once, beside the other session. Before,
+    no event could name either, and its agent's import failed at every run."""
+    now_ms = int(time.time() * 1000)
+    write_jsonl(tmp_path, "agent:main:other", OTHER, turn_records(OTHER, [now_ms]))
+    folder = tmp_path / "agents" / "main" / "sessions"
+    for name, session_id in (("a.jsonl", TOPIC), ("b.jsonl", "b\udcff")):
+        (folder / name).write_bytes(lines(turn_records(session_id, [now_ms - 1000])))
+    index = json.loads((folder / "sessions.json").read_text())
+    index["agent:main:topic\udcff"] = {"sessionId": TOPIC, "updatedAt": 1, "sessionFile": "a.jsonl"}
+    index["agent:main:b"] = {"sessionId": "b\udcff", "updatedAt": 1, "sessionFile": "b.jsonl"}
+    (folder / "sessions.json").write_text(json.dumps(index))  # escapes the surrogates
+    with EventStore.open("memory:") as store:
+        assert runs(tmp_path, store)[0] == 2 + 2 + 2
+        head = store.head
+        read, cursor = runs(tmp_path, store)
+        assert store.head == head
+        keys = store.sessions_by_key()
+    assert read == 0 and check_cursor(cursor) == cursor
+    assert set(keys) == {"agent:main:other", "agent:main:b",
+                         session_key_for("main", "agent:main:topic\udcff")}
 
 
 class ForeignEntrySink(HttpSink):

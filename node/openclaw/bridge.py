@@ -309,13 +309,17 @@ class Bridge:
                 except CursorChangedOnNode as refused:
                     refused.read = step
                     raise
-                except ClientError as refused:
+                except (ClientError, InvalidInput) as refused:
+                    # The node's words, or a data folder's store's, name the entry alone:
+                    # which agent's cursor it is tells where the file or session it
+                    # names is.
+                    hint = f"that is the cursor of agent {source.agent_id!r} ({shown})"
+                    if isinstance(refused, InvalidInput):  # its class tells the exit
+                        raise type(refused)(f"{refused.reason}; {hint}",
+                                            field=refused.field) from None
                     if refused.status not in (400, 413):  # refused what was sent, or not
                         raise
-                    # The node's words name the entry alone: which agent's cursor it is
-                    # tells where the file or session it names is.
-                    raise refused.with_hint(f"that is the cursor of agent "
-                                            f"{source.agent_id!r} ({shown})") from None
+                    raise refused.with_hint(hint) from None
             if over is not None:
                 step.full = cursor_full(shown, source.agent_id, over)
                 return step

@@ -16,9 +16,10 @@ from typing import Any
 import pytest
 
 import node.openclaw.cursor_room as cursor_room
+from crdt.errors import LimitExceeded
 from crdt.log.cursors import check_cursor, read_cursor
 from crdt.log.store import EventStore
-from node.cli.openclaw_sink import HttpSink
+from node.cli.openclaw_sink import EmbeddedSink, HttpSink
 from node.client.api import Client, ClientError
 from node.openclaw.bridge import Bridge
 from node.openclaw.cursor_room import (
@@ -293,14 +294,29 @@ def test_an_index_entry_with_a_lone_surrogate_imports(tmp_path: Path) -> None:
                          session_key_for("main", "agent:main:topic\udcff")}
 
 
+def with_foreign_entry(cursor: dict[str, int]) -> dict[str, int]:
+    """``cursor`` with an entry over 256 bytes beside the bridge's own: one the node
+    refuses, as it would any this release did not foresee."""
+    return {**cursor, "x" * 300: 1}
+
+
 class ForeignEntrySink(HttpSink):
-    """A node over HTTP, sent each agent cursor with an entry over 256 bytes beside the
-    bridge's own: one the node refuses, as it would any this release did not foresee."""
+    """A node over HTTP, sent the agent's cursor ``with_foreign_entry``."""
 
     agent = ""  # the name of the agent's cursor
 
     async def save_cursor(self, name: str, cursor: dict[str, int]) -> None:
-        await super().save_cursor(name, {**cursor, "x" * 300: 1} if name == self.agent
+        await super().save_cursor(name, with_foreign_entry(cursor) if name == self.agent
+                                  else cursor)
+
+
+class ForeignEntryFolder(EmbeddedSink):
+    """A data folder opened here, given the agent's cursor ``with_foreign_entry``."""
+
+    agent = ""  # the name of the agent's cursor
+
+    async def save_cursor(self, name: str, cursor: dict[str, int]) -> None:
+        await super().save_cursor(name, with_foreign_entry(cursor) if name == self.agent
                                   else cursor)
 
 
@@ -326,4 +342,28 @@ def test_a_cursor_the_node_refuses_is_said_with_its_agent_and_entry(tmp_path: Pa
         said = asyncio.run(run())
     assert said.startswith("the node refused the cursor: cursor: an entry's name is 300 "
                            f"bytes; the limit is 256 ('{'x' * 60}'…)")
+    assert said.endswith(f"; that is the cursor of agent 'main' ({state}/agents/main)")
+
+
+def test_a_cursor_a_data_folder_refuses_is_said_with_its_agent_and_entry(
+        tmp_path: Path) -> None:
+    """Into a data folder opened here (``--data-dir``), the store's refusal names the
+    entry as the node's does, and the import adds whose cursor it is, as over HTTP; the
+    refusal keeps its class (the command's exit, as for a 413: ``store_refusal``). Before, it named
+    the entry alone."""
+    state = tmp_path / "state"
+    write_jsonl(state, "agent:main:other", OTHER, turn_records(OTHER, [int(time.time() * 1000)]))
+    folder = StateFolder(state)
+    try:
+        with EventStore.open(tmp_path / "data") as store:
+            sink = ForeignEntryFolder(store)
+            sink.agent = cursor_name(state.resolve(), "main")
+            with pytest.raises(LimitExceeded) as refused:
+                asyncio.run(Bridge(folder, sink).run_pass())
+    finally:
+        folder.close()
+    said = str(refused.value)
+    assert type(refused.value) is LimitExceeded and refused.value.field == "cursor"
+    assert said.startswith(f"cursor: an entry's name is 300 bytes; the limit is 256 "
+                           f"('{'x' * 60}'…)")
     assert said.endswith(f"; that is the cursor of agent 'main' ({state}/agents/main)")

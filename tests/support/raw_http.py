@@ -7,18 +7,26 @@ import contextlib
 import json
 import socket
 import ssl
+import time
 
 from tests.support.processes import NodeProcess
 
 #: Seconds to wait for each answer: a request the node neither answers nor closes fails.
 ANSWER_TIMEOUT_S = 20.0
+#: Seconds between the parts of a request sent in parts: on loopback, enough for the node
+#: to read each part on its own, as a head split by the network arrives.
+PART_APART_S = 0.2
 
 
-def exchange(node: NodeProcess, request: bytes) -> bytes:
-    """Send ``request`` as is; everything the node answers until it closes."""
+def exchange(node: NodeProcess, request: bytes, *later: bytes) -> bytes:
+    """Send ``request`` as is, then each of ``later`` after ``PART_APART_S``; everything
+    the node answers until it closes."""
     with socket.create_connection(("127.0.0.1", node.port), timeout=ANSWER_TIMEOUT_S) as sock:
         with contextlib.suppress(OSError):  # refused before all was sent: read its answer
             sock.sendall(request)
+            for part in later:
+                time.sleep(PART_APART_S)
+                sock.sendall(part)
         answer = b""
         while piece := sock.recv(65536):
             answer += piece
@@ -30,10 +38,10 @@ def status_of(answer: bytes) -> int:
     return int(answer.split(b" ", 2)[1])
 
 
-def answer(node: NodeProcess, request: bytes) -> tuple[int, str | None]:
-    """The status of the node's answer to ``request`` and its JSON error code (None if
-    the body is not one)."""
-    received = exchange(node, request)
+def answer(node: NodeProcess, request: bytes, *later: bytes) -> tuple[int, str | None]:
+    """The status of the node's answer to ``request`` (and ``later``, as ``exchange``
+    sends them) and its JSON error code (None if the body is not one)."""
+    received = exchange(node, request, *later)
     try:
         code = json.loads(received.partition(b"\r\n\r\n")[2])["error"]["code"]
     except (ValueError, KeyError, TypeError):

@@ -210,6 +210,23 @@ def test_where_the_parsers_differ_each_answers_as_documented(node: NodeProcess) 
     assert not differ, "\n".join(differ)
 
 
+def test_a_header_split_from_its_request_line_is_held_to_the_same_bound(
+        node: NodeProcess) -> None:
+    """The network splits a head where it will: a header line that arrives in a read of
+    its own, or over two, is taken or refused as the same line in one read is."""
+    differ = []
+    for size, status in ((HEADER_BYTES_MAX, 200), (HEADER_BYTES_MAX + 1, 400)):
+        raw = first_header(size)
+        line_end = raw.index(b"\r\n") + 2
+        for split, parts in (("after the request line", (raw[:line_end], raw[line_end:])),
+                             ("inside the header", (raw[:line_end + 100],
+                                                    raw[line_end + 100:]))):
+            got = answer(node, *parts)
+            if got[0] != status:
+                differ.append(f"first header of {size}, split {split}: {got}")
+    assert not differ, "\n".join(differ)
+
+
 def test_a_made_up_method_is_no_new_series_of_the_request_count(node: NodeProcess) -> None:
     for method in (b"BREW", b"M00001", b"M00002"):
         assert answer(node, authed(b"/healthz", method=method))[0] == 400

@@ -14,6 +14,8 @@ of silent sockets does not keep out a client of the same address (every local cl
 shares 127.0.0.1) that asks at once; with none such, the new one is closed. And a new
 connection must send its first byte within ``first_byte_timeout_s`` and its first
 request's headers within ``headers_timeout_s``, so idle sockets free their slots soon.
+A first packet that no request begins with (a TLS hello or alert on the plain port) is
+ended as a head, so that either of aiohttp's parsers answers it 400 at once.
 
 The connections are served by the runner's own aiohttp ``Server`` (the protocol factory),
 so aiohttp's keep-alive timeout, graceful shutdown and everything else still apply.
@@ -364,12 +366,16 @@ def close_all(socks: list[socket.socket]) -> None:
 
 #: The end of a request's headers.
 _HEADERS_END = b"\r\n\r\n"
-#: The first byte of a TLS handshake record: what a TLS client sends first.
-_TLS_HANDSHAKE = 0x16
+#: The bytes a request can begin with: a method's (an RFC 9110 token), or the CR LF that
+#: may come before a request line. Not TLS's (a record's type: 0x16 a handshake, 0x15 an
+#: alert; 0x80 an SSLv2-compatible hello) nor any other binary protocol's.
+_REQUEST_STARTS = frozenset(b"!#$%&'*+-.^_`|~0123456789abcdefghijklmnopqrstuvwxyz"
+                            b"ABCDEFGHIJKLMNOPQRSTUVWXYZ\r\n")
 
 
 class _Counted(asyncio.Protocol):
-    """Passes everything to aiohttp's protocol; tells the site once the connection ends;
+    """Passes everything to aiohttp's protocol, ending the head of a first packet that
+    no request begins so (``_REQUEST_STARTS``); tells the site once the connection ends;
     closes a connection whose first byte or first request's headers are late."""
 
     def __init__(self, inner: asyncio.Protocol, on_lost: Callable[[], None],
@@ -400,10 +406,10 @@ class _Counted(asyncio.Protocol):
 
     def data_received(self, data: bytes) -> None:
         if self._deadline is not None and data:
-            if not self._heard and data[0] == _TLS_HANDSHAKE:
-                # TLS on the plain port: no request starts so. Ended as a head, it is
+            if not self._heard and data[0] not in _REQUEST_STARTS:
+                # TLS on the plain port, or another protocol. Ended as a head, it is
                 # refused 400 at once by either parser; the pure-Python one would wait
-                # for the end of a line a hello need not send, until headers_timeout_s.
+                # for the end of a line it need not send, until headers_timeout_s.
                 data += _HEADERS_END
             self._watch_headers(data)
         self._inner.data_received(data)

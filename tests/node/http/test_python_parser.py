@@ -34,6 +34,11 @@ EVENT = json.dumps([{"agent_id": "a", "kind": {"type": "message_received",
 BIG_EVENT = EVENT.replace(b"hi", b"x" * BODY_BYTES_MAX)
 #: Headers ``authed`` sends: Host, Connection and AUTH.
 AUTHED_HEADERS = 3
+#: A TLS 1.2 alert record: warning, close_notify.
+TLS_ALERT = bytes.fromhex("150303000201" "00")
+#: The start of an SSLv2-compatible ClientHello (a 2-byte length with its top bit set,
+#: then type 1, version 3.1, cipher specs), as old clients send it.
+SSL2_HELLO = bytes.fromhex("8031" "01" "0301" "0018" "0000" "0010")
 
 
 def post(body: bytes, *headers: bytes, path: bytes = EVENTS, length: bool = True,
@@ -87,11 +92,15 @@ CASES: list[tuple[str, bytes, int, str | None]] = [
      "unauthorized"),
     ("HTTP/0.9", authed(b"/healthz", version=b"HTTP/0.9"), 200, None),
     ("method BREW, before the token", get(b"/v1/sessions", method=b"BREW"), 400, None),
-    # at once, before headers_timeout_s: the pure-Python parser refuses a line feed
-    # without its CR (a hello's supported_groups extension, 0x000a, holds one), and
-    # waits for the end of a line without one
-    ("TLS hello on the HTTP port", tls_hello(), 400, None),
-    ("TLS hello without a line feed", tls_hello().split(b"\n", 1)[0], 400, None),
+    # at once, before headers_timeout_s (ANSWER_TIMEOUT_S is longer): the pure-Python
+    # parser refuses a line feed without its CR (a hello's supported_groups extension,
+    # 0x000a, holds one), and waits for the end of a line without one. So the whole hello
+    # is refused even without node.http.listener ending a head no request begins with;
+    # the cut hello, the alert and the SSLv2 hello are what guard that
+    ("TLS hello on the HTTP port, whole", tls_hello(), 400, None),
+    ("TLS hello cut before its line feed", tls_hello().split(b"\n", 1)[0], 400, None),
+    ("TLS alert (close_notify)", TLS_ALERT, 400, None),
+    ("SSLv2-compatible hello", SSL2_HELLO, 400, None),
     ("path of 100,000 bytes", authed(b"/" + b"a" * 100_000), 400, None),
     ("target of TARGET_BYTES_MAX + 1", authed(b"/" + b"a" * TARGET_BYTES_MAX), 400, None),
     # headers: size, count, syntax

@@ -380,8 +380,10 @@ def answer_middleware(answered: Callable[[web.Request, int], None],
                       ) -> Any:
     """An aiohttp middleware that turns every exception from the handlers below into a
     JSON error answer, then calls ``answered(request, status)`` with the status the client
-    gets (500 if something escaped, such as a cancellation). With ``refusal``, a request
-    it refuses (a 401 or 403) gets that answer instead of reaching its handler. One layer
+    gets (500 if something escaped, such as a cancellation). A request line it refuses
+    (``refuse_bad_request_line``) is answered first and not passed to ``answered``, as
+    the refusals of aiohttp's parsers never reach it. With ``refusal``, a request it
+    refuses (a 401 or 403) gets that answer instead of reaching its handler. One layer
     for all of it, as it runs for every request: each middleware costs a coroutine and a
     call per request."""
 

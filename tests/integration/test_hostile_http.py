@@ -102,6 +102,7 @@ def test_a_flood_of_malformed_requests_is_a_few_short_lines(tmp_path: Path) -> N
     with NodeProcess(tmp_path) as node:
         before = len(logged(node).splitlines())
         for n in range(200):
+            # answered, not closed at headers_timeout_s (ANSWER_TIMEOUT_S waits longer)
             answer = exchange(node, MALFORMED[n % len(MALFORMED)])
             assert status_of(answer) == 400, answer[:200]
         for _ in range(20):

@@ -44,7 +44,6 @@ from tests.support.cluster import (
 )
 from tests.support.metrics import scrape, value
 from tests.support.peer_attack import (
-    ANSWER_TIMEOUT_S,
     PEER_WS,
     attack,
     ids_of,
@@ -52,6 +51,7 @@ from tests.support.peer_attack import (
     sealed,
 )
 from tests.support.processes import NodeProcess
+from tests.support.raw_http import ANSWER_TIMEOUT_S
 
 pytestmark = pytest.mark.integration
 

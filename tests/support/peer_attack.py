@@ -10,11 +10,10 @@ from crdt.events import Event, parse_event
 from sync.peer.messages import Events, Hello, parse
 from tests.support.cluster import SECRET, all_events, appended_ids, message
 from tests.support.processes import NodeProcess
+from tests.support.raw_http import ANSWER_TIMEOUT_S
 
 PEER_WS = "/peer/v1/ws"
 MEMBERS = "/peer/v1/members"
-#: Seconds an attack may take to be answered (the node closing the link, or acking).
-ANSWER_TIMEOUT_S = 20.0
 
 
 def ids_of(node: NodeProcess) -> set[str]:

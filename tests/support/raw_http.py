@@ -11,7 +11,11 @@ import time
 
 from tests.support.processes import NodeProcess
 
-#: Seconds to wait for each answer: a request the node neither answers nor closes fails.
+#: Seconds to wait for each answer to a hostile client (a raw request, a peer's attack:
+#: the node closing the link, or acking): one the node neither answers nor closes fails.
+#: Longer than the default headers_timeout_s (10 s), so that a request the node waits on
+#: until then, instead of answering it at once, shows closed unanswered (``status_of``:
+#: no answer), not as a timeout that a slow machine could cause.
 ANSWER_TIMEOUT_S = 20.0
 #: Seconds between the parts of a request sent in parts: on loopback, enough for the node
 #: to read each part on its own, as a head split by the network arrives.

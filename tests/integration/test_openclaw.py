@@ -3,9 +3,7 @@ and ``watch`` following an OpenClaw store that is written while it runs."""
 
 from __future__ import annotations
 
-import contextlib
 import json
-import os
 import signal
 import subprocess
 import urllib.error
@@ -24,12 +22,14 @@ from node.openclaw.mapping import session_key_for
 from node.server.cursors import BODY_BYTES_MAX
 from tests.node.openclaw import transcript
 from tests.support.cluster import all_events, wait_until
+from tests.support.held_import import HOLD_ENV
 from tests.support.openclaw import (
     WATCH_STOP_S,
     FakeGateway,
     RecordedGateway,
     cursor_read_to,
     watching,
+    write_jsonl,
 )
 from tests.support.processes import (
     CLI_TIMEOUT_S,
@@ -434,15 +434,18 @@ def test_an_import_on_a_data_folder_another_import_holds_is_told_to_let_it_end(
         tmp_path: Path) -> None:
     """An ``import --data-dir`` is refused the folder another import holds in the words
     of its lock file: let that import end (it is no node to stop, nor a watch). The first
-    is held at its read of a session file that is a FIFO, which waits for a writer."""
+    is held at its read of the session file (``tests.support.held_import``) until the
+    second has been refused, then imports it."""
     state, data = tmp_path / "openclaw", tmp_path / "data"
-    sessions = state / "agents" / "main" / "sessions"
-    sessions.mkdir(parents=True)
-    fifo = sessions / f"{SID}.jsonl"
-    os.mkfifo(fifo)
+    write_jsonl(state, KEY, SID, transcript.records())
+    hold = tmp_path / "hold"
+    hold.touch()
     nowhere = f"http://127.0.0.1:{free_port()}"  # never asked: the folder is the node
     args = ("openclaw", "import", "--state-dir", str(state), "--data-dir", str(data))
-    first = spawn_cli(nowhere, *args)
+    command = cli_args(nowhere, *args)
+    command[command.index("node.main")] = "tests.support.held_import"
+    first = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                             text=True, env={**child_env(), HOLD_ENV: str(hold)})
     try:
         def held() -> str:
             # Written once it is locked; a first import that ended (the lock file stays)
@@ -459,11 +462,11 @@ def test_an_import_on_a_data_folder_another_import_holds_is_told_to_let_it_end(
         assert "openclaw import) on " in second.stderr, second.stderr
         assert "; let that import end first, or give this one another folder" \
             in second.stderr, second.stderr
+        hold.unlink()
+        _, said = first.communicate(timeout=CLI_TIMEOUT_S)
+        assert first.returncode == 0, said
     finally:
-        # The first's read ends (a FIFO is no file it can read: skipped); OSError if it
-        # never got to it (no reader).
-        with contextlib.suppress(OSError):
-            os.close(os.open(fifo, os.O_WRONLY | os.O_NONBLOCK))
+        hold.unlink(missing_ok=True)
         stop_cli(first)
 
 

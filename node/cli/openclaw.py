@@ -90,6 +90,11 @@ CURSOR_CHANGED_HELP = (
     "changed there meanwhile, another import of this folder saves them too: it stops, "
     f"saying so, with exit code {CURSOR_CHANGED_EXIT} (run one only).")
 
+#: What import, watch and export do when the node refuses the token.
+TOKEN_REFUSED_HELP = (
+    f"A token the node refuses (401, 403) stops it with exit code {TOKEN_REFUSED_EXIT}; a "
+    "401 or 403 from a reverse proxy's own login in front of the node, with exit code 1.")
+
 IMPORT_HELP = f"""Import every OpenClaw session of the state folder into the node, once.
 
 Reads each agent's SQLite store (agents/ID/agent/openclaw-agent.sqlite) and the older
@@ -102,8 +107,8 @@ newer transcript version) is named on stderr and skipped; the rest is imported a
 exit code is 1. A record dated further ahead of the node's clock than it takes (a fast
 clock) is named and not skipped: it and the records after it in its session are left
 for a later import (exit code 1), the rest is imported; one dated more than a day beyond
-that is said to be a wrong timestamp or clock, to fix. A token the node refuses (401,
-403): exit code {TOKEN_REFUSED_EXIT}. {CURSOR_CHANGED_HELP}
+that is said to be a wrong timestamp or clock, to fix. {TOKEN_REFUSED_HELP}
+{CURSOR_CHANGED_HELP}
 
 \b
 Examples:
@@ -134,8 +139,8 @@ Looks at the stores every {POLL_S:g} s (--poll) without locking them, reading on
 that changed. Resumes after a restart from the cursor the node keeps. While the node
 cannot be reached it retries (up to every {RETRY_MAX_S:g} s; a node that answers 503 with
 Retry-After is given that wait, up to {RETRY_MAX_S:g} s), and each retry says so on stderr.
-A token the node refuses (401, 403) stops it with exit code {TOKEN_REFUSED_EXIT}, which the
-unit does not restart after (nor after a usage error, 2); another refusal stops it with
+{TOKEN_REFUSED_HELP} The unit does not restart after
+exit code {TOKEN_REFUSED_EXIT} (nor after a usage error, 2); another refusal stops it with
 exit code 1 (2 if it blames what was sent). A record or file that cannot be read is
 named once and skipped. A record dated further ahead of the node's clock than it takes
 (a fast clock) is named once, with by how much, and never skipped:
@@ -168,7 +173,7 @@ def watch(ctx: click.Context, state_dir: Path, agents: tuple[str, ...],
     run_watch(ctx, state_dir, agents, data_dir, poll_s, RETRY_MAX_S)
 
 
-EXPORT_HELP = """Write SESSION, from whichever device it came, into the OpenClaw state folder
+EXPORT_HELP = f"""Write SESSION, from whichever device it came, into the OpenClaw state folder
 in the layout `openclaw doctor --session-sqlite import` reads, so that this device's
 OpenClaw continues it.
 
@@ -185,7 +190,7 @@ around it as OpenClaw trims it. Refused, with nothing written: a transcript file
 holding something else; a sessions.json entry of the key naming another session id;
 another key naming the same session id, or naming the transcript's file through its
 sessionFile (OpenClaw would import it as that key's session); the key's own sessionFile
-naming a file there that holds another session.
+naming a file there that holds another session. {TOKEN_REFUSED_HELP}
 
 Stop the OpenClaw gateway first, and let any `openclaw agent --local` turn finish (export
 refuses while the gateway's lock names a running one, or while an OpenClaw process holds

@@ -205,7 +205,9 @@ def with_sink(ctx: click.Context, data_dir: Path | None,
                 note(later)
             return asyncio.run(work(EmbeddedSink(store, client_limits(ctx))))
     except ClientError as error:
-        if error.status in (401, 403):  # set right, not waited out: its own exit code
+        # The node's refusal is set right, not waited out: its own exit code. A proxy's
+        # login in front of it may pass (an expired session of its own): 1, restarted.
+        if error.status in (401, 403) and not error.in_between:
             raise TokenRefusedExit(str(error)) from None
         raise failure(error) from None
     except CursorFull as error:  # an agent with more sessions than its cursor holds: 1

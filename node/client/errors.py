@@ -38,7 +38,9 @@ class ClientError(Exception):
     ``said`` are the node's error code, the field it blamed and its own words, when it
     said so. ``details`` holds the other fields of its error object, as it sent them
     (such as a ``timestamp_ahead`` refusal's ``bound_ms`` and ``clock_ms``): whoever reads
-    one checks its type, as any node may send anything there.
+    one checks its type, as any node may send anything there. ``in_between``: the answer
+    is probably not the node's but from something in front of it (a reverse proxy's own
+    login or error page, a firewall): no JSON error where every node's answer has one.
 
     >>> error = ClientError("the node refused", status=400, code="invalid_field")
     >>> str(error), error.status, error.code, error.field, error.details
@@ -48,7 +50,7 @@ class ClientError(Exception):
     def __init__(self, message: str, *, status: int | None = None, code: str | None = None,
                  field: str | None = None, said: str | None = None,
                  details: dict[str, object] | None = None,
-                 retry_after_s: float | None = None) -> None:
+                 retry_after_s: float | None = None, in_between: bool = False) -> None:
         super().__init__(message)
         self.status = status
         self.code = code
@@ -57,6 +59,7 @@ class ClientError(Exception):
         self.details = details or {}
         #: The answer's ``Retry-After``, in seconds, if it gave one.
         self.retry_after_s = retry_after_s
+        self.in_between = in_between
 
     def with_hint(self, hint: str) -> ClientError:
         """This error with ``hint`` after its message (where to look for the right
@@ -69,4 +72,4 @@ class ClientError(Exception):
         """
         return ClientError(f"{self}; {hint}", status=self.status, code=self.code,
                            field=self.field, said=self.said, details=self.details,
-                           retry_after_s=self.retry_after_s)
+                           retry_after_s=self.retry_after_s, in_between=self.in_between)

@@ -233,14 +233,15 @@ class Transport:
             # own login, a firewall), not about the token. (A proxy that swaps the node's
             # error page keeps its 401 and that header: told as the node's, below.)
             raise ClientError(answers.refused_in_between(self.shown_url, what, status, message),
-                              status=status, code=None, field=None, said=said)
+                              status=status, code=None, field=None, said=said,
+                              in_between=True)
         if status in answers.GATEWAY and code is None:
             # Every node's 503 carries its JSON error, and a node answers no 502 or 504:
             # this one is from something in between that could not reach the node, or
             # will not pass the request on now (a reverse proxy, a load balancer).
             raise ClientError(answers.not_passed_on(self.shown_url, what, status, message, wait),
                               status=status, code=None, field=None, said=said,
-                              retry_after_s=wait)
+                              retry_after_s=wait, in_between=True)
         if status == 403:  # a valid token, that does not open this: the node says why
             raise ClientError(f"the node refused {what} (this token does not allow it): "
                               f"{message}",

@@ -1,7 +1,8 @@
 """What every ``clawsync`` client command shares once it runs: running a request against
 the node, and turning its failures into exit codes with a readable message: 2 for input
-the node refused as malformed or too large, 1 for the rest. (What the commands share to
-read their command line is in ``node.cli.options``.)"""
+the node refused as malformed or too large, 1 for the rest; the ``openclaw`` commands
+have codes of their own for set-up mistakes that running again does not mend (3, 4).
+(What the commands share to read their command line is in ``node.cli.options``.)"""
 
 from __future__ import annotations
 
@@ -66,10 +67,11 @@ class CursorChangedTooOftenExit(click.ClickException):
 
 
 #: The exit code of ``openclaw import``, ``watch`` and ``export`` when the node refuses
-#: the token (401, 403: none where it wants one, a wrong or revoked one, one without the
-#: access needed). Its own code, as running again does not mend it: a service manager
-#: does not restart watch into the same refusal (the unit in deploy/systemd does not),
-#: while exit 1 (an agent's cursor full meanwhile) is one a restart may get past.
+#: the token (401: none where it wants one, or a wrong one; 403: an app token given
+#: instead of the node's, the only 403 of /v1). Its own code, as running again does not
+#: mend it: a service manager does not restart watch into the same refusal (the unit in
+#: deploy/systemd does not), while exit 1 (an agent's cursor full meanwhile, a reverse
+#: proxy's own 401 or 403 in front of the node) is one a restart may get past.
 TOKEN_REFUSED_EXIT = 4
 
 
@@ -81,8 +83,9 @@ class TokenRefusedExit(click.ClickException):
 
 #: The node's answers that blame what the command was given (a malformed id, pattern or
 #: address: 400; an event or file over the node's size limits: 413): exit code 2, as
-#: for the usage errors found before any request. 401, 403, 404 and 409 stay 1: the
-#: input is well-formed, and the node (its token, its data) decides.
+#: for the usage errors found before any request. 401, 403, 404 and 409 stay 1 (the
+#: node's 401 and 403 to an ``openclaw`` command: ``TOKEN_REFUSED_EXIT``): the input is
+#: well-formed, and the node (its token, its data) decides.
 INPUT_STATUSES = frozenset({400, 413})
 
 #: Error codes of a 400 that blame no input: an event dated ahead of the node's clock

@@ -1,7 +1,7 @@
-"""A token the node refuses stops ``clawsync openclaw import`` and ``watch`` with an exit
-code of its own, which the ``watch`` unit in deploy/systemd is not restarted after (as
-after the other exits that running again does not mend); a node that is down is no exit,
-as ``watch`` waits for it itself."""
+"""A token the node refuses stops ``clawsync openclaw import``, ``watch`` and ``export``
+with an exit code of its own, which the ``watch`` unit in deploy/systemd is not restarted
+after (as after the other exits that running again does not mend); a node that is down is
+no exit, as ``watch`` waits for it itself."""
 
 from __future__ import annotations
 
@@ -26,11 +26,12 @@ def node(tmp_path_factory: pytest.TempPathFactory) -> Iterator[NodeProcess]:
         yield started
 
 
-@pytest.mark.parametrize("command", ["import", "watch"])
+@pytest.mark.parametrize("command", ["import", "watch", "export"])
 def test_a_refused_token_exits_with_its_own_code(tmp_path: Path, node: NodeProcess,
                                                  command: str) -> None:
     write_jsonl(tmp_path, KEY, SID, turn_records(SID, [int(time.time() * 1000)]))
-    done = run_cli(node, "openclaw", command, "--state-dir", str(tmp_path),
+    session = (KEY,) if command == "export" else ()
+    done = run_cli(node, "openclaw", command, *session, "--state-dir", str(tmp_path),
                    token="a-wrong-token")
     assert done.returncode == TOKEN_REFUSED_EXIT, done.stderr
     assert "Error: the node refused the token" in done.stderr, done.stderr

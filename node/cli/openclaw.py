@@ -22,7 +22,13 @@ import click
 
 from node.cli.common import CURSOR_CHANGED_EXIT, TOKEN_REFUSED_EXIT
 from node.cli.options import client_options, session_key
-from node.openclaw.pace import AHEAD_RETRY_MAX_S, AHEAD_RETRY_MIN_S, POLL_S
+from node.openclaw.pace import (
+    AHEAD_PLAUSIBLE_MAX_S,
+    AHEAD_RETRY_MAX_S,
+    AHEAD_RETRY_MIN_S,
+    POLL_S,
+    days_said,
+)
 
 #: Seconds ``watch`` waits before trying an unreachable node again, at most.
 RETRY_MAX_S = 30.0
@@ -90,6 +96,9 @@ CURSOR_CHANGED_HELP = (
     "changed there meanwhile, another import of this folder saves them too: it stops, "
     f"saying so, with exit code {CURSOR_CHANGED_EXIT} (run one only).")
 
+#: How far beyond what the node takes a record's date is said to be wrong, not waited for.
+FAR_AHEAD = days_said(AHEAD_PLAUSIBLE_MAX_S)
+
 #: What import, watch and export do when the node refuses the token.
 TOKEN_REFUSED_HELP = (
     f"A token the node refuses (401, 403) stops it with exit code {TOKEN_REFUSED_EXIT}; a "
@@ -106,8 +115,8 @@ A record that cannot be read or mapped (a truncated line, a row that does not de
 newer transcript version) is named on stderr and skipped; the rest is imported and the
 exit code is 1. A record dated further ahead of the node's clock than it takes (a fast
 clock) is named and not skipped: it and the records after it in its session are left
-for a later import (exit code 1), the rest is imported; one dated more than a day beyond
-that is said to be a wrong timestamp or clock, to fix. {TOKEN_REFUSED_HELP}
+for a later import (exit code 1), the rest is imported; one dated more than {FAR_AHEAD}
+beyond that is said to be a wrong timestamp or clock, to fix. {TOKEN_REFUSED_HELP}
 {CURSOR_CHANGED_HELP}
 
 \b
@@ -147,8 +156,8 @@ named once and skipped. A record dated further ahead of the node's clock than it
 it and the records after it in its session wait, while the rest goes on, tried again
 when the node's clock should take them (from its refusal; at most every
 {AHEAD_RETRY_MIN_S:g} s, at least every {AHEAD_RETRY_MAX_S:g} s) until the node does;
-each summary counts those still waiting. One dated more than a day beyond that is said
-to be a wrong timestamp or clock, which waiting will not mend.
+each summary counts those still waiting. One dated more than {FAR_AHEAD} beyond that is
+said to be a wrong timestamp or clock, which waiting will not mend.
 {CURSOR_CHANGED_HELP}
 
 \b

@@ -29,6 +29,7 @@ from node.openclaw.export import export as export_transcript
 from node.openclaw.held import CursorChangedTooOften
 from node.openclaw.lock_holders import HeldLock, StateLockUnreadable
 from node.openclaw.mapping import EXTRA, session_key_for
+from node.openclaw.pace import AHEAD_PLAUSIBLE_MAX_S, days_said
 from node.openclaw.records import Transcript, openclaw_ids, transcripts_for
 from node.openclaw.source import path_there
 from node.openclaw.sqlite import rows_of_session
@@ -163,7 +164,8 @@ def import_failure(tally: Tally) -> str | None:
     if tally.beyond_waiting:  # waiting will not bring these in
         beyond = tally.beyond_waiting
         advice += (f"; {counted(beyond, 'record')} {'is' if beyond == 1 else 'are'} dated "
-                   "more than a day ahead, which waiting will not mend: fix "
+                   f"more than {days_said(AHEAD_PLAUSIBLE_MAX_S)} ahead, which waiting "
+                   "will not mend: fix "
                    f"{'its timestamp' if beyond == 1 else 'their timestamps'} or the clock "
                    "(named above), then import again")
     return "; ".join(said) + "; the rest is imported" + advice

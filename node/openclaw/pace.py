@@ -21,3 +21,14 @@ AHEAD_RETRY_MAX_S = 60.0
 #: OpenClaw's machine or the node's, is wrong. It waits as any (set right, it goes in),
 #: but is said so: waiting will not bring it in.
 AHEAD_PLAUSIBLE_MAX_S = 86_400.0
+
+
+def days_said(seconds: float) -> str:
+    """``seconds`` in days, as the commands' words say a lead such as
+    ``AHEAD_PLAUSIBLE_MAX_S`` ("more than a day ahead").
+
+    >>> days_said(AHEAD_PLAUSIBLE_MAX_S), days_said(2 * 86_400.0), days_said(43_200.0)
+    ('a day', '2 days', '0.5 days')
+    """
+    days = seconds / 86_400
+    return "a day" if days == 1 else f"{days:g} days"

@@ -12,7 +12,12 @@ from crdt.clock import MS_MAX, Hlc
 from crdt.errors import InvalidInput, TimestampAhead
 from crdt.events import Event
 from node.client.errors import ClientError
-from node.openclaw.pace import AHEAD_PLAUSIBLE_MAX_S, AHEAD_RETRY_MAX_S, AHEAD_RETRY_MIN_S
+from node.openclaw.pace import (
+    AHEAD_PLAUSIBLE_MAX_S,
+    AHEAD_RETRY_MAX_S,
+    AHEAD_RETRY_MIN_S,
+    days_said,
+)
 from node.openclaw.source import Record
 
 #: The node's words refusing a time (``crdt.clock.Clock.check_ahead``): its bound and
@@ -32,11 +37,16 @@ class Refusal:
         """Whether ``events`` are dated more than ``AHEAD_PLAUSIBLE_MAX_S`` beyond what
         the node takes: a wrong timestamp or clock, which waiting will not mend (unknown,
         from a refusal that does not say the node's clock: False)."""
+        due_ms = self.due_ms(events)
+        return due_ms is not None and due_ms > AHEAD_PLAUSIBLE_MAX_S * 1000
+
+    def due_ms(self, events: list[Event]) -> int | None:
+        """How long (ms) until the node's clock should take ``events``: the latest of
+        them less the node's bound and clock (None if the refusal does not say them)."""
         if self.clock is None:
-            return False
+            return None
         bound_ms, node_ms = self.clock
-        dated_ms = max(event.timestamp.ms for event in events)
-        return dated_ms - bound_ms - node_ms > AHEAD_PLAUSIBLE_MAX_S * 1000
+        return max(event.timestamp.ms for event in events) - bound_ms - node_ms
 
 
 def node_clock(error: ClientError | TimestampAhead) -> tuple[int, int] | None:
@@ -64,12 +74,10 @@ def _whole(value: object) -> TypeGuard[int]:
 def retry_s(events: list[Event], refused: Refusal) -> float:
     """Seconds until the node's clock should take ``events`` (the latest of them less
     the node's bound), within ``AHEAD_RETRY_MIN_S`` and ``AHEAD_RETRY_MAX_S``."""
-    if refused.clock is None:
+    due_ms = refused.due_ms(events)
+    if due_ms is None:
         return AHEAD_RETRY_MAX_S
-    bound_ms, node_ms = refused.clock
-    dated_ms = max(event.timestamp.ms for event in events)
-    due_s = (dated_ms - bound_ms - node_ms) / 1000
-    return min(AHEAD_RETRY_MAX_S, max(AHEAD_RETRY_MIN_S, due_s))
+    return min(AHEAD_RETRY_MAX_S, max(AHEAD_RETRY_MIN_S, due_ms / 1000))
 
 
 def refused_time(error: ClientError | InvalidInput) -> Refusal | None:
@@ -97,7 +105,7 @@ def said_waiting(record: Record, events: list[Event], refused: Refusal) -> str:
                 "ms ahead")
     if refused.beyond_waiting(events):
         return (f"{record.where}: dated {dated.rfc3339()}, {lead}: more than "
-                f"{AHEAD_PLAUSIBLE_MAX_S / 86_400:g} day ahead, which no clock running fast "
+                f"{days_said(AHEAD_PLAUSIBLE_MAX_S)} ahead, which no clock running fast "
                 "explains: the record's timestamp (or the clock of OpenClaw's machine, or "
                 "the node's) is wrong, and waiting will not bring it in; the record and "
                 "those after it in its session are not imported until it is fixed (set "

@@ -45,7 +45,7 @@ def test_import_says_a_record_years_ahead_is_to_be_fixed_not_waited_for(
     assert done.returncode == 1, done.stderr
     assert (f"{path}, line at byte {at}: dated {iso_ms(now_ms + YEARS_MS)}"
             in done.stderr), done.stderr
-    assert ("more than 1 day ahead, which no clock running fast explains: the record's "
+    assert ("more than a day ahead, which no clock running fast explains: the record's "
             "timestamp (or the clock of OpenClaw's machine, or the node's) is wrong, and "
             "waiting will not bring it in") in done.stderr, done.stderr
     error = done.stderr.strip().splitlines()[-1]

@@ -171,12 +171,13 @@ class Bridge:
                     full.append(str(error))
                 break
             self._held.done(name)
+        # Before a pass over the limits ends: its summary counts earlier passes' too.
+        tally.still_waiting = len(self._waiting)
         if full:
             said = "\n".join(full)
             if len(due) > len(full):
                 said += "\nThe other agents are imported."
             raise PassFull(said, tally)
-        tally.still_waiting = len(self._waiting)
         return tally
 
     async def _read_agent(self, name: str, load: bool, reads: list[Source],

@@ -4,6 +4,7 @@ run; what fits is saved."""
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 
 import pytest
@@ -13,8 +14,10 @@ import node.openclaw.sqlite as sqlite_module
 from crdt import codec
 from crdt.log.cursors import CURSOR_BYTES_MAX, CURSOR_ENTRIES_MAX, read_cursor, save_cursor
 from crdt.log.store import EventStore
+from node.cli.openclaw_run import _summary
 from node.openclaw.cursor_room import CursorFull
 from node.openclaw.state import cursor_name
+from node.openclaw.tally import PassFull
 from tests.node.openclaw.support import (
     SMALL,
     cli,
@@ -22,12 +25,15 @@ from tests.node.openclaw.support import (
     saving_bridge,
 )
 from tests.node.openclaw.waiting import (
+    DRIFT_MS,
     KEY_A,
     A,
+    Clock,
     one_pass,
     saved_cursor,
+    waiting_bridge,
 )
-from tests.support.openclaw import FakeGateway, write_jsonl
+from tests.support.openclaw import FakeGateway, turn_records, write_jsonl
 
 
 @pytest.mark.parametrize("figure", ["entries", "bytes"])
@@ -239,3 +245,30 @@ def test_import_and_watch_sum_up_what_they_read_when_an_agent_is_over_the_limits
     read = 3 * (2 * SMALL + 1 if others else SMALL + 1)
     assert lines[summary].startswith(f"{read} records read: {read} new events")
     assert result.output.rstrip().endswith("The other agents are imported.") == others
+
+
+def test_a_pass_over_the_limits_counts_the_records_still_waiting(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A watch's pass that stops at an agent over the limits sums up the records still
+    waiting for the node's clock, met in an earlier pass, as every other summary does."""
+    monkeypatch.setattr(cursor_room, "CURSOR_ENTRIES_MAX", SMALL)
+    now_ms = int(time.time() * 1000)
+    write_jsonl(tmp_path, KEY_A, A, turn_records(A, [now_ms - 2000, now_ms + 3_600_000]))
+    gateway = FakeGateway(tmp_path, "x")
+    told: list[str] = []
+    with EventStore.open("memory:", clock_drift_max_ms=DRIFT_MS) as store:
+        bridge, _sink, folder = waiting_bridge(tmp_path, store, told, Clock())
+        try:
+            for n in range(SMALL + 1):  # the last one over the limit, at the second pass
+                session_id = f"{n:08d}-0000-4000-8000-000000000000"
+                gateway.open_session(f"agent:x:s{n}", session_id)
+                gateway.add(session_id, records(session_id))
+                if n == SMALL - 1:
+                    assert len(one_pass(bridge).waiting) == 1  # A's record, an hour ahead
+            with pytest.raises(PassFull) as raised:
+                one_pass(bridge)  # not yet time to try A's again
+        finally:
+            folder.close()
+            gateway.close()
+    assert raised.value.tally.waiting == []
+    assert _summary(raised.value.tally).endswith(", 1 record waiting for the node's clock")

@@ -477,7 +477,8 @@ def message_line(message: dict[str, Any]) -> str:
         outcome = "ok" if message.get("success") else "failed"
         role = f"{role} {message['tool_name']} {outcome}"
         # A tool's result is held as compact JSON (the projection's format): a text
-        # shows as in the event's line, not in JSON's quotes.
-        with contextlib.suppress(TypeError, ValueError):
+        # shows as in the event's line, not in JSON's quotes. (RecursionError: a hostile
+        # node's JSON nested deeper than Python's parser goes, "[" x 200,000.)
+        with contextlib.suppress(TypeError, ValueError, RecursionError):
             content = result_text(json.loads(content))
     return shorten(f"{time_text(message.get('timestamp'))}  {role}: {content}")

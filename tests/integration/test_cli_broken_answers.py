@@ -65,6 +65,10 @@ WRITTEN: dict[tuple[str, str], Any] = {
     ("POST", "/v1/tokens"): {"id": "t1", "name": "app"},  # no "token"
 }
 
+#: A projection's tool result (compact JSON, as a node holds it) nested deeper than
+#: Python's JSON parser goes: 200,000 "[".
+DEEP_RESULT = {"role": "tool", "tool_name": "exec", "success": True, "content": "[" * 200_000}
+
 #: A string with a lone surrogate, which a node's JSON may hold ("a\\ud800b").
 SURROGATE = "a\ud800b"
 
@@ -150,6 +154,8 @@ class _Broken(Quiet):
             following: Any = LONG_NEXT if mode == "long" else (
                 "7x" if mode == "word" else BACK_AND_FORTH.get(after, 5))
             self.answer(200, {items: [], "next": following, "more": True})
+        elif mode == "deep" and path == "/v1/sessions/s1":
+            self.answer(200, {"session_key": "s1", "messages": [DEEP_RESULT]})
         elif path == "/v1/sessions/s1":
             self.answer(200, {"session_key": "s1", "custom_state": {"text": f"a{CSI}"}})
         else:
@@ -390,3 +396,14 @@ def test_a_page_of_forgotten_sessions_alone_is_not_said_cut_short(broken: str) -
     nothing."""
     said = one_error_line(run_cli(f"{broken}/m/forgotten", "sessions", "--all"))
     assert said == "Error: the node's answer has 'abc' as 'sessions', not a list\n", said
+
+
+def test_a_result_nested_deeper_than_json_is_read_shows_as_it_is(broken: str) -> None:
+    """A tool's result in a projection is shown as its text when it is JSON of a text;
+    200,000 "[" (no JSON a node makes) ended in a RecursionError's traceback: shown as
+    it is, cut short as every line is."""
+    result = run_cli(f"{broken}/m/deep", "projection", "s1")
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert "Traceback" not in result.stderr
+    [line] = [line for line in result.stdout.splitlines() if "tool exec ok: [[[" in line]
+    assert len(line) < 1000, len(line)

@@ -294,9 +294,9 @@ def cursor_full(shown: str, agent_id: str, cursor: dict[str, int]) -> CursorFull
     assert figure is not None
     said = (f"agent {agent_id!r} ({shown}): where its sessions were read up to would take "
             f"{figure}, more than can be saved; ")
-    twice = in_both_stores(cursor)
+    twice, owners = in_both_stores(cursor), entry_owners(cursor)
     if twice and room_over({entry: at for entry, at in cursor.items()
-                             if session_of(entry) not in twice}) is None:
+                             if session_of(entry, owners) not in twice}) is None:
         said += (f"{len(twice)} of its sessions are in both its SQLite store and its "
                  "sessions folder: OpenClaw is moving them into SQLite (openclaw doctor "
                  "--session-sqlite import), and this agent fits once their files are "

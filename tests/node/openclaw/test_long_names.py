@@ -43,6 +43,7 @@ OTHER = "00000000-0000-4000-8000-00000000000b"
 NAME = f"{TOPIC}-topic-" + "7" * (230 - len(TOPIC) - len("-topic-.jsonl")) + ".jsonl"
 PLAIN = f"jsonl-file:{len(NAME)}:{NAME}:{TOPIC}"
 HASHED = "jsonl-file:#"
+REWOUND_KEY = "agent:main:telegram:group:-1:topic:7"
 
 
 def lines(records: list[dict[str, Any]]) -> bytes:
@@ -137,13 +138,12 @@ def test_a_hashed_entry_keeps_the_shape_the_release_before_reads(tmp_path: Path)
     assert in_both_stores({**cursor, f"db:{TOPIC}": 1}) == {entry}
 
 
-def test_a_rewinds_copy_in_a_file_whose_entry_just_fits_imports(tmp_path: Path) -> None:
-    """The topic's entry is 254 bytes, which fits, but its first record begins a rewind's
-    copy (the header newer than the record after it): the copy's time is kept under
-    ``copy:#<hash>`` (``copy_entry``), not refused by the node, and goes with its file's
-    entry. A second import reads nothing again."""
-    folder = tmp_path / "agents" / "main" / "sessions"
-    folder.mkdir(parents=True)
+def rewound_topic(state: Path) -> tuple[str, list[dict[str, Any]]]:
+    """A topic file whose entry is 254 bytes, which fits, and whose first record begins
+    a rewind's copy (the header newer than the record after it), under ``REWOUND_KEY``
+    in the index beside what is there: its entry and records."""
+    folder = state / "agents" / "main" / "sessions"
+    folder.mkdir(parents=True, exist_ok=True)
     name = f"{TOPIC}-topic-" + "7" * (202 - len(TOPIC) - len("-topic-.jsonl")) + ".jsonl"
     entry = f"jsonl-file:{len(name)}:{name}:{TOPIC}"
     assert len(entry.encode()) == 254 and len(("copy:" + entry).encode()) > 256
@@ -151,9 +151,19 @@ def test_a_rewinds_copy_in_a_file_whose_entry_just_fits_imports(tmp_path: Path) 
     records = turn_records(TOPIC, [header_ms - 9000, header_ms - 8000])
     records[0] = {**records[0], "timestamp": iso_ms(header_ms)}
     (folder / name).write_bytes(lines(records))
-    (folder / "sessions.json").write_text(json.dumps(
-        {"agent:main:telegram:group:-1:topic:7": {"sessionId": TOPIC, "updatedAt": 1,
-                                                   "sessionFile": name}}))
+    index = folder / "sessions.json"
+    known = json.loads(index.read_text()) if index.exists() else {}
+    index.write_text(json.dumps({**known, REWOUND_KEY: {"sessionId": TOPIC, "updatedAt": 1,
+                                                        "sessionFile": name}}))
+    return entry, records
+
+
+def test_a_rewinds_copy_in_a_file_whose_entry_just_fits_imports(tmp_path: Path) -> None:
+    """The topic's entry is 254 bytes, which fits, but its first record begins a rewind's
+    copy (the header newer than the record after it): the copy's time is kept under
+    ``copy:#<hash>`` (``copy_entry``), not refused by the node, and goes with its file's
+    entry. A second import reads nothing again."""
+    entry, _records = rewound_topic(tmp_path)
     with EventStore.open("memory:") as store:
         assert runs(tmp_path, store)[0] == 3
         read, cursor = runs(tmp_path, store)
@@ -213,6 +223,32 @@ def test_a_long_name_midway_through_the_move_into_sqlite_is_told_so(
         with EventStore.open("memory:") as store:
             assert runs(tmp_path, store)[0] == 4
             gateway.open_session(key, TOPIC)
+            gateway.add(TOPIC, records)
+            with pytest.raises(CursorFull) as raised:
+                runs(tmp_path, store)
+    finally:
+        gateway.close()
+    said = str(raised.value)
+    assert "1 of its sessions are in both its SQLite store" in said
+    assert "once the move is done" in said and "delete" not in said
+
+
+def test_a_rewinds_copy_midway_through_the_move_into_sqlite_is_told_so(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """As above, for a topic file whose copy time is kept under a hash (``copy:#``): it
+    goes with its file's entry, which the move drops, so the agent fits once the move is
+    done; it was counted as an entry of no session, and deleting sessions was advised."""
+    monkeypatch.setattr(cursor_room, "CURSOR_ENTRIES_MAX", 3)
+    write_jsonl(tmp_path, "agent:main:other", OTHER,
+                turn_records(OTHER, [int(time.time() * 1000)]))
+    entry, records = rewound_topic(tmp_path)
+    gateway = FakeGateway(tmp_path)
+    try:
+        with EventStore.open("memory:") as store:
+            _read, cursor = runs(tmp_path, store)
+            assert {entry, copy_entry(entry)} <= set(cursor)
+            assert copy_entry(entry).startswith("copy:#")
+            gateway.open_session(REWOUND_KEY, TOPIC)
             gateway.add(TOPIC, records)
             with pytest.raises(CursorFull) as raised:
                 runs(tmp_path, store)

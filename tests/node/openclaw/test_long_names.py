@@ -34,7 +34,13 @@ from node.openclaw.file_marks import tail_mark
 from node.openclaw.mapping import session_key_for
 from node.openclaw.state import StateFolder, cursor_name
 from tests.node.openclaw.waiting import CountingSink, one_pass
-from tests.support.openclaw import FakeGateway, iso_ms, turn_records, write_jsonl
+from tests.support.openclaw import (
+    FakeGateway,
+    iso_ms,
+    turn_records,
+    write_jsonl,
+    write_sessions,
+)
 from tests.support.processes import NodeProcess
 
 TOPIC = "00000000-0000-4000-8000-00000000000a"
@@ -121,8 +127,7 @@ def test_a_hashed_entry_keeps_the_shape_the_release_before_reads(tmp_path: Path)
     """The release before hashed no file's entry: it reads a cursor with one as ever
     (every entry a valid name, ``check_cursor``), takes it for a JSONL session's entry
     of no file (neither ``db:`` nor ``copy:``, its own entry for the file being the
-    plain one) and drops it at its next save; its ``in_both_stores`` takes it for no
-    session's and does not fail on it. The entry keeps its session id
+    plain one) and drops it at its next save. The entry keeps its session id
     (``jsonl-file:#<hash of the name>:<id>``): this release's ``in_both_stores`` finds
     the session in both stores."""
     now_ms = int(time.time() * 1000)
@@ -328,6 +333,27 @@ def test_an_index_entry_with_a_lone_surrogate_imports(tmp_path: Path) -> None:
     assert read == 0 and check_cursor(cursor) == cursor
     assert set(keys) == {"agent:main:other", "agent:main:b",
                          session_key_for("main", "agent:main:topic\udcff")}
+
+
+@pytest.mark.parametrize("store", ["jsonl", "db"])
+def test_a_session_id_the_node_refuses_in_an_entry_imports(tmp_path: Path,
+                                                           store: str) -> None:
+    """A session id with a control character, short as it is, makes an entry the node
+    refuses (``jsonl:<id>`` of its ``<id>.jsonl``, ``db:<id>`` of its SQLite rows): kept
+    under ``jsonl:#`` or ``db:#`` and a hash of the id (``cursor_room.within_limit``
+    hashes what is not a valid entry, not only what is too long), and read on from."""
+    session_id = "s\x01" + TOPIC[2:]
+    records = turn_records(session_id, [int(time.time() * 1000)])
+    if store == "jsonl":
+        write_jsonl(tmp_path, "agent:main:t", session_id, records)
+    else:
+        write_sessions(tmp_path, {("agent:main:t", session_id): records})
+    with EventStore.open("memory:") as events:
+        assert runs(tmp_path, events)[0] == 2
+        read, cursor = runs(tmp_path, events)
+    [entry] = [entry for entry in cursor if entry.startswith(f"{store}:")]
+    assert read == 0 and entry.startswith(f"{store}:#")
+    assert check_cursor(cursor) == cursor
 
 
 def with_foreign_entry(cursor: dict[str, int]) -> dict[str, int]:

@@ -11,6 +11,7 @@ crdt.errors.InvalidInput: session_key: must not be empty
 from __future__ import annotations
 
 import re
+from typing import TypeGuard
 
 from crdt.errors import InvalidInput, LimitExceeded
 
@@ -43,6 +44,20 @@ def check_name(value: object, field: str, *, bytes_max: int = NAME_BYTES_MAX) ->
     if CONTROL.search(value):
         raise InvalidInput("must not contain control characters", field=field)
     return value
+
+
+def is_name(value: object, *, bytes_max: int = NAME_BYTES_MAX) -> TypeGuard[str]:
+    """Whether ``check_name`` takes ``value``: for a caller that keeps or drops it, and
+    has no field to blame.
+
+    >>> is_name("entry"), is_name("e" * 257), is_name("a" + chr(1)), is_name("a" + chr(0xDCFF))
+    (True, False, False, False)
+    """
+    try:
+        check_name(value, "", bytes_max=bytes_max)
+    except InvalidInput:
+        return False
+    return True
 
 
 def check_session_key(value: object, field: str = "session_key") -> str:

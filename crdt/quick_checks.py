@@ -7,8 +7,7 @@ from __future__ import annotations
 from typing import TypeGuard
 
 from crdt import codec
-from crdt.errors import InvalidInput
-from crdt.keys import check_name
+from crdt.keys import is_name
 from crdt.kinds import KINDS, Validator
 
 
@@ -54,11 +53,7 @@ def _is_name(value: object, bytes_max: int) -> TypeGuard[str]:
         return False
     if value.isascii():  # then a control character is what is not printable
         return 0 < len(value) <= bytes_max and value.isprintable()
-    try:
-        check_name(value, "", bytes_max=bytes_max)
-    except InvalidInput:
-        return False
-    return True
+    return is_name(value, bytes_max=bytes_max)
 
 
 def plain_only(kind: str) -> bool:

@@ -17,8 +17,8 @@ import hashlib
 from collections.abc import Iterable, Mapping
 
 from crdt import codec
-from crdt.errors import InvalidInput, Picklable
-from crdt.keys import check_name
+from crdt.errors import Picklable
+from crdt.keys import is_name
 from crdt.log.cursors import CURSOR_BYTES_MAX, CURSOR_ENTRIES_MAX
 from node.openclaw.file_marks import TAIL_MARK_BYTES
 
@@ -68,7 +68,7 @@ def session_of(entry: str, owners: Mapping[str, str] | None = None) -> str:
 
 def within_limit(prefix: str, rest: str) -> str:
     """The cursor entry ``prefix`` and ``rest``, or, where that is not a valid entry
-    (``crdt.keys.check_name``: over ``crdt.keys.NAME_BYTES_MAX``, or with a control
+    (``crdt.keys.is_name``: over ``crdt.keys.NAME_BYTES_MAX``, or with a control
     character or a character that is not UTF-8, as a file's name may have, which the
     node would refuse at every save), ``prefix``, ``#`` and a hash of ``rest``
     (``LONG_HASH_BYTES``): an entry of the same kind, found again only by making it
@@ -83,16 +83,7 @@ def within_limit(prefix: str, rest: str) -> str:
     >>> within_limit("jsonl:", "s" + chr(1)), within_limit("jsonl:", "s" + chr(0xDCFF))
     ('jsonl:#...', 'jsonl:#...')
     """
-    return prefix + rest if is_entry(prefix + rest) else prefix + hashed(rest)
-
-
-def is_entry(text: str) -> bool:
-    """Whether ``text`` is a valid cursor entry (``crdt.keys.check_name``)."""
-    try:
-        check_name(text, "entry")
-    except InvalidInput:
-        return False
-    return True
+    return prefix + rest if is_name(prefix + rest) else prefix + hashed(rest)
 
 
 def hashed(text: str) -> str:

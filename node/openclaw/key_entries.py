@@ -8,8 +8,7 @@ save.
 
 from __future__ import annotations
 
-from crdt.errors import InvalidInput
-from crdt.keys import check_name
+from crdt.keys import is_name
 from crdt.log.cursors import VALUE_MAX
 from node.openclaw.source import FileIdentity
 
@@ -31,10 +30,7 @@ def entry_of(session_id: str, session_key: str | None, byte: int = 0) -> str | N
             f"{len(session_id)}:{session_id}"
     else:
         entry = f"{len(session_id)}:{session_id}:{session_key}"
-    try:
-        return check_name(entry, "entry")
-    except InvalidInput:
-        return None
+    return entry if is_name(entry) else None
 
 
 def pair_of(entry: str) -> tuple[str, str] | None:
@@ -60,11 +56,8 @@ def file_entry(session_id: str, identity: FileIdentity) -> str | None:
     '2049.77@3:s:1'
     """
     first = "" if identity.first is None else f".{identity.first}"
-    try:
-        return check_name(f"{identity.device}.{identity.inode}{first}@{len(session_id)}:"
-                          f"{session_id}", "entry")
-    except InvalidInput:
-        return None
+    entry = f"{identity.device}.{identity.inode}{first}@{len(session_id)}:{session_id}"
+    return entry if is_name(entry) else None
 
 
 def file_of(entry: str) -> tuple[str, FileIdentity] | None:

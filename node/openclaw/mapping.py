@@ -52,7 +52,7 @@ from typing import Any
 from crdt.clock import Hlc
 from crdt.errors import InvalidInput
 from crdt.events import EVENT_BYTES_MAX, Draft, Event
-from crdt.keys import check_name, check_session_key
+from crdt.keys import check_name, check_session_key, is_name
 from crdt.kinds import parse_kind
 from crdt.kinds import text as checked_text
 from node.openclaw import sizes
@@ -385,11 +385,8 @@ def _assistant(message: dict[str, Any]) -> list[_Part]:
 
 def _is_count(name: Any, count: Any) -> bool:
     """A usage entry that ``tokens`` can hold (a count under a valid name)."""
-    try:
-        check_name(name, "")
-    except InvalidInput:
-        return False
-    return isinstance(count, int) and not isinstance(count, bool) and 0 <= count < 2**64
+    return is_name(name) and isinstance(count, int) and not isinstance(count, bool) \
+        and 0 <= count < 2**64
 
 
 def _tool_result(message: dict[str, Any]) -> _Part:

@@ -11,7 +11,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from node.openclaw.cursor_room import hashed, is_entry, within_limit
+from crdt.keys import is_name
+from node.openclaw.cursor_room import hashed, within_limit
 from node.openclaw.legacy_files import followed, js_trimmed, opened, transcript_file
 from node.openclaw.mapping import nameable
 from node.openclaw.source import Problem
@@ -101,7 +102,7 @@ def cursor_entry(folder: Path, session_id: str, path: Path) -> str:
     if name == f"{js_trimmed(session_id)}.jsonl":
         return within_limit("jsonl:", session_id)
     plain = f"jsonl-file:{len(name)}:{name}:{session_id}"
-    return plain if is_entry(plain) else within_limit(f"jsonl-file:{hashed(name)}:", session_id)
+    return plain if is_name(plain) else within_limit(f"jsonl-file:{hashed(name)}:", session_id)
 
 
 def entries(folder: Path, files: Files) -> set[str]:

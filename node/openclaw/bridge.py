@@ -71,14 +71,14 @@ from node.openclaw.held import (
 )
 from node.openclaw.jsonl import AgentSessions
 from node.openclaw.pace import POLL_S
-from node.openclaw.refusals import refused_time, retry_s, said_ended, said_moved, said_waiting
 from node.openclaw.session_keys import keyed
 from node.openclaw.source import Item, Problem
 from node.openclaw.sqlite import AgentDatabase
 from node.openclaw.state import Source, StateFolder, cursor_name
 from node.openclaw.tally import PassFull, Tally
 from node.openclaw.told import Reading, Told
-from node.openclaw.units import Step, Unit, Wait, units_of
+from node.openclaw.units import Step, units_of
+from node.openclaw.waits import Waits
 
 
 class Sink(CursorStore, Protocol):
@@ -100,25 +100,19 @@ class Bridge:
     def __init__(self, state: StateFolder, sink: Sink,
                  tell: Callable[[str], None] = lambda _text: None,
                  monotonic: Callable[[], float] = time.monotonic) -> None:
-        self.state, self._sink, self.tell, self._monotonic = state, sink, tell, monotonic
+        self.state, self._sink, self.tell = state, sink, tell
         self._held = HeldCursors(sink, state.path, tell)
         self._told = Told()
         # Stores to read again even if unchanged: a pass over them failed (the node was
         # down) or met something that may mend (a line still being written).
         self._again: set[Source] = set()
-        # (cursor name, entry) -> the sessions whose next record the node refused for its
-        # time, told once: where, and when to try it again.
-        self._waiting: dict[tuple[str, str], Wait] = {}
-        # (cursor name, record) of the waits this pass counted: named anew, not counted anew.
-        self._counted: set[tuple[str, str]] = set()
+        # The sessions whose next record the node refused for its time.
+        self._waits = Waits(tell, monotonic)
         # Agent id -> its folder that could not be read, and why, as last said.
         self._unreadable: dict[str, tuple[str, str]] = {}
         # The cursors saved without room for some of their files' tail marks, said (once
         # a run: each run that saves one says it, ``_say_marks_lacking``).
         self._marks_said: set[str] = set()
-        # Entry -> what to say of its record the node refused for its time, said where
-        # the step's units reach it: in the order of the store, after what came before it.
-        self._untold: dict[str, str] = {}
         # Whether it follows the stores (``watch``): then its reads remember what they
         # see of every file at their first look, to tell it rewritten at the next.
         self._follows = False
@@ -134,7 +128,7 @@ class Bridge:
     async def run_pass(self, only_changed: bool = False) -> Tally:
         """Import everything new now; with ``only_changed``, skip stores that did not
         change since the last look."""
-        tally, self._counted = Tally(), set()
+        tally, self._waits.counted = Tally(), set()
         sources = self.state.sources()
         if sources is None:  # not listed: no store is known gone, none read; next look
             return tally
@@ -156,7 +150,7 @@ class Bridge:
             self._again.update(reads)  # till read through: a failed request reads them again
             # Not for a look that only finds a record still waiting or a line still being
             # written: its cursors are read once that record is tried (``node.openclaw.held``).
-            load, refused = agent_id in changed or self._due(name), 0
+            load, refused = agent_id in changed or self._waits.due(name), 0
             while True:
                 try:
                     await self._read_agent(name, load, reads, stores[agent_id], tally)
@@ -172,7 +166,7 @@ class Bridge:
                 break
             self._held.done(name)
         # Before a pass over the limits ends: its summary counts earlier passes' too.
-        tally.still_waiting = len(self._waiting)
+        tally.still_waiting = len(self._waits.waiting)
         if full:
             said = "\n".join(full)
             if len(due) > len(full):
@@ -185,10 +179,10 @@ class Bridge:
         """Read agent ``name``'s stores ``reads`` (of all its ``stores``), from its
         cursors as the node holds them (read from it again if ``load``)."""
         if await self._held.load(name, load):
-            for waiting in [waiting for waiting in self._waiting if waiting[0] == name]:
-                del self._waiting[waiting]
+            for waiting in [waiting for waiting in self._waits.waiting if waiting[0] == name]:
+                del self._waits.waiting[waiting]
         others = [source for source in stores if source is not reads[0]]
-        kept = without_gone(self._held.main[name], others, reads, self._waits_of(name))
+        kept = without_gone(self._held.main[name], others, reads, self._waits.of(name))
         if kept is not None:  # fewer entries: under the limits
             await self._held.save(name, kept)
             self._say_marks_lacking(name, reads[0].agent_id, kept)
@@ -202,12 +196,6 @@ class Bridge:
         if name not in self._marks_said and marks_lacking(saved):
             self._marks_said.add(name)  # once a run: it stays so while they are many
             self.tell(marks_lacking_said(f"{self.state.path}/agents/{agent_id}", agent_id))
-
-    def _due(self, name: str) -> bool:
-        """Whether a record waiting in agent ``name``'s stores is to be tried again now."""
-        now = self._monotonic()
-        return any(cursor_of == name and now >= wait.retry_s
-                   for (cursor_of, _entry), wait in self._waiting.items())
 
     async def _read_store(self, name: str, source: Source, tally: Tally) -> None:
         """Read one store step by step, each saving the cursor, till nothing moves."""
@@ -228,10 +216,6 @@ class Bridge:
         if not unsettled:
             self._again.discard(source)
 
-    def _waits_of(self, name: str) -> set[str]:
-        """The entries of cursor ``name`` whose session waits: they keep their entry."""
-        return {entry for cursor_of, entry in self._waiting if cursor_of == name}
-
     async def watch(self, poll_s: float = POLL_S,
                     on_pass: Callable[[Tally], None] = lambda _tally: None) -> None:
         """Import, then follow the stores forever."""
@@ -243,7 +227,7 @@ class Bridge:
     async def _step(self, name: str, source: Source, reading: Reading) -> Step:
         cursor = self._held.main[name]
         step = Step()
-        waits = {entry for cursor_of, entry in self._waiting  # this store's waiting ones
+        waits = {entry for cursor_of, entry in self._waits.waiting  # this store's waiting ones
                  if cursor_of == name and of_store(entry, source)}
         # A waiting session is looked at at every pass: of SQLite's, only what is tried
         # is read, so that it does not take the read's row budget from the sessions after
@@ -261,21 +245,21 @@ class Bridge:
             # Got shorter than its waiting row (rewritten, or its end deleted): that row
             # is gone from OpenClaw's store, so there is nothing left to import of it, and
             # the session is read again from its first row. No problem.
-            wait = self._waiting.pop((name, entry))
+            wait = self._waits.waiting.pop((name, entry))
             waits.discard(entry)
             self.tell(f"{wait.where}: its session got shorter (OpenClaw rewrote or cut it) "
                       "and the row is gone; the wait ends, and the session is read again "
                       "from its first row")
         self._forget_gone(name, waits, items, source)
-        gone = set(gone_entries(cursor, source, source.present, self._waits_of(name)))
+        gone = set(gone_entries(cursor, source, source.present, self._waits.of(name)))
         units, problems = units_of(items, cursor)
         for problem in problems:  # of the whole read (a line still being written)
             self._tell(reading, step.problems, problem)
             step.unsettled = True
         try:
-            held = await self._append(name, units, step)
+            held = await self._waits.append(self.sink.append, name, units, step)
         except BaseException:
-            self._say_untold()  # the wait is held, and would not be said again
+            self._waits.say_untold()  # the wait is held, and would not be said again
             raise
         # The cursor moves past what is stored, never past a record that waits; what is
         # said of a record (skipped, imported in a lesser form) is said once it is passed.
@@ -291,9 +275,9 @@ class Bridge:
                     self._tell(reading, step.problems, unit.problem)
                 for warning in unit.warnings:
                     self._tell(reading, step.warnings, warning)
-            elif n == held[unit.entry] and unit.entry in self._untold:
-                self.tell(self._untold.pop(unit.entry))
-        self._say_untold()
+            elif n == held[unit.entry] and unit.entry in self._waits.untold:
+                self.tell(self._waits.untold.pop(unit.entry))
+        self._waits.say_untold()
         # A tail mark goes with the offset it was taken at: one equal to the mark kept
         # (the same bytes before the new offset as before the old) moves with its offset.
         changed = {entry for entry, after in moved.items() if cursor.get(entry) != after}
@@ -338,111 +322,6 @@ class Bridge:
             source.stored({entry for entry, n in held.items() if firsts[entry] == n})
         return step
 
-    async def _append(self, name: str, units: list[Unit], step: Step) -> dict[str, int]:
-        """Append the units' events; the entries (sessions) held back, each with the
-        index of the unit the node refused for its time (it and the entry's later units
-        wait). A session that waits is tried with its first record alone, once its time
-        to try again has come (else it is held untried); the rest go in one append, and
-        record by record only if the node refuses it for a time (to find which record,
-        and let the others in)."""
-        held: dict[str, int] = {}
-        taken: set[int] = set()  # waiting records the node took now: not sent again
-        for entry in dict.fromkeys(unit.entry for unit in units):
-            wait = self._waiting.get((name, entry))
-            if wait is None:
-                continue
-            head = next(unit for unit in units if unit.entry == entry)
-            if head.problem is not None:
-                # A record that does not read (its line rewritten, its row damaged):
-                # skipped and said as any such, and the wait ends with it. The record
-                # after it is tried now, and waits (said anew) if the node refuses it
-                # too. Where the record that waited was, nothing more is said; read from
-                # elsewhere (its row deleted, its file cut shorter and read from its
-                # start), that is said as below.
-                del self._waiting[name, entry]
-                if head.where != wait.where:
-                    self._say_moved(entry, wait, head.where)
-                continue
-            first = next((n for n, unit in enumerate(units)
-                          if unit.entry == entry and unit.events), None)
-            if first is None:
-                continue
-            record = units[first].record
-            if record is not None and (record.where, record.value) != (wait.where, wait.value):
-                # What is read of it no longer begins at the record that waited: its row
-                # was deleted (the rows after it are read), or its file was cut shorter
-                # than where it was read up to (replaced), and is read from its start;
-                # or it was rewritten in place as another record (OpenClaw rewrites a
-                # session's end at the same seqs). The wait was that record's: it ends,
-                # and what is read is tried now (a record ahead in it waits, said in its
-                # own name).
-                del self._waiting[name, entry]
-                self._say_moved(entry, wait, record.where)
-                continue
-            if self._monotonic() < wait.retry_s or not await self._try(name, units[first],
-                                                                       step):
-                held[entry] = first
-            else:
-                taken.add(first)
-        rest = [(n, unit) for n, unit in enumerate(units)
-                if unit.entry not in held and unit.events and n not in taken]
-        try:
-            if rest:
-                step.created += await self.sink.append(
-                    [event for _n, unit in rest for event in unit.events])
-            return held
-        except (ClientError, InvalidInput) as error:
-            if refused_time(error) is None:
-                raise
-        for n, unit in rest:
-            if unit.entry not in held and not await self._try(name, unit, step):
-                held[unit.entry] = n
-        return held
-
-    def _say_moved(self, entry: str, wait: Wait, where: str) -> None:
-        """Say that a session's wait ended as it is now read on from ``where`` (in the
-        same file), not from the record that waited (or there, but another record now),
-        which is not imported. Not counted as a problem (with what was skipped): OpenClaw
-        deleted or replaced that record, as when a session got shorter (``_step``); the
-        user has nothing to mend, and a summary that counted it would say otherwise."""
-        self.tell(said_moved(entry, wait.where, where))
-
-    async def _try(self, name: str, unit: Unit, step: Step) -> bool:
-        """Append one record's events: False if the node refuses them for their time
-        (said once per session while it waits, where its step reaches it), True once
-        stored (said if it waited)."""
-        assert unit.record is not None or not unit.events
-        try:
-            if unit.events:
-                step.created += await self.sink.append(unit.events)
-        except (ClientError, InvalidInput) as error:
-            refused = refused_time(error)
-            if refused is None or unit.record is None:
-                raise
-            if (name, unit.entry) not in self._waiting:
-                text = said_waiting(unit.record, unit.events, refused)
-                if (name, unit.record.where) not in self._counted:
-                    self._counted.add((name, unit.record.where))
-                    step.waiting.append(text)
-                    step.beyond_waiting += refused.beyond_waiting(unit.events)
-                self._untold[unit.entry] = text
-            self._waiting[name, unit.entry] = Wait(
-                unit.record.where, unit.record.value,
-                self._monotonic() + retry_s(unit.events, refused))
-            return False
-        wait = self._waiting.pop((name, unit.entry), None)
-        if wait is not None:
-            # The record taken is the one that waited: a session read on from another
-            # record (or problem) had its wait ended before it was tried (``_append``).
-            self.tell(f"{wait.where}: the node has taken it now")
-        return True
-
-    def _say_untold(self) -> None:
-        """Say what is left to say of the records the node refused for their time."""
-        for text in self._untold.values():
-            self.tell(text)
-        self._untold.clear()
-
     def _say_unreadable(self, sources: list[tuple[str, Source]], tally: Tally) -> None:
         """Name each agent folder that cannot be read (``StateFolder.unreadable``) and
         why, as a problem: once, and again only if why changes or it was read meanwhile
@@ -481,7 +360,7 @@ class Bridge:
         if any(isinstance(item, Problem) and item.entry is None for item in items):
             return
         for entry in sorted(waits - {item.entry for item in items}):
-            self._stop_waiting(name, entry, source.emptied.get(entry))
+            self._waits.stop(name, entry, source.emptied.get(entry))
 
     def _forget_stores_gone(self, sources: list[tuple[str, Source]]) -> None:
         """Forget what is held of the stores gone (the agent's SQLite file deleted, its
@@ -496,15 +375,9 @@ class Bridge:
                   for agent_id, source in sources}
         unknown = {cursor_name(self.state.path, agent_id) for agent_id in self.state.unreadable}
         self._held.keep({name for name, _database in listed} | unknown)
-        for name, entry in sorted(self._waiting):
+        for name, entry in sorted(self._waits.waiting):
             if name not in unknown and (name, entry.startswith("db:")) not in listed:
-                self._stop_waiting(name, entry)
-
-    def _stop_waiting(self, name: str, entry: str, why: str | None = None) -> None:
-        """End a session's wait, said (its record is not imported) but not counted as a
-        problem: OpenClaw deleted it (``_say_moved``); ``why``: what became of that
-        record, its session still in the store (else the session is gone)."""
-        self.tell(said_ended(self._waiting.pop((name, entry)).where, why))
+                self._waits.stop(name, entry)
 
     def _tell(self, reading: Reading, into: list[str], text: str) -> None:
         """Say it once while its store's reads meet it (``node.openclaw.told``)."""

@@ -220,7 +220,7 @@ async def test_the_same_value_saved_first_by_another_bridge_is_taken_as_its_own(
         bridge = Bridge(folder, sink, told.append, monotonic=Clock())
         try:
             assert len((await bridge.run_pass()).waiting) == 1
-            keys, waits = bridge._held.keys[name], dict(bridge._waiting)
+            keys, waits = bridge._held.keys[name], dict(bridge._waits.waiting)
             told.clear()
             write_jsonl(tmp_path, KEY_B, B, turn_records(B, [1_700_000_001_000]))
             sink.target = name if saved == "cursor" else keys_name(name)
@@ -228,7 +228,7 @@ async def test_the_same_value_saved_first_by_another_bridge_is_taken_as_its_own(
             assert sink.target is None  # the other bridge saved first
             assert told == [] and tally.waiting == []
             assert bridge._held.keys[name] is keys
-            assert bridge._waiting == waits
+            assert bridge._waits.waiting == waits
         finally:
             folder.close()
 

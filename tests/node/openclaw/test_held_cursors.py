@@ -81,7 +81,7 @@ def test_a_save_whose_answer_was_lost_is_not_a_change_on_the_node(tmp_path: Path
         bridge = Bridge(folder, sink, told.append, monotonic=Clock())
         try:
             assert len(one_pass(bridge, only_changed=False).waiting) == 1
-            keys, waits = bridge._held.keys[name], dict(bridge._waiting)
+            keys, waits = bridge._held.keys[name], dict(bridge._waits.waiting)
             write_jsonl(tmp_path, KEY_B, B, turn_records(B, [1_700_000_001_000]))
             sink.lose = name if lost == "cursor" else f"{name}:keys"
             with pytest.raises(ClientError):
@@ -89,6 +89,6 @@ def test_a_save_whose_answer_was_lost_is_not_a_change_on_the_node(tmp_path: Path
             assert one_pass(bridge).waiting == []
             assert not any("was changed on the node" in text for text in told)
             assert bridge._held.keys[name] is keys
-            assert bridge._waiting == waits
+            assert bridge._waits.waiting == waits
         finally:
             folder.close()

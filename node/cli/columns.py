@@ -125,3 +125,27 @@ def column_widths(headers: list[str], rows: list[list[str]], wrap: tuple[int, ..
         widths[widest] -= 1
         excess -= 1
     return widths
+
+
+def layout_tries(wrap: tuple[int, ...], optional: tuple[int, ...],
+                 wrap_last: tuple[int, ...], wrap_before: tuple[int, ...],
+                 ) -> list[tuple[tuple[int, ...], tuple[int, ...]]]:
+    """The tables a whole table tries, in order (``print_rows`` says what the columns
+    are): the columns wrapped, those left out. The columns of ``wrap_last`` whole with
+    ever fewer ``optional`` columns, then wrapped with ever fewer; or, with
+    ``wrap_before`` (the last of ``optional``), wrapped as soon as the others are left
+    out, before each of ``wrap_before`` is.
+
+    >>> layout_tries((1, 2), (5, 4), (2,), (4,))
+    [((1,), ()), ((1,), (5,)), ((1, 2), (5,)), ((1,), (5, 4)), ((1, 2), (5, 4))]
+    """
+    firm = tuple(index for index in wrap if index not in wrap_last)
+    held = len(optional) - len(wrap_before)
+    tries = [(firm, optional[:count]) for count in range(held + 1)]
+    if not wrap_before:
+        return tries + ([(wrap, optional[:count]) for count in range(held + 1)]
+                        if wrap_last else [])
+    tries.append((wrap, optional[:held]))
+    for count in range(held + 1, len(optional) + 1):
+        tries += [(firm, optional[:count]), (wrap, optional[:count])]
+    return tries

@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
-from node.cli.columns import column_widths, wrapped
+from node.cli.columns import column_widths, layout_tries, wrapped
 from node.text import BIDI_CONTROLS, time_text
 from node.text import printable as printable  # the commands print with it
 
@@ -204,7 +204,8 @@ def print_rows(rows: list[list[str]], headers: list[str], *, title: str | None =
                wrap: tuple[int, ...] = (), fold: tuple[int, ...] = (),
                optional: tuple[int, ...] = (), apart: int | None = None,
                plain: list[list[str]] | None = None, pages: Pages | None = None,
-               wrap_last: tuple[int, ...] = (), one_per_line: tuple[int, ...] = ()) -> None:
+               wrap_last: tuple[int, ...] = (), one_per_line: tuple[int, ...] = (),
+               wrap_before: tuple[int, ...] = ()) -> None:
     """A table on a terminal, tab-free plain lines (two spaces between columns) otherwise;
     ``headed``: those lines start with the headers in capitals (tables of numbers that
     say nothing without them; a list of events or sessions reads without). ``whole``: no
@@ -227,9 +228,12 @@ def print_rows(rows: list[list[str]], headers: list[str], *, title: str | None =
     prints the header, the title and the note of columns left out with the first page
     alone. ``wrap_last``: the columns of ``wrap`` kept on one line where leaving out
     ``optional`` columns makes the room (a version over two lines reads as two values),
-    wrapped only where no table fits otherwise. ``one_per_line``: the columns of ``wrap``
-    whose cells are lists, words that are items (a token's session patterns): a cell
-    that does not fit its column on one line gives each a line of its own."""
+    wrapped only where no table fits otherwise. ``wrap_before``: the last of
+    ``optional``, left out only where no table fits with ``wrap_last`` wrapped either (a
+    token's patterns one a line hide nothing; its issuer left out does). ``one_per_line``:
+    the columns of ``wrap`` whose cells are lists, words that are items (a token's
+    session patterns): a cell that does not fit its column on one line gives each a line
+    of its own."""
     if not rows:
         return
     if pages is not None and pages.started:
@@ -239,7 +243,7 @@ def print_rows(rows: list[list[str]], headers: list[str], *, title: str | None =
         optional = (apart, *optional)
     table = is_terminal() and (pages is None or not pages.started or pages.kept is not None)
     if table and _print_table(rows, headers, title, whole, wrap, fold, optional, apart,
-                              pages, wrap_last, one_per_line):
+                              pages, wrap_last, one_per_line, wrap_before):
         if pages is not None:
             pages.started = True
         return
@@ -272,7 +276,8 @@ def _print_table(rows: list[list[str]], headers: list[str], title: str | None,
                  whole: bool, wrap: tuple[int, ...], fold: tuple[int, ...],
                  optional: tuple[int, ...], apart: int | None = None,
                  pages: Pages | None = None, wrap_last: tuple[int, ...] = (),
-                 one_per_line: tuple[int, ...] = ()) -> bool:
+                 one_per_line: tuple[int, ...] = (),
+                 wrap_before: tuple[int, ...] = ()) -> bool:
     """``print_rows``'s table, if it has one for this terminal (see there)."""
     from rich.table import Table
     from rich.text import Text
@@ -285,7 +290,7 @@ def _print_table(rows: list[list[str]], headers: list[str], title: str | None,
         if whole and widths is None:
             return False
     elif whole:
-        layout = _layout(headers, rows, wrap, fold, optional, wrap_last)
+        layout = _layout(headers, rows, wrap, fold, optional, wrap_last, wrap_before)
         if layout is None:
             return False
         kept, widths = layout
@@ -360,43 +365,42 @@ def _print_lines_of(out: Console, table: Any) -> None:
 
 def prints_table(rows: list[list[str]], headers: list[str], *, whole: bool = False,
                  wrap: tuple[int, ...] = (), fold: tuple[int, ...] = (),
-                 optional: tuple[int, ...] = (), wrap_last: tuple[int, ...] = ()) -> bool:
+                 optional: tuple[int, ...] = (), wrap_last: tuple[int, ...] = (),
+                 wrap_before: tuple[int, ...] = ()) -> bool:
     """Whether ``print_rows`` prints these rows as a table, not as the plain lines: a
     command asks the node for what only the plain lines show when they will be printed."""
     if not rows or not is_terminal():
         return False
     rows = [[printable(cell) for cell in row] for row in rows]
-    return not whole or _layout(headers, rows, wrap, fold, optional, wrap_last) is not None
+    return not whole or _layout(headers, rows, wrap, fold, optional, wrap_last,
+                                wrap_before) is not None
 
 
 def _layout(headers: list[str], rows: list[list[str]], wrap: tuple[int, ...],
             fold: tuple[int, ...],
             optional: tuple[int, ...],
-            wrap_last: tuple[int, ...] = ()) -> tuple[list[int], list[int]] | None:
+            wrap_last: tuple[int, ...] = (),
+            wrap_before: tuple[int, ...] = ()) -> tuple[list[int], list[int]] | None:
     """The columns a whole table shows on this terminal (all, else fewer of the
     ``optional`` ones, in their order) and their widths (``column_widths``, with the
     padding rich gives a table's cells), or None if no such table fits. The columns of
     ``wrap_last`` are wrapped only where no table fits with them whole: whether one fits
-    at all is as without them."""
+    at all is as without them; those of ``wrap_before`` are left out after they are
+    wrapped."""
     from rich.table import Table
 
     _top, right, _bottom, left = Table(box=None).padding
     width = terminal_width() or 0
-    tries = (tuple(index for index in wrap if index not in wrap_last), wrap) \
-        if wrap_last else (wrap,)
-    for wrapping in tries:
-        kept = list(range(len(headers)))
-        for left_out in (None, *optional):
-            if left_out is not None:
-                kept.remove(left_out)
-            widths = column_widths(
-                [headers[index] for index in kept],
-                [[row[index] for index in kept] for row in rows],
-                tuple(at for at, index in enumerate(kept) if index in wrapping),
-                width, left + right,
-                tuple(at for at, index in enumerate(kept) if index in fold))
-            if widths is not None:
-                return kept, widths
+    for wrapping, left_out in layout_tries(wrap, optional, wrap_last, wrap_before):
+        kept = [index for index in range(len(headers)) if index not in left_out]
+        widths = column_widths(
+            [headers[index] for index in kept],
+            [[row[index] for index in kept] for row in rows],
+            tuple(at for at, index in enumerate(kept) if index in wrapping),
+            width, left + right,
+            tuple(at for at, index in enumerate(kept) if index in fold))
+        if widths is not None:
+            return kept, widths
     return None
 
 

@@ -24,12 +24,15 @@ HEADERS = ["id", "name", "sessions", "access", "issuer", "issued", "state"]
 WRAPPED = (1, 2, 4, 6)
 #: The patterns, never broken: they are separated by spaces, so a piece of one would
 #: read as another (a ``*`` as every session). Side by side where they fit, else one a
-#: line; an optional column is left out before that (a token's scope matters more than
-#: when it was issued).
+#: line; the time issued is left out before that (a token's scope matters more than
+#: when it was issued), the issuer after.
 PATTERNS = (2,)
 #: The columns the table leaves out on a terminal too narrow for all, first the time
-#: issued, then the issuer (README, "Tokens issued by a device", gives the widths).
+#: issued, then the issuer (README, "Tokens issued by a device", gives the widths)...
 OPTIONAL = (5, 4)
+#: ... the issuer only where the patterns one a line leave no room for it either: they
+#: hide nothing, its absence does.
+ISSUER_KEPT = (4,)
 
 
 def token_rows(rows: list[dict[str, Any]], names: dict[str, str] | None = None, *,
@@ -38,10 +41,12 @@ def token_rows(rows: list[dict[str, Any]], names: dict[str, str] | None = None, 
     of its id, as `clawsync status` names a peer's (the whole id took 63 of a terminal's
     columns); else, for the plain lines scripts read, its whole id (which `devices
     remove` takes), and its name where ``names`` (``issuer_names`` of ``GET
-    /v1/devices``'s answer) knows it. The access ``read-only`` or ``read-write``, not a
-    word a reader could take for more or less than it is ("write" for write-only). The
-    times as every table and line gives them
-    (``node.text.time_text``; ``--json`` keeps the node's)."""
+    /v1/devices``'s answer) knows it. The access: in the plain lines ``read-only`` or
+    ``read-write``, not a word a reader could take for more or less than it is ("write"
+    for write-only); in the table ``ro`` or ``rw``, as a mount's options say it, no
+    wider than its header (the words took 4 more columns, and 80 then lost the issuer
+    too). The times as every table and line gives them (``node.text.time_text``;
+    ``--json`` keeps the node's)."""
     known = {} if short or names is None else names  # the table has no room for names
     return [_token_row(row, known, short) for row in rows]
 
@@ -63,12 +68,18 @@ def _token_row(row: dict[str, Any], names: dict[str, str], short: bool) -> list[
     return [
         field(row, "id", str), field(row, "name", str),
         " ".join(str(pattern) for pattern in field(row, "sessions", list)),
-        "read-only" if field(row, "read_only", bool) else "read-write",
+        _access(field(row, "read_only", bool), short),
         (device_id[:7] if short else _issuer(device_id, names))
         if device_id else f"origin {maybe(row, 'origin', str)}",
         time_text(field(row, "issued_at", str)),
         f"revoked {time_text(revoked_at)}" if revoked_at else maybe(row, "state", str) or "valid",
     ]
+
+
+def _access(read_only: bool, short: bool) -> str:
+    if short:
+        return "ro" if read_only else "rw"
+    return "read-only" if read_only else "read-write"
 
 
 def _issuer(device_id: str, names: dict[str, str]) -> str:
@@ -104,7 +115,8 @@ def tokens(ctx: click.Context, as_json: bool) -> None:
         view = await client.tokens()
         if as_json or not any(maybe(row, "device_id", str) for row in rows(view, "tokens")) \
                 or prints_table(token_rows(rows(view, "tokens")), HEADERS, whole=True,
-                                wrap=WRAPPED, optional=OPTIONAL, wrap_last=PATTERNS):
+                                wrap=WRAPPED, optional=OPTIONAL, wrap_last=PATTERNS,
+                                wrap_before=ISSUER_KEPT):
             return view
         # A timeout, a 5xx, an answer that is not a list of devices: the tokens are
         # what was asked, shown with their issuers' ids alone.
@@ -121,6 +133,7 @@ def tokens(ctx: click.Context, as_json: bool) -> None:
     listed = rows(view, "tokens")
     print_rows(token_rows(listed), HEADERS, headed=True, whole=True, wrap=WRAPPED,
                optional=OPTIONAL, wrap_last=PATTERNS, one_per_line=PATTERNS,
+               wrap_before=ISSUER_KEPT,
                plain=token_rows(listed, names, short=False))
     if not listed:
         note("no tokens issued (clawsync tokens create --sessions PATTERN)")

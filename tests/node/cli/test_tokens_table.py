@@ -30,9 +30,10 @@ def test_the_tokens_table_keeps_every_pattern_whole_at_80_100_and_120_columns(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """A pattern is never broken (a piece of ``agent:main:*`` read as ``*``, every
     session), and the time issued is left out before patterns go one a line. The access
-    reads as what it is: ``read-only``, ``read-write``, not ``write``. 80 columns: the
-    plain lines (the table without the issuer and the time issued takes 84); 100: every
-    column but the time issued; 120: every column."""
+    reads as what it is, ``ro`` or ``rw`` in the table and ``read-only`` or
+    ``read-write`` in the plain lines, never ``write``. 80 columns: every column but the
+    issuer and the time issued (the access in words took 84); 100: every column but the
+    time issued; 120: every column."""
     with NodeProcess(tmp_path) as node:
         made = []
         for name, patterns, read_only in TOKENS:
@@ -44,32 +45,33 @@ def test_the_tokens_table_keeps_every_pattern_whole_at_80_100_and_120_columns(
             made.append(json.loads(created.stdout)["id"])
         revoked = run_cli(node, "tokens", "revoke", made[-1])
         assert revoked.returncode == 0, revoked.stderr
+        piped = run_cli(node, "tokens")
         monkeypatch.setattr("node.cli.output.is_terminal", lambda: True)
         shown = {columns: CliRunner().invoke(main, ["--node", node.url, "tokens"],
                                              env={"COLUMNS": str(columns)})
                  for columns in (80, 100, 120)}
-    for columns, result in shown.items():
-        assert result.exit_code == 0, result.output
-        assert max(cell_len(line) for line in result.stdout.splitlines()) <= columns \
-            or columns == 80, result.stdout  # the plain lines: the terminal wraps them
     patterns = [" ".join(patterns) for _name, patterns, _read_only in TOKENS]
-    lines = shown[80].stdout.splitlines()
+    assert piped.returncode == 0, piped.stderr
+    lines = piped.stdout.splitlines()
     assert lines[0].split()[:4] == ["ID", "NAME", "SESSIONS", "ACCESS"], lines
     for line, token, pattern, access in zip(lines[1:], made, patterns,
                                             ["read-only", "read-write", "read-write"],
                                             strict=True):
         assert re.match(rf"{token}  .+  {re.escape(pattern)} +{access}  ", line), line
-    for columns, left_out in ((100, "issued"), (120, None)):
-        lines, err = shown[columns].stdout.splitlines(), shown[columns].stderr
-        assert lines[0].split() == [header for header in HEADERS if header != left_out]
-        assert ("(left out for want of room: issued;" in err) is (left_out is not None), err
+    for columns, left_out in ((80, ["issuer", "issued"]), (100, ["issued"]), (120, [])):
+        result = shown[columns]
+        assert result.exit_code == 0, result.output
+        lines, err = result.stdout.splitlines(), result.stderr
+        assert max(cell_len(line) for line in lines) <= columns, lines
+        assert lines[0].split() == [header for header in HEADERS if header not in left_out]
+        assert ("(left out for want of room: " + ", ".join(left_out) + ";" in err) \
+            is bool(left_out), err
         # Each id whole, on its row's first line: its patterns there, as one cell.
         firsts = [line for line in lines if line.split()[:1] in ([token] for token in made)]
         assert [line.split()[0] for line in firsts] == made, lines
         at, access = lines[0].index("sessions"), lines[0].index("access")
         assert [line[at:access].rstrip() for line in firsts] == patterns, lines
-        assert [line[access:].split()[0] for line in firsts] == [
-            "read-only", "read-write", "read-write"], lines
+        assert [line[access:].split()[0] for line in firsts] == ["ro", "rw", "rw"], lines
         state = lines[0].index("state")
         assert [line[state:] for line in firsts] == ["valid", "valid", "revoked"], lines
         # The revoked token's time whole, on the state's next line.

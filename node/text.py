@@ -52,6 +52,19 @@ def did_you_mean(word: str, words: Iterable[str]) -> str | None:
     >>> did_you_mean("TG:ALICE", ["tg:alice", "dc:bob"])
     "did you mean 'tg:alice'?"
     """
+    close = close_words(word, words)
+    if not close:
+        return None
+    return printable("did you mean " + " or ".join(repr(name) for name in close) + "?")
+
+
+def close_words(word: str, words: Iterable[str]) -> list[str]:
+    """Those of ``words`` that look like ``word``, the closest first, at most
+    ``CLOSE_WORDS_MAX``: what ``did_you_mean`` names.
+
+    >>> close_words("tg:alce", ["dc:bob", "tg:alicia", "tg:alice"])
+    ['tg:alice', 'tg:alicia']
+    """
     from difflib import get_close_matches  # only when asked: most commands never are
 
     # Compared case-folded: a key typed with caps lock on differs from the one meant in
@@ -59,12 +72,9 @@ def did_you_mean(word: str, words: Iterable[str]) -> str | None:
     by_folded: dict[str, list[str]] = {}
     for one in words:
         by_folded.setdefault(one.casefold(), []).append(one)
-    close = [one for folded in get_close_matches(word.casefold(), list(by_folded),
-                                                 n=CLOSE_WORDS_MAX, cutoff=CLOSE_WORDS_CUTOFF)
-             for one in by_folded[folded]][:CLOSE_WORDS_MAX]
-    if not close:
-        return None
-    return printable("did you mean " + " or ".join(repr(name) for name in close) + "?")
+    return [one for folded in get_close_matches(word.casefold(), list(by_folded),
+                                                n=CLOSE_WORDS_MAX, cutoff=CLOSE_WORDS_CUTOFF)
+            for one in by_folded[folded]][:CLOSE_WORDS_MAX]
 
 
 #: A key TOML writes bare; any other is quoted.

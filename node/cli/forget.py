@@ -8,10 +8,9 @@ from typing import TYPE_CHECKING, Any
 import click
 
 from node.cli.common import (
-    AnswerError,
     field,
+    forgotten,
     maybe,
-    next_position,
     note,
     removal,
     warn_removed,
@@ -85,7 +84,7 @@ def forget(ctx: click.Context, session: str, events: tuple[str, ...], reason: st
                                "forgotten for the reason 'user')")
 
     async def run(client: Client) -> tuple[dict[str, Any], str | None, bool]:
-        again = not events and not as_json and await _forgotten(client, session)
+        again = not events and not as_json and await forgotten(client, session)
         answer = await client.forget(session, list(events), reason=reason)
         return answer, await removal(client), again
 
@@ -111,33 +110,3 @@ def forget(ctx: click.Context, session: str, events: tuple[str, ...], reason: st
     else:
         note("every node that receives the record erases the content it covers")
 
-
-async def _forgotten(client: Client, session: str) -> bool:
-    """Whether ``session`` is forgotten whole already, as the node reads it: a forget of
-    it writes a record all the same (``crdt.log.forget``), said then as such. Read from
-    its row of the session list (``detail``, by ``prefix``), never its projection, which
-    the node would build and send whole. False where it cannot be read (no such session,
-    a token that may forget but not read, an answer not understood): the forget itself
-    says what is wrong, in its own words."""
-    from node.client.errors import ClientError
-
-    after = None
-    try:
-        while True:  # the rows of keys that merely start with it may come first
-            page = await client.sessions(after=after, detail=True, prefix=session)
-            for row in maybe(page, "sessions", list) or []:
-                if isinstance(row, dict) and row.get("session_key") == session:
-                    return row.get("forgotten") is True
-            if maybe(page, "more", bool) is not True:
-                return False
-            if after is None:
-                # Not on the first page, with more to come: the session's own route
-                # answers one the node does not hold with a 404 at once, where the list
-                # would be paged through to its end (the whole store, for a key that
-                # starts many others). Asked only here: it sends the first event whole.
-                await client.events(session, limit=1)
-            # A "next" that does not move on (a broken node's 5, 6, 5...) is refused
-            # there, not followed for ever.
-            after = next_position(page.get("next"), after)
-    except (ClientError, AnswerError, click.ClickException):
-        return False

@@ -8,6 +8,7 @@ import json
 import threading
 from collections.abc import Iterator
 from pathlib import Path
+from urllib.parse import parse_qs, urlsplit
 
 import pytest
 
@@ -114,8 +115,10 @@ def test_forget_asks_the_sessions_own_route_only_past_a_first_page_without_it(
     session the node does not hold, past a first page without it, its own route's 404
     says so at once, where the list would be paged through first (here a page per
     session whose key starts with it: in a large store, all of them); the other list
-    request is the hint's. A session the first page holds costs no more: its own route,
-    which sends its first event whole, is not asked."""
+    requests are the hint's: its page, and the row of each close session (tg:al1,
+    tg:al2, tg:al3), which the first page by its key holds. A session the first page
+    holds costs no more: its own route, which sends its first event whole, is not
+    asked."""
     config = tmp_path / "clawsync.toml"
     config.write_text("[limits]\npage_default = 1\n")
     (tmp_path / "node").mkdir()
@@ -132,7 +135,7 @@ def test_forget_asks_the_sessions_own_route_only_past_a_first_page_without_it(
     assert missing.returncode == 1, missing.stderr
     assert missing.stderr.startswith("Error: there is no session 'tg:al' on the node"), \
         missing.stderr
-    assert _gets(after_missing) == {"/v1/sessions": 3, "/v1/sessions/{key}/events": 1}
+    assert _gets(after_missing) == {"/v1/sessions": 6, "/v1/sessions/{key}/events": 1}
 
 
 def _gets(metrics: str) -> dict[str, int]:
@@ -217,3 +220,42 @@ def test_openclaw_export_of_a_mistyped_session_names_the_close_one(
     assert done.stderr.strip() == (
         "Error: there is no session 'tg:alise' nor 'agent:main:tg:alise' on the node; "
         "did you mean 'tg:alice'?"), done.stderr
+
+
+class _Detailed(Quiet):
+    """A node without the session asked for, whose first page of sessions is full
+    (``SESSIONS_COMPARED_MAX`` rows) and whose tg:alice is forgotten; the target of each
+    list request in ``asked``."""
+
+    asked: list[str] = []
+
+    def do_GET(self) -> None:
+        if not self.path.startswith("/v1/sessions?"):
+            self.answer(404, {"error": {"code": "not_found", "message": "no such session"}})
+            return
+        self.asked.append(self.path)
+        keys = ["tg:alice", "tg:alicia",
+                *(f"web:visitor{index:04}" for index in range(SESSIONS_COMPARED_MAX - 2))]
+        query = parse_qs(urlsplit(self.path).query)
+        prefix = query.get("prefix", [""])[0]
+        self.answer(200, {"sessions": [
+            {"index": index, "session_key": key,
+             **({"forgotten": key == "tg:alice"} if "detail" in query else {})}
+            for index, key in enumerate(keys) if key.startswith(prefix)], "more": False})
+
+
+def test_the_hint_reads_the_sessions_in_detail_only_for_the_close_ones() -> None:
+    """Only a detailed row says a session is forgotten, and a page of them is 4.5 times
+    the size of the plain one (a slow link takes longer than SESSIONS_HINT_TIMEOUT_S):
+    the page is read plain, and only the close sessions in detail, each by its key."""
+    handler = type("Detailed", (_Detailed,), {"asked": []})
+    with serving(handler) as url:
+        done = run_cli(url, "events", "tg:alise")
+    assert done.returncode == 1, done.stderr
+    assert done.stderr.strip() == ("Error: there is no session 'tg:alise' on the node; "
+                                   "did you mean 'tg:alicia'?"), done.stderr
+    queries = [parse_qs(urlsplit(target).query) for target in handler.asked]
+    assert [query for query in queries if "detail" not in query] == [
+        {"limit": [str(SESSIONS_COMPARED_MAX)]}], handler.asked
+    assert sorted(query["prefix"][0] for query in queries if "detail" in query) == [
+        "tg:alice", "tg:alicia"], handler.asked

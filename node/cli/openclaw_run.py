@@ -28,9 +28,10 @@ from node.openclaw.export import ExportRefused, Written
 from node.openclaw.export import export as export_transcript
 from node.openclaw.held import CursorChangedTooOften
 from node.openclaw.lock_holders import HeldLock, StateLockUnreadable
-from node.openclaw.mapping import EXTRA, session_key_for
+from node.openclaw.mapping import EXTRA
 from node.openclaw.pace import AHEAD_PLAUSIBLE_MAX_S, days_said
 from node.openclaw.records import Transcript, openclaw_ids, transcripts_for
+from node.openclaw.session_names import session_key_for
 from node.openclaw.source import path_there
 from node.openclaw.sqlite import rows_of_session
 from node.openclaw.state import (

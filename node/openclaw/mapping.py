@@ -18,9 +18,9 @@ id) are copied, so the record keeps every field under its OpenClaw name (``id``,
 turns events back into records.
 
 Determinism: an event's content depends only on the record, OpenClaw's agent id and
-session key (``session_key_for``) and the session id, never on the device or the clock.
-The timestamp is the record's (``timestamp``; else the message's; else ``fallback_ms``),
-and the n-th event of one record has the HLC counter n.
+session key (``session_names.session_key_for``) and the session id, never on the device
+or the clock. The timestamp is the record's (``timestamp``; else the message's; else
+``fallback_ms``), and the n-th event of one record has the HLC counter n.
 
 A rewind's copy: ``sessions.rewind`` keeps the whole transcript, record ids included,
 under a new session id of the same key (a header newer than the records after it). Those
@@ -45,17 +45,17 @@ from __future__ import annotations
 import base64
 import binascii
 import copy
-import hashlib
 from dataclasses import dataclass, field
 from typing import Any
 
 from crdt.clock import Hlc
 from crdt.errors import InvalidInput
 from crdt.events import EVENT_BYTES_MAX, Draft, Event
-from crdt.keys import check_name, check_session_key, is_name
+from crdt.keys import is_name
 from crdt.kinds import parse_kind
 from crdt.kinds import text as checked_text
 from node.openclaw import sizes
+from node.openclaw.session_names import session_key_for
 
 #: The extra field every event from OpenClaw carries.
 EXTRA = "openclaw"
@@ -96,54 +96,6 @@ class _Part:
 
 class _Unfit(Exception):
     """The record does not have the shape its type promises: it is kept whole."""
-
-
-def session_key_for(agent_id: str, openclaw_session_key: str) -> str:
-    """The clawsync session key of an OpenClaw session key: the key itself when it is
-    OpenClaw's usual ``agent:<agentId>:...`` form (the seed's form too), else the key
-    behind ``agent:<agentId>:``; a key that would not be a valid clawsync key (too long,
-    control characters) becomes ``agent:<agentId>:openclaw-<BLAKE2b-128 hex>``.
-
-    >>> session_key_for("main", "agent:main:explicit:s1")
-    'agent:main:explicit:s1'
-    >>> session_key_for("main", "s1")
-    'agent:main:s1'
-    """
-    check_name(agent_id, "agent_id")
-    prefix = f"agent:{agent_id}:"
-    key = openclaw_session_key
-    if not key.startswith(prefix):
-        key = prefix + key
-    try:
-        return check_session_key(key)
-    except InvalidInput:
-        return check_session_key(prefix + _hashed(openclaw_session_key))
-
-
-def nameable(value: str) -> str:
-    """OpenClaw's session key or id ``value`` as events can name it: itself, or, where it
-    is not valid text (a lone surrogate: a ``.jsonl``'s name with a byte that is not
-    UTF-8, as Python reads it, or a ``\\udcff`` escape in ``sessions.json``, as
-    JavaScript writes a string cut inside a surrogate pair), ``openclaw-<BLAKE2b-128
-    hex>``, as ``session_key_for`` hashes a key: the same at every run, and the
-    session's clawsync key is the one ``session_key_for`` gives ``value``. No event can
-    hold a lone surrogate: each record of the session failed, and its agent's import
-    at every run.
-
-    >>> nameable("s1"), nameable("s" + chr(0xDCFF))[:9]
-    ('s1', 'openclaw-')
-    """
-    try:
-        return checked_text(value, "session")
-    except InvalidInput:
-        return _hashed(value)
-
-
-def _hashed(text: str) -> str:
-    """``openclaw-`` and a BLAKE2b-128 of ``text`` (hex): what stands for a key or an id
-    no event can name."""
-    digest = hashlib.blake2b(text.encode("utf-8", "surrogatepass"), digest_size=16)
-    return f"openclaw-{digest.hexdigest()}"
 
 
 def events_for(record: Any, ref: SessionRef, *, fallback_ms: int = 0,

@@ -3,7 +3,8 @@ key, and each one's cursor entry: what ``node.openclaw.jsonl`` reads, from the i
 ``sessions.json`` (session key -> ``sessionId``, ``sessionFile``) and the folder's
 listing. Each entry's file is the one OpenClaw's import reads for it (``legacy_files``:
 none if that file is not there); a file no entry names is a session of its own, its
-name the session id. An id or key that is not valid text is hashed (``mapping.nameable``).
+name the session id. An id or key that is not valid text is hashed
+(``session_names.nameable``).
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ from pathlib import Path
 from crdt.keys import is_name
 from node.openclaw.cursor_room import hashed, within_limit
 from node.openclaw.legacy_files import followed, js_trimmed, opened, transcript_file
-from node.openclaw.mapping import nameable
+from node.openclaw.session_names import nameable
 from node.openclaw.source import Problem
 
 #: Session id -> (its session key, its file if it is there), as the index names them.

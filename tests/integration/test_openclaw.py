@@ -18,7 +18,7 @@ from crdt.log.cursors import CURSOR_ENTRIES_MAX
 from crdt.storage.lock import LOCK_NAME
 from node.cli.common import TOKEN_REFUSED_EXIT
 from node.http.errors import STOPPING_RETRY_AFTER_S
-from node.openclaw.mapping import session_key_for
+from node.openclaw.session_names import session_key_for
 from node.server.cursors import BODY_BYTES_MAX
 from tests.node.openclaw import transcript
 from tests.support.cluster import all_events, wait_until

@@ -14,7 +14,7 @@ from urllib.parse import quote
 
 import pytest
 
-from node.openclaw.mapping import session_key_for
+from node.openclaw.session_names import session_key_for
 from node.openclaw.state import cursor_name
 from tests.node.openclaw import transcript
 from tests.support.cluster import wait_until

@@ -17,8 +17,8 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from crdt.log.cursors import CURSOR_ENTRIES_MAX
 from node.openclaw.cursor_room import unmarked
-from node.openclaw.mapping import session_key_for
 from node.openclaw.session_keys import SESSION_KEYS_MAX, keys_name
+from node.openclaw.session_names import session_key_for
 from node.openclaw.state import cursor_name
 from tests.support.openclaw import replaced_anew, turn_records, write_jsonl
 from tests.support.processes import NodeProcess, run_cli

@@ -9,8 +9,9 @@ import os
 from pathlib import Path
 
 from crdt.log.store import EventStore
-from node.openclaw.mapping import SessionRef, events_for, session_key_for
+from node.openclaw.mapping import SessionRef, events_for
 from node.openclaw.records import Transcript, transcripts_for
+from node.openclaw.session_names import session_key_for
 from tests.node.openclaw import transcript
 
 KEY = transcript.SESSION_KEY

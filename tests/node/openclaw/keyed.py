@@ -10,7 +10,7 @@ from pathlib import Path
 from crdt.log.cursors import read_cursor
 from crdt.log.store import EventStore
 from node.openclaw.key_entries import file_of
-from node.openclaw.mapping import session_key_for
+from node.openclaw.session_names import session_key_for
 from tests.node.openclaw.waiting import KEY_A
 from tests.support.openclaw import turn_records
 

@@ -18,8 +18,8 @@ from crdt.log.store import EventStore
 from node.cli.openclaw_sink import EmbeddedSink
 from node.openclaw import sqlite
 from node.openclaw.bridge import Bridge
-from node.openclaw.mapping import session_key_for
 from node.openclaw.records import records_for
+from node.openclaw.session_names import session_key_for
 from node.openclaw.state import StateFolder, cursor_name
 from node.openclaw.tally import Tally
 from tests.node.openclaw import transcript

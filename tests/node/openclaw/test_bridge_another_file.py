@@ -17,8 +17,8 @@ from crdt.log.store import EventStore
 from node.cli.openclaw_sink import EmbeddedSink
 from node.openclaw.bridge import Bridge
 from node.openclaw.key_entries import entry_of
-from node.openclaw.mapping import session_key_for
 from node.openclaw.session_keys import keys_name
+from node.openclaw.session_names import session_key_for
 from node.openclaw.state import StateFolder, cursor_name
 from tests.node.openclaw.keyed import (
     SESSION_A,

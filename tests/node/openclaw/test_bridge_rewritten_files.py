@@ -22,7 +22,7 @@ from node.cli.openclaw_sink import EmbeddedSink, HttpSink
 from node.client.api import Client, ClientError
 from node.openclaw.bridge import Bridge
 from node.openclaw.file_marks import TAIL_BYTES, tail_mark
-from node.openclaw.mapping import session_key_for
+from node.openclaw.session_names import session_key_for
 from node.openclaw.state import StateFolder, cursor_name
 from node.openclaw.tally import Tally
 from tests.node.openclaw.keyed import SESSION_A, T0_MS, events_by_session, lines, records

@@ -17,8 +17,8 @@ from node.client.errors import ClientError
 from node.openclaw.bridge import Bridge
 from node.openclaw.file_marks import FIRST_RECORD_BYTES, TAIL_BYTES, first_record
 from node.openclaw.key_entries import entry_of, file_entry, file_of
-from node.openclaw.mapping import session_key_for
 from node.openclaw.session_keys import KEYS_SUFFIX, keys_name
+from node.openclaw.session_names import session_key_for
 from node.openclaw.source import FileIdentity
 from node.openclaw.state import StateFolder, cursor_name
 from tests.node.openclaw.keyed import (

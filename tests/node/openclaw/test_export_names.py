@@ -21,8 +21,9 @@ from node.openclaw.export import (
     export,
     transcript_bytes,
 )
-from node.openclaw.mapping import SessionRef, events_for, session_key_for
+from node.openclaw.mapping import SessionRef, events_for
 from node.openclaw.records import Transcript
+from node.openclaw.session_names import session_key_for
 from tests.node.openclaw import transcript
 from tests.node.openclaw.exporting import a_transcript, files_under, nothing_written, stored
 from tests.node.openclaw.support import KEY, cli

@@ -12,8 +12,8 @@ import pytest
 
 from crdt.log.store import EventStore
 from node.openclaw.export import ExportRefused, export, transcript_bytes
-from node.openclaw.mapping import session_key_for
 from node.openclaw.records import Transcript
+from node.openclaw.session_names import session_key_for
 from tests.node.openclaw import transcript
 from tests.node.openclaw.exporting import a_transcript, files_under, stored
 from tests.node.openclaw.support import KEY, cli

@@ -31,7 +31,7 @@ from node.openclaw.cursor_room import (
     tail_entry,
 )
 from node.openclaw.file_marks import tail_mark
-from node.openclaw.mapping import session_key_for
+from node.openclaw.session_names import session_key_for
 from node.openclaw.state import StateFolder, cursor_name
 from tests.node.openclaw.waiting import CountingSink, one_pass
 from tests.support.openclaw import (
@@ -111,7 +111,8 @@ def test_a_topic_file_with_a_long_name_imports_and_reads_on(tmp_path: Path) -> N
 
 def test_a_long_name_under_a_key_over_the_nodes_limit_imports(tmp_path: Path) -> None:
     """The topic's key is over a session key's 512 bytes too: its events go under the
-    key's hash (``mapping.session_key_for``), as any such key's; nothing is skipped."""
+    key's hash (``session_names.session_key_for``), as any such key's; nothing is
+    skipped."""
     key = "agent:main:telegram:group:-1001:topic:" + "k" * 600
     now_ms = int(time.time() * 1000)
     write_jsonl(tmp_path, "agent:main:other", OTHER, turn_records(OTHER, [now_ms]))
@@ -288,7 +289,7 @@ def test_a_file_name_the_node_refuses_in_an_entry_imports(tmp_path: Path, name: 
 def test_a_file_no_entry_names_whose_name_is_not_utf_8_imports(tmp_path: Path) -> None:
     """Two files no index entry names, each's name with a byte that is not UTF-8 (two
     bytes Node would both read as U+FFFD), are each a session of an id events can hold
-    (``mapping.nameable``), one per name and the same at each run: stored once,
+    (``session_names.nameable``), one per name and the same at each run: stored once,
     beside the other session. Before, no event could name the id (a lone surrogate), and
     its agent's import failed at every run, its other sessions with it."""
     now_ms = int(time.time() * 1000)
@@ -312,7 +313,7 @@ def test_a_file_no_entry_names_whose_name_is_not_utf_8_imports(tmp_path: Path) -
 def test_an_index_entry_with_a_lone_surrogate_imports(tmp_path: Path) -> None:
     """``sessions.json`` names a key, and another entry a session id, each with a lone
     surrogate (``\\udcff``: how JavaScript writes a string cut inside a surrogate pair):
-    each is named as events can (``mapping.nameable``), its clawsync key the one
+    each is named as events can (``session_names.nameable``), its clawsync key the one
     ``session_key_for`` gives its key; stored once, beside the other session. Before,
     no event could name either, and its agent's import failed at every run."""
     now_ms = int(time.time() * 1000)

@@ -19,8 +19,9 @@ from crdt.events import EVENT_BYTES_MAX, Event, parse_event
 from crdt.log.projection import rebuild
 from crdt.log.store import EventStore
 from node.openclaw import sizes
-from node.openclaw.mapping import SessionRef, copy_ms_of, events_for, session_key_for
+from node.openclaw.mapping import SessionRef, copy_ms_of, events_for
 from node.openclaw.records import records_for, transcripts_for
+from node.openclaw.session_names import session_key_for
 from tests.node.openclaw import transcript
 
 REF = SessionRef(*transcript.ref_args())

@@ -397,7 +397,9 @@ def test_a_certificate_expiring_soon_is_warned_of_once_and_is_a_metric(
               if "tls certificate expires soon" in line]
     assert len(warned) == 1, warned  # at start, not again at each look
     soon_expires = x509.load_pem_x509_certificate(soon[0].read_bytes()).not_valid_after_utc
-    assert str(cert) in warned[0] and soon_expires.isoformat() in warned[0]
+    # As every time in the log: UTC with Z, not Python's +00:00.
+    assert str(cert) in warned[0] \
+        and soon_expires.strftime("%Y-%m-%dT%H:%M:%SZ") in warned[0], warned[0]
     body = [line for line in soon[1].read_text().splitlines() if not line.startswith("-----")]
     assert not any(part in warned[0] for part in body)
 

@@ -13,7 +13,6 @@ costs a session its offset.
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Iterable, Mapping
 
 from crdt import codec
@@ -21,6 +20,7 @@ from crdt.errors import Picklable
 from crdt.keys import is_name
 from crdt.log.cursors import CURSOR_BYTES_MAX, CURSOR_ENTRIES_MAX
 from node.openclaw.file_marks import TAIL_MARK_BYTES
+from node.openclaw.session_names import digest_of
 
 #: The cursor entry keeping the time of a session's header that begins a rewind's copy:
 #: the copy may span several reads, and a restart between them.
@@ -39,9 +39,6 @@ TAIL_PREFIX = "tail:"
 #: entries (``entry_owners``) or made anew from what it names. The release before takes
 #: a mark or a copy time so for the entry of a JSONL session gone, and drops it.
 HASHED = "#"
-#: Bytes of the hash an entry too long for its prefix is kept under (``within_limit``):
-#: 128 bits, so that no two files of an agent share it.
-LONG_HASH_BYTES = 16
 #: What the entries of a ``.jsonl``'s offset begin with (``session_files.cursor_entry``):
 #: those that may have a tail mark.
 FILE_PREFIXES = ("jsonl:", "jsonl-file:")
@@ -71,7 +68,7 @@ def within_limit(prefix: str, rest: str) -> str:
     (``crdt.keys.is_name``: over ``crdt.keys.NAME_BYTES_MAX``, or with a control
     character or a character that is not UTF-8, as a file's name may have, which the
     node would refuse at every save), ``prefix``, ``#`` and a hash of ``rest``
-    (``LONG_HASH_BYTES``): an entry of the same kind, found again only by making it
+    (``session_names.digest_of``): an entry of the same kind, found again only by making it
     anew from what it names (``entry_owners``, ``session_files.cursor_entry``). A valid
     entry keeps its plain form, byte for byte.
 
@@ -87,14 +84,13 @@ def within_limit(prefix: str, rest: str) -> str:
 
 
 def hashed(text: str) -> str:
-    """``HASHED`` and a hash of ``text`` (``LONG_HASH_BYTES``): what an entry too long for
-    what it names keeps in its place (``within_limit``).
+    """``HASHED`` and a hash of ``text`` (``session_names.digest_of``): what an entry too
+    long for what it names keeps in its place (``within_limit``).
 
     >>> hashed("s1")
     '#...'
     """
-    named = hashlib.blake2b(text.encode("utf-8", "surrogatepass"), digest_size=LONG_HASH_BYTES)
-    return HASHED + named.hexdigest()
+    return HASHED + digest_of(text)
 
 
 def tail_entry(entry: str) -> str:

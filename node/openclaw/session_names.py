@@ -16,6 +16,10 @@ from crdt.errors import InvalidInput
 from crdt.keys import check_name, check_session_key
 from crdt.kinds import text as checked_text
 
+#: Bytes of the hash that stands for a name (``digest_of``): 128 bits, so that no two of
+#: an agent's sessions or files share it.
+DIGEST_BYTES = 16
+
 
 def session_key_for(agent_id: str, openclaw_session_key: str) -> str:
     """The clawsync session key of an OpenClaw session key: the key itself when it is
@@ -59,7 +63,18 @@ def nameable(value: str) -> str:
 
 
 def _hashed(text: str) -> str:
-    """``openclaw-`` and a BLAKE2b-128 of ``text`` (hex): what stands for a key or an id
-    no event can name."""
-    digest = hashlib.blake2b(text.encode("utf-8", "surrogatepass"), digest_size=16)
-    return f"openclaw-{digest.hexdigest()}"
+    """``openclaw-`` and ``digest_of(text)``: what stands for a key or an id no event can
+    name."""
+    return f"openclaw-{digest_of(text)}"
+
+
+def digest_of(text: str) -> str:
+    """The BLAKE2b hash of ``text`` (``DIGEST_BYTES``, in hex) that stands for a name the
+    node cannot hold as it is: here, and in a cursor's entry (``cursor_room.hashed``).
+    Its lone surrogates (a file name that is not UTF-8) are hashed as they are.
+
+    >>> len(digest_of("s1")), digest_of("s" + chr(0xDCFF)) != digest_of("s" + chr(0xDCFE))
+    (32, True)
+    """
+    return hashlib.blake2b(text.encode("utf-8", "surrogatepass"),
+                           digest_size=DIGEST_BYTES).hexdigest()

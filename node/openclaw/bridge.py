@@ -128,7 +128,8 @@ class Bridge:
     async def run_pass(self, only_changed: bool = False) -> Tally:
         """Import everything new now; with ``only_changed``, skip stores that did not
         change since the last look."""
-        tally, self._waits.counted = Tally(), set()
+        tally = Tally()
+        self._waits.new_pass()
         sources = self.state.sources()
         if sources is None:  # not listed: no store is known gone, none read; next look
             return tally
@@ -179,8 +180,7 @@ class Bridge:
         """Read agent ``name``'s stores ``reads`` (of all its ``stores``), from its
         cursors as the node holds them (read from it again if ``load``)."""
         if await self._held.load(name, load):
-            for waiting in [waiting for waiting in self._waits.waiting if waiting[0] == name]:
-                del self._waits.waiting[waiting]
+            self._waits.drop(name)
         others = [source for source in stores if source is not reads[0]]
         kept = without_gone(self._held.main[name], others, reads, self._waits.of(name))
         if kept is not None:  # fewer entries: under the limits
@@ -227,8 +227,8 @@ class Bridge:
     async def _step(self, name: str, source: Source, reading: Reading) -> Step:
         cursor = self._held.main[name]
         step = Step()
-        waits = {entry for cursor_of, entry in self._waits.waiting  # this store's waiting ones
-                 if cursor_of == name and of_store(entry, source)}
+        waits = {entry for entry in self._waits.of(name)  # this store's waiting ones
+                 if of_store(entry, source)}
         # A waiting session is looked at at every pass: of SQLite's, only what is tried
         # is read, so that it does not take the read's row budget from the sessions after
         # it; a JSONL file (read on a budget of its own) only once it changed.

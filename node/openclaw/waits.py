@@ -32,6 +32,17 @@ class Waits:
         # the step's units reach it: in the order of the store, after what came before it.
         self.untold: dict[str, str] = {}
 
+    def new_pass(self) -> None:
+        """A pass begins: the waits it meets are counted in its tally anew."""
+        self.counted = set()
+
+    def drop(self, name: str) -> None:
+        """End cursor ``name``'s waits, unsaid: it was changed on the node meanwhile
+        (``HeldCursors.load``), and a record the node refuses for its time, read again
+        from there, waits anew."""
+        for waiting in [waiting for waiting in self.waiting if waiting[0] == name]:
+            del self.waiting[waiting]
+
     def due(self, name: str) -> bool:
         """Whether a record waiting in agent ``name``'s stores is to be tried again now."""
         now = self._monotonic()

@@ -213,6 +213,17 @@ def test_a_session_of_a_long_id_moved_into_sqlite_imports(tmp_path: Path) -> Non
     assert read == 3 and entry.startswith("db:#") and cursor[entry] == 3
 
 
+def moved_midway(tmp_path: Path, store: EventStore, gateway: FakeGateway, key: str,
+                 records: list[dict[str, Any]]) -> str:
+    """The topic session's rows written into SQLite under ``key``, its file not moved yet:
+    what the next run says of the agent over its limits."""
+    gateway.open_session(key, TOPIC)
+    gateway.add(TOPIC, records)
+    with pytest.raises(CursorFull) as raised:
+        runs(tmp_path, store)
+    return str(raised.value)
+
+
 def test_a_long_name_midway_through_the_move_into_sqlite_is_told_so(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """The topic's rows are in SQLite, its file (of a long name) not moved yet, and the
@@ -228,13 +239,9 @@ def test_a_long_name_midway_through_the_move_into_sqlite_is_told_so(
     try:
         with EventStore.open("memory:") as store:
             assert runs(tmp_path, store)[0] == 4
-            gateway.open_session(key, TOPIC)
-            gateway.add(TOPIC, records)
-            with pytest.raises(CursorFull) as raised:
-                runs(tmp_path, store)
+            said = moved_midway(tmp_path, store, gateway, key, records)
     finally:
         gateway.close()
-    said = str(raised.value)
     assert "1 of its sessions are in both its SQLite store" in said
     assert "once the move is done" in said and "delete" not in said
 
@@ -254,13 +261,9 @@ def test_a_rewinds_copy_midway_through_the_move_into_sqlite_is_told_so(
             _read, cursor = runs(tmp_path, store)
             assert {entry, copy_entry(entry)} <= set(cursor)
             assert copy_entry(entry).startswith("copy:#")
-            gateway.open_session(REWOUND_KEY, TOPIC)
-            gateway.add(TOPIC, records)
-            with pytest.raises(CursorFull) as raised:
-                runs(tmp_path, store)
+            said = moved_midway(tmp_path, store, gateway, REWOUND_KEY, records)
     finally:
         gateway.close()
-    said = str(raised.value)
     assert "1 of its sessions are in both its SQLite store" in said
     assert "once the move is done" in said and "delete" not in said
 

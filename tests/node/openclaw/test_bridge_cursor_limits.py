@@ -20,6 +20,7 @@ from node.openclaw.state import cursor_name
 from node.openclaw.tally import PassFull
 from tests.node.openclaw.support import (
     SMALL,
+    SavingSink,
     cli,
     records,
     saving_bridge,
@@ -34,6 +35,18 @@ from tests.node.openclaw.waiting import (
     waiting_bridge,
 )
 from tests.support.openclaw import FakeGateway, turn_records, write_jsonl
+
+
+def full_pass(state: Path, store: EventStore) -> tuple[str, SavingSink]:
+    """One pass of a new bridge that stops at an agent over its cursor's limits: what it
+    says of it, and the sink it saved through."""
+    bridge, sink, folder = saving_bridge(state, store)
+    try:
+        with pytest.raises(CursorFull) as raised:
+            one_pass(bridge)
+    finally:
+        folder.close()
+    return str(raised.value), sink
 
 
 @pytest.mark.parametrize("figure", ["entries", "bytes"])
@@ -95,13 +108,7 @@ def test_an_agent_truly_over_the_limits_reads_one_step_again_per_run(
     with EventStore.open("memory:") as store:
         try:
             for _run in range(3):
-                bridge, sink, folder = saving_bridge(tmp_path, store)
-                try:
-                    with pytest.raises(CursorFull) as raised:
-                        one_pass(bridge)
-                finally:
-                    folder.close()
-                said = str(raised.value)
+                said, sink = full_pass(tmp_path, store)
                 assert f"{SMALL + 1} sessions" in said
                 assert "delete in OpenClaw the sessions" in said and "move" not in said
                 assert saved_cursor(tmp_path, store) == {f"db:{sid}": 3
@@ -154,13 +161,7 @@ def test_a_jsonl_agent_truly_over_the_limits_saves_the_sessions_that_fit(
     sent: list[int] = []
     with EventStore.open("memory:") as store:
         for _run in range(3):
-            bridge, sink, folder = saving_bridge(tmp_path, store)
-            try:
-                with pytest.raises(CursorFull) as raised:
-                    one_pass(bridge)
-            finally:
-                folder.close()
-            said = str(raised.value)
+            said, sink = full_pass(tmp_path, store)
             assert f"{3 * SMALL} sessions" in said and "delete in OpenClaw" in said
             assert "each run reads again the records of those that do not" in said
             assert saved_cursor(tmp_path, store) == {
@@ -186,13 +187,8 @@ def test_a_session_that_does_not_fit_is_passed_over_for_later_ones_that_do(
             for sid in (ids[0], ids[2])}
     monkeypatch.setattr(cursor_room, "CURSOR_BYTES_MAX", len(codec.encode_fast(fits)))
     with EventStore.open("memory:") as store:
-        bridge, sink, folder = saving_bridge(tmp_path, store)
-        try:
-            with pytest.raises(CursorFull) as raised:
-                one_pass(bridge)
-        finally:
-            folder.close()
-        assert "bytes encoded" in str(raised.value)
+        said, sink = full_pass(tmp_path, store)
+        assert "bytes encoded" in said
         assert read_cursor(store, cursor_name(tmp_path.resolve(), "main")) == fits  # no mark
         assert all(len(codec.encode_fast(cursor)) <= len(codec.encode_fast(fits))
                    for cursor in sink.saved)
